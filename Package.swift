@@ -1,0 +1,37 @@
+// swift-tools-version:6.0
+// snnmem: memory planning, measurement and training for spiking neural networks.
+//
+// Targets point one way: MemoryModel <- Profiles <- Planner <- (Allocator, Engine) <- Reports <- CLI.
+import PackageDescription
+
+let package = Package(
+    name: "snnmem",
+    platforms: [.macOS(.v13)],
+    products: [
+        .executable(name: "snnmem", targets: ["snnmem"]),
+        .library(name: "Planner", targets: ["Planner"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", exact: "1.8.2"),
+        .package(url: "https://github.com/jpsim/Yams", exact: "6.2.2"),
+    ],
+    targets: [
+        // Byte counts, roles, shapes, lifetime events and the one peak-finding sweep. No dependencies.
+        .target(name: "MemoryModel"),
+        // Architecture profiles: YAML with source locations, layer tree, shape inference.
+        .target(name: "Profiles", dependencies: ["MemoryModel", .product(name: "Yams", package: "Yams")]),
+        // What each layer keeps for backward, per strategy; the planned lifetime trace; max batch.
+        .target(name: "Planner", dependencies: ["MemoryModel", "Profiles"]),
+        // Thin argument-parser commands over the library targets.
+        .target(name: "CLI", dependencies: [
+            "MemoryModel", "Profiles", "Planner",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
+        .executableTarget(name: "snnmem", dependencies: ["CLI"]),
+        .testTarget(name: "MemoryModelTests", dependencies: ["MemoryModel"]),
+        .testTarget(name: "ProfilesTests", dependencies: ["Profiles"]),
+        .testTarget(name: "PlannerTests", dependencies: ["Planner", "Profiles", "MemoryModel"]),
+        .testTarget(name: "CLITests", dependencies: ["CLI", "Planner"]),
+    ],
+    swiftLanguageModes: [.v5]
+)

@@ -1,0 +1,116 @@
+/// The one peak-finding sweep. Planned traces and measured traces both go through it, so a
+/// difference between predicted and measured peaks can only come from the events themselves.
+public struct PeakSweep: Sendable {
+    public struct Problem: Hashable, Codable, Sendable, CustomStringConvertible {
+        public enum Kind: String, Codable, Sendable { case doubleAllocate, freeOfUnknown, leak }
+        public var kind: Kind
+        public var tensorID: Int
+        public var eventIndex: Int?
+
+        public var description: String {
+            switch kind {
+            case .doubleAllocate: return "tensor \(tensorID) allocated twice (event \(eventIndex ?? -1))"
+            case .freeOfUnknown: return "tensor \(tensorID) freed but not live (event \(eventIndex ?? -1)): a double free or a free without allocation"
+            case .leak: return "tensor \(tensorID) still live at the end of the step"
+            }
+        }
+    }
+
+    public struct Result: Sendable, Codable, Equatable {
+        /// Highest live bytes at any moment (after an allocation).
+        public var peakBytes: Int
+        /// Index of the event at which the peak was first reached; nil for an empty trace.
+        public var peakEventIndex: Int?
+        /// The phase of that event.
+        public var peakPhase: TrainingPhase?
+        /// Live bytes by role at the peak.
+        public var bytesByRoleAtPeak: RoleBytes
+        /// Highest live bytes of each role on its own (not necessarily at the same moment).
+        public var peakBytesByRole: RoleBytes
+        /// Bytes still live after the last event.
+        public var finalLiveBytes: Int
+        public var problems: [Problem]
+    }
+
+    public var rounding: AllocatorRounding
+
+    public init(rounding: AllocatorRounding = .exact) { self.rounding = rounding }
+
+    /// Sweeps events in order. `allowLive` lists tensors allowed to outlive the trace
+    /// (parameters and optimizer state survive a training step); anything else still live is a leak.
+    public func run(_ events: [LifetimeEvent], allowLive: Set<Int> = []) -> Result {
+        var live: [Int: (bytes: Int, role: TensorRole)] = [:]
+        live.reserveCapacity(events.count / 2)
+        var liveBytes = 0
+        var byRole = RoleBytes()
+        var peakByRole = RoleBytes()
+        var peakBytes = 0
+        var peakIndex: Int?
+        var peakRoles = RoleBytes()
+        var problems: [Problem] = []
+
+        for (index, event) in events.enumerated() {
+            let bytes = rounding.roundedBytes(event.bytes)
+            switch event.kind {
+            case .allocate:
+                if live[event.tensorID] != nil {
+                    problems.append(Problem(kind: .doubleAllocate, tensorID: event.tensorID, eventIndex: index))
+                    continue
+                }
+                live[event.tensorID] = (bytes, event.role)
+                liveBytes += bytes
+                byRole[event.role] += bytes
+                if byRole[event.role] > peakByRole[event.role] { peakByRole[event.role] = byRole[event.role] }
+                if liveBytes > peakBytes || peakIndex == nil {
+                    peakBytes = liveBytes
+                    peakIndex = index
+                    peakRoles = byRole
+                }
+            case .free:
+                guard let entry = live.removeValue(forKey: event.tensorID) else {
+                    problems.append(Problem(kind: .freeOfUnknown, tensorID: event.tensorID, eventIndex: index))
+                    continue
+                }
+                liveBytes -= entry.bytes
+                byRole[entry.role] -= entry.bytes
+            }
+        }
+        for id in live.keys.sorted() where !allowLive.contains(id) {
+            problems.append(Problem(kind: .leak, tensorID: id, eventIndex: nil))
+        }
+        return Result(
+            peakBytes: peakBytes, peakEventIndex: peakIndex, peakPhase: peakIndex.map { events[$0].phase },
+            bytesByRoleAtPeak: peakRoles, peakBytesByRole: peakByRole, finalLiveBytes: liveBytes, problems: problems)
+    }
+
+    /// The tensors live right after event `index` (for "what makes the peak" listings).
+    public func liveTensors(_ events: [LifetimeEvent], after index: Int) -> [Int] {
+        var live = Set<Int>()
+        for event in events[...index] {
+            switch event.kind {
+            case .allocate: live.insert(event.tensorID)
+            case .free: live.remove(event.tensorID)
+            }
+        }
+        return live.sorted()
+    }
+
+    /// Live bytes after every event, for timelines.
+    public func liveBytesSeries(_ events: [LifetimeEvent]) -> [Int] {
+        var series: [Int] = []
+        series.reserveCapacity(events.count)
+        var liveBytes = 0
+        var sizes: [Int: Int] = [:]
+        for event in events {
+            switch event.kind {
+            case .allocate:
+                let bytes = rounding.roundedBytes(event.bytes)
+                if sizes[event.tensorID] == nil { sizes[event.tensorID] = bytes; liveBytes += bytes }
+            case .free:
+                if let bytes = sizes.removeValue(forKey: event.tensorID) { liveBytes -= bytes }
+            }
+            series.append(liveBytes)
+        }
+        return series
+    }
+}
