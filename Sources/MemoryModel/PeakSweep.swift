@@ -27,6 +27,9 @@ public struct PeakSweep: Sendable {
         public var bytesByRoleAtPeak: RoleBytes
         /// Highest live bytes of each role on its own (not necessarily at the same moment).
         public var peakBytesByRole: RoleBytes
+        /// Peak of the bytes held for the step itself (activations, neuron state, workspace):
+        /// live bytes less parameters, gradients, optimizer state and input.
+        public var peakActivationBytes: Int
         /// Bytes still live after the last event.
         public var finalLiveBytes: Int
         public var problems: [Problem]
@@ -48,6 +51,10 @@ public struct PeakSweep: Sendable {
         var peakIndex: Int?
         var peakRoles = RoleBytes()
         var problems: [Problem] = []
+        var peakActivation = 0
+        func activationBytes(_ roles: RoleBytes) -> Int {
+            roles[.activation] + roles[.neuronState] + roles[.workspace]
+        }
 
         for (index, event) in events.enumerated() {
             let bytes = rounding.roundedBytes(event.bytes)
@@ -61,6 +68,7 @@ public struct PeakSweep: Sendable {
                 liveBytes += bytes
                 byRole[event.role] += bytes
                 if byRole[event.role] > peakByRole[event.role] { peakByRole[event.role] = byRole[event.role] }
+                peakActivation = max(peakActivation, activationBytes(byRole))
                 if liveBytes > peakBytes || peakIndex == nil {
                     peakBytes = liveBytes
                     peakIndex = index
@@ -80,7 +88,7 @@ public struct PeakSweep: Sendable {
         }
         return Result(
             peakBytes: peakBytes, peakEventIndex: peakIndex, peakPhase: peakIndex.map { events[$0].phase },
-            bytesByRoleAtPeak: peakRoles, peakBytesByRole: peakByRole, finalLiveBytes: liveBytes, problems: problems)
+            bytesByRoleAtPeak: peakRoles, peakBytesByRole: peakByRole, peakActivationBytes: peakActivation, finalLiveBytes: liveBytes, problems: problems)
     }
 
     /// The tensors live right after event `index` (for "what makes the peak" listings).

@@ -35,6 +35,19 @@ public enum TensorRole: String, Codable, CaseIterable, Sendable, Comparable {
         }
     }
 
+    /// A column header of at most six characters.
+    public var shortLabel: String {
+        switch self {
+        case .parameter: return "params"
+        case .gradient: return "grads"
+        case .optimizerState: return "optim"
+        case .activation: return "activ"
+        case .neuronState: return "neuron"
+        case .workspace: return "work"
+        case .input: return "input"
+        }
+    }
+
     public static func < (lhs: TensorRole, rhs: TensorRole) -> Bool {
         allCases.firstIndex(of: lhs)! < allCases.firstIndex(of: rhs)!
     }

@@ -1,2 +1,3 @@
 import CLI
-Snnmem.main()
+
+Snnmem.run()

@@ -1,0 +1,67 @@
+import ArgumentParser
+import MemoryModel
+import Planner
+import Profiles
+
+enum OutputFormat: String, ExpressibleByArgument, CaseIterable {
+    case table, json, markdown
+}
+
+/// Options shared by commands that take a profile.
+struct ProfileOptions: ParsableArguments {
+    @Argument(help: "A profile YAML file (see profiles/).")
+    var profile: String
+
+    @Option(help: "Batch size (default: the profile's).")
+    var batch: Int?
+
+    @Option(help: "Timesteps T (default: the profile's).")
+    var timesteps: Int?
+
+    @Option(help: "Output format: table, json or markdown.")
+    var format: OutputFormat = .table
+
+    func validate() throws {
+        if let batch, batch < 1 { throw ValidationError("--batch must be at least 1, got \(batch)") }
+        if let timesteps, timesteps < 1 { throw ValidationError("--timesteps must be at least 1, got \(timesteps)") }
+    }
+
+    func loadProfile() throws -> Profile {
+        try reportingErrors { try ProfileLoader.load(path: profile) }
+    }
+}
+
+/// `--strategy S|all`, parsed into strategies.
+struct StrategyOption: ParsableArguments {
+    @Option(help: "A strategy (bptt, checkpoint, sltt, revsnn, trevsnn) or all.")
+    var strategy: String = "all"
+
+    @Option(help: "Checkpoint segment length k (checkpoint only; default round(sqrt(T))).")
+    var segment: Int?
+
+    func validate() throws {
+        _ = try strategies()
+        if let segment, segment < 1 { throw ValidationError("--segment must be at least 1, got \(segment)") }
+        if segment != nil, !(try strategies()).contains(.checkpoint) {
+            throw ValidationError("--segment applies to the checkpoint strategy only; add --strategy checkpoint or all")
+        }
+    }
+
+    func strategies() throws -> [Strategy] {
+        if strategy.lowercased() == "all" { return Strategy.allCases }
+        guard let one = Strategy(rawValue: strategy.lowercased()) else {
+            throw ValidationError("unknown strategy '\(strategy)': use one of \(Strategy.allCases.map(\.rawValue).joined(separator: ", ")) or all")
+        }
+        return [one]
+    }
+
+    var isAll: Bool { strategy.lowercased() == "all" }
+}
+
+extension AllocatorRounding: ExpressibleByArgument {}
+
+func parseSize(_ text: String, option: String) throws -> Int {
+    do { return try ByteCount.parse(text) } catch {
+        throw ValidationError("\(option): \(error)")
+    }
+}

@@ -1,0 +1,120 @@
+import ArgumentParser
+import MemoryModel
+import Planner
+import Profiles
+
+struct PlanCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "plan",
+        abstract: "Plan one training step: every tensor kept for backward, the peak, and bytes by role at the peak.")
+
+    @OptionGroup var options: ProfileOptions
+    @OptionGroup var strategyOption: StrategyOption
+
+    @Flag(help: "Also list every layer with its inferred input and output shapes.")
+    var layers = false
+
+    @Option(help: "Round each tensor as an allocator would: exact, jemalloc or cuda.")
+    var allocator: AllocatorRounding = .exact
+
+    @Option(help: "How many of the largest tensors live at the peak to list (table and markdown).")
+    var top: Int = 8
+
+    func validate() throws {
+        if top < 0 { throw ValidationError("--top must be 0 or more, got \(top)") }
+    }
+
+    func run() throws {
+        let profile = try options.loadProfile()
+        let strategies = try strategyOption.strategies()
+        let plannerOptions = Planner.Options(batch: options.batch, timesteps: options.timesteps,
+                                             segment: strategyOption.segment, rounding: allocator)
+        let (plans, skipped) = try reportingErrors { () throws -> ([MemoryPlan], [(Strategy, String)]) in
+            if !strategyOption.isAll, let reason = strategies[0].notApplicableReason(profile) {
+                throw PlannerError.notApplicable(strategy: strategies[0], reason: reason)
+            }
+            let result = try Planner.planAll(profile, strategies: strategies, options: plannerOptions)
+            return (result.plans, result.notApplicable)
+        }
+        let batch = options.batch ?? profile.batch
+        let timesteps = options.timesteps ?? profile.timesteps
+        let layerRows = layers ? LayerRow.rows(profile) : nil
+        switch options.format {
+        case .json:
+            print(try Formatting.json(PlanJSON(profile: profile, batch: batch, timesteps: timesteps, rounding: allocator,
+                                               plans: plans, notApplicable: skipped, layers: layerRows)))
+        case .table, .markdown:
+            let report = PlanText(profile: profile, batch: batch, timesteps: timesteps, rounding: allocator, plans: plans,
+                                  notApplicable: skipped, layers: layerRows, top: top, markdown: options.format == .markdown)
+            print(report.render())
+        }
+    }
+}
+
+/// The table and Markdown renderings of a plan.
+struct PlanText {
+    var profile: Profile
+    var batch: Int
+    var timesteps: Int
+    var rounding: AllocatorRounding
+    var plans: [MemoryPlan]
+    var notApplicable: [(Strategy, String)]
+    var layers: [LayerRow]?
+    var top: Int
+    var markdown: Bool
+
+    func table(_ table: TextTable) -> String { markdown ? table.markdown() : table.text() }
+
+    func heading(_ text: String) -> String { markdown ? "### " + text : text }
+
+    func render() -> String {
+        var sections: [String] = []
+        let title = "\(profile.name): batch \(batch), T \(timesteps), \(profile.dtype.rawValue), \(rounding.rawValue) bytes (\(profile.sourcePath))"
+        sections.append(markdown ? "## " + title : title)
+        if let layers {
+            var t = TextTable(["layer", "kind", "input", "output", "params"], alignments: [.left, .left, .right, .right, .right])
+            for row in layers { t.add([row.path, row.kind, row.input.description, row.output.description, "\(row.parameters)"]) }
+            sections.append(heading("Layers and inferred shapes (per sample, per timestep)") + "\n" + table(t))
+        }
+        if !plans.isEmpty {
+            var summary = TextTable(["strategy", "peak", "activations", "persistent", "peak at"],
+                                    alignments: [.left, .right, .right, .right, .left])
+            var compute = TextTable(["strategy", "forward GFLOP", "recompute GFLOP", "extra"])
+            for plan in plans {
+                let name = plan.strategy.rawValue + (plan.segment.map { " k=\($0)" } ?? "")
+                summary.add([name, Formatting.bytes(plan.peakBytes), Formatting.bytes(plan.activationBytes),
+                             Formatting.bytes(plan.persistentBytes), plan.sweep.peakPhase?.description ?? "-"])
+                let extra = plan.forwardFlops > 0 ? "+" + Formatting.percent(plan.recomputeFlops / plan.forwardFlops) : "-"
+                compute.add([name, Formatting.gflops(plan.forwardFlops), Formatting.gflops(plan.recomputeFlops), extra])
+            }
+            sections.append(heading("Peak of one training step") + "\n" + table(summary))
+            sections.append(heading("Compute per step") + "\n" + table(compute))
+
+            let unit = 1024.0 * 1024.0
+            var roles = TextTable(["strategy"] + TensorRole.allCases.map(\.shortLabel))
+            for plan in plans {
+                roles.add([plan.strategy.rawValue] + TensorRole.allCases.map {
+                    ByteCount.formatFixed(Double(plan.bytesByRoleAtPeak[$0]) / unit, digits: 2)
+                })
+            }
+            sections.append(heading("Bytes by role at the peak (MiB)") + "\n" + table(roles))
+
+            if plans.count == 1, top > 0, let plan = plans.first {
+                var live = TextTable(["tensor live at the peak", "role", "shape", "bytes"], alignments: [.left, .left, .right, .right])
+                for tensor in plan.tensorsLiveAtPeak.prefix(top) {
+                    live.add([tensor.descriptor.label, tensor.descriptor.role.label, tensor.descriptor.shape.description,
+                              Formatting.bytes(rounding.roundedBytes(tensor.bytes))])
+                }
+                let saved = plan.savedTensors
+                let savedBytes = saved.reduce(0) { $0 + rounding.roundedBytes($1.bytes) }
+                sections.append(heading("Largest tensors live at the peak") + "\n" + table(live) +
+                                "\n\(saved.count) tensors kept for backward, \(Formatting.bytes(savedBytes)) in all (--format json lists them)")
+            }
+        }
+        if !notApplicable.isEmpty {
+            let lines = notApplicable.map { (markdown ? "- " : "  ") + "\($0.0.rawValue): \($0.1)" }
+            sections.append((markdown ? "Not applicable:" : "Not applicable to this profile:") + "\n" + lines.joined(separator: "\n"))
+        }
+        return sections.joined(separator: "\n\n")
+    }
+}

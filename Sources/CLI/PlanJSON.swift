@@ -1,0 +1,119 @@
+import MemoryModel
+import Planner
+import Profiles
+
+/// The JSON shape of `snnmem plan --format json`.
+struct PlanJSON: Codable {
+    struct SavedTensor: Codable {
+        var layer: String
+        var name: String
+        var timestep: Int?
+        var role: String
+        var shape: [Int]
+        var bytes: Int
+    }
+
+    struct StrategyPlan: Codable {
+        var strategy: String
+        var peakBytes: Int
+        var peakPhase: String?
+        var peakTensor: String?
+        var segment: Int?
+        var bytesByRole: [String: Int]
+        var activationBytes: Int
+        var persistentBytes: Int
+        var savedTensorBytes: Int
+        var savedTensors: [SavedTensor]
+        var forwardFlops: Double
+        var recomputeFlops: Double
+        var backwardFlops: Double
+    }
+
+    struct NotApplicable: Codable {
+        var strategy: String
+        var reason: String
+    }
+
+    struct LayerInfo: Codable {
+        var layer: String
+        var kind: String
+        var inputShape: [Int]
+        var outputShape: [Int]
+        var parameters: Int
+    }
+
+    var profile: String
+    var profilePath: String
+    var batch: Int
+    var timesteps: Int
+    var dtype: String
+    var allocator: String
+    var strategies: [StrategyPlan]
+    var notApplicable: [NotApplicable]
+    var layers: [LayerInfo]?
+
+    init(profile: Profile, batch: Int, timesteps: Int, rounding: AllocatorRounding, plans: [MemoryPlan],
+         notApplicable: [(Strategy, String)], layers: [LayerRow]?) {
+        self.profile = profile.name
+        self.profilePath = profile.sourcePath
+        self.batch = batch
+        self.timesteps = timesteps
+        self.dtype = profile.dtype.rawValue
+        self.allocator = rounding.rawValue
+        self.strategies = plans.map { plan in
+            let saved = plan.savedTensors
+            return StrategyPlan(
+                strategy: plan.strategy.rawValue, peakBytes: plan.peakBytes, peakPhase: plan.sweep.peakPhase?.description,
+                peakTensor: plan.peakTensor?.descriptor.label, segment: plan.segment,
+                bytesByRole: plan.bytesByRoleAtPeak.byReportKey, activationBytes: plan.activationBytes,
+                persistentBytes: plan.persistentBytes,
+                savedTensorBytes: saved.reduce(0) { $0 + rounding.roundedBytes($1.bytes) },
+                savedTensors: saved.map {
+                    SavedTensor(layer: $0.descriptor.layerPath, name: $0.descriptor.name, timestep: $0.descriptor.timestep,
+                                role: $0.descriptor.role.reportKey, shape: $0.descriptor.shape.dims,
+                                bytes: rounding.roundedBytes($0.bytes))
+                },
+                forwardFlops: plan.forwardFlops, recomputeFlops: plan.recomputeFlops, backwardFlops: plan.backwardFlops)
+        }
+        self.notApplicable = notApplicable.map { NotApplicable(strategy: $0.0.rawValue, reason: $0.1) }
+        self.layers = layers?.map {
+            LayerInfo(layer: $0.path, kind: $0.kind, inputShape: $0.input.dims, outputShape: $0.output.dims, parameters: $0.parameters)
+        }
+    }
+}
+
+/// One row of `plan --layers`: a layer with its inferred shapes and parameter count.
+struct LayerRow {
+    var path: String
+    var kind: String
+    var input: TensorShape
+    var output: TensorShape
+    var parameters: Int
+
+    static func rows(_ profile: Profile) -> [LayerRow] {
+        var rows: [LayerRow] = []
+        func add(_ layers: [Layer], columns: Int) {
+            for layer in layers {
+                let count = LayerMemoryTable.declaration(for: layer).parameters.reduce(0) { $0 + $1.shape.elementCount } * columns
+                rows.append(LayerRow(path: layer.path, kind: layer.kind.keyword, input: layer.inputShape, output: layer.outputShape,
+                                     parameters: count))
+                switch layer.kind {
+                case .residual(let spec): add(spec.main, columns: columns); add(spec.shortcut, columns: columns)
+                case .reversible(let stage): for block in stage.blocks { add(block.f, columns: columns); add(block.g, columns: columns) }
+                case .trevsnn(let net):
+                    for level in net.levels {
+                        rows.append(LayerRow(path: level.path + "/alpha", kind: "alpha", input: level.stateShape, output: level.stateShape,
+                                             parameters: level.channels * profile.timesteps))
+                        add(level.down, columns: profile.timesteps)
+                        add(level.up, columns: profile.timesteps)
+                        add(level.blocks, columns: profile.timesteps)
+                    }
+                    add(net.head, columns: profile.timesteps)
+                default: break
+                }
+            }
+        }
+        add(profile.layers, columns: 1)
+        return rows
+    }
+}

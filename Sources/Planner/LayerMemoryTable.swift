@@ -1,0 +1,137 @@
+import MemoryModel
+import Profiles
+
+/// A buffer a layer allocates, declared by name, role and per-sample shape.
+public struct BufferDeclaration: Hashable, Sendable {
+    public var name: String
+    public var role: TensorRole
+    /// Shape per sample and timestep, or per timestep only when `perSample` is false.
+    public var shape: TensorShape
+    /// Whether the buffer has a batch dimension (activations do; batch-norm statistics do not).
+    public var perSample: Bool
+    /// Element type; nil means the profile's dtype.
+    public var dtype: DType?
+
+    public init(name: String, role: TensorRole, shape: TensorShape, perSample: Bool = true, dtype: DType? = nil) {
+        self.name = name
+        self.role = role
+        self.shape = shape
+        self.perSample = perSample
+        self.dtype = dtype
+    }
+}
+
+/// A learnable (or running-statistics) tensor of a layer.
+public struct ParameterDeclaration: Hashable, Sendable {
+    public var name: String
+    public var shape: TensorShape
+    /// Running statistics are parameters without gradient or optimizer state.
+    public var trainable: Bool
+}
+
+/// What one layer allocates in a training step. This table is the single source of truth: the
+/// planner sums it, and the engine allocates exactly these buffers, so that predicted and
+/// measured peaks can be compared tensor by tensor.
+public struct LayerMemoryDeclaration: Hashable, Sendable {
+    /// Forward keeps a reference to its input for backward (no new bytes, a longer lifetime).
+    public var keepsInput: Bool
+    /// Buffers the forward allocates and backward needs (freed at once when nothing is kept).
+    public var saved: [BufferDeclaration]
+    /// Scratch allocated and freed inside forward, after the output and the saved buffers.
+    public var forwardWorkspace: [BufferDeclaration]
+    /// Scratch allocated and freed inside backward, after the input gradient.
+    public var backwardWorkspace: [BufferDeclaration]
+    /// The output shares the input's storage (flatten); no output and no input gradient is allocated.
+    public var outputIsView: Bool
+    /// Carried from one timestep to the next in forward (the membrane potential v).
+    public var forwardState: [BufferDeclaration]
+    /// Carried from one timestep to the previous one in backward (dL/dv).
+    public var backwardState: [BufferDeclaration]
+    public var parameters: [ParameterDeclaration]
+
+    static let none = LayerMemoryDeclaration(keepsInput: false, saved: [], forwardWorkspace: [], backwardWorkspace: [],
+                                             outputIsView: false, forwardState: [], backwardState: [], parameters: [])
+}
+
+/// The table itself: one switch over layer kinds (llm.c's `fill_in_activation_sizes` is the model).
+public enum LayerMemoryTable {
+    public static func declaration(for layer: Layer) -> LayerMemoryDeclaration {
+        var d = LayerMemoryDeclaration.none
+        switch layer.kind {
+        case .conv(let conv):
+            d.keepsInput = true
+            d.parameters = [ParameterDeclaration(name: "weight", shape: TensorShape([conv.outChannels, conv.inChannels / conv.groups, conv.kernel, conv.kernel]), trainable: true)]
+            if conv.bias { d.parameters.append(ParameterDeclaration(name: "bias", shape: TensorShape([conv.outChannels]), trainable: true)) }
+            // im2col of one sample: (Cin * k * k) x (Hout * Wout). A 1x1, stride 1, unpadded conv is a plain GEMM and needs none.
+            if !isPointwise(conv) {
+                let columns = TensorShape([conv.inChannels * conv.kernel * conv.kernel, layer.outputShape.dims[1] * layer.outputShape.dims[2]])
+                let im2col = BufferDeclaration(name: "im2col", role: .workspace, shape: columns, perSample: false)
+                d.forwardWorkspace = [im2col]
+                d.backwardWorkspace = [im2col]
+            }
+        case .batchNorm(let channels):
+            d.keepsInput = true
+            // Batch statistics of this timestep, kept in float32 whatever the activation dtype.
+            d.saved = [BufferDeclaration(name: "mean", role: .activation, shape: TensorShape([channels]), perSample: false, dtype: .float32),
+                       BufferDeclaration(name: "invstd", role: .activation, shape: TensorShape([channels]), perSample: false, dtype: .float32)]
+            d.parameters = [ParameterDeclaration(name: "weight", shape: TensorShape([channels]), trainable: true),
+                            ParameterDeclaration(name: "bias", shape: TensorShape([channels]), trainable: true),
+                            ParameterDeclaration(name: "runningMean", shape: TensorShape([channels]), trainable: false),
+                            ParameterDeclaration(name: "runningVar", shape: TensorShape([channels]), trainable: false)]
+        case .neuron(let neuron):
+            if neuron.carriesState {
+                // SpikingJelly keeps h (the potential before firing) and recomputes the spike from it.
+                d.saved = [BufferDeclaration(name: "h", role: .neuronState, shape: layer.outputShape)]
+                d.forwardState = [BufferDeclaration(name: "v", role: .neuronState, shape: layer.outputShape)]
+                d.backwardState = [BufferDeclaration(name: "dv", role: .workspace, shape: layer.outputShape)]
+            } else {
+                // A stateless neuron fires on its input alone: the input is all backward needs.
+                d.keepsInput = true
+            }
+        case .avgPool, .upsample:
+            break
+        case .maxPool:
+            d.saved = [BufferDeclaration(name: "argmax", role: .activation, shape: layer.outputShape, dtype: .int32)]
+        case .flatten:
+            d.outputIsView = true
+        case .linear(let linear):
+            d.keepsInput = true
+            d.parameters = [ParameterDeclaration(name: "weight", shape: TensorShape([linear.outFeatures, linear.inFeatures]), trainable: true)]
+            if linear.bias { d.parameters.append(ParameterDeclaration(name: "bias", shape: TensorShape([linear.outFeatures]), trainable: true)) }
+        case .scale:
+            d.keepsInput = true
+            d.parameters = [ParameterDeclaration(name: "scale", shape: TensorShape([1]), trainable: true)]
+        case .residual, .reversible, .trevsnn:
+            // Containers: their sub-layers declare their own buffers; the schedules handle the adds.
+            break
+        }
+        return d
+    }
+
+    public static func isPointwise(_ conv: ConvSpec) -> Bool {
+        conv.kernel == 1 && conv.stride == 1 && conv.padding == 0
+    }
+
+    /// Forward FLOPs of one layer for one sample and one timestep (a multiply-add counts 2).
+    public static func forwardFlops(for layer: Layer) -> Double {
+        let outElements = Double(layer.outputShape.elementCount)
+        let inElements = Double(layer.inputShape.elementCount)
+        switch layer.kind {
+        case .conv(let conv):
+            let macs = outElements * Double(conv.inChannels / conv.groups * conv.kernel * conv.kernel)
+            return 2 * macs + (conv.bias ? outElements : 0)
+        case .linear(let linear):
+            return 2 * Double(linear.inFeatures * linear.outFeatures) + (linear.bias ? Double(linear.outFeatures) : 0)
+        case .batchNorm:
+            return 7 * inElements  // mean, variance, normalize, affine
+        case .neuron(let neuron):
+            return neuron.carriesState ? 5 * outElements : outElements  // charge, fire, reset
+        case .avgPool(let pool), .maxPool(let pool):
+            return outElements * Double(pool.kernel * pool.kernel)
+        case .upsample, .scale:
+            return outElements
+        case .flatten, .residual, .reversible, .trevsnn:
+            return 0
+        }
+    }
+}

@@ -1,0 +1,63 @@
+import MemoryModel
+import Profiles
+
+/// The largest batch whose planned peak fits a memory budget.
+public struct MaxBatchResult: Sendable, Equatable {
+    public var strategy: Strategy
+    public var budgetBytes: Int
+    /// 0 when not even one sample fits.
+    public var maxBatch: Int
+    /// Peak at `maxBatch`; nil when it is 0.
+    public var peakBytesAtMax: Int?
+    public var peakBytesAtMaxPlusOne: Int
+    /// Plans made by the search (for the benchmark's curiosity).
+    public var plansEvaluated: Int
+}
+
+public enum MaxBatch {
+    /// Batches above this are not searched: no profile's step fits a real machine there.
+    public static let searchLimit = 1 << 24
+
+    /// Exponential then binary search on the planned peak, which never decreases with the batch.
+    public static func find(_ profile: Profile, strategy: Strategy, budgetBytes: Int,
+                            options: Planner.Options = Planner.Options()) throws -> MaxBatchResult {
+        var evaluated = 0
+        func peak(_ batch: Int) throws -> Int {
+            var o = options
+            o.batch = batch
+            evaluated += 1
+            return try Planner.plan(profile, strategy: strategy, options: o).peakBytes
+        }
+        let peakAtOne = try peak(1)
+        if peakAtOne > budgetBytes {
+            return MaxBatchResult(strategy: strategy, budgetBytes: budgetBytes, maxBatch: 0, peakBytesAtMax: nil,
+                                  peakBytesAtMaxPlusOne: peakAtOne, plansEvaluated: evaluated)
+        }
+        var fits = 1, fitsPeak = peakAtOne
+        var tooBig = 2
+        var tooBigPeak = try peak(2)
+        while tooBigPeak <= budgetBytes {
+            fits = tooBig
+            fitsPeak = tooBigPeak
+            guard tooBig < searchLimit else {
+                throw PlannerError.invalidArgument(name: "memory", value: "\(budgetBytes) bytes",
+                                                   fix: "the budget fits more than \(searchLimit) samples; use a realistic memory size")
+            }
+            tooBig *= 2
+            tooBigPeak = try peak(tooBig)
+        }
+        while tooBig - fits > 1 {
+            let middle = (fits + tooBig) / 2
+            let middlePeak = try peak(middle)
+            if middlePeak <= budgetBytes {
+                fits = middle
+                fitsPeak = middlePeak
+            } else {
+                tooBig = middle
+                tooBigPeak = middlePeak
+            }
+        }
+        return MaxBatchResult(strategy: strategy, budgetBytes: budgetBytes, maxBatch: fits, peakBytesAtMax: fitsPeak,
+                              peakBytesAtMaxPlusOne: tooBigPeak, plansEvaluated: evaluated)
+    }
+}

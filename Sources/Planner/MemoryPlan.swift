@@ -1,0 +1,43 @@
+import MemoryModel
+import Profiles
+
+/// A planned training step: every tensor, every allocation and free in order, and the sweep's answer.
+public struct MemoryPlan: Sendable {
+    public var profileName: String
+    public var strategy: Strategy
+    public var batch: Int
+    public var timesteps: Int
+    /// The checkpoint segment length (checkpoint only).
+    public var segment: Int?
+    public var rounding: AllocatorRounding
+    public var tensors: [PlannedTensor]
+    public var events: [LifetimeEvent]
+    public var sweep: PeakSweep.Result
+    /// FLOPs of one forward pass over all timesteps.
+    public var forwardFlops: Double
+    /// FLOPs spent again in backward to recompute or reconstruct what forward did not keep.
+    public var recomputeFlops: Double
+    public var backwardFlops: Double
+
+    public var peakBytes: Int { sweep.peakBytes }
+    public var bytesByRoleAtPeak: RoleBytes { sweep.bytesByRoleAtPeak }
+    public var activationBytes: Int { sweep.peakActivationBytes }
+
+    /// Tensors held from forward (or a recomputation) for backward, in allocation order.
+    public var savedTensors: [PlannedTensor] { tensors.filter(\.keptForBackward) }
+
+    /// The allocation that reached the peak.
+    public var peakTensor: PlannedTensor? { sweep.peakEventIndex.map { tensors[events[$0].tensorID] } }
+
+    /// Tensors live at the peak, largest first.
+    public var tensorsLiveAtPeak: [PlannedTensor] {
+        guard let index = sweep.peakEventIndex else { return [] }
+        return PeakSweep(rounding: rounding).liveTensors(events, after: index).map { tensors[$0] }
+            .sorted { ($0.bytes, -$0.id) > ($1.bytes, -$1.id) }
+    }
+
+    /// Bytes of the tensors that survive the step (parameters, gradients, optimizer state).
+    public var persistentBytes: Int {
+        tensors.filter(\.persistent).reduce(0) { $0 + rounding.roundedBytes($1.bytes) }
+    }
+}

@@ -1,0 +1,13 @@
+import MemoryModel
+
+/// A tensor in a planned training step.
+public struct PlannedTensor: Hashable, Codable, Sendable {
+    public var id: Int
+    public var descriptor: TensorDescriptor
+    /// Held from forward (or a recomputation) until backward needs it.
+    public var keptForBackward: Bool
+    /// Survives the step (parameters, gradients, optimizer state).
+    public var persistent: Bool
+
+    public var bytes: Int { descriptor.bytes }
+}

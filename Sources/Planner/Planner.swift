@@ -1,0 +1,72 @@
+import MemoryModel
+import Profiles
+
+/// Plans one training step of a profile under a strategy: no training, only the tensors.
+public enum Planner {
+    public struct Options: Sendable {
+        public var batch: Int?
+        public var timesteps: Int?
+        /// Checkpoint segment length; nil means round(sqrt(T)).
+        public var segment: Int?
+        public var rounding: AllocatorRounding
+
+        public init(batch: Int? = nil, timesteps: Int? = nil, segment: Int? = nil, rounding: AllocatorRounding = .exact) {
+            self.batch = batch
+            self.timesteps = timesteps
+            self.segment = segment
+            self.rounding = rounding
+        }
+    }
+
+    public static func plan(_ profile: Profile, strategy: Strategy, options: Options = Options()) throws -> MemoryPlan {
+        if let reason = strategy.notApplicableReason(profile) {
+            throw PlannerError.notApplicable(strategy: strategy, reason: reason)
+        }
+        let batch = options.batch ?? profile.batch
+        let timesteps = options.timesteps ?? profile.timesteps
+        guard batch >= 1 else {
+            throw PlannerError.invalidArgument(name: "batch", value: "\(batch)", fix: "use a batch of at least 1")
+        }
+        guard timesteps >= 1 else {
+            throw PlannerError.invalidArgument(name: "timesteps", value: "\(timesteps)", fix: "use at least 1 timestep")
+        }
+        var segment: Int?
+        if strategy == .checkpoint {
+            let k = options.segment ?? Strategy.defaultSegment(timesteps: timesteps)
+            guard k >= 1, k <= timesteps else {
+                throw PlannerError.invalidArgument(name: "segment", value: "\(k)", fix: "use a segment between 1 and T = \(timesteps)")
+            }
+            segment = k
+        }
+        var builder = TraceBuilder(profile: profile, batch: batch, timesteps: timesteps)
+        let isTRev = profile.trevsnnNetwork != nil
+        switch strategy {
+        case .bptt: isTRev ? builder.runTRev(reconstruct: false) : builder.runBPTT()
+        case .checkpoint: builder.runCheckpoint(segment: segment!)
+        case .sltt: builder.runSLTT()
+        case .revsnn: builder.runRevSNN()
+        case .trevsnn: builder.runTRev(reconstruct: true)
+        }
+        let sweep = PeakSweep(rounding: options.rounding).run(builder.events, allowLive: builder.persistentIDs)
+        precondition(sweep.problems.isEmpty, "planned trace is inconsistent: \(sweep.problems)")
+        return MemoryPlan(profileName: profile.name, strategy: strategy, batch: batch, timesteps: timesteps, segment: segment,
+                          rounding: options.rounding, tensors: builder.tensors, events: builder.events, sweep: sweep,
+                          forwardFlops: builder.forwardFlops, recomputeFlops: builder.recomputeFlops,
+                          backwardFlops: builder.backwardFlops)
+    }
+
+    /// Every strategy: the plans of those that apply and the reasons for the others.
+    public static func planAll(_ profile: Profile, strategies: [Strategy] = Strategy.allCases,
+                               options: Options = Options()) throws -> (plans: [MemoryPlan], notApplicable: [(Strategy, String)]) {
+        var plans: [MemoryPlan] = []
+        var skipped: [(Strategy, String)] = []
+        for strategy in strategies {
+            if let reason = strategy.notApplicableReason(profile) {
+                skipped.append((strategy, reason))
+            } else {
+                plans.append(try plan(profile, strategy: strategy, options: options))
+            }
+        }
+        return (plans, skipped)
+    }
+}

@@ -1,0 +1,24 @@
+/// SLTT/OTTT-style online training: at each timestep, forward keeping that timestep's saved
+/// tensors, then backpropagate it at once. The membrane potential is detached from the previous
+/// timestep, so no dL/dv is carried and only one timestep's tensors are ever kept: O(L).
+/// The loss is the mean over timesteps of each timestep's cross-entropy.
+extension TraceBuilder {
+    mutating func runSLTT() {
+        let (input, labels) = setUp()
+        temporalGradient = false
+        var outputSum: Int?
+        for t in 0..<timesteps {
+            phase = .forward(timestep: t)
+            retain(input)
+            let logits = forward(profile.layers, input, span: .timestep(t), saving: true)
+            let dLogits = outputGradient(span: .timestep(t))
+            accumulateOutput(logits, into: &outputSum)
+            phase = .backward(timestep: t)
+            _ = backward(profile.layers, dLogits, span: .timestep(t), needInputGrad: false)
+        }
+        phase = .backward(timestep: 0)
+        releaseForwardStates()
+        release(outputSum!)
+        finish(input: input, labels: labels)
+    }
+}

@@ -1,0 +1,204 @@
+import MemoryModel
+import Profiles
+
+/// Simulates one training step's allocations: every tensor the engine will allocate, in the
+/// order it allocates them, with reference counts deciding when each is freed. The schedules
+/// (one file each) drive it; the layer walk turns `LayerMemoryTable` declarations into events.
+struct TraceBuilder {
+    struct SavedKey: Hashable {
+        var path: String
+        var timestep: Int?
+    }
+
+    let profile: Profile
+    let batch: Int
+    let timesteps: Int
+    /// Whether backward carries dL/dv from one timestep to the previous (false in SLTT).
+    var temporalGradient = true
+
+    private(set) var tensors: [PlannedTensor] = []
+    private(set) var events: [LifetimeEvent] = []
+    private var refcounts: [Int] = []
+    var phase: TrainingPhase = .setup
+
+    /// Buffers kept for backward, by layer and timestep.
+    var saved: [SavedKey: [Int]] = [:]
+    /// Membrane potentials carried across timesteps in forward, by layer path.
+    var forwardStates: [String: Int] = [:]
+    /// dL/dv carried across timesteps in backward, by layer path.
+    var backwardStates: [String: Int] = [:]
+
+    var forwardFlops = 0.0
+    var recomputeFlops = 0.0
+    var backwardFlops = 0.0
+
+    init(profile: Profile, batch: Int, timesteps: Int) {
+        self.profile = profile
+        self.batch = batch
+        self.timesteps = timesteps
+    }
+
+    // MARK: - Allocation
+
+    @discardableResult
+    mutating func allocate(_ path: String, _ name: String, timestep: Int?, role: TensorRole, shape: TensorShape,
+                           dtype: DType? = nil, persistent: Bool = false) -> Int {
+        let id = tensors.count
+        let descriptor = TensorDescriptor(layerPath: path, name: name, timestep: timestep, role: role, shape: shape,
+                                          dtype: dtype ?? profile.dtype)
+        tensors.append(PlannedTensor(id: id, descriptor: descriptor, keptForBackward: false, persistent: persistent))
+        refcounts.append(1)
+        events.append(LifetimeEvent(kind: .allocate, tensorID: id, bytes: descriptor.bytes, role: role, phase: phase))
+        return id
+    }
+
+    /// Allocates a declared buffer for a span: per-sample buffers get the batch, multi-step spans the time axis.
+    mutating func allocate(_ buffer: BufferDeclaration, path: String, span: Span) -> Int {
+        var shape = buffer.shape
+        if buffer.perSample { shape = shape.prepending(batch) }
+        if span == .allTimesteps { shape = shape.prepending(timesteps) }
+        return allocate(path, buffer.name, timestep: span.timestep, role: buffer.role, shape: shape, dtype: buffer.dtype)
+    }
+
+    /// An activation-shaped tensor ([B, ...] or [T, B, ...]) for a span.
+    mutating func allocateActivation(_ path: String, _ name: String, role: TensorRole, shape: TensorShape, span: Span) -> Int {
+        allocate(BufferDeclaration(name: name, role: role, shape: shape), path: path, span: span)
+    }
+
+    /// Scratch that lives only inside one operation.
+    mutating func allocateAndFree(_ buffer: BufferDeclaration, path: String, span: Span) {
+        let id = allocate(path, buffer.name, timestep: span.timestep, role: buffer.role, shape: buffer.shape, dtype: buffer.dtype)
+        release(id)
+    }
+
+    mutating func retain(_ id: Int) {
+        precondition(refcounts[id] > 0, "retain of freed tensor \(tensors[id].descriptor.label)")
+        refcounts[id] += 1
+    }
+
+    mutating func release(_ id: Int) {
+        precondition(refcounts[id] > 0, "release of freed tensor \(tensors[id].descriptor.label)")
+        refcounts[id] -= 1
+        if refcounts[id] == 0 {
+            let t = tensors[id]
+            events.append(LifetimeEvent(kind: .free, tensorID: id, bytes: t.bytes, role: t.descriptor.role, phase: phase))
+        }
+    }
+
+    mutating func markKept(_ id: Int) { tensors[id].keptForBackward = true }
+
+    /// `a += b` (or `a -= b`): done in a's storage when nothing else holds a; otherwise the result
+    /// needs a new tensor. b is released either way. The engine follows the same rule.
+    mutating func combine(into a: Int, _ b: Int, name: String? = nil) -> Int {
+        let result = makeWritable(a, name: name)
+        release(b)
+        return result
+    }
+
+    /// a itself when nothing else holds it, else a new tensor of the same shape (a is released).
+    mutating func makeWritable(_ a: Int, name: String? = nil) -> Int {
+        guard refcounts[a] > 1 else { return a }
+        let d = tensors[a].descriptor
+        let copy = allocate(d.layerPath, name ?? d.name, timestep: d.timestep, role: d.role, shape: d.shape, dtype: d.dtype)
+        release(a)
+        return copy
+    }
+
+    mutating func keep(_ ids: [Int], key: SavedKey) {
+        for id in ids { markKept(id) }
+        saved[key, default: []] += ids
+    }
+
+    mutating func releaseSaved(_ key: SavedKey) {
+        for id in saved.removeValue(forKey: key) ?? [] { release(id) }
+    }
+
+    mutating func releaseForwardStates() {
+        for path in forwardStates.keys.sorted() { release(forwardStates[path]!) }
+        forwardStates = [:]
+    }
+
+    mutating func releaseBackwardStates() {
+        for path in backwardStates.keys.sorted() { release(backwardStates[path]!) }
+        backwardStates = [:]
+    }
+
+    mutating func addFlops(_ flops: Double) {
+        switch phase {
+        case .forward, .setup, .optimizerStep: forwardFlops += flops
+        case .recompute: recomputeFlops += flops
+        case .backward: backwardFlops += flops
+        }
+    }
+
+    // MARK: - Set-up and the end of the step
+
+    /// Parameters, gradients and optimizer state of every layer (per column for T-RevSNN),
+    /// then the input batch and labels. Returns the input tensor and the labels.
+    mutating func setUp() -> (input: Int, labels: Int) {
+        phase = .setup
+        let stateNames = profile.optimizer.stateNames
+        func parameters(_ layers: [Layer], prefix: String) {
+            for layer in layers {
+                for parameter in LayerMemoryTable.declaration(for: layer).parameters {
+                    addParameter(prefix + layer.path, parameter, stateNames: stateNames)
+                }
+            }
+        }
+        for layer in profile.layers {
+            if case .trevsnn(let net) = layer.kind {
+                for column in 0..<timesteps {
+                    let prefix = TraceBuilder.columnPrefix(column)
+                    for level in net.levels {
+                        parameters(Self.flatten(level.down + level.up + level.blocks), prefix: prefix)
+                        addParameter(prefix + level.path, ParameterDeclaration(name: "alpha", shape: TensorShape([level.channels]), trainable: true),
+                                     stateNames: stateNames)
+                    }
+                    parameters(Self.flatten(net.head), prefix: prefix)
+                }
+            } else {
+                parameters(Self.flatten([layer]), prefix: "")
+            }
+        }
+        let input = allocate("input", "images", timestep: nil, role: .input, shape: profile.inputShape.prepending(batch))
+        let labels = allocate("input", "labels", timestep: nil, role: .input, shape: TensorShape([batch]), dtype: .int32)
+        return (input, labels)
+    }
+
+    private mutating func addParameter(_ path: String, _ parameter: ParameterDeclaration, stateNames: [String]) {
+        allocate(path, parameter.name, timestep: nil, role: .parameter, shape: parameter.shape, dtype: .float32, persistent: true)
+        guard parameter.trainable else { return }
+        allocate(path, parameter.name + ".grad", timestep: nil, role: .gradient, shape: parameter.shape, dtype: .float32, persistent: true)
+        for state in stateNames {
+            allocate(path, parameter.name + "." + state, timestep: nil, role: .optimizerState, shape: parameter.shape,
+                     dtype: .float32, persistent: true)
+        }
+    }
+
+    /// Layers with their nested layers (residual branches, reversible F and G), parents first.
+    static func flatten(_ layers: [Layer]) -> [Layer] {
+        var out: [Layer] = []
+        for layer in layers {
+            out.append(layer)
+            switch layer.kind {
+            case .residual(let spec): out += flatten(spec.main) + flatten(spec.shortcut)
+            case .reversible(let stage): for block in stage.blocks { out += flatten(block.f) + flatten(block.g) }
+            default: break
+            }
+        }
+        return out
+    }
+
+    static func columnPrefix(_ column: Int) -> String { "col\(column)/" }
+
+    /// The optimizer step updates in place; then the batch is released.
+    mutating func finish(input: Int, labels: Int) {
+        phase = .optimizerStep
+        release(input)
+        release(labels)
+        precondition(saved.isEmpty, "saved tensors left after backward: \(saved.keys.map(\.path))")
+        precondition(forwardStates.isEmpty && backwardStates.isEmpty, "neuron states left after the step")
+    }
+
+    var persistentIDs: Set<Int> { Set(tensors.filter(\.persistent).map(\.id)) }
+}

@@ -1,0 +1,86 @@
+import MemoryModel
+
+/// One layer of a profile with its inferred shapes. Shapes are per sample and per timestep
+/// ([channels, height, width] or [features]); batch and time are added by whoever allocates.
+public struct Layer: Hashable, Sendable {
+    public var name: String
+    /// Slash-separated names from the network root, e.g. "stage2/block0/main/conv1".
+    public var path: String
+    public var location: SourceLocation
+    public var kind: LayerKind
+    public var inputShape: TensorShape
+    public var outputShape: TensorShape
+
+    public init(name: String, path: String, location: SourceLocation, kind: LayerKind,
+                inputShape: TensorShape, outputShape: TensorShape) {
+        self.name = name
+        self.path = path
+        self.location = location
+        self.kind = kind
+        self.inputShape = inputShape
+        self.outputShape = outputShape
+    }
+}
+
+public struct ConvSpec: Hashable, Codable, Sendable {
+    public var inChannels: Int
+    public var outChannels: Int
+    public var kernel: Int
+    public var stride: Int
+    public var padding: Int
+    public var groups: Int
+    public var bias: Bool
+}
+
+public struct PoolSpec: Hashable, Codable, Sendable {
+    public var kernel: Int
+    public var stride: Int
+    public var padding: Int
+}
+
+public struct LinearSpec: Hashable, Codable, Sendable {
+    public var inFeatures: Int
+    public var outFeatures: Int
+    public var bias: Bool
+}
+
+/// A residual block: output = main(x) + shortcut(x); an empty shortcut is the identity.
+public struct ResidualSpec: Hashable, Sendable {
+    public var main: [Layer]
+    public var shortcut: [Layer]
+}
+
+public indirect enum LayerKind: Hashable, Sendable {
+    case conv(ConvSpec)
+    case batchNorm(channels: Int)
+    case neuron(NeuronSpec)
+    case avgPool(PoolSpec)
+    case maxPool(PoolSpec)
+    case flatten
+    case linear(LinearSpec)
+    /// Nearest-neighbour upsampling by an integer factor (T-RevSNN's up path).
+    case upsample(factor: Int)
+    /// A learnable scalar multiplying its input (ReZero / layer scale).
+    case scale(initial: Double)
+    case residual(ResidualSpec)
+    case reversible(ReversibleStage)
+    case trevsnn(TRevNetwork)
+
+    /// The name used in profiles and messages.
+    public var keyword: String {
+        switch self {
+        case .conv: return "conv"
+        case .batchNorm: return "batchnorm"
+        case .neuron: return "neuron"
+        case .avgPool: return "avgpool"
+        case .maxPool: return "maxpool"
+        case .flatten: return "flatten"
+        case .linear: return "linear"
+        case .upsample: return "upsample"
+        case .scale: return "scale"
+        case .residual: return "residual"
+        case .reversible: return "reversible"
+        case .trevsnn: return "trevsnn"
+        }
+    }
+}

@@ -1,0 +1,49 @@
+/// Spiking neuron models (SpikingJelly's charge, fire, reset).
+public enum NeuronType: String, Codable, CaseIterable, Sendable {
+    /// Leaky integrate-and-fire: v += (x - (v - vReset)) / tau.
+    case lif
+    /// Integrate-and-fire: v += x.
+    case `if`
+    /// Stateless "turn-off" neuron of T-RevSNN: fires on its input alone, no membrane across timesteps.
+    case turnoff
+}
+
+public enum ResetMode: String, Codable, CaseIterable, Sendable {
+    /// v = vReset after a spike.
+    case hard
+    /// v -= threshold after a spike.
+    case soft
+}
+
+public enum SurrogateKind: String, Codable, CaseIterable, Sendable {
+    case atan
+    case sigmoid
+}
+
+public struct NeuronSpec: Hashable, Codable, Sendable {
+    public var type: NeuronType
+    public var tau: Double
+    public var threshold: Double
+    public var vReset: Double
+    public var reset: ResetMode
+    /// Detach the reset path from the graph (SpikingJelly's `detach_reset`).
+    public var detachReset: Bool
+    public var surrogate: SurrogateKind
+    public var surrogateAlpha: Double
+
+    public init(type: NeuronType = .lif, tau: Double = 2.0, threshold: Double = 1.0, vReset: Double = 0.0,
+                reset: ResetMode = .hard, detachReset: Bool = false, surrogate: SurrogateKind = .atan,
+                surrogateAlpha: Double = 2.0) {
+        self.type = type
+        self.tau = tau
+        self.threshold = threshold
+        self.vReset = vReset
+        self.reset = reset
+        self.detachReset = detachReset
+        self.surrogate = surrogate
+        self.surrogateAlpha = surrogateAlpha
+    }
+
+    /// Whether a membrane potential is carried from one timestep to the next.
+    public var carriesState: Bool { type != .turnoff }
+}

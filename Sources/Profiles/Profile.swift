@@ -1,0 +1,48 @@
+import MemoryModel
+
+/// An architecture and a training set-up, read from `profiles/*.yaml`, with every shape inferred.
+public struct Profile: Hashable, Sendable {
+    public var name: String
+    /// The file it was read from (as given), for messages.
+    public var sourcePath: String
+    public var description: String
+    /// Per-sample input [channels, height, width].
+    public var inputShape: TensorShape
+    public var timesteps: Int
+    public var batch: Int
+    public var dtype: DType
+    public var neuron: NeuronSpec
+    public var optimizer: OptimizerSpec
+    public var layers: [Layer]
+    /// Output features of the last layer: the number of classes.
+    public var classes: Int
+
+    /// Every layer in forward order, nested ones included (depth-first, parents first).
+    public var allLayers: [Layer] {
+        var out: [Layer] = []
+        func visit(_ layers: [Layer]) {
+            for layer in layers {
+                out.append(layer)
+                switch layer.kind {
+                case .residual(let spec):
+                    visit(spec.main)
+                    visit(spec.shortcut)
+                case .reversible(let stage):
+                    for block in stage.blocks { visit(block.f); visit(block.g) }
+                case .trevsnn(let net):
+                    for level in net.levels { visit(level.down); visit(level.up); visit(level.blocks) }
+                    visit(net.head)
+                default: break
+                }
+            }
+        }
+        visit(layers)
+        return out
+    }
+
+    public var reversibleStages: [Layer] { allLayers.filter { if case .reversible = $0.kind { return true }; return false } }
+    public var trevsnnNetwork: TRevNetwork? {
+        for layer in layers { if case .trevsnn(let net) = layer.kind { return net } }
+        return nil
+    }
+}
