@@ -29,7 +29,7 @@ public struct PeakSweep: Sendable {
         public var peakBytesByRole: RoleBytes
         /// Peak of the bytes held for the step itself (activations, neuron state, workspace):
         /// live bytes less parameters, gradients, optimizer state and input.
-        public var peakActivationBytes: Int
+        public var peakTransientBytes: Int
         /// Bytes still live after the last event.
         public var finalLiveBytes: Int
         public var problems: [Problem]
@@ -51,8 +51,8 @@ public struct PeakSweep: Sendable {
         var peakIndex: Int?
         var peakRoles = RoleBytes()
         var problems: [Problem] = []
-        var peakActivation = 0
-        func activationBytes(_ roles: RoleBytes) -> Int {
+        var peakTransient = 0
+        func transientBytes(_ roles: RoleBytes) -> Int {
             roles[.activation] + roles[.neuronState] + roles[.workspace]
         }
 
@@ -68,7 +68,7 @@ public struct PeakSweep: Sendable {
                 liveBytes += bytes
                 byRole[event.role] += bytes
                 if byRole[event.role] > peakByRole[event.role] { peakByRole[event.role] = byRole[event.role] }
-                peakActivation = max(peakActivation, activationBytes(byRole))
+                peakTransient = max(peakTransient, transientBytes(byRole))
                 if liveBytes > peakBytes || peakIndex == nil {
                     peakBytes = liveBytes
                     peakIndex = index
@@ -88,7 +88,7 @@ public struct PeakSweep: Sendable {
         }
         return Result(
             peakBytes: peakBytes, peakEventIndex: peakIndex, peakPhase: peakIndex.map { events[$0].phase },
-            bytesByRoleAtPeak: peakRoles, peakBytesByRole: peakByRole, peakActivationBytes: peakActivation, finalLiveBytes: liveBytes, problems: problems)
+            bytesByRoleAtPeak: peakRoles, peakBytesByRole: peakByRole, peakTransientBytes: peakTransient, finalLiveBytes: liveBytes, problems: problems)
     }
 
     /// The tensors live right after event `index` (for "what makes the peak" listings).

@@ -21,7 +21,20 @@ public struct MemoryPlan: Sendable {
 
     public var peakBytes: Int { sweep.peakBytes }
     public var bytesByRoleAtPeak: RoleBytes { sweep.bytesByRoleAtPeak }
-    public var activationBytes: Int { sweep.peakActivationBytes }
+    /// The most bytes held for backward at any one moment: the tensors forward (or a
+    /// recomputation) keeps until backward frees them. This is what the strategies trade: it is
+    /// proportional to T under bptt, constant in T under sltt and trevsnn, and constant in the
+    /// number of reversible blocks under revsnn.
+    public var activationBytes: Int {
+        var live = 0
+        var peak = 0
+        for event in events where tensors[event.tensorID].keptForBackward {
+            let bytes = rounding.roundedBytes(event.bytes)
+            live += event.kind == .allocate ? bytes : -bytes
+            peak = max(peak, live)
+        }
+        return peak
+    }
 
     /// Tensors held from forward (or a recomputation) for backward, in allocation order.
     public var savedTensors: [PlannedTensor] { tensors.filter(\.keptForBackward) }

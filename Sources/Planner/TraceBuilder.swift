@@ -85,7 +85,12 @@ struct TraceBuilder {
         }
     }
 
-    mutating func markKept(_ id: Int) { tensors[id].keptForBackward = true }
+    /// Marks a tensor as held for backward. The input batch and persistent tensors are held for
+    /// the whole step anyway and are not counted as kept.
+    mutating func markKept(_ id: Int) {
+        guard !tensors[id].persistent, tensors[id].descriptor.role != .input else { return }
+        tensors[id].keptForBackward = true
+    }
 
     /// `a += b` (or `a -= b`): done in a's storage when nothing else holds a; otherwise the result
     /// needs a new tensor. b is released either way. The engine follows the same rule.

@@ -9,6 +9,24 @@ struct LayerBuilder {
     static let kinds = ["conv", "batchnorm", "neuron", "avgpool", "maxpool", "globalavgpool", "flatten", "linear",
                         "upsample", "scale", "residual", "repeat", "reversible", "trevsnn"]
 
+    /// The keys each layer kind accepts; anything else is a typo to report, not to ignore.
+    static let allowedKeys: [String: [String]] = [
+        "conv": ["out", "in", "kernel", "stride", "padding", "groups", "bias", "name"],
+        "batchnorm": ["features", "name"],
+        "neuron": ["type", "tau", "threshold", "vReset", "reset", "detachReset", "surrogate", "name"],
+        "avgpool": ["kernel", "stride", "padding", "name"],
+        "maxpool": ["kernel", "stride", "padding", "name"],
+        "globalavgpool": ["name"],
+        "flatten": ["name"],
+        "linear": ["out", "in", "bias", "name"],
+        "upsample": ["factor", "name"],
+        "scale": ["initial", "name"],
+        "residual": ["main", "shortcut", "name"],
+        "repeat": ["times", "layers", "name"],
+        "reversible": ["blocks", "f", "g", "name"],
+        "trevsnn": ["levels", "kernel", "expansion", "alpha", "layerScale", "classes", "neuron", "name"],
+    ]
+
     func buildList(_ node: Node, input: TensorShape, parentPath: String, context: String) throws -> (layers: [Layer], output: TensorShape) {
         guard let sequence = node.sequence else {
             throw ProfileError(file: file, location: node.location, layerPath: parentPath.isEmpty ? nil : parentPath,
@@ -66,13 +84,15 @@ struct LayerBuilder {
         }
         guard Self.kinds.contains(kindName) else {
             let guess = Self.kinds.min(by: { editDistance($0, kindName) < editDistance($1, kindName) })!
-            let hint = editDistance(guess, kindName) <= 3 ? " (did you mean '\(guess)'?)" : ""
+            let close = editDistance(guess, kindName) <= 3 || kindName.lowercased().hasPrefix(guess)
+            let hint = close ? " (did you mean '\(guess)'?)" : ""
             throw ProfileError(file: file, location: location, layerPath: join(parentPath, "\(kindName)\(index)"),
                                problem: "unknown layer kind '\(kindName)'\(hint)",
                                fix: "use one of: \(Self.kinds.joined(separator: ", "))")
         }
         var params = try paramsNode.map { try YAMLMapping($0, file: file, layerPath: join(parentPath, "\(kindName)\(index)"), context: kindName) }
             ?? YAMLMapping(.mapping(Node.Mapping([], .implicit, .any, node.mark)), file: file, layerPath: join(parentPath, "\(kindName)\(index)"), context: kindName)
+        try params.rejectUnknownKeys(allowed: Self.allowedKeys[kindName]!)
         let name = try params.string("name", default: "\(kindName)\(index)") ?? "\(kindName)\(index)"
         if name.isEmpty || name.contains("/") {
             throw params.error("layer name '\(name)' is empty or contains '/'", fix: "use a name without slashes")
@@ -296,6 +316,7 @@ struct LayerBuilder {
         let levelsNode = try params.require("levels", example: "[{channels: 32}, {channels: 64}]")
         let kernel = try params.int("kernel", default: 3)
         let expansion = try params.int("expansion", default: 4)
+        let alphaNode = params.value("alpha")
         let alpha = try params.double("alpha", default: 0.5)
         let layerScale = try params.double("layerScale", default: 1e-6)
         let classes = try params.int("classes", min: 2, example: "10")
@@ -306,7 +327,8 @@ struct LayerBuilder {
         }
         try params.rejectUnknownKeys(allowed: ["levels", "kernel", "expansion", "alpha", "layerScale", "classes", "neuron", "name"])
         guard abs(alpha) >= 1e-3 else {
-            throw params.error("alpha = \(alpha) is too small: the inverse divides by it", fix: "use |alpha| >= 0.001 (0.5 is the paper's value)")
+            throw params.error("alpha = \(alpha) is too small: the inverse divides by it", fix: "use |alpha| >= 0.001 (0.5 is the paper's value)",
+                               at: alphaNode)
         }
         guard kernel % 2 == 1 else {
             throw params.error("kernel \(kernel) must be odd so the depthwise conv keeps the resolution", fix: "use 3, 5 or 7")

@@ -48,7 +48,7 @@ public enum ProfileLoader {
         switch error {
         case .scanner(let context, let problem, let mark, _), .parser(let context, let problem, let mark, _),
              .composer(let context, let problem, let mark, _):
-            let detail = context.map { "\($0.text): " } ?? ""
+            let detail = context.map { "\($0.text) (started at line \($0.mark.line), column \($0.mark.column)): " } ?? ""
             return ProfileError(file: file, location: SourceLocation(line: mark.line, column: mark.column),
                                 problem: "invalid YAML: \(detail)\(problem)",
                                 fix: "check indentation, colons and brackets at this position")
