@@ -8,29 +8,34 @@ import MemoryModel
 let arguments = CommandLine.arguments.dropFirst().compactMap { Int($0) }
 let pairsPerRound = arguments.first ?? 200_000
 let rounds = arguments.dropFirst().first ?? 7
-// Buffers live at once: tensors are freed in batches in training, not one by one.
+// Buffers live at once: training frees tensors in batches, not right after allocating them.
 let batch = 64
+let pairs = pairsPerRound / batch * batch
 
-// Log-uniform sizes from 64 B to 1 MiB, from a fixed-seed generator so every run measures the same mix.
+// A fixed-seed generator, so every run measures the same sizes in the same order.
 var seed: UInt64 = 0x9E37_79B9_7F4A_7C15
 func nextRandom() -> UInt64 {
     seed = seed &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
     return seed >> 11
 }
-let sizes: [Int] = (0..<4096).map { _ in
-    let base = 1 << (6 + Int(nextRandom() % 14))  // 64 B ... 512 KiB
-    return base + Int(nextRandom() % UInt64(base))  // up to just under 1 MiB
+
+/// 4096 log-uniform sizes from 64 B up to just under 2^maxLg bytes.
+func sizeMix(maxLg: Int) -> [Int] {
+    (0..<4096).map { _ in
+        let base = 1 << (6 + Int(nextRandom() % UInt64(maxLg - 6)))
+        return base + Int(nextRandom() % UInt64(base))
+    }
 }
 
 let clock = SystemMonotonicClock()
 let flags = snnmem_mallocx_lg_align(UInt32(JemallocAllocator.lgAlignment))
 var checksum: UInt64 = 0
 
-func rawRound() -> UInt64 {
+func rawRound(_ sizes: [Int]) -> UInt64 {
     var pointers = [UnsafeMutableRawPointer?](repeating: nil, count: batch)
     let start = clock.nowNs()
     var index = 0
-    for _ in 0..<(pairsPerRound / batch) {
+    while index < pairs {
         for slot in 0..<batch {
             let pointer = mallocx(sizes[(index + slot) & 4095], flags)!
             // Touch the memory so the optimizer cannot drop the malloc/free pair.
@@ -47,12 +52,12 @@ func rawRound() -> UInt64 {
     return clock.nowNs() - start
 }
 
-func trackedRound(_ allocator: JemallocAllocator) throws -> UInt64 {
+func trackedRound(_ sizes: [Int], _ allocator: JemallocAllocator) throws -> UInt64 {
     var buffers: [TensorBuffer] = []
     buffers.reserveCapacity(batch)
     let start = clock.nowNs()
     var index = 0
-    for _ in 0..<(pairsPerRound / batch) {
+    while index < pairs {
         for slot in 0..<batch {
             let buffer = try allocator.allocate(
                 bytes: sizes[(index + slot) & 4095], role: .activation, layerPath: "block3/conv2", name: "spikes",
@@ -68,48 +73,42 @@ func trackedRound(_ allocator: JemallocAllocator) throws -> UInt64 {
         index += batch
     }
     let elapsed = clock.nowNs() - start
+    // Outside the timing: a real run writes or drops its events once per step, not per tensor.
     allocator.recorder.removeAllEvents()
     return elapsed
 }
 
-func nsPerPair(_ elapsed: [UInt64]) -> (best: Double, median: Double) {
-    let pairs = Double(pairsPerRound / batch * batch)
-    let sorted = elapsed.sorted()
-    return (Double(sorted[0]) / pairs, Double(sorted[sorted.count / 2]) / pairs)
-}
-
+func median(_ values: [UInt64]) -> Double { Double(values.sorted()[values.count / 2]) / Double(pairs) }
+func best(_ values: [UInt64]) -> Double { Double(values.min()!) / Double(pairs) }
 func format(_ value: Double) -> String { ByteCount.formatFixed(value, digits: 1) }
+func padded(_ text: String, _ width: Int) -> String { String(repeating: " ", count: max(0, width - text.count)) + text }
 
 let keeping = try JemallocAllocator(sampling: false)
-keeping.recorder.reserveCapacity(events: 2 * pairsPerRound, liveTensors: batch)
+keeping.recorder.reserveCapacity(events: 2 * pairs, liveTensors: batch)
 let countersOnly = try JemallocAllocator(recorder: AllocationRecorder(keepsEvents: false), sampling: false)
 countersOnly.recorder.reserveCapacity(events: 0, liveTensors: batch)
 
-// Warm-up: fault in the pages and fill jemalloc's caches before timing.
-_ = rawRound()
-_ = try trackedRound(keeping)
-_ = try trackedRound(countersOnly)
-
-var raw: [UInt64] = []
-var tracked: [UInt64] = []
-var trackedNoEvents: [UInt64] = []
-for _ in 0..<rounds {
-    raw.append(rawRound())
-    tracked.append(try trackedRound(keeping))
-    trackedNoEvents.append(try trackedRound(countersOnly))
+print("ns per allocate+free pair, release build: \(pairs) pairs per round, \(rounds) rounds, \(batch) buffers live at once")
+print("sizes                     variant                  best    median   overhead (median)")
+for (label, sizes) in [("64 B - 16 KiB (tcache)", sizeMix(maxLg: 14)), ("64 B - 1 MiB", sizeMix(maxLg: 20))] {
+    // Warm-up: fault the pages in and fill jemalloc's caches before timing.
+    _ = rawRound(sizes)
+    _ = try trackedRound(sizes, keeping)
+    _ = try trackedRound(sizes, countersOnly)
+    var raw: [UInt64] = [], tracked: [UInt64] = [], counted: [UInt64] = []
+    for _ in 0..<rounds {
+        raw.append(rawRound(sizes))
+        tracked.append(try trackedRound(sizes, keeping))
+        counted.append(try trackedRound(sizes, countersOnly))
+    }
+    for (variant, times) in [("raw mallocx/sdallocx", raw), ("tracked, events kept", tracked), ("tracked, counters only", counted)] {
+        let overhead = variant.hasPrefix("raw") ? "" : padded(format(median(times) - median(raw)), 10)
+        print(label.padding(26) + variant.padding(23) + padded(format(best(times)), 7)
+              + padded(format(median(times)), 10) + overhead)
+    }
 }
-
-let rawNs = nsPerPair(raw)
-let trackedNs = nsPerPair(tracked)
-let countersNs = nsPerPair(trackedNoEvents)
-print("allocate+free pairs: \(pairsPerRound / batch * batch) per round, \(rounds) rounds, \(batch) live at once, sizes 64 B - 1 MiB")
-print("                               best ns/pair   median ns/pair")
-print("raw mallocx/sdallocx           \(format(rawNs.best).padded(12))   \(format(rawNs.median).padded(14))")
-print("tracked, events kept           \(format(trackedNs.best).padded(12))   \(format(trackedNs.median).padded(14))")
-print("tracked, counters only         \(format(countersNs.best).padded(12))   \(format(countersNs.median).padded(14))")
-print("recording overhead (median)    events kept: \(format(trackedNs.median - rawNs.median)) ns/pair, counters only: \(format(countersNs.median - rawNs.median)) ns/pair")
 print("checksum \(checksum)")
 
 extension String {
-    func padded(_ width: Int) -> String { String(repeating: " ", count: max(0, width - count)) + self }
+    func padding(_ width: Int) -> String { self + String(repeating: " ", count: max(0, width - count)) }
 }
