@@ -197,6 +197,48 @@ final class CountingAllocatorTests: XCTestCase {
     }
 }
 
+extension CountingAllocatorTests {
+    func testDescriptorBytesComeFromShapeAndDType() throws {
+        let allocator = CountingAllocator(rounding: .jemalloc)
+        let descriptor = TensorDescriptor(layerPath: "block1/conv", name: "membrane", timestep: 4, role: .neuronState,
+                                          shape: TensorShape([8, 16, 32, 32]), dtype: .float16)
+        let buffer = try allocator.allocate(descriptor, phase: .forward(timestep: 4))
+        XCTAssertEqual(buffer.requestedBytes, 8 * 16 * 32 * 32 * 2)
+        XCTAssertEqual(buffer.allocatedBytes, AllocatorRounding.jemalloc.roundedBytes(8 * 16 * 32 * 32 * 2))
+        XCTAssertEqual(buffer.name, "membrane")
+        XCTAssertEqual(buffer.timestep, 4)
+        XCTAssertEqual(allocator.recorder.requested.liveBytesByRole[.neuronState], 262_144)
+        try allocator.free(buffer)
+    }
+
+    func testCountersWithoutEventsStayExact() throws {
+        let allocator = CountingAllocator(rounding: .exact)
+        allocator.recorder.keepsEvents = false
+        let a = try allocator.allocate(bytes: 100, role: .activation, layerPath: "a", timestep: nil)
+        let b = try allocator.allocate(bytes: 50, role: .workspace, layerPath: "b", timestep: nil)
+        try allocator.free(a)
+        try allocator.free(b)
+        XCTAssertEqual(allocator.recorder.events, [])
+        XCTAssertEqual(allocator.recorder.eventCount, 4)
+        XCTAssertEqual(allocator.recorder.requested.peakBytes, 150)
+        XCTAssertEqual(allocator.recorder.requested.peakBytesByRole[.workspace], 50)
+        XCTAssertEqual(allocator.recorder.requested.liveBytes, 0)
+    }
+
+    func testPersistentRolesAreNotLeaks() throws {
+        let allocator = CountingAllocator(persistentRoles: [.parameter, .optimizerState, .gradient])
+        let grad = try allocator.allocate(bytes: 64, role: .gradient, layerPath: "fc", name: "dWeight", timestep: nil,
+                                          phase: .backward(timestep: nil))
+        let input = try allocator.allocate(bytes: 64, role: .input, layerPath: "data", name: "images", timestep: nil,
+                                           phase: .setup)
+        let report = allocator.recorder.endStep()
+        XCTAssertEqual(report.leaks.map(\.role), [.input])
+        XCTAssertEqual(report.leaks.map(\.layerPath), ["data"])
+        try allocator.free(grad)
+        try allocator.free(input)
+    }
+}
+
 /// A small fixed-seed generator so scripted sequences are the same on every run.
 struct SplitMix {
     var state: UInt64
