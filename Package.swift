@@ -10,6 +10,8 @@ let package = Package(
     products: [
         .executable(name: "snnmem", targets: ["snnmem"]),
         .library(name: "Planner", targets: ["Planner"]),
+        .library(name: "Allocator", targets: ["Allocator"]),
+        .executable(name: "allocator-benchmark", targets: ["AllocatorBenchmark"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", exact: "1.8.2"),
@@ -22,6 +24,12 @@ let package = Package(
         .target(name: "Profiles", dependencies: ["MemoryModel", .product(name: "Yams", package: "Yams")]),
         // What each layer keeps for backward, per strategy; the planned lifetime trace; max batch.
         .target(name: "Planner", dependencies: ["MemoryModel", "Profiles"]),
+        // jemalloc's C API behind a module map; linking it makes jemalloc the process malloc (intended).
+        .systemLibrary(name: "CJemalloc", pkgConfig: "jemalloc", providers: [.apt(["libjemalloc-dev"])]),
+        // The instrumented allocator: every tensor buffer, its lifetime, the budget, jemalloc's own counters.
+        .target(name: "Allocator", dependencies: ["MemoryModel", "CJemalloc"]),
+        // Recording overhead per allocate+free, tracked against raw mallocx/sdallocx. Run in release.
+        .executableTarget(name: "AllocatorBenchmark", dependencies: ["Allocator", "MemoryModel", "CJemalloc"]),
         // Thin argument-parser commands over the library targets.
         .target(name: "CLI", dependencies: [
             "MemoryModel", "Profiles", "Planner",
@@ -31,6 +39,7 @@ let package = Package(
         .testTarget(name: "MemoryModelTests", dependencies: ["MemoryModel"]),
         .testTarget(name: "ProfilesTests", dependencies: ["Profiles"]),
         .testTarget(name: "PlannerTests", dependencies: ["Planner", "Profiles", "MemoryModel"]),
+        .testTarget(name: "AllocatorTests", dependencies: ["Allocator", "MemoryModel", "CJemalloc"]),
         .testTarget(name: "CLITests", dependencies: ["CLI", "Planner"]),
     ],
     swiftLanguageModes: [.v5]

@@ -1,0 +1,48 @@
+import CJemalloc
+import MemoryModel
+
+/// Tensor buffers from jemalloc: 64-byte aligned (`mallocx` with `MALLOCX_LG_ALIGN(6)`), freed
+/// with `sdallocx` and the same flags (sized free skips jemalloc's size lookup). Allocated bytes
+/// are `nallocx`, the size class jemalloc really hands out and counts in `thread.allocated`.
+public final class JemallocAllocator: TensorAllocator {
+    public let name = "jemalloc"
+    public let recorder: AllocationRecorder
+
+    /// log2 of `AllocatorRounding.jemallocAlignment`, so predictions and buffers use one alignment.
+    public static let lgAlignment = AllocatorRounding.jemallocAlignment.trailingZeroBitCount
+    private let flags = snnmem_mallocx_lg_align(UInt32(JemallocAllocator.lgAlignment))
+
+    /// Samples jemalloc at every phase boundary unless `sampling` is false.
+    public init(recorder: AllocationRecorder = AllocationRecorder(), sampling: Bool = true) throws {
+        self.recorder = recorder
+        if sampling { recorder.jemallocStats = try JemallocStats() }
+    }
+
+    /// The bytes jemalloc hands out for a request of `bytes` with this allocator's alignment.
+    public func allocatedBytes(forRequest bytes: Int) -> Int {
+        nallocx(Self.jemallocRequest(bytes), flags)
+    }
+
+    public func allocate(bytes: Int, role: TensorRole, layerPath: String, name: String, timestep: Int?,
+                         phase: TrainingPhase) throws -> TensorBuffer {
+        precondition(bytes >= 0, "negative tensor size \(bytes) for \(layerPath)")
+        try recorder.admit(requestedBytes: bytes, role: role, layerPath: layerPath, name: name, timestep: timestep,
+                           phase: phase)
+        let request = Self.jemallocRequest(bytes)
+        guard let pointer = mallocx(request, flags) else {
+            throw AllocatorError.systemOutOfMemory(requestedBytes: bytes, layerPath: layerPath, role: role)
+        }
+        return recorder.recordAllocation(
+            pointer: pointer, requestedBytes: bytes, allocatedBytes: nallocx(request, flags), role: role,
+            layerPath: layerPath, name: name, timestep: timestep, phase: phase)
+    }
+
+    public func free(_ buffer: TensorBuffer) throws {
+        try recorder.recordFree(buffer)
+        sdallocx(buffer.pointer, Self.jemallocRequest(buffer.requestedBytes), flags)
+    }
+
+    /// jemalloc leaves `mallocx(0)` undefined; an empty tensor gets the smallest block instead.
+    @inline(__always)
+    static func jemallocRequest(_ bytes: Int) -> Int { max(bytes, 1) }
+}

@@ -1,0 +1,110 @@
+import Foundation
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// Writing and reading `MemoryTrace` files (JSON). Writes are atomic: the trace goes to a
+/// temporary file in the same folder, is flushed to disk, then renamed over the destination, so a
+/// run interrupted mid-write leaves the old file or none, never half of one.
+public enum TraceFile {
+    public static func write(_ trace: MemoryTrace, to path: String) throws {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        let data: Data
+        do {
+            data = try encoder.encode(trace)
+        } catch {
+            throw AllocatorError.traceWriteFailed(path: path, detail: "encoding failed: \(error)")
+        }
+        try writeAtomically(data, to: path)
+    }
+
+    public static func read(from path: String) throws -> MemoryTrace {
+        guard FileManager.default.fileExists(atPath: path) else { throw AllocatorError.traceFileMissing(path: path) }
+        let data: Data
+        do {
+            data = try Data(contentsOf: URL(fileURLWithPath: path))
+        } catch {
+            throw AllocatorError.traceCorrupt(path: path, detail: "unreadable: \(error.localizedDescription)")
+        }
+        let decoder = JSONDecoder()
+        // The version first, on its own: a trace from another version may not decode as this one,
+        // and "wrong version" says more than the decoding error would.
+        let probe: VersionProbe
+        do {
+            probe = try decoder.decode(VersionProbe.self, from: data)
+        } catch {
+            throw AllocatorError.traceCorrupt(path: path, detail: describe(error, size: data.count))
+        }
+        guard probe.header.formatVersion == MemoryTrace.currentFormatVersion else {
+            throw AllocatorError.traceWrongFormatVersion(
+                path: path, foundVersion: probe.header.formatVersion, supportedVersion: MemoryTrace.currentFormatVersion)
+        }
+        do {
+            return try decoder.decode(MemoryTrace.self, from: data)
+        } catch {
+            throw AllocatorError.traceCorrupt(path: path, detail: describe(error, size: data.count))
+        }
+    }
+
+    private struct VersionProbe: Decodable {
+        struct Header: Decodable { var formatVersion: Int }
+        var header: Header
+    }
+
+    private static func describe(_ error: Error, size: Int) -> String {
+        switch error {
+        case DecodingError.dataCorrupted(let context):
+            return "invalid JSON after \(size) bytes read: \(context.debugDescription)"
+        case DecodingError.keyNotFound(let key, let context):
+            return "missing field '\(path(context.codingPath + [key]))'"
+        case DecodingError.typeMismatch(_, let context), DecodingError.valueNotFound(_, let context):
+            return "unexpected value at '\(path(context.codingPath))': \(context.debugDescription)"
+        default:
+            return "\(error)"
+        }
+    }
+
+    private static func path(_ keys: [CodingKey]) -> String {
+        keys.map { $0.intValue.map { "[\($0)]" } ?? ".\($0.stringValue)" }.joined()
+    }
+
+    private static func writeAtomically(_ data: Data, to path: String) throws {
+        let url = URL(fileURLWithPath: path)
+        let folder = url.deletingLastPathComponent().path
+        let temporaryPath = folder + "/." + url.lastPathComponent + ".tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        let descriptor = open(temporaryPath, O_WRONLY | O_CREAT | O_EXCL, 0o644)
+        guard descriptor >= 0 else {
+            throw AllocatorError.traceWriteFailed(path: path, detail: "cannot create \(temporaryPath): \(AllocatorError.errnoText(errno))")
+        }
+        var failure: String?
+        data.withUnsafeBytes { bytes in
+            var offset = 0
+            while offset < bytes.count {
+                let written = systemWrite(descriptor, bytes.baseAddress! + offset, bytes.count - offset)
+                if written < 0 {
+                    if errno == EINTR { continue }
+                    failure = "write failed: \(AllocatorError.errnoText(errno))"
+                    return
+                }
+                offset += written
+            }
+        }
+        if failure == nil, fsync(descriptor) != 0 { failure = "fsync failed: \(AllocatorError.errnoText(errno))" }
+        if close(descriptor) != 0, failure == nil { failure = "close failed: \(AllocatorError.errnoText(errno))" }
+        if failure == nil, rename(temporaryPath, path) != 0 { failure = "rename failed: \(AllocatorError.errnoText(errno))" }
+        if let failure {
+            unlink(temporaryPath)
+            throw AllocatorError.traceWriteFailed(path: path, detail: failure)
+        }
+    }
+}
+
+#if canImport(Glibc)
+private let systemWrite = Glibc.write
+#elseif canImport(Darwin)
+private let systemWrite = Darwin.write
+#endif
