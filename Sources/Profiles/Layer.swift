@@ -30,18 +30,40 @@ public struct ConvSpec: Hashable, Codable, Sendable {
     public var padding: Int
     public var groups: Int
     public var bias: Bool
+
+    public init(inChannels: Int, outChannels: Int, kernel: Int, stride: Int = 1, padding: Int = 0, groups: Int = 1, bias: Bool = false) {
+        self.inChannels = inChannels
+        self.outChannels = outChannels
+        self.kernel = kernel
+        self.stride = stride
+        self.padding = padding
+        self.groups = groups
+        self.bias = bias
+    }
 }
 
 public struct PoolSpec: Hashable, Codable, Sendable {
     public var kernel: Int
     public var stride: Int
     public var padding: Int
+
+    public init(kernel: Int, stride: Int, padding: Int = 0) {
+        self.kernel = kernel
+        self.stride = stride
+        self.padding = padding
+    }
 }
 
 public struct LinearSpec: Hashable, Codable, Sendable {
     public var inFeatures: Int
     public var outFeatures: Int
     public var bias: Bool
+
+    public init(inFeatures: Int, outFeatures: Int, bias: Bool = true) {
+        self.inFeatures = inFeatures
+        self.outFeatures = outFeatures
+        self.bias = bias
+    }
 }
 
 /// A residual block: output = main(x) + shortcut(x); an empty shortcut is the identity.
