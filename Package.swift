@@ -12,6 +12,7 @@ let package = Package(
         .library(name: "Planner", targets: ["Planner"]),
         .library(name: "Allocator", targets: ["Allocator"]),
         .executable(name: "allocator-benchmark", targets: ["AllocatorBenchmark"]),
+        .executable(name: "planner-benchmark", targets: ["PlannerBenchmark"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", exact: "1.8.2"),
@@ -36,6 +37,7 @@ let package = Package(
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .executableTarget(name: "snnmem", dependencies: ["CLI"]),
+        .executableTarget(name: "PlannerBenchmark", dependencies: ["Planner", "Profiles", "MemoryModel"]),
         .testTarget(name: "MemoryModelTests", dependencies: ["MemoryModel"]),
         .testTarget(name: "ProfilesTests", dependencies: ["Profiles"]),
         .testTarget(name: "PlannerTests", dependencies: ["Planner", "Profiles", "MemoryModel"]),

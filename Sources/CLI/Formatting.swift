@@ -18,4 +18,29 @@ enum Formatting {
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
         return String(decoding: try encoder.encode(value), as: UTF8.self)
     }
+
+    /// Wraps text at spaces so no line is longer than `width`; continuation lines get `indent`.
+    static func wrap(_ text: String, width: Int = 80, indent: String = "    ") -> String {
+        var lines: [String] = []
+        var line = ""
+        for word in text.split(separator: " ", omittingEmptySubsequences: false) {
+            let candidate = line.isEmpty ? String(word) : line + " " + word
+            if candidate.count > width, !line.isEmpty {
+                lines.append(line)
+                line = indent + word
+            } else {
+                line = candidate
+            }
+        }
+        lines.append(line)
+        return lines.joined(separator: "\n")
+    }
+
+    /// Shortens a long name by cutting its middle: "col0/trev/.../pwconv2:output@t0".
+    static func elide(_ text: String, to width: Int) -> String {
+        guard text.count > width, width > 8 else { return text }
+        let tail = (width - 3) * 2 / 3
+        let head = width - 3 - tail
+        return String(text.prefix(head)) + "..." + String(text.suffix(tail))
+    }
 }

@@ -69,7 +69,7 @@ struct MaxBatchCommand: ParsableCommand {
                 "\(profile.name): T \(timesteps), budget \(Formatting.bytes(budget)) (\(Formatting.bytes(memoryBytes)) less \(Formatting.bytes(memoryBytes - budget)) reserve), \(allocator.rawValue) bytes\n\n"
             text += markdown ? table.markdown() : table.text()
             if !skipped.isEmpty {
-                text += "\n\nNot applicable to this profile:\n" + skipped.map { (markdown ? "- " : "  ") + "\($0.0.rawValue): \($0.1)" }.joined(separator: "\n")
+                text += "\n\nNot applicable to this profile:\n" + skipped.map { Formatting.wrap((markdown ? "- " : "  ") + "\($0.0.rawValue): \($0.1)") }.joined(separator: "\n")
             }
             print(text)
         }

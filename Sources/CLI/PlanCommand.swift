@@ -102,7 +102,8 @@ struct PlanText {
             if plans.count == 1, top > 0, let plan = plans.first {
                 var live = TextTable(["tensor live at the peak", "role", "shape", "bytes"], alignments: [.left, .left, .right, .right])
                 for tensor in plan.tensorsLiveAtPeak.prefix(top) {
-                    live.add([tensor.descriptor.label, tensor.descriptor.role.label, tensor.descriptor.shape.description,
+                    live.add([Formatting.elide(tensor.descriptor.label, to: 40), tensor.descriptor.role.shortLabel,
+                              tensor.descriptor.shape.description,
                               Formatting.bytes(rounding.roundedBytes(tensor.bytes))])
                 }
                 let saved = plan.savedTensors
@@ -112,7 +113,7 @@ struct PlanText {
             }
         }
         if !notApplicable.isEmpty {
-            let lines = notApplicable.map { (markdown ? "- " : "  ") + "\($0.0.rawValue): \($0.1)" }
+            let lines = notApplicable.map { Formatting.wrap((markdown ? "- " : "  ") + "\($0.0.rawValue): \($0.1)") }
             sections.append((markdown ? "Not applicable:" : "Not applicable to this profile:") + "\n" + lines.joined(separator: "\n"))
         }
         return sections.joined(separator: "\n\n")

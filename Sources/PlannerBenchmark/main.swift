@@ -1,0 +1,57 @@
+// Times a whole plan of every bundled profile under every strategy, max-batch included.
+// Usage: planner-benchmark [PROFILES_FOLDER] [REPEATS]
+import Foundation
+import MemoryModel
+import Planner
+import Profiles
+
+let folder = CommandLine.arguments.count > 1 ? CommandLine.arguments[1] : "profiles"
+let repeats = CommandLine.arguments.count > 2 ? max(1, Int(CommandLine.arguments[2]) ?? 5) : 5
+let files = ((try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? []).filter { $0.hasSuffix(".yaml") }.sorted()
+guard !files.isEmpty else {
+    FileHandle.standardError.write(Data("no profiles in \(folder)\n".utf8))
+    exit(2)
+}
+
+func milliseconds(_ body: () throws -> Void) rethrows -> Double {
+    let start = DispatchTime.now().uptimeNanoseconds
+    try body()
+    return Double(DispatchTime.now().uptimeNanoseconds - start) / 1e6
+}
+
+func median(_ values: [Double]) -> Double { values.sorted()[values.count / 2] }
+
+let budget = 24 << 30
+print("profile            strategies  plan ms  max-batch ms  plans in max-batch  events")
+var totalPlan = 0.0, totalMaxBatch = 0.0
+for file in files {
+    let profile = try ProfileLoader.load(path: folder + "/" + file)
+    let strategies = Strategy.allCases.filter { $0.notApplicableReason(profile) == nil }
+    var planTimes: [Double] = [], maxTimes: [Double] = []
+    var events = 0, plansEvaluated = 0
+    for _ in 0..<repeats {
+        planTimes.append(try milliseconds {
+            events = 0
+            for strategy in strategies { events += try Planner.plan(profile, strategy: strategy).events.count }
+        })
+        maxTimes.append(try milliseconds {
+            plansEvaluated = 0
+            for strategy in strategies {
+                plansEvaluated += try MaxBatch.find(profile, strategy: strategy, budgetBytes: budget).plansEvaluated
+            }
+        })
+    }
+    totalPlan += median(planTimes)
+    totalMaxBatch += median(maxTimes)
+    let name = file.replacingOccurrences(of: ".yaml", with: "")
+    print(name.padding(toLength: 19, withPad: " ", startingAt: 0)
+          + String(strategies.count).leftPadded(10)
+          + ByteCount.formatFixed(median(planTimes), digits: 2).leftPadded(9)
+          + ByteCount.formatFixed(median(maxTimes), digits: 1).leftPadded(14)
+          + String(plansEvaluated).leftPadded(20) + String(events).leftPadded(8))
+}
+print("all profiles: plan \(ByteCount.formatFixed(totalPlan, digits: 1)) ms, max-batch (24 GiB) \(ByteCount.formatFixed(totalMaxBatch, digits: 1)) ms (median of \(repeats))")
+
+extension String {
+    func leftPadded(_ width: Int) -> String { String(repeating: " ", count: max(0, width - count)) + self }
+}

@@ -1,0 +1,89 @@
+import Foundation
+import XCTest
+
+final class PlanCommandTests: XCTestCase {
+    func testPlanJSONHasTheDocumentedKeys() throws {
+        let json = try SnnmemProcess.json(["plan", "profiles/cifarnet.yaml", "--format", "json", "--batch", "4", "--timesteps", "2"])
+        XCTAssertEqual(json["profile"] as? String, "cifarnet")
+        XCTAssertEqual(json["batch"] as? Int, 4)
+        XCTAssertEqual(json["timesteps"] as? Int, 2)
+        let strategies = try XCTUnwrap(json["strategies"] as? [[String: Any]])
+        XCTAssertEqual(strategies.compactMap { $0["strategy"] as? String }, ["bptt", "checkpoint", "sltt"])
+        for strategy in strategies {
+            XCTAssertGreaterThan(strategy["peakBytes"] as? Int ?? 0, 0)
+            let roles = try XCTUnwrap(strategy["bytesByRole"] as? [String: Int])
+            XCTAssertEqual(Set(roles.keys), ["parameters", "gradients", "optimizerState", "activations", "neuronState", "workspace", "input"])
+            XCTAssertEqual(roles.values.reduce(0, +), strategy["peakBytes"] as? Int, "roles at the peak add up to the peak")
+            let saved = try XCTUnwrap(strategy["savedTensors"] as? [[String: Any]])
+            XCTAssertFalse(saved.isEmpty)
+            for key in ["layer", "timestep", "role", "shape", "bytes"] { XCTAssertNotNil(saved[0][key], key) }
+            XCTAssertNotNil(strategy["forwardFlops"] as? Double)
+            XCTAssertNotNil(strategy["recomputeFlops"] as? Double)
+        }
+        let skipped = try XCTUnwrap(json["notApplicable"] as? [[String: String]])
+        XCTAssertEqual(skipped.map { $0["strategy"] }, ["revsnn", "trevsnn"])
+        XCTAssertTrue(skipped.allSatisfy { !($0["reason"] ?? "").isEmpty })
+    }
+
+    func testLayersListsEveryInferredShape() throws {
+        let json = try SnnmemProcess.json(["plan", "profiles/digits.yaml", "--format", "json", "--layers", "--strategy", "bptt"])
+        let layers = try XCTUnwrap(json["layers"] as? [[String: Any]])
+        XCTAssertEqual(layers.first?["layer"] as? String, "conv1")
+        XCTAssertEqual(layers.first?["outputShape"] as? [Int], [16, 8, 8])
+        XCTAssertEqual(layers.last?["outputShape"] as? [Int], [10])
+        let text = try SnnmemProcess.run(["plan", "profiles/digits.yaml", "--layers", "--strategy", "bptt"])
+        XCTAssertTrue(text.stdout.contains("32x2x2"), text.stdout)
+    }
+
+    func testStrategyThatDoesNotApplyExitsTwoWithTheReason() throws {
+        let result = try SnnmemProcess.run(["plan", "profiles/cifarnet.yaml", "--strategy", "revsnn"])
+        XCTAssertEqual(result.exitCode, 2)
+        XCTAssertTrue(result.stderr.contains("no reversible stage"), result.stderr)
+    }
+
+    func testBadProfileExitsTwoWithLocationAndNoStackTrace() throws {
+        let file = "Tests/ProfilesTests/BadProfiles/linear-in-mismatch.yaml"
+        let result = try SnnmemProcess.run(["plan", file])
+        XCTAssertEqual(result.exitCode, 2)
+        XCTAssertTrue(result.stderr.hasPrefix("\(file):8:"), result.stderr)
+        XCTAssertTrue(result.stderr.contains("fix:"))
+        XCTAssertFalse(result.stderr.contains("Fatal error") || result.stderr.contains("Stack dump"))
+        XCTAssertTrue(result.stdout.isEmpty)
+    }
+
+    func testBadArgumentsExitTwo() throws {
+        for arguments in [["plan", "profiles/missing.yaml"], ["plan", "profiles/cifarnet.yaml", "--strategy", "magic"],
+                          ["plan", "profiles/cifarnet.yaml", "--batch", "0"],
+                          ["plan", "profiles/cifarnet.yaml", "--strategy", "bptt", "--segment", "2"],
+                          ["plan", "profiles/cifarnet.yaml", "--strategy", "checkpoint", "--segment", "9"],
+                          ["max-batch", "profiles/cifarnet.yaml", "--memory", "lots"],
+                          ["max-batch", "profiles/cifarnet.yaml", "--memory", "1GiB", "--reserve", "2GiB"]] {
+            let result = try SnnmemProcess.run(arguments)
+            XCTAssertEqual(result.exitCode, 2, "\(arguments): \(result.stderr)")
+            XCTAssertFalse(result.stderr.isEmpty, "\(arguments)")
+        }
+    }
+
+    func testTablesFitEightyColumns() throws {
+        let profiles = try FileManager.default.contentsOfDirectory(atPath: SnnmemProcess.repositoryRoot.appendingPathComponent("profiles").path)
+            .filter { $0.hasSuffix(".yaml") }
+        for profile in profiles {
+            for arguments in [["plan", "profiles/" + profile], ["plan", "profiles/" + profile, "--strategy", "bptt"],
+                              ["max-batch", "profiles/" + profile, "--memory", "8GiB"]] {
+                let result = try SnnmemProcess.run(arguments)
+                XCTAssertEqual(result.exitCode, 0, result.stderr)
+                // The title line names the file path and may be long; every table line must fit.
+                for line in result.stdout.split(separator: "\n").dropFirst() {
+                    XCTAssertLessThanOrEqual(line.count, 80, "\(arguments): \(line)")
+                }
+            }
+        }
+    }
+
+    func testMarkdownFormat() throws {
+        let result = try SnnmemProcess.run(["plan", "profiles/cifarnet.yaml", "--format", "markdown"])
+        XCTAssertEqual(result.exitCode, 0)
+        XCTAssertTrue(result.stdout.contains("| strategy"))
+        XCTAssertTrue(result.stdout.contains("|---"))
+    }
+}

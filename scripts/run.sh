@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# The main job on a bundled profile: install what is missing, build in release mode, then plan one
+# training step under every strategy and find the largest batch that fits in 24 GiB.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/install-deps.sh
+profile="${1:-profiles/cifarnet.yaml}"
+swift build -c release --product snnmem
+snnmem=.build/release/snnmem
+"$snnmem" plan "$profile" --strategy all
+echo
+"$snnmem" max-batch "$profile" --memory 24GiB --reserve 1GiB --strategy all
