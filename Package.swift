@@ -39,7 +39,7 @@ let package = Package(
         .executableTarget(name: "snnmem", dependencies: ["CLI"]),
         .executableTarget(name: "PlannerBenchmark", dependencies: ["Planner", "Profiles", "MemoryModel"]),
         .testTarget(name: "MemoryModelTests", dependencies: ["MemoryModel"]),
-        .testTarget(name: "ProfilesTests", dependencies: ["Profiles"]),
+        .testTarget(name: "ProfilesTests", dependencies: ["Profiles"], exclude: ["BadProfiles"]),
         .testTarget(name: "PlannerTests", dependencies: ["Planner", "Profiles", "MemoryModel"]),
         .testTarget(name: "AllocatorTests", dependencies: ["Allocator", "MemoryModel", "CJemalloc"]),
         .testTarget(name: "CLITests", dependencies: ["CLI", "Planner"]),

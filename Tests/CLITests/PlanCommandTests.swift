@@ -87,3 +87,22 @@ final class PlanCommandTests: XCTestCase {
         XCTAssertTrue(result.stdout.contains("|---"))
     }
 }
+
+final class BadProfileCommandTests: XCTestCase {
+    /// Every profile of the bad-profile corpus, through the real binary: exit 2, one located message.
+    func testEveryBadProfileExitsTwo() throws {
+        let folder = SnnmemProcess.repositoryRoot.appendingPathComponent("Tests/ProfilesTests/BadProfiles")
+        let files = try FileManager.default.contentsOfDirectory(atPath: folder.path).filter { $0.hasSuffix(".yaml") }.sorted()
+        XCTAssertGreaterThanOrEqual(files.count, 20)
+        for file in files {
+            let path = "Tests/ProfilesTests/BadProfiles/" + file
+            for command in [["plan", path], ["max-batch", path, "--memory", "1GiB"]] {
+                let result = try SnnmemProcess.run(command)
+                XCTAssertEqual(result.exitCode, 2, "\(command): \(result.stderr)")
+                XCTAssertTrue(result.stderr.hasPrefix(path + ":"), "\(command): \(result.stderr)")
+                XCTAssertTrue(result.stderr.contains("error:") && result.stderr.contains("fix:"), result.stderr)
+                XCTAssertFalse(result.stderr.contains("Fatal error"), result.stderr)
+            }
+        }
+    }
+}
