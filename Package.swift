@@ -2,6 +2,7 @@
 // snnmem: memory planning, measurement and training for spiking neural networks.
 //
 // Targets point one way: MemoryModel <- Profiles <- Planner <- (Allocator, Engine) <- Reports <- CLI.
+// Engine links OpenBLAS (COpenBLAS) and zlib (CZlib) through system-library targets.
 import PackageDescription
 
 let package = Package(
@@ -13,6 +14,8 @@ let package = Package(
         .library(name: "Allocator", targets: ["Allocator"]),
         .executable(name: "allocator-benchmark", targets: ["AllocatorBenchmark"]),
         .executable(name: "planner-benchmark", targets: ["PlannerBenchmark"]),
+        .library(name: "Engine", targets: ["Engine"]),
+        .executable(name: "engine-kernel-benchmark", targets: ["EngineKernelBenchmark"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", exact: "1.8.2"),
@@ -31,6 +34,15 @@ let package = Package(
         .target(name: "Allocator", dependencies: ["MemoryModel", "CJemalloc"]),
         // Recording overhead per allocate+free, tracked against raw mallocx/sdallocx. Run in release.
         .executableTarget(name: "AllocatorBenchmark", dependencies: ["Allocator", "MemoryModel", "CJemalloc"]),
+        // OpenBLAS's CBLAS behind a module map (the engine's GEMMs).
+        .systemLibrary(name: "COpenBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
+        // zlib's gzip reader (the bundled digits data set is gzipped CSV).
+        .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
+        // The training engine's numerical kernels: forward/backward pairs over caller-owned buffers,
+        // neurons, losses, optimizers, the digits data set. Allocation is wired in a later step.
+        .target(name: "Engine", dependencies: ["MemoryModel", "Profiles", "Planner", "COpenBLAS", "CZlib"]),
+        // Conv forward+backward GFLOP/s of CIFARNet's conv shapes beside raw cblas_sgemm. Run in release.
+        .executableTarget(name: "EngineKernelBenchmark", dependencies: ["Engine", "COpenBLAS"]),
         // Thin argument-parser commands over the library targets.
         .target(name: "CLI", dependencies: [
             "MemoryModel", "Profiles", "Planner",
@@ -43,6 +55,7 @@ let package = Package(
         .testTarget(name: "PlannerTests", dependencies: ["Planner", "Profiles", "MemoryModel"]),
         .testTarget(name: "AllocatorTests", dependencies: ["Allocator", "MemoryModel", "CJemalloc"]),
         .testTarget(name: "CLITests", dependencies: ["CLI", "Planner"]),
+        .testTarget(name: "EngineTests", dependencies: ["Engine", "Planner", "Profiles", "MemoryModel"]),
     ],
     swiftLanguageModes: [.v5]
 )

@@ -1,0 +1,143 @@
+import Profiles
+
+// Spiking neurons as SpikingJelly's charge, fire, reset, one timestep per call:
+//   charge  h  = v + (x - (v - vReset)) / tau      (LIF, decay_input form)    h = v + x   (IF)
+//   fire    s  = Heaviside(h - threshold)           (s = 1 when h >= threshold, as SpikingJelly)
+//   reset   v' = h * (1 - s) + vReset * s  (hard)   v' = h - s * threshold  (soft)
+// SpikingJelly writes a soft reset as v_reset = None, and its LIF then leaks towards 0, not towards
+// vReset: the charge below does the same, and the first timestep starts from `neuronInitialPotential`.
+// Backward needs only h (saved by forward): the spike is recomputed from it.
+
+/// h = decay * v + gain * x + offset: LIF and IF charges in one form, constants computed once per call.
+struct NeuronCharge<T: EngineScalar> {
+    var decay: T   // dh/dv
+    var gain: T    // dh/dx
+    var offset: T
+
+    init(_ spec: NeuronSpec) {
+        switch spec.type {
+        case .lif:
+            precondition(spec.tau > 0, "LIF tau must be positive")
+            let leakTarget = spec.reset == .hard ? spec.vReset : 0
+            decay = T(1 - 1 / spec.tau)
+            gain = T(1 / spec.tau)
+            offset = T(leakTarget / spec.tau)
+        case .if:
+            decay = 1
+            gain = 1
+            offset = 0
+        case .turnoff:
+            preconditionFailure("the turn-off neuron has no membrane: use turnOffNeuronForward/Backward")
+        }
+    }
+}
+
+/// The membrane potential before the first timestep: vReset for a hard reset, 0 for a soft one
+/// (SpikingJelly registers v as v_reset, or 0 when v_reset is None).
+public func neuronInitialPotential(_ spec: NeuronSpec) -> Double {
+    spec.reset == .hard ? spec.vReset : 0
+}
+
+/// One timestep forward over `count` neurons: (x, v) -> (spike, h, v'). `vNext` may be `v` itself
+/// (the state updated in place); every buffer holds `count` elements.
+@_specialize(where T == Float)
+public func neuronForward<T: EngineScalar>(
+    _ spec: NeuronSpec, count: Int, spike: UnsafeMutablePointer<T>, h: UnsafeMutablePointer<T>,
+    vNext: UnsafeMutablePointer<T>, input: UnsafePointer<T>, v: UnsafePointer<T>
+) {
+    let charge = NeuronCharge<T>(spec)
+    let threshold = T(spec.threshold), vReset = T(spec.vReset)
+    switch spec.reset {
+    case .hard:
+        for i in 0..<count {
+            let hi = charge.decay * v[i] + charge.gain * input[i] + charge.offset
+            let fired = hi >= threshold
+            h[i] = hi
+            spike[i] = fired ? 1 : 0
+            vNext[i] = fired ? vReset : hi
+        }
+    case .soft:
+        for i in 0..<count {
+            let hi = charge.decay * v[i] + charge.gain * input[i] + charge.offset
+            let s: T = hi >= threshold ? 1 : 0
+            h[i] = hi
+            spike[i] = s
+            vNext[i] = hi - s * threshold
+        }
+    }
+}
+
+/// One timestep backward over `count` neurons, from the saved h:
+///   dH = dSpike * sg'(h - threshold) + dVNext * dv'/dh,
+///   dv'/dh = (1 - s) + (vReset - h) * sg'   (hard)   or   1 - threshold * sg'   (soft),
+/// where detachReset drops the sg' term of the reset (SpikingJelly's `spike.detach()` in the reset).
+/// Then dInput = dH * dh/dx and dVPrevious = dH * dh/dv (both overwritten).
+/// `dVNext` is nil at the last timestep and whenever the temporal gradient is cut (SLTT); `dVPrevious`
+/// may then be nil too. `dVPrevious` may be the same buffer as `dVNext` (updated in place).
+@_specialize(where T == Float)
+public func neuronBackward<T: EngineScalar>(
+    _ spec: NeuronSpec, count: Int, dInput: UnsafeMutablePointer<T>, dVPrevious: UnsafeMutablePointer<T>?,
+    dSpike: UnsafePointer<T>, dVNext: UnsafePointer<T>?, h: UnsafePointer<T>
+) {
+    // Dispatch once on the surrogate so the loop is specialized on it.
+    switch spec.surrogate {
+    case .atan:
+        neuronBackwardLoop(spec, ATanSurrogate<T>(alpha: T(spec.surrogateAlpha)), count: count, dInput: dInput,
+                           dVPrevious: dVPrevious, dSpike: dSpike, dVNext: dVNext, h: h)
+    case .sigmoid:
+        neuronBackwardLoop(spec, SigmoidSurrogate<T>(alpha: T(spec.surrogateAlpha)), count: count, dInput: dInput,
+                           dVPrevious: dVPrevious, dSpike: dSpike, dVNext: dVNext, h: h)
+    }
+}
+
+@inline(__always)
+func neuronBackwardLoop<T: EngineScalar, S: SurrogateFunction>(
+    _ spec: NeuronSpec, _ surrogate: S, count: Int, dInput: UnsafeMutablePointer<T>, dVPrevious: UnsafeMutablePointer<T>?,
+    dSpike: UnsafePointer<T>, dVNext: UnsafePointer<T>?, h: UnsafePointer<T>
+) where S.Scalar == T {
+    let charge = NeuronCharge<T>(spec)
+    let threshold = T(spec.threshold), vReset = T(spec.vReset)
+    let hard = spec.reset == .hard
+    // With a detached reset, the reset contributes no sg' term to dv'/dh.
+    let resetSlope: T = spec.detachReset ? 0 : 1
+    for i in 0..<count {
+        let hi = h[i]
+        let x = hi - threshold
+        let sg = surrogate.derivative(x)
+        var dH = dSpike[i] * sg
+        if let dVNext {
+            let s: T = x >= 0 ? 1 : 0
+            let dVdH = hard ? (1 - s) + resetSlope * (vReset - hi) * sg
+                            : 1 - resetSlope * threshold * sg
+            dH += dVNext[i] * dVdH
+        }
+        dInput[i] = dH * charge.gain
+        dVPrevious?[i] = dH * charge.decay
+    }
+}
+
+/// T-RevSNN's stateless "turn-off" neuron forward: spike = Heaviside(input - threshold).
+/// Backward needs only the input (kept by the caller), as the memory table declares.
+@_specialize(where T == Float)
+public func turnOffNeuronForward<T: EngineScalar>(
+    _ spec: NeuronSpec, count: Int, spike: UnsafeMutablePointer<T>, input: UnsafePointer<T>
+) {
+    let threshold = T(spec.threshold)
+    for i in 0..<count { spike[i] = input[i] >= threshold ? 1 : 0 }
+}
+
+/// dInput = dSpike * sg'(input - threshold) (overwritten).
+@_specialize(where T == Float)
+public func turnOffNeuronBackward<T: EngineScalar>(
+    _ spec: NeuronSpec, count: Int, dInput: UnsafeMutablePointer<T>, dSpike: UnsafePointer<T>, input: UnsafePointer<T>
+) {
+    let threshold = T(spec.threshold)
+    switch spec.surrogate {
+    case .atan:
+        let sg = ATanSurrogate<T>(alpha: T(spec.surrogateAlpha))
+        for i in 0..<count { dInput[i] = dSpike[i] * sg.derivative(input[i] - threshold) }
+    case .sigmoid:
+        let sg = SigmoidSurrogate<T>(alpha: T(spec.surrogateAlpha))
+        for i in 0..<count { dInput[i] = dSpike[i] * sg.derivative(input[i] - threshold) }
+    }
+}
