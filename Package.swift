@@ -40,7 +40,7 @@ let package = Package(
         .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
         // The training engine's numerical kernels: forward/backward pairs over caller-owned buffers,
         // neurons, losses, optimizers, the digits data set. Allocation is wired in a later step.
-        .target(name: "Engine", dependencies: ["MemoryModel", "Profiles", "Planner", "COpenBLAS", "CZlib"]),
+        .target(name: "Engine", dependencies: ["MemoryModel", "Profiles", "Planner", "Allocator", "COpenBLAS", "CZlib"]),
         // Conv forward+backward GFLOP/s of CIFARNet's conv shapes beside raw cblas_sgemm. Run in release.
         .executableTarget(name: "EngineKernelBenchmark", dependencies: ["Engine", "COpenBLAS"]),
         // Thin argument-parser commands over the library targets.

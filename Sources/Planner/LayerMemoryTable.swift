@@ -48,9 +48,13 @@ public struct LayerMemoryDeclaration: Hashable, Sendable {
     /// Carried from one timestep to the previous one in backward (dL/dv).
     public var backwardState: [BufferDeclaration]
     public var parameters: [ParameterDeclaration]
+    /// Backward can skip the input gradient when nothing needs it (the first layer): conv, linear
+    /// and scale compute their weight gradients without it; other kernels write it regardless.
+    public var canSkipInputGradient: Bool
 
     static let none = LayerMemoryDeclaration(keepsInput: false, saved: [], forwardWorkspace: [], backwardWorkspace: [],
-                                             outputIsView: false, forwardState: [], backwardState: [], parameters: [])
+                                             outputIsView: false, forwardState: [], backwardState: [], parameters: [],
+                                             canSkipInputGradient: false)
 }
 
 /// The table itself: one switch over layer kinds (llm.c's `fill_in_activation_sizes` is the model).
@@ -60,6 +64,7 @@ public enum LayerMemoryTable {
         switch layer.kind {
         case .conv(let conv):
             d.keepsInput = true
+            d.canSkipInputGradient = true
             d.parameters = [ParameterDeclaration(name: "weight", shape: TensorShape([conv.outChannels, conv.inChannels / conv.groups, conv.kernel, conv.kernel]), trainable: true)]
             if conv.bias { d.parameters.append(ParameterDeclaration(name: "bias", shape: TensorShape([conv.outChannels]), trainable: true)) }
             // im2col of one sample: (Cin * k * k) x (Hout * Wout). A 1x1, stride 1, unpadded conv is a plain GEMM and needs none.
@@ -96,10 +101,12 @@ public enum LayerMemoryTable {
             d.outputIsView = true
         case .linear(let linear):
             d.keepsInput = true
+            d.canSkipInputGradient = true
             d.parameters = [ParameterDeclaration(name: "weight", shape: TensorShape([linear.outFeatures, linear.inFeatures]), trainable: true)]
             if linear.bias { d.parameters.append(ParameterDeclaration(name: "bias", shape: TensorShape([linear.outFeatures]), trainable: true)) }
         case .scale:
             d.keepsInput = true
+            d.canSkipInputGradient = true
             d.parameters = [ParameterDeclaration(name: "scale", shape: TensorShape([1]), trainable: true)]
         case .residual, .reversible, .trevsnn:
             // Containers: their sub-layers declare their own buffers; the schedules handle the adds.

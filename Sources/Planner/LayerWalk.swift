@@ -114,12 +114,18 @@ extension TraceBuilder {
                 backwardStates[path] = allocate(state, path: path, span: span == .allTimesteps ? .once : span)
             }
         }
-        let dX = needInputGrad ? allocateActivation(path, "dInput", role: .workspace, shape: layer.inputShape, span: span) : nil
+        let allocatesInputGrad = needInputGrad || !declaration.canSkipInputGradient
+        let dX = allocatesInputGrad ? allocateActivation(path, "dInput", role: .workspace, shape: layer.inputShape, span: span) : nil
         for workspace in declaration.backwardWorkspace { allocateAndFree(workspace, path: path, span: span) }
         releaseSaved(SavedKey(path: path, timestep: span.timestep))
         release(dY)
         if !span.isTimestep, let state = backwardStates.removeValue(forKey: path) {
             release(state)
+        }
+        if let dX, !needInputGrad {
+            // The kernel wrote an input gradient nobody reads.
+            release(dX)
+            return nil
         }
         return dX
     }

@@ -16,7 +16,6 @@ extension TraceBuilder {
             phase = .backward(timestep: t)
             _ = backward(profile.layers, dLogits, span: .timestep(t), needInputGrad: false)
         }
-        phase = .backward(timestep: 0)
         releaseForwardStates()
         release(outputSum!)
         finish(input: input, labels: labels)

@@ -143,26 +143,15 @@ struct TraceBuilder {
     mutating func setUp() -> (input: Int, labels: Int) {
         phase = .setup
         let stateNames = profile.optimizer.stateNames
-        func parameters(_ layers: [Layer], prefix: String) {
-            for layer in layers {
-                for parameter in LayerMemoryTable.declaration(for: layer).parameters {
-                    addParameter(prefix + layer.path, parameter, stateNames: stateNames)
-                }
-            }
-        }
-        for layer in profile.layers {
-            if case .trevsnn(let net) = layer.kind {
-                for column in 0..<timesteps {
-                    let prefix = TraceBuilder.columnPrefix(column)
-                    for level in net.levels {
-                        parameters(Self.flatten(level.down + level.up + level.blocks), prefix: prefix)
-                        addParameter(prefix + level.path, ParameterDeclaration(name: "alpha", shape: TensorShape([level.channels]), trainable: true),
-                                     stateNames: stateNames)
-                    }
-                    parameters(Self.flatten(net.head), prefix: prefix)
-                }
-            } else {
-                parameters(Self.flatten([layer]), prefix: "")
+        for entry in ParameterLayout.entries(of: profile, timesteps: timesteps) {
+            let parameter = entry.parameter
+            allocate(entry.path, parameter.name, timestep: nil, role: .parameter, shape: parameter.shape, dtype: .float32, persistent: true)
+            guard parameter.trainable else { continue }
+            allocate(entry.path, parameter.name + ".grad", timestep: nil, role: .gradient, shape: parameter.shape, dtype: .float32,
+                     persistent: true)
+            for state in stateNames {
+                allocate(entry.path, parameter.name + "." + state, timestep: nil, role: .optimizerState, shape: parameter.shape,
+                         dtype: .float32, persistent: true)
             }
         }
         let input = allocate("input", "images", timestep: nil, role: .input, shape: profile.inputShape.prepending(batch))
@@ -170,31 +159,9 @@ struct TraceBuilder {
         return (input, labels)
     }
 
-    private mutating func addParameter(_ path: String, _ parameter: ParameterDeclaration, stateNames: [String]) {
-        allocate(path, parameter.name, timestep: nil, role: .parameter, shape: parameter.shape, dtype: .float32, persistent: true)
-        guard parameter.trainable else { return }
-        allocate(path, parameter.name + ".grad", timestep: nil, role: .gradient, shape: parameter.shape, dtype: .float32, persistent: true)
-        for state in stateNames {
-            allocate(path, parameter.name + "." + state, timestep: nil, role: .optimizerState, shape: parameter.shape,
-                     dtype: .float32, persistent: true)
-        }
-    }
+    static func flatten(_ layers: [Layer]) -> [Layer] { ParameterLayout.flatten(layers) }
 
-    /// Layers with their nested layers (residual branches, reversible F and G), parents first.
-    static func flatten(_ layers: [Layer]) -> [Layer] {
-        var out: [Layer] = []
-        for layer in layers {
-            out.append(layer)
-            switch layer.kind {
-            case .residual(let spec): out += flatten(spec.main) + flatten(spec.shortcut)
-            case .reversible(let stage): for block in stage.blocks { out += flatten(block.f) + flatten(block.g) }
-            default: break
-            }
-        }
-        return out
-    }
-
-    static func columnPrefix(_ column: Int) -> String { "col\(column)/" }
+    static func columnPrefix(_ column: Int) -> String { ParameterLayout.columnPrefix(column) }
 
     /// The optimizer step updates in place; then the batch is released.
     mutating func finish(input: Int, labels: Int) {

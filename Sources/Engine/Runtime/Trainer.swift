@@ -1,0 +1,147 @@
+import Allocator
+import Foundation
+import MemoryModel
+import Planner
+import Profiles
+
+/// Why the engine cannot train a profile as asked.
+public enum TrainerError: Error, CustomStringConvertible, Equatable {
+    case unsupported(String)
+    case badBatch(expected: Int, images: Int, labels: Int)
+
+    public var description: String {
+        switch self {
+        case .unsupported(let reason): return reason
+        case .badBatch(let expected, let images, let labels):
+            return "a batch needs \(expected) image values and labels matching the batch size; got \(images) values and \(labels) labels"
+        }
+    }
+}
+
+/// What one training step gave.
+public struct StepResult: Sendable, Equatable {
+    public var loss: Double
+    public var correct: Int
+    public var stepMs: Double
+}
+
+/// A real CPU trainer for a profile under one strategy. Every buffer goes through `allocator`;
+/// parameters, gradients and optimizer state are allocated once, the rest each step.
+public final class Trainer<T: EngineScalar> {
+    public let profile: Profile
+    public let strategy: Strategy
+    public let batch: Int
+    public let timesteps: Int
+    public let segment: Int?
+    public let allocator: TensorAllocator
+    let heap: TensorHeap<T>
+    let parameters: ParameterStore<T>
+    /// Observes reconstructed reversible inputs (stage path, block, X1 values, X2 values).
+    public var reconstructionObserver: ((String, Int, UnsafePointer<T>, UnsafePointer<T>, Int) -> Void)?
+
+    public init(profile: Profile, strategy: Strategy, batch: Int? = nil, timesteps: Int? = nil, segment: Int? = nil,
+                allocator: TensorAllocator, seed: UInt64 = 1) throws {
+        if let reason = strategy.notApplicableReason(profile) {
+            throw PlannerError.notApplicable(strategy: strategy, reason: reason)
+        }
+        self.profile = profile
+        self.strategy = strategy
+        self.batch = batch ?? profile.batch
+        self.timesteps = timesteps ?? profile.timesteps
+        self.segment = strategy == .checkpoint ? (segment ?? Strategy.defaultSegment(timesteps: timesteps ?? profile.timesteps)) : nil
+        self.allocator = allocator
+        if let segment = self.segment, segment < 1 || segment > self.timesteps {
+            throw PlannerError.invalidArgument(name: "segment", value: "\(segment)", fix: "use a segment between 1 and T = \(self.timesteps)")
+        }
+        if strategy == .trevsnn || profile.trevsnnNetwork != nil {
+            throw TrainerError.unsupported("the engine does not train T-RevSNN networks yet; `snnmem plan` predicts their memory")
+        }
+        for layer in profile.allLayers {
+            if case .batchNorm(let channels) = layer.kind, self.batch * layer.inputShape.elementCount / channels < 2 {
+                throw TrainerError.unsupported("batch norm '\(layer.path)' sees one value per channel at batch \(self.batch); use a batch of 2 or more")
+            }
+        }
+        heap = TensorHeap(allocator: allocator)
+        try heap.begin(.setup)
+        parameters = try ParameterStore(profile: profile, timesteps: self.timesteps, heap: heap, seed: seed)
+    }
+
+    /// Values of the input batch: batch x channels x height x width.
+    public var imageValues: Int { batch * profile.inputShape.elementCount }
+
+    /// One training step: forward, backward, optimizer update.
+    public func step(images: [T], labels: [Int32]) throws -> StepResult {
+        let start = DispatchTime.now().uptimeNanoseconds
+        let step = try computeGradients(images: images, labels: labels)
+        try heap.begin(.optimizerStep)
+        parameters.step(heap: heap)
+        try heap.release(step.input)
+        try heap.release(step.labels)
+        let stepMs = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e6
+        return StepResult(loss: step.loss, correct: step.correct, stepMs: stepMs)
+    }
+
+    /// Forward and backward only: gradients are left in place (see `gradient(_:_:)`), nothing is updated.
+    public func lossAndGradients(images: [T], labels: [Int32]) throws -> (loss: Double, correct: Int) {
+        let step = try computeGradients(images: images, labels: labels)
+        try heap.begin(.optimizerStep)
+        try heap.release(step.input)
+        try heap.release(step.labels)
+        return (step.loss, step.correct)
+    }
+
+    private func computeGradients(images: [T], labels: [Int32]) throws -> (input: Int, labels: Int, loss: Double, correct: Int) {
+        guard images.count == imageValues, labels.count == batch else {
+            throw TrainerError.badBatch(expected: imageValues, images: images.count, labels: labels.count)
+        }
+        parameters.zeroGradients(heap: heap)
+        try heap.begin(.setup)
+        let input = try heap.allocate("input", "images", timestep: nil, role: .input, shape: profile.inputShape.prepending(batch))
+        images.withUnsafeBufferPointer { heap.values(input).update(from: $0.baseAddress!, count: imageValues) }
+        let labelTensor = try heap.allocate("input", "labels", timestep: nil, role: .input, shape: TensorShape([batch]), indices: true)
+        labels.withUnsafeBufferPointer { heap.indices(labelTensor).update(from: $0.baseAddress!, count: batch) }
+        let step = TrainingStep(profile: profile, batch: batch, timesteps: timesteps, heap: heap, parameters: parameters)
+        if let observer = reconstructionObserver {
+            step.reconstructionObserver = { [heap] path, block, x1, x2 in
+                observer(path, block, heap.values(x1), heap.values(x2), heap.shape(x1).elementCount)
+            }
+        }
+        switch strategy {
+        case .bptt: try step.runBPTT(input: input, labels: labelTensor)
+        case .checkpoint: try step.runCheckpoint(input: input, labels: labelTensor, segment: segment!)
+        case .sltt: try step.runSLTT(input: input, labels: labelTensor)
+        case .revsnn: try step.runRevSNN(input: input, labels: labelTensor)
+        case .trevsnn: preconditionFailure("rejected in init")
+        }
+        precondition(step.saved.isEmpty, "saved tensors left after backward: \(step.saved.keys.map(\.path))")
+        return (input, labelTensor, step.loss, step.correct)
+    }
+
+    /// A parameter's gradient after `lossAndGradients` (path and name as in the planner's tensors).
+    public func gradient(_ path: String, _ name: String) -> [T] {
+        let slot = parameters.slot(path, name)
+        guard let gradient = slot.gradient else { return [] }
+        return Array(UnsafeBufferPointer(start: heap.values(gradient), count: slot.count))
+    }
+
+    /// A parameter's values.
+    public func parameter(_ path: String, _ name: String) -> [T] {
+        let slot = parameters.slot(path, name)
+        return Array(UnsafeBufferPointer(start: heap.values(slot.value), count: slot.count))
+    }
+
+    /// Overwrites a parameter's values (finite-difference checks perturb them).
+    public func setParameter(_ path: String, _ name: String, _ values: [T]) {
+        let slot = parameters.slot(path, name)
+        precondition(values.count == slot.count)
+        values.withUnsafeBufferPointer { heap.values(slot.value).update(from: $0.baseAddress!, count: slot.count) }
+    }
+
+    /// Every trainable parameter as (path, name), in allocation order.
+    public var trainableParameters: [(path: String, name: String)] {
+        parameters.order.compactMap { key in
+            guard parameters.slots[key]?.gradient != nil, let colon = key.lastIndex(of: ":") else { return nil }
+            return (String(key[..<colon]), String(key[key.index(after: colon)...]))
+        }
+    }
+}

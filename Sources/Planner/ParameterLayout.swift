@@ -1,0 +1,60 @@
+import MemoryModel
+import Profiles
+
+/// Every parameter tensor of a profile, in the one order both the planner and the engine
+/// allocate them: layer by layer in forward order (nested layers after their parent), and for a
+/// T-RevSNN network column by column (each column has its own weights), a level's alpha after
+/// its layers, then the column's head.
+public enum ParameterLayout {
+    public struct Entry: Hashable, Sendable {
+        /// The owning layer's path, with the column prefix for T-RevSNN ("col2/trev/level1/...").
+        public var path: String
+        public var parameter: ParameterDeclaration
+        /// The layer (nil for a level's alpha).
+        public var layer: Layer?
+    }
+
+    public static func columnPrefix(_ column: Int) -> String { "col\(column)/" }
+
+    public static func entries(of profile: Profile, timesteps: Int) -> [Entry] {
+        var out: [Entry] = []
+        func add(_ layers: [Layer], prefix: String) {
+            for layer in flatten(layers) {
+                for parameter in LayerMemoryTable.declaration(for: layer).parameters {
+                    out.append(Entry(path: prefix + layer.path, parameter: parameter, layer: layer))
+                }
+            }
+        }
+        for layer in profile.layers {
+            guard case .trevsnn(let net) = layer.kind else {
+                add([layer], prefix: "")
+                continue
+            }
+            for column in 0..<timesteps {
+                let prefix = columnPrefix(column)
+                for level in net.levels {
+                    add(level.down + level.up + level.blocks, prefix: prefix)
+                    out.append(Entry(path: prefix + level.path,
+                                     parameter: ParameterDeclaration(name: "alpha", shape: TensorShape([level.channels]), trainable: true),
+                                     layer: nil))
+                }
+                add(net.head, prefix: prefix)
+            }
+        }
+        return out
+    }
+
+    /// Layers with their nested layers (residual branches, reversible F and G), parents first.
+    public static func flatten(_ layers: [Layer]) -> [Layer] {
+        var out: [Layer] = []
+        for layer in layers {
+            out.append(layer)
+            switch layer.kind {
+            case .residual(let spec): out += flatten(spec.main) + flatten(spec.shortcut)
+            case .reversible(let stage): for block in stage.blocks { out += flatten(block.f) + flatten(block.g) }
+            default: break
+            }
+        }
+        return out
+    }
+}
