@@ -40,7 +40,14 @@ extension TrainingStep {
             case .neuron(let neuron):
                 if neuron.carriesState {
                     let v = heap.values(forwardStates[path]!)
-                    neuronForward(neuron, count: outCount, spike: out, h: heap.values(own[0]) + t * outCount, vNext: v, input: input, v: v)
+                    let h = heap.values(own[0]) + t * outCount
+                    if smoothSpikes {
+                        smoothedNeuronForward(neuron, count: outCount, spike: out, h: h, vNext: v, input: input, v: v)
+                    } else {
+                        neuronForward(neuron, count: outCount, spike: out, h: h, vNext: v, input: input, v: v)
+                    }
+                } else if smoothSpikes {
+                    smoothedTurnOffNeuronForward(neuron, count: outCount, spike: out, input: input)
                 } else {
                     turnOffNeuronForward(neuron, count: outCount, spike: out, input: input)
                 }
@@ -99,8 +106,14 @@ extension TrainingStep {
             case .neuron(let neuron):
                 if neuron.carriesState {
                     let dvPointer = dv.map { heap.values($0) }
-                    neuronBackward(neuron, count: outCount, dInput: dIn!, dVPrevious: dvPointer, dSpike: dOut,
-                                   dVNext: dvPointer.map { UnsafePointer($0) }, h: heap.values(saved[0]) + t * outCount)
+                    let h = heap.values(saved[0]) + t * outCount
+                    if smoothSpikes {
+                        smoothedNeuronBackward(neuron, count: outCount, dInput: dIn!, dVPrevious: dvPointer, dSpike: dOut,
+                                               dVNext: dvPointer.map { UnsafePointer($0) }, h: h)
+                    } else {
+                        neuronBackward(neuron, count: outCount, dInput: dIn!, dVPrevious: dvPointer, dSpike: dOut,
+                                       dVNext: dvPointer.map { UnsafePointer($0) }, h: h)
+                    }
                 } else {
                     turnOffNeuronBackward(neuron, count: outCount, dInput: dIn!, dSpike: dOut, input: input!)
                 }

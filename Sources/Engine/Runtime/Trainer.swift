@@ -36,6 +36,9 @@ public final class Trainer<T: EngineScalar> {
     public let allocator: TensorAllocator
     let heap: TensorHeap<T>
     let parameters: ParameterStore<T>
+    /// For whole-network gradient checks: neurons fire the surrogate's primitive of h - threshold
+    /// instead of a Heaviside step, which makes the network differentiable. Never for training.
+    public var smoothSpikes = false
     /// Observes reconstructed reversible inputs (stage path, block, X1 values, X2 values).
     public var reconstructionObserver: ((String, Int, UnsafePointer<T>, UnsafePointer<T>, Int) -> Void)?
 
@@ -101,6 +104,7 @@ public final class Trainer<T: EngineScalar> {
         let labelTensor = try heap.allocate("input", "labels", timestep: nil, role: .input, shape: TensorShape([batch]), indices: true)
         labels.withUnsafeBufferPointer { heap.indices(labelTensor).update(from: $0.baseAddress!, count: batch) }
         let step = TrainingStep(profile: profile, batch: batch, timesteps: timesteps, heap: heap, parameters: parameters)
+        step.smoothSpikes = smoothSpikes
         if let observer = reconstructionObserver {
             step.reconstructionObserver = { [heap] path, block, x1, x2 in
                 observer(path, block, heap.values(x1), heap.values(x2), heap.shape(x1).elementCount)

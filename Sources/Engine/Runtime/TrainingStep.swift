@@ -22,6 +22,8 @@ final class TrainingStep<T: EngineScalar> {
     let parameters: ParameterStore<T>
     /// Whether backward carries dL/dv to the previous timestep (false in SLTT).
     var temporalGradient = true
+    /// Neurons fire the surrogate's primitive instead of a Heaviside step (gradient checks only).
+    var smoothSpikes = false
 
     var saved: [SavedKey: [Int]] = [:]
     var forwardStates: [String: Int] = [:]

@@ -1,0 +1,111 @@
+import Allocator
+import Engine
+import MemoryModel
+import Planner
+import Profiles
+import XCTest
+
+/// Whole networks' gradients: against central finite differences (in Double, with smoothed
+/// spikes so that the network is differentiable), and between schedules that must agree.
+final class NetworkGradientTests: XCTestCase {
+    /// Every kind of layer with weights, both resets, LIF and IF, a residual block, both pools.
+    /// (A detached reset is an approximation of the gradient by design, so finite differences of
+    /// the forward cannot check it; the kernel tests check it against its own formula.)
+    static let tinyYAML = """
+        input: {channels: 2, height: 6, width: 6}
+        timesteps: 3
+        batch: 3
+        neuron: {type: lif, tau: 2.0, threshold: 0.5, reset: hard, surrogate: {type: atan, alpha: 2.0}}
+        layers:
+          - conv: {name: conv1, out: 4, kernel: 3, padding: 1, bias: true}
+          - batchnorm: {name: bn1}
+          - neuron: {name: lif1}
+          - residual:
+              name: block
+              main:
+                - conv: {name: conv, out: 4, kernel: 3, padding: 1}
+                - batchnorm: {name: bn}
+                - neuron: {name: sn, type: if, reset: soft, surrogate: {type: sigmoid, alpha: 4.0}}
+              shortcut:
+                - conv: {name: proj, out: 4, kernel: 1}
+          - maxpool: {name: pool, kernel: 2}
+          - neuron: {name: lif2, tau: 3.0}
+          - avgpool: {name: pool2, kernel: 3}
+          - flatten
+          - linear: {name: fc, out: 3}
+        """
+
+    func batch(images count: Int, batch: Int, classes: Int, seed: UInt64) -> ([Double], [Int32]) {
+        var random = SeededRandom(seed: seed)
+        return ((0..<count).map { _ in random.uniform(-0.5, 1.5) }, (0..<batch).map { _ in Int32(random.nextInt(below: classes)) })
+    }
+
+    func testWholeNetworkGradientMatchesFiniteDifferences() throws {
+        let profile = try ProfileLoader.parse(yaml: Self.tinyYAML, file: "tiny.yaml")
+        let trainer = try Trainer<Double>(profile: profile, strategy: .bptt, allocator: CountingAllocator(rounding: .exact), seed: 3)
+        trainer.smoothSpikes = true
+        let (images, labels) = batch(images: trainer.imageValues, batch: trainer.batch, classes: profile.classes, seed: 11)
+        _ = try trainer.lossAndGradients(images: images, labels: labels)
+        var worst = (relative: 0.0, name: "")
+        var checked = 0
+        for (path, name) in trainer.trainableParameters {
+            let analytic = trainer.gradient(path, name)
+            let original = trainer.parameter(path, name)
+            // Every element of small tensors, a spread of the larger ones.
+            let stride = max(1, original.count / 7)
+            for index in Swift.stride(from: 0, to: original.count, by: stride) {
+                let epsilon = 1e-6
+                var plus = original, minus = original
+                plus[index] += epsilon
+                minus[index] -= epsilon
+                trainer.setParameter(path, name, plus)
+                let lossPlus = try trainer.lossAndGradients(images: images, labels: labels).loss
+                trainer.setParameter(path, name, minus)
+                let lossMinus = try trainer.lossAndGradients(images: images, labels: labels).loss
+                trainer.setParameter(path, name, original)
+                let numeric = (lossPlus - lossMinus) / (2 * epsilon)
+                // Relative error; the 1e-4 floor keeps gradients that are zero in exact arithmetic (a conv
+                // bias followed by batch norm, where central differences leave about 1e-10) from dividing by 0.
+                let error = abs(numeric - analytic[index]) / max(1e-4, abs(numeric) + abs(analytic[index]))
+                if error > worst.relative { worst = (error, "\(path):\(name)[\(index)] analytic \(analytic[index]) numeric \(numeric)") }
+                checked += 1
+            }
+            _ = try trainer.lossAndGradients(images: images, labels: labels)  // restore this parameter's gradients' context
+        }
+        XCTAssertGreaterThan(checked, 50)
+        XCTAssertLessThan(worst.relative, 1e-5, "worst: \(worst.name)")
+        print("whole-network finite differences: \(checked) entries, worst relative error \(worst.relative) at \(worst.name)")
+    }
+
+    /// Gradients of every parameter after one forward and backward.
+    func gradients(_ profile: Profile, _ strategy: Strategy, segment: Int? = nil, smooth: Bool = false,
+                   seed: UInt64 = 5) throws -> [String: [Double]] {
+        let trainer = try Trainer<Double>(profile: profile, strategy: strategy, segment: segment,
+                                          allocator: CountingAllocator(rounding: .exact), seed: 3)
+        trainer.smoothSpikes = smooth
+        let (images, labels) = batch(images: trainer.imageValues, batch: trainer.batch, classes: profile.classes, seed: seed)
+        _ = try trainer.lossAndGradients(images: images, labels: labels)
+        var out: [String: [Double]] = [:]
+        for (path, name) in trainer.trainableParameters { out[path + ":" + name] = trainer.gradient(path, name) }
+        return out
+    }
+
+    static func maxRelativeDifference(_ a: [String: [Double]], _ b: [String: [Double]]) -> Double {
+        var worst = 0.0
+        for (key, x) in a {
+            guard let y = b[key] else { return .infinity }
+            let scale = max(x.map(abs).max() ?? 0, y.map(abs).max() ?? 0, 1e-12)
+            for (u, v) in zip(x, y) { worst = max(worst, abs(u - v) / scale) }
+        }
+        return worst
+    }
+
+    func testCheckpointGradientsEqualBPTT() throws {
+        let profile = try ProfileLoader.parse(yaml: Self.tinyYAML.replacingOccurrences(of: "timesteps: 3", with: "timesteps: 5"), file: "tiny.yaml")
+        let reference = try gradients(profile, .bptt)
+        for segment in [1, 2, 3, 5] {
+            let difference = Self.maxRelativeDifference(reference, try gradients(profile, .checkpoint, segment: segment))
+            XCTAssertLessThan(difference, 1e-9, "segment \(segment)")
+        }
+    }
+}
