@@ -45,7 +45,7 @@ let package = Package(
         .executableTarget(name: "EngineKernelBenchmark", dependencies: ["Engine", "COpenBLAS"]),
         // Thin argument-parser commands over the library targets.
         .target(name: "CLI", dependencies: [
-            "MemoryModel", "Profiles", "Planner",
+            "MemoryModel", "Profiles", "Planner", "Allocator", "Engine",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .executableTarget(name: "snnmem", dependencies: ["CLI"]),

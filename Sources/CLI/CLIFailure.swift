@@ -1,3 +1,5 @@
+import Allocator
+import Engine
 import Planner
 import Profiles
 
@@ -14,6 +16,8 @@ struct CLIFailure: Error {
         case let error as CLIFailure: return error
         case let error as ProfileError: return CLIFailure(message: error.description, exitCode: 2)
         case let error as PlannerError: return CLIFailure(message: "error: " + error.description, exitCode: 2)
+        case let error as TrainerError: return CLIFailure(message: "error: " + error.description, exitCode: 2)
+        case let error as AllocatorError: return CLIFailure(message: "error: " + error.description, exitCode: 2)
         default: return error
         }
     }

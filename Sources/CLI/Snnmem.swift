@@ -7,7 +7,7 @@ public struct Snnmem: ParsableCommand {
         commandName: "snnmem",
         abstract: "How much memory will this spiking-network training run need, where does it go, and what batch fits?",
         version: SnnmemVersion.current,
-        subcommands: [PlanCommand.self, MaxBatchCommand.self])
+        subcommands: [PlanCommand.self, MaxBatchCommand.self, RunCommand.self])
 
     public init() {}
 
@@ -18,7 +18,7 @@ public struct Snnmem: ParsableCommand {
             try command.run()
             Foundation.exit(0)
         } catch let error as CLIFailure {
-            FileHandle.standardError.write(Data((error.message + "\n").utf8))
+            if !error.message.isEmpty { FileHandle.standardError.write(Data((error.message + "\n").utf8)) }
             Foundation.exit(error.exitCode)
         } catch {
             // Help and version requests exit 0 through exit(withError:); argument errors (64) are bad input: 2.

@@ -37,6 +37,27 @@ extension TrainingStep {
         return dLogits
     }
 
+    // MARK: Evaluation
+
+    /// Forward only, keeping nothing, batch norm on running statistics; returns correct predictions
+    /// of the time-averaged output. Reversible stages run as ordinary layers (the same function).
+    func runInference(input: Int, labels: Int) throws -> Int {
+        inference = true
+        var outputSum: Int?
+        for t in 0..<timesteps {
+            try heap.begin(.forward(timestep: t))
+            heap.retain(input)
+            let logits = try forward(profile.layers, input, span: .timestep(t), saving: false)
+            try accumulateOutput(logits, into: &outputSum)
+        }
+        try releaseForwardStates()
+        let result = crossEntropyOfTimeMean(dMean: nil, logitSum: heap.values(outputSum!), labels: heap.indices(labels), batch: batch,
+                                            classes: profile.classes, timesteps: timesteps)
+        loss = result.loss
+        try heap.release(outputSum!)
+        return result.correct
+    }
+
     // MARK: Strategies
 
     func runBPTT(input: Int, labels: Int) throws {

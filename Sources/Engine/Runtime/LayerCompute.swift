@@ -32,6 +32,13 @@ extension TrainingStep {
                               bias: bias.map { UnsafePointer(heap.values($0.value)) }, workspace: ws)
             case .batchNorm(let channels):
                 let shape = BatchNormShape(batch: batch, channels: channels, spatial: layer.inputShape.elementCount / channels)
+                if inference {
+                    batchNormInference(shape, output: out, input: input, gamma: heap.values(parameters.slot(path, "weight").value),
+                                       beta: heap.values(parameters.slot(path, "bias").value),
+                                       runningMean: heap.values(parameters.slot(path, "runningMean").value),
+                                       runningVar: heap.values(parameters.slot(path, "runningVar").value))
+                    continue
+                }
                 batchNormForward(shape, output: out, saveMean: heap.values(own[0]) + t * channels, saveInvstd: heap.values(own[1]) + t * channels,
                                  input: input, gamma: heap.values(parameters.slot(path, "weight").value),
                                  beta: heap.values(parameters.slot(path, "bias").value),

@@ -121,6 +121,24 @@ public final class Trainer<T: EngineScalar> {
         return (input, labelTensor, step.loss, step.correct)
     }
 
+    /// Correct predictions on a batch of any size (evaluation mode: running batch-norm statistics).
+    public func evaluate(images: [T], labels: [Int32]) throws -> (correct: Int, loss: Double) {
+        let count = labels.count
+        guard count > 0, images.count == count * profile.inputShape.elementCount else {
+            throw TrainerError.badBatch(expected: count * profile.inputShape.elementCount, images: images.count, labels: count)
+        }
+        try heap.begin(.setup)
+        let input = try heap.allocate("input", "images", timestep: nil, role: .input, shape: profile.inputShape.prepending(count))
+        images.withUnsafeBufferPointer { heap.values(input).update(from: $0.baseAddress!, count: images.count) }
+        let labelTensor = try heap.allocate("input", "labels", timestep: nil, role: .input, shape: TensorShape([count]), indices: true)
+        labels.withUnsafeBufferPointer { heap.indices(labelTensor).update(from: $0.baseAddress!, count: count) }
+        let step = TrainingStep(profile: profile, batch: count, timesteps: timesteps, heap: heap, parameters: parameters)
+        let correct = try step.runInference(input: input, labels: labelTensor)
+        try heap.release(input)
+        try heap.release(labelTensor)
+        return (correct, step.loss)
+    }
+
     /// A parameter's gradient after `lossAndGradients` (path and name as in the planner's tensors).
     public func gradient(_ path: String, _ name: String) -> [T] {
         let slot = parameters.slot(path, name)

@@ -24,6 +24,8 @@ final class TrainingStep<T: EngineScalar> {
     var temporalGradient = true
     /// Neurons fire the surrogate's primitive instead of a Heaviside step (gradient checks only).
     var smoothSpikes = false
+    /// Evaluation: batch norm uses its running statistics, and forward keeps nothing.
+    var inference = false
 
     var saved: [SavedKey: [Int]] = [:]
     var forwardStates: [String: Int] = [:]

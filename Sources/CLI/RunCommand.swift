@@ -1,0 +1,150 @@
+import Allocator
+import ArgumentParser
+import Engine
+import Foundation
+import MemoryModel
+import Planner
+import Profiles
+
+struct RunCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "run",
+        abstract: "Train K steps on random data through jemalloc and hold every measured byte against the plan.")
+
+    @OptionGroup var options: ProfileOptions
+
+    @Option(help: "The training strategy: bptt, checkpoint, sltt or revsnn.")
+    var strategy: String = "bptt"
+
+    @Option(help: "Checkpoint segment length k (checkpoint only).")
+    var segment: Int?
+
+    @Option(help: "Training steps to run.")
+    var steps: Int = 3
+
+    @Option(name: .customLong("memory-limit"), help: "Stop with an out-of-memory error when tracked bytes would exceed this, e.g. 512MiB.")
+    var memoryLimit: String?
+
+    @Option(help: "Write the measured trace (JSON) to this file.")
+    var trace: String?
+
+    @Option(help: "Seed for weights and data.")
+    var seed: UInt64 = 1
+
+    func validate() throws {
+        guard Strategy(rawValue: strategy) != nil else {
+            throw ValidationError("unknown strategy '\(strategy)': use one of \(Strategy.allCases.map(\.rawValue).joined(separator: ", "))")
+        }
+        if steps < 1 { throw ValidationError("--steps must be at least 1, got \(steps)") }
+        if let memoryLimit { _ = try parseSize(memoryLimit, option: "--memory-limit") }
+        if segment != nil && strategy != "checkpoint" { throw ValidationError("--segment applies to --strategy checkpoint only") }
+        if options.format == .markdown { throw ValidationError("run prints table or json") }
+    }
+
+    func run() throws {
+        let profile = try options.loadProfile()
+        let strategy = Strategy(rawValue: strategy)!
+        let limit = try memoryLimit.map { try parseSize($0, option: "--memory-limit") }
+        let table = options.format == .table
+        let progress = Progress(total: steps, label: "\(profile.name) \(strategy.rawValue)")
+        if table { print("step      loss   step ms") }
+        let result = try reportingErrors {
+            try MemoryRun.measure(profile: profile, strategy: strategy, batch: options.batch, timesteps: options.timesteps,
+                                  segment: segment, steps: steps, memoryLimit: limit, seed: seed) { done, total, step in
+                progress.update(done, detail: "loss \(ByteCount.formatFixed(step.loss, digits: 4))")
+                if table {
+                    print(String(done).padding(toLength: 4, withPad: " ", startingAt: 0)
+                          + ByteCount.formatFixed(step.loss, digits: 4).leftPadded(10) + ByteCount.formatFixed(step.stepMs, digits: 1).leftPadded(10))
+                }
+            }
+        }
+        if let trace {
+            try reportingErrors { try TraceFile.write(result.trace, to: trace) }
+        }
+        if table {
+            print(RunReport.table(result, profile: profile, tracePath: trace))
+        } else {
+            print(try Formatting.json(RunJSON(result)))
+        }
+        if let refused = result.outOfMemory {
+            FileHandle.standardError.write(Data("out of memory: \(refused)\n".utf8))
+            throw CLIFailure(message: "", exitCode: 3)
+        }
+    }
+}
+
+/// `snnmem run --format json`.
+struct RunJSON: Codable {
+    var strategy: String
+    var batch: Int
+    var timesteps: Int
+    var predictedPeakBytes: Int
+    var predictedAllocatedPeakBytes: Int
+    var measuredPeakBytes: Int
+    var measuredAllocatedPeakBytes: Int
+    var jemallocPeakBytes: Int
+    var untrackedBytes: Int
+    var predictedActivationBytes: Int
+    var measuredActivationBytes: Int
+    var firstDifference: String?
+    var stepMs: [Double]
+    var loss: [Double]
+    var outOfMemory: Bool
+    var outOfMemoryAt: String?
+
+    init(_ r: MemoryRunResult) {
+        strategy = r.strategy.rawValue
+        batch = r.batch
+        timesteps = r.timesteps
+        predictedPeakBytes = r.predictedPeakBytes
+        predictedAllocatedPeakBytes = r.predictedAllocatedPeakBytes
+        measuredPeakBytes = r.measuredPeakBytes
+        measuredAllocatedPeakBytes = r.measuredAllocatedPeakBytes
+        jemallocPeakBytes = r.jemallocPeakBytes
+        untrackedBytes = r.untrackedBytes
+        predictedActivationBytes = r.predictedActivationBytes
+        measuredActivationBytes = r.measuredActivationBytes
+        firstDifference = r.comparison?.firstDifference
+        stepMs = r.stepMs
+        loss = r.loss
+        outOfMemory = r.outOfMemory != nil
+        outOfMemoryAt = r.outOfMemory.map(\.description)
+    }
+}
+
+enum RunReport {
+    static func table(_ r: MemoryRunResult, profile: Profile, tracePath: String?) -> String {
+        var t = TextTable(["", "bytes", "difference"], alignments: [.left, .right, .right])
+        func diff(_ a: Int, _ b: Int) -> String { a == b ? "0 B" : (a > b ? "+" : "") + Formatting.bytes(a - b) }
+        t.add(["predicted peak (planner, requested bytes)", Formatting.bytes(r.predictedPeakBytes), ""])
+        t.add(["measured peak (tracked, requested bytes)", Formatting.bytes(r.measuredPeakBytes), diff(r.measuredPeakBytes, r.predictedPeakBytes)])
+        t.add(["predicted peak (jemalloc size classes)", Formatting.bytes(r.predictedAllocatedPeakBytes), ""])
+        t.add(["measured peak (tracked, allocated bytes)", Formatting.bytes(r.measuredAllocatedPeakBytes),
+               diff(r.measuredAllocatedPeakBytes, r.predictedAllocatedPeakBytes)])
+        t.add(["jemalloc thread peak", Formatting.bytes(r.jemallocPeakBytes), diff(r.jemallocPeakBytes, r.measuredAllocatedPeakBytes)])
+        t.add(["kept for backward: predicted", Formatting.bytes(r.predictedActivationBytes), ""])
+        t.add(["kept for backward: measured", Formatting.bytes(r.measuredActivationBytes),
+               diff(r.measuredActivationBytes, r.predictedActivationBytes)])
+        var lines = ["", "\(profile.name) \(r.strategy.rawValue): batch \(r.batch), T \(r.timesteps)" + (r.segment.map { ", k \($0)" } ?? ""), t.text()]
+        let sortedMs = r.stepMs.sorted()
+        if !sortedMs.isEmpty {
+            lines.append("median step \(ByteCount.formatFixed(sortedMs[sortedMs.count / 2], digits: 1)) ms over \(sortedMs.count) steps")
+        }
+        lines.append(Formatting.wrap("The jemalloc figure is the thread's peak growth during a step plus the tracked bytes live "
+            + "when it was reset; its difference from the tracked allocated peak is memory outside the tensors "
+            + "(the engine's small arrays and dictionaries, Swift runtime metadata), within jemalloc's peak "
+            + "granularity of about 64 KiB.", indent: ""))
+        if let difference = r.comparison?.firstDifference {
+            lines.append("PLAN AND MEASUREMENT DIFFER at \(difference)")
+        } else if r.comparison != nil {
+            lines.append("every allocation and free of the first step matched the plan")
+        }
+        if let refused = r.outOfMemory { lines.append("stopped: out of memory: \(refused)") }
+        if let tracePath { lines.append("trace written to \(tracePath)") }
+        return lines.joined(separator: "\n")
+    }
+}
+
+extension String {
+    func leftPadded(_ width: Int) -> String { String(repeating: " ", count: max(0, width - count)) + self }
+}
