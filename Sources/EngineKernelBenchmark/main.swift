@@ -1,1 +1,108 @@
-print("placeholder")
+// Conv forward+backward throughput on CIFARNet's four conv shapes (k3 p1, batch 16), beside raw
+// cblas_sgemm on the very GEMM shapes the kernels issue, so the cost of im2col/col2im, bias and
+// the per-sample loop shows as the gap between the two. Build and run in release:
+//   swift run -c release engine-kernel-benchmark [--iterations N] [--threads N]
+import COpenBLAS
+import Engine
+import Foundation
+
+struct Options {
+    var iterations = 5
+    var threads: Int?
+
+    init(_ arguments: [String]) {
+        var rest = arguments.dropFirst()
+        while let flag = rest.popFirst() {
+            guard let value = rest.popFirst().flatMap(Int.init), value > 0 else {
+                fatalError("usage: engine-kernel-benchmark [--iterations N] [--threads N]")
+            }
+            switch flag {
+            case "--iterations": iterations = value
+            case "--threads": threads = value
+            default: fatalError("unknown option \(flag)")
+            }
+        }
+    }
+}
+
+/// Best of `iterations` timed runs after one warm-up, in seconds (the minimum is the least disturbed
+/// by the other processes on a shared 2-core machine).
+func bestTime(iterations: Int, _ body: () -> Void) -> Double {
+    body()
+    let clock = ContinuousClock()
+    var best = Double.infinity
+    for _ in 0..<iterations {
+        let elapsed = clock.measure(body)
+        best = min(best, Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) * 1e-18)
+    }
+    return best
+}
+
+func buffer(_ count: Int, seed: UInt64) -> UnsafeMutablePointer<Float> {
+    let p = UnsafeMutablePointer<Float>.allocate(capacity: max(count, 1))
+    var rng = SeededRandom(seed: seed)
+    RandomInput.fillUniform(UnsafeMutableBufferPointer(start: p, count: count), low: -1, high: 1, using: &rng)
+    return p
+}
+
+func gflops(_ flops: Double, _ seconds: Double) -> String {
+    String(format: "%7.1f", flops / seconds / 1e9)
+}
+
+let options = Options(CommandLine.arguments)
+if let threads = options.threads { openblas_set_num_threads(Int32(threads)) }
+let coreType = ProcessInfo.processInfo.environment["OPENBLAS_CORETYPE"] ?? "(unset)"
+print("OpenBLAS \(String(cString: openblas_get_corename())) core, \(openblas_get_num_threads()) threads, OPENBLAS_CORETYPE=\(coreType); best of \(options.iterations)")
+print("shape                      |  fwd ms  fwd GF/s  sgemm GF/s |  bwd ms  bwd GF/s  sgemm GF/s | fwd+bwd GF/s  sgemm GF/s")
+
+let batch = 16
+let layers: [(cin: Int, cout: Int, size: Int)] = [(3, 64, 32), (64, 128, 32), (128, 256, 16), (256, 256, 8)]
+for (index, layer) in layers.enumerated() {
+    let shape = Conv2DShape(batch: batch, inChannels: layer.cin, outChannels: layer.cout, height: layer.size, width: layer.size,
+                            kernel: 3, stride: 1, padding: 1)
+    // The first conv reads the image: training never needs its input gradient.
+    let needsInputGradient = index > 0
+    let input = buffer(shape.inputCount, seed: 1), weight = buffer(shape.weightCount, seed: 2), bias = buffer(shape.outChannels, seed: 3)
+    let output = buffer(shape.outputCount, seed: 4), dOutput = buffer(shape.outputCount, seed: 5)
+    let dInput = buffer(shape.inputCount, seed: 6), dWeight = buffer(shape.weightCount, seed: 7), dBias = buffer(shape.outChannels, seed: 8)
+    let workspace = buffer(shape.workspaceCount, seed: 9)
+
+    let forward = bestTime(iterations: options.iterations) {
+        conv2dForward(shape, output: output, input: input, weight: weight, bias: bias, workspace: workspace)
+    }
+    let backward = bestTime(iterations: options.iterations) {
+        conv2dBackward(shape, dInput: needsInputGradient ? dInput : nil, dWeight: dWeight, dBias: dBias, dOutput: dOutput,
+                       input: input, weight: weight, workspace: workspace)
+    }
+
+    // The same GEMMs alone, on the same buffers: per sample, forward W[Cout, K] x col[K, N];
+    // dWeight dOut[Cout, N] x col^T; dColumns W^T x dOut[Cout, N]; K = Cin*9, N = Hout*Wout.
+    let m = shape.outChannels, n = shape.outHeight * shape.outWidth, k = shape.inChannels * 9
+    let gemmForward = bestTime(iterations: options.iterations) {
+        for b in 0..<batch {
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(m), Int32(n), Int32(k), 1, weight, Int32(k),
+                        workspace, Int32(n), 0, output + b * m * n, Int32(n))
+        }
+    }
+    let gemmBackward = bestTime(iterations: options.iterations) {
+        for b in 0..<batch {
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(m), Int32(k), Int32(n), 1, dOutput + b * m * n, Int32(n),
+                        workspace, Int32(n), 1, dWeight, Int32(k))
+            if needsInputGradient {
+                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Int32(k), Int32(n), Int32(m), 1, weight, Int32(k),
+                            dOutput + b * m * n, Int32(n), 0, workspace, Int32(n))
+            }
+        }
+    }
+
+    let forwardFlops = 2 * Double(shape.forwardMultiplyAdds)
+    let backwardFlops = forwardFlops * (needsInputGradient ? 2 : 1)
+    let name = "\(layer.cin)->\(layer.cout) @\(layer.size)x\(layer.size)\(needsInputGradient ? "" : " (no dX)")"
+    print(name.padding(toLength: 26, withPad: " ", startingAt: 0),
+          "|", String(format: "%7.2f", forward * 1e3), gflops(forwardFlops, forward), "  ", gflops(forwardFlops, gemmForward),
+          "   |", String(format: "%7.2f", backward * 1e3), gflops(backwardFlops, backward), "  ", gflops(backwardFlops, gemmBackward),
+          "   |   ", gflops(forwardFlops + backwardFlops, forward + backward), "     ",
+          gflops(forwardFlops + backwardFlops, gemmForward + gemmBackward))
+
+    for p in [input, weight, bias, output, dOutput, dInput, dWeight, dBias, workspace] { p.deallocate() }
+}
