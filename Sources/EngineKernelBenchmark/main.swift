@@ -5,6 +5,7 @@
 import COpenBLAS
 import Engine
 import Foundation
+import Profiles
 
 struct Options {
     var iterations = 5
@@ -105,4 +106,37 @@ for (index, layer) in layers.enumerated() {
           gflops(forwardFlops + backwardFlops, gemmForward + gemmBackward))
 
     for p in [input, weight, bias, output, dOutput, dInput, dWeight, dBias, workspace] { p.deallocate() }
+}
+
+// Elementwise and per-channel kernels on CIFARNet's largest activation (16 x 128 x 32 x 32): memory-bound,
+// so reported as nanoseconds per element. They also show that the Float paths run specialized code
+// (an unspecialized generic loop costs tens of ns per element through witness-table calls).
+do {
+    let channels = 128, spatial = 32 * 32, count = batch * channels * spatial
+    let x = buffer(count, seed: 11), v = buffer(count, seed: 12), spikes = buffer(count, seed: 13), h = buffer(count, seed: 14)
+    let dS = buffer(count, seed: 15), dV = buffer(count, seed: 16), dX = buffer(count, seed: 17), y = buffer(count, seed: 18)
+    let gamma = buffer(channels, seed: 19), beta = buffer(channels, seed: 20), mean = buffer(channels, seed: 21)
+    let invstd = buffer(channels, seed: 22), runningMean = buffer(channels, seed: 23), runningVar = buffer(channels, seed: 24)
+    let dGamma = buffer(channels, seed: 25), dBeta = buffer(channels, seed: 26)
+    let lif = NeuronSpec(type: .lif, tau: 2, threshold: 1, reset: .hard, detachReset: false, surrogate: .atan, surrogateAlpha: 2)
+    let bn = BatchNormShape(batch: batch, channels: channels, spatial: spatial)
+    let timings: [(String, Double)] = [
+        ("LIF forward", bestTime(iterations: options.iterations) {
+            neuronForward(lif, count: count, spike: spikes, h: h, vNext: v, input: x, v: v)
+        }),
+        ("LIF backward (atan)", bestTime(iterations: options.iterations) {
+            neuronBackward(lif, count: count, dInput: dX, dVPrevious: dV, dSpike: dS, dVNext: dV, h: h)
+        }),
+        ("batchnorm forward", bestTime(iterations: options.iterations) {
+            batchNormForward(bn, output: y, saveMean: mean, saveInvstd: invstd, input: x, gamma: gamma, beta: beta,
+                             runningMean: runningMean, runningVar: runningVar, updateRunningStatistics: false)
+        }),
+        ("batchnorm backward", bestTime(iterations: options.iterations) {
+            batchNormBackward(bn, dInput: dX, dGamma: dGamma, dBeta: dBeta, dOutput: dS, input: x, gamma: gamma, mean: mean, invstd: invstd)
+        }),
+    ]
+    print("\n16x128x32x32 (\(count) elements)")
+    for (name, seconds) in timings {
+        print(name.padding(toLength: 22, withPad: " ", startingAt: 0), String(format: "%7.2f ms  %6.2f ns/element", seconds * 1e3, seconds * 1e9 / Double(count)))
+    }
 }
