@@ -42,7 +42,7 @@ let package = Package(
         // neurons, losses, optimizers, the digits data set. Allocation is wired in a later step.
         .target(name: "Engine", dependencies: ["MemoryModel", "Profiles", "Planner", "Allocator", "COpenBLAS", "CZlib"]),
         // Conv forward+backward GFLOP/s of CIFARNet's conv shapes beside raw cblas_sgemm. Run in release.
-        .executableTarget(name: "EngineKernelBenchmark", dependencies: ["Engine", "COpenBLAS"]),
+        .executableTarget(name: "EngineKernelBenchmark", dependencies: ["Engine", "Profiles", "COpenBLAS"]),
         // Thin argument-parser commands over the library targets.
         .target(name: "CLI", dependencies: [
             "MemoryModel", "Profiles", "Planner", "Allocator", "Engine",

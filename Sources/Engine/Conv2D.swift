@@ -210,7 +210,12 @@ func col2im<T: EngineScalar>(_ s: Conv2DShape, dInput: UnsafeMutablePointer<T>, 
                 for oh in rows {
                     let src = row + oh * outW
                     let dst = plane + (oh * s.stride - s.padding + ki) * s.width + (kj - s.padding)
-                    for ow in cols { dst[ow * s.stride] += src[ow] }
+                    if s.stride == 1 {
+                        // Unit stride: a contiguous add the compiler vectorizes.
+                        for ow in cols { dst[ow] += src[ow] }
+                    } else {
+                        for ow in cols { dst[ow * s.stride] += src[ow] }
+                    }
                 }
             }
         }

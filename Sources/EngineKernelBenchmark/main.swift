@@ -1,1 +1,142 @@
-print("placeholder")
+// Conv forward+backward throughput on CIFARNet's four conv shapes (k3 p1, batch 16), beside raw
+// cblas_sgemm on the very GEMM shapes the kernels issue, so the cost of im2col/col2im, bias and
+// the per-sample loop shows as the gap between the two. Build and run in release:
+//   swift run -c release engine-kernel-benchmark [--iterations N] [--threads N]
+import COpenBLAS
+import Engine
+import Foundation
+import Profiles
+
+struct Options {
+    var iterations = 5
+    var threads: Int?
+
+    init(_ arguments: [String]) {
+        var rest = arguments.dropFirst()
+        while let flag = rest.popFirst() {
+            guard let value = rest.popFirst().flatMap(Int.init), value > 0 else {
+                fatalError("usage: engine-kernel-benchmark [--iterations N] [--threads N]")
+            }
+            switch flag {
+            case "--iterations": iterations = value
+            case "--threads": threads = value
+            default: fatalError("unknown option \(flag)")
+            }
+        }
+    }
+}
+
+/// Best of `iterations` timed runs after one warm-up, in seconds (the minimum is the least disturbed
+/// by the other processes on a shared 2-core machine).
+func bestTime(iterations: Int, _ body: () -> Void) -> Double {
+    body()
+    let clock = ContinuousClock()
+    var best = Double.infinity
+    for _ in 0..<iterations {
+        let elapsed = clock.measure(body)
+        best = min(best, Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) * 1e-18)
+    }
+    return best
+}
+
+func buffer(_ count: Int, seed: UInt64) -> UnsafeMutablePointer<Float> {
+    let p = UnsafeMutablePointer<Float>.allocate(capacity: max(count, 1))
+    var rng = SeededRandom(seed: seed)
+    RandomInput.fillUniform(UnsafeMutableBufferPointer(start: p, count: count), low: -1, high: 1, using: &rng)
+    return p
+}
+
+func gflops(_ flops: Double, _ seconds: Double) -> String {
+    String(format: "%7.1f", flops / seconds / 1e9)
+}
+
+let options = Options(CommandLine.arguments)
+if let threads = options.threads { openblas_set_num_threads(Int32(threads)) }
+let coreType = ProcessInfo.processInfo.environment["OPENBLAS_CORETYPE"] ?? "(unset)"
+print("OpenBLAS \(String(cString: openblas_get_corename())) core, \(openblas_get_num_threads()) threads, OPENBLAS_CORETYPE=\(coreType); best of \(options.iterations)")
+print("shape                      |  fwd ms  fwd GF/s  sgemm GF/s |  bwd ms  bwd GF/s  sgemm GF/s | fwd+bwd GF/s  sgemm GF/s")
+
+let batch = 16
+let layers: [(cin: Int, cout: Int, size: Int)] = [(3, 64, 32), (64, 128, 32), (128, 256, 16), (256, 256, 8)]
+for (index, layer) in layers.enumerated() {
+    let shape = Conv2DShape(batch: batch, inChannels: layer.cin, outChannels: layer.cout, height: layer.size, width: layer.size,
+                            kernel: 3, stride: 1, padding: 1)
+    // The first conv reads the image: training never needs its input gradient.
+    let needsInputGradient = index > 0
+    let input = buffer(shape.inputCount, seed: 1), weight = buffer(shape.weightCount, seed: 2), bias = buffer(shape.outChannels, seed: 3)
+    let output = buffer(shape.outputCount, seed: 4), dOutput = buffer(shape.outputCount, seed: 5)
+    let dInput = buffer(shape.inputCount, seed: 6), dWeight = buffer(shape.weightCount, seed: 7), dBias = buffer(shape.outChannels, seed: 8)
+    let workspace = buffer(shape.workspaceCount, seed: 9)
+
+    let forward = bestTime(iterations: options.iterations) {
+        conv2dForward(shape, output: output, input: input, weight: weight, bias: bias, workspace: workspace)
+    }
+    let backward = bestTime(iterations: options.iterations) {
+        conv2dBackward(shape, dInput: needsInputGradient ? dInput : nil, dWeight: dWeight, dBias: dBias, dOutput: dOutput,
+                       input: input, weight: weight, workspace: workspace)
+    }
+
+    // The same GEMMs alone, on the same buffers: per sample, forward W[Cout, K] x col[K, N];
+    // dWeight dOut[Cout, N] x col^T; dColumns W^T x dOut[Cout, N]; K = Cin*9, N = Hout*Wout.
+    let m = shape.outChannels, n = shape.outHeight * shape.outWidth, k = shape.inChannels * 9
+    let gemmForward = bestTime(iterations: options.iterations) {
+        for b in 0..<batch {
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(m), Int32(n), Int32(k), 1, weight, Int32(k),
+                        workspace, Int32(n), 0, output + b * m * n, Int32(n))
+        }
+    }
+    let gemmBackward = bestTime(iterations: options.iterations) {
+        for b in 0..<batch {
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(m), Int32(k), Int32(n), 1, dOutput + b * m * n, Int32(n),
+                        workspace, Int32(n), 1, dWeight, Int32(k))
+            if needsInputGradient {
+                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Int32(k), Int32(n), Int32(m), 1, weight, Int32(k),
+                            dOutput + b * m * n, Int32(n), 0, workspace, Int32(n))
+            }
+        }
+    }
+
+    let forwardFlops = 2 * Double(shape.forwardMultiplyAdds)
+    let backwardFlops = forwardFlops * (needsInputGradient ? 2 : 1)
+    let name = "\(layer.cin)->\(layer.cout) @\(layer.size)x\(layer.size)\(needsInputGradient ? "" : " (no dX)")"
+    print(name.padding(toLength: 26, withPad: " ", startingAt: 0),
+          "|", String(format: "%7.2f", forward * 1e3), gflops(forwardFlops, forward), "  ", gflops(forwardFlops, gemmForward),
+          "   |", String(format: "%7.2f", backward * 1e3), gflops(backwardFlops, backward), "  ", gflops(backwardFlops, gemmBackward),
+          "   |   ", gflops(forwardFlops + backwardFlops, forward + backward), "     ",
+          gflops(forwardFlops + backwardFlops, gemmForward + gemmBackward))
+
+    for p in [input, weight, bias, output, dOutput, dInput, dWeight, dBias, workspace] { p.deallocate() }
+}
+
+// Elementwise and per-channel kernels on CIFARNet's largest activation (16 x 128 x 32 x 32): memory-bound,
+// so reported as nanoseconds per element. They also show that the Float paths run specialized code
+// (an unspecialized generic loop costs tens of ns per element through witness-table calls).
+do {
+    let channels = 128, spatial = 32 * 32, count = batch * channels * spatial
+    let x = buffer(count, seed: 11), v = buffer(count, seed: 12), spikes = buffer(count, seed: 13), h = buffer(count, seed: 14)
+    let dS = buffer(count, seed: 15), dV = buffer(count, seed: 16), dX = buffer(count, seed: 17), y = buffer(count, seed: 18)
+    let gamma = buffer(channels, seed: 19), beta = buffer(channels, seed: 20), mean = buffer(channels, seed: 21)
+    let invstd = buffer(channels, seed: 22), runningMean = buffer(channels, seed: 23), runningVar = buffer(channels, seed: 24)
+    let dGamma = buffer(channels, seed: 25), dBeta = buffer(channels, seed: 26)
+    let lif = NeuronSpec(type: .lif, tau: 2, threshold: 1, reset: .hard, detachReset: false, surrogate: .atan, surrogateAlpha: 2)
+    let bn = BatchNormShape(batch: batch, channels: channels, spatial: spatial)
+    let timings: [(String, Double)] = [
+        ("LIF forward", bestTime(iterations: options.iterations) {
+            neuronForward(lif, count: count, spike: spikes, h: h, vNext: v, input: x, v: v)
+        }),
+        ("LIF backward (atan)", bestTime(iterations: options.iterations) {
+            neuronBackward(lif, count: count, dInput: dX, dVPrevious: dV, dSpike: dS, dVNext: dV, h: h)
+        }),
+        ("batchnorm forward", bestTime(iterations: options.iterations) {
+            batchNormForward(bn, output: y, saveMean: mean, saveInvstd: invstd, input: x, gamma: gamma, beta: beta,
+                             runningMean: runningMean, runningVar: runningVar, updateRunningStatistics: false)
+        }),
+        ("batchnorm backward", bestTime(iterations: options.iterations) {
+            batchNormBackward(bn, dInput: dX, dGamma: dGamma, dBeta: dBeta, dOutput: dS, input: x, gamma: gamma, mean: mean, invstd: invstd)
+        }),
+    ]
+    print("\n16x128x32x32 (\(count) elements)")
+    for (name, seconds) in timings {
+        print(name.padding(toLength: 22, withPad: " ", startingAt: 0), String(format: "%7.2f ms  %6.2f ns/element", seconds * 1e3, seconds * 1e9 / Double(count)))
+    }
+}
