@@ -55,7 +55,7 @@ let package = Package(
         .testTarget(name: "PlannerTests", dependencies: ["Planner", "Profiles", "MemoryModel"]),
         .testTarget(name: "AllocatorTests", dependencies: ["Allocator", "MemoryModel", "CJemalloc"]),
         .testTarget(name: "CLITests", dependencies: ["CLI", "Planner"]),
-        .testTarget(name: "EngineTests", dependencies: ["Engine", "Planner", "Profiles", "MemoryModel"]),
+        .testTarget(name: "EngineTests", dependencies: ["Engine", "Allocator", "Planner", "Profiles", "MemoryModel"]),
     ],
     swiftLanguageModes: [.v5]
 )
