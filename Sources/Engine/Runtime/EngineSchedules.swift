@@ -151,6 +151,31 @@ extension TrainingStep {
         try heap.release(outputSum!)
     }
 
+    /// A reference for SLTT, not a strategy: BPTT's order (all timesteps forward, then all
+    /// backward) with SLTT's loss (the mean of each timestep's cross-entropy) and the temporal
+    /// path cut (no dL/dv between timesteps). SLTT must give exactly these gradients.
+    func runBPTTWithTemporalPathCut(input: Int, labels: Int) throws {
+        temporalGradient = false
+        var logitGradients: [Int] = []
+        var lossSum = 0.0
+        for t in 0..<timesteps {
+            try heap.begin(.forward(timestep: t))
+            heap.retain(input)
+            let logits = try forward(profile.layers, input, span: .timestep(t), saving: true)
+            let dLogits = try allocateActivation("loss", "dLogits", role: .workspace, shape: TensorShape([profile.classes]), span: .timestep(t))
+            lossSum += crossEntropyPerTimestep(dLogits: heap.values(dLogits), logits: heap.values(logits), labels: heap.indices(labels),
+                                               batch: batch, classes: profile.classes, timesteps: timesteps).loss
+            try heap.release(logits)
+            logitGradients.append(dLogits)
+        }
+        try releaseForwardStates()
+        for t in (0..<timesteps).reversed() {
+            try heap.begin(.backward(timestep: t))
+            _ = try backward(profile.layers, logitGradients[t], span: .timestep(t), needInputGrad: false)
+        }
+        loss = lossSum
+    }
+
     func runRevSNN(input: Int, labels: Int) throws {
         try heap.begin(.forward(timestep: nil))
         heap.retain(input)

@@ -37,7 +37,9 @@ extension TrainingStep {
         split(x, into: x1, x2, samples: samples, halfCount: half.elementCount)
         try heap.release(x)
         let keepGraphs = saving && mode == .storeGraphs
-        for block in stage.blocks {
+        for (index, block) in stage.blocks.enumerated() {
+            stateObserver?("\(path)/block\(index)/x1", false, x1)
+            stateObserver?("\(path)/block\(index)/x2", false, x2)
             heap.retain(x2)
             let f = try forward(block.f, x2, span: span, saving: keepGraphs, reversible: mode)
             let y1 = try heap.combine(into: f, x1)
@@ -116,7 +118,8 @@ extension TrainingStep {
             dY1 = dZ1
             y1 = x1
             y2 = x2
-            reconstructionObserver?(path, index, x1, x2)
+            stateObserver?("\(path)/block\(index)/x1", true, x1)
+            stateObserver?("\(path)/block\(index)/x2", true, x2)
         }
         try heap.release(y1)
         try heap.release(y2)

@@ -39,8 +39,12 @@ public final class Trainer<T: EngineScalar> {
     /// For whole-network gradient checks: neurons fire the surrogate's primitive of h - threshold
     /// instead of a Heaviside step, which makes the network differentiable. Never for training.
     public var smoothSpikes = false
-    /// Observes reconstructed reversible inputs (stage path, block, X1 values, X2 values).
-    public var reconstructionObserver: ((String, Int, UnsafePointer<T>, UnsafePointer<T>, Int) -> Void)?
+    /// Sees every state a reversible network reconstructs in backward, and the same state when
+    /// forward computed it: (key, rebuilt, values). For reconstruction-error checks; it copies.
+    public var stateObserver: ((String, Bool, [T]) -> Void)?
+    /// Runs, instead of the strategy's schedule, BPTT with SLTT's per-timestep loss and the
+    /// temporal path cut: the reference SLTT's gradients are checked against (bptt profiles only).
+    public var bpttWithTemporalPathCut = false
 
     public init(profile: Profile, strategy: Strategy, batch: Int? = nil, timesteps: Int? = nil, segment: Int? = nil,
                 allocator: TensorAllocator, seed: UInt64 = 1) throws {
@@ -55,9 +59,6 @@ public final class Trainer<T: EngineScalar> {
         self.allocator = allocator
         if let segment = self.segment, segment < 1 || segment > self.timesteps {
             throw PlannerError.invalidArgument(name: "segment", value: "\(segment)", fix: "use a segment between 1 and T = \(self.timesteps)")
-        }
-        if strategy == .trevsnn || profile.trevsnnNetwork != nil {
-            throw TrainerError.unsupported("the engine does not train T-RevSNN networks yet; `snnmem plan` predicts their memory")
         }
         for layer in profile.allLayers {
             if case .batchNorm(let channels) = layer.kind, self.batch * layer.inputShape.elementCount / channels < 2 {
@@ -105,17 +106,19 @@ public final class Trainer<T: EngineScalar> {
         labels.withUnsafeBufferPointer { heap.indices(labelTensor).update(from: $0.baseAddress!, count: batch) }
         let step = TrainingStep(profile: profile, batch: batch, timesteps: timesteps, heap: heap, parameters: parameters)
         step.smoothSpikes = smoothSpikes
-        if let observer = reconstructionObserver {
-            step.reconstructionObserver = { [heap] path, block, x1, x2 in
-                observer(path, block, heap.values(x1), heap.values(x2), heap.shape(x1).elementCount)
+        if let observer = stateObserver {
+            step.stateObserver = { [heap] key, rebuilt, id in
+                observer(key, rebuilt, Array(UnsafeBufferPointer(start: heap.values(id), count: heap.shape(id).elementCount)))
             }
         }
         switch strategy {
+        case _ where bpttWithTemporalPathCut: try step.runBPTTWithTemporalPathCut(input: input, labels: labelTensor)
+        case .bptt where profile.trevsnnNetwork != nil: try step.runTRev(input: input, labels: labelTensor, reconstruct: false)
+        case .trevsnn: try step.runTRev(input: input, labels: labelTensor, reconstruct: true)
         case .bptt: try step.runBPTT(input: input, labels: labelTensor)
         case .checkpoint: try step.runCheckpoint(input: input, labels: labelTensor, segment: segment!)
         case .sltt: try step.runSLTT(input: input, labels: labelTensor)
         case .revsnn: try step.runRevSNN(input: input, labels: labelTensor)
-        case .trevsnn: preconditionFailure("rejected in init")
         }
         precondition(step.saved.isEmpty, "saved tensors left after backward: \(step.saved.keys.map(\.path))")
         return (input, labelTensor, step.loss, step.correct)
@@ -123,6 +126,9 @@ public final class Trainer<T: EngineScalar> {
 
     /// Correct predictions on a batch of any size (evaluation mode: running batch-norm statistics).
     public func evaluate(images: [T], labels: [Int32]) throws -> (correct: Int, loss: Double) {
+        if profile.trevsnnNetwork != nil {
+            throw TrainerError.unsupported("evaluation of T-RevSNN networks is not implemented; train and run measure them")
+        }
         let count = labels.count
         guard count > 0, images.count == count * profile.inputShape.elementCount else {
             throw TrainerError.badBatch(expected: count * profile.inputShape.elementCount, images: images.count, labels: count)

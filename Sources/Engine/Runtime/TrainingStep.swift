@@ -30,9 +30,9 @@ final class TrainingStep<T: EngineScalar> {
     var saved: [SavedKey: [Int]] = [:]
     var forwardStates: [String: Int] = [:]
     var backwardStates: [String: Int] = [:]
-    /// Called with (stage path, block index, X1, X2) each time a reversible block's input is
-    /// reconstructed in backward, so that tests can hold it against the forward's.
-    var reconstructionObserver: ((String, Int, Int, Int) -> Void)?
+    /// Sees the states a reversible network reconstructs, once when forward computes them and
+    /// once when backward rebuilds them: (key, rebuilt, tensor). Tests hold the two against each other.
+    var stateObserver: ((String, Bool, Int) -> Void)?
     /// Loss and correct predictions of the step, filled by the schedule.
     var loss = 0.0
     var correct = 0
