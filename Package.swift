@@ -43,9 +43,11 @@ let package = Package(
         .target(name: "Engine", dependencies: ["MemoryModel", "Profiles", "Planner", "Allocator", "COpenBLAS", "CZlib"]),
         // Conv forward+backward GFLOP/s of CIFARNet's conv shapes beside raw cblas_sgemm. Run in release.
         .executableTarget(name: "EngineKernelBenchmark", dependencies: ["Engine", "Profiles", "COpenBLAS"]),
+        // Reports read measured and planned traces and write tables, timelines and CI gates.
+        .target(name: "Reports", dependencies: ["MemoryModel", "Planner", "Allocator"]),
         // Thin argument-parser commands over the library targets.
         .target(name: "CLI", dependencies: [
-            "MemoryModel", "Profiles", "Planner", "Allocator", "Engine",
+            "MemoryModel", "Profiles", "Planner", "Allocator", "Engine", "Reports",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .executableTarget(name: "snnmem", dependencies: ["CLI"]),
@@ -54,6 +56,7 @@ let package = Package(
         .testTarget(name: "ProfilesTests", dependencies: ["Profiles"], exclude: ["BadProfiles"]),
         .testTarget(name: "PlannerTests", dependencies: ["Planner", "Profiles", "MemoryModel"]),
         .testTarget(name: "AllocatorTests", dependencies: ["Allocator", "MemoryModel", "CJemalloc"]),
+        .testTarget(name: "ReportsTests", dependencies: ["Reports", "Planner", "Allocator", "MemoryModel"]),
         .testTarget(name: "CLITests", dependencies: ["CLI", "Planner"]),
         .testTarget(name: "EngineTests", dependencies: ["Engine", "Allocator", "Planner", "Profiles", "MemoryModel"]),
     ],

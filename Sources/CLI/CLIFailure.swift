@@ -1,6 +1,7 @@
 import Allocator
 import Engine
 import Planner
+import Reports
 import Profiles
 
 /// An error the CLI reports in one message with its exit code, never a stack trace.
@@ -18,6 +19,7 @@ struct CLIFailure: Error {
         case let error as PlannerError: return CLIFailure(message: "error: " + error.description, exitCode: 2)
         case let error as TrainerError: return CLIFailure(message: "error: " + error.description, exitCode: 2)
         case let error as AllocatorError: return CLIFailure(message: "error: " + error.description, exitCode: 2)
+        case let error as AtomicOutput.WriteError: return CLIFailure(message: "error: " + error.description, exitCode: 2)
         default: return error
         }
     }

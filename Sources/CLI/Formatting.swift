@@ -14,9 +14,14 @@ enum Formatting {
     }
 
     static func json<T: Encodable>(_ value: T) throws -> String {
+        String(decoding: try jsonData(value), as: UTF8.self)
+    }
+
+    static func jsonData<T: Encodable>(_ value: T) throws -> Data {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-        return String(decoding: try encoder.encode(value), as: UTF8.self)
+        encoder.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
+        return try encoder.encode(value)
     }
 
     /// Wraps text at spaces so no line is longer than `width`; continuation lines get `indent`.

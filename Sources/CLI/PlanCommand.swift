@@ -1,4 +1,5 @@
 import ArgumentParser
+import Reports
 import MemoryModel
 import Planner
 import Profiles

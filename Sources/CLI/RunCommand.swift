@@ -1,5 +1,6 @@
 import Allocator
 import ArgumentParser
+import Reports
 import Engine
 import Foundation
 import MemoryModel

@@ -1,23 +1,23 @@
 /// A plain-text or Markdown table with columns sized to their contents.
-struct TextTable {
-    enum Alignment { case left, right }
+public struct TextTable: Sendable {
+    public enum Alignment: Sendable { case left, right }
 
-    var headers: [String]
-    var alignments: [Alignment]
-    var rows: [[String]] = []
+    public var headers: [String]
+    public var alignments: [Alignment]
+    public var rows: [[String]] = []
 
-    init(_ headers: [String], alignments: [Alignment]? = nil) {
+    public init(_ headers: [String], alignments: [Alignment]? = nil) {
         self.headers = headers
         self.alignments = alignments ?? ([.left] + Array(repeating: .right, count: max(0, headers.count - 1)))
     }
 
-    mutating func add(_ row: [String]) {
+    public mutating func add(_ row: [String]) {
         precondition(row.count == headers.count, "row has \(row.count) cells, table has \(headers.count) columns")
         rows.append(row)
     }
 
     /// Columns separated by two spaces; a dashed line under the header.
-    func text() -> String {
+    public func text() -> String {
         let widths = columnWidths()
         func line(_ cells: [String]) -> String {
             zip(cells.indices, cells).map { index, cell in pad(cell, widths[index], alignments[index]) }
@@ -28,7 +28,7 @@ struct TextTable {
         return lines.joined(separator: "\n")
     }
 
-    func markdown() -> String {
+    public func markdown() -> String {
         let widths = columnWidths()
         func line(_ cells: [String]) -> String {
             "| " + zip(cells.indices, cells).map { index, cell in pad(cell.replacingPipes, widths[index], alignments[index]) }
@@ -57,5 +57,9 @@ extension String {
         return String(s)
     }
 
-    var replacingPipes: String { replacingOccurrences(of: "|", with: "\\|") }
+    var replacingPipes: String {
+        var out = ""
+        for character in self { out += character == "|" ? "\\|" : String(character) }
+        return out
+    }
 }

@@ -1,0 +1,102 @@
+import Allocator
+import ArgumentParser
+import Engine
+import Foundation
+import MemoryModel
+import Planner
+import Profiles
+import Reports
+
+struct CompareCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "compare",
+        abstract: "Run every applicable schedule on the same seed and data; measured against predicted, side by side.")
+
+    @OptionGroup var options: ProfileOptions
+
+    @Option(help: "Comma-separated strategies, or all.")
+    var strategies: String = "all"
+
+    @Option(help: "Checkpoint segment length k (default round(sqrt(T))).")
+    var segment: Int?
+
+    @Option(help: "Training steps per strategy.")
+    var steps: Int = 2
+
+    @Option(help: "Write compare.json, compare.md and each schedule's trace into this folder (replaced whole).")
+    var out: String?
+
+    @Option(help: "Seed for weights and data.")
+    var seed: UInt64 = 1
+
+    func validate() throws {
+        _ = try parseStrategies()
+        if steps < 1 { throw ValidationError("--steps must be at least 1, got \(steps)") }
+    }
+
+    func parseStrategies() throws -> [Strategy] { try Self.parse(strategies: strategies) }
+
+    func run() throws {
+        let profile = try options.loadProfile()
+        let requested = try parseStrategies()
+        var applicable: [Strategy] = []
+        var skipped: [ComparisonReport.NotApplicable] = []
+        for strategy in requested {
+            if let reason = strategy.notApplicableReason(profile) {
+                skipped.append(.init(strategy: strategy.rawValue, reason: reason))
+            } else {
+                applicable.append(strategy)
+            }
+        }
+        guard !applicable.isEmpty else {
+            throw CLIFailure.badInput("none of the strategies applies to \(profile.sourcePath): "
+                + skipped.map { "\($0.strategy): \($0.reason)" }.joined(separator: "; "))
+        }
+        let progress = Progress(total: applicable.count * steps + 1, label: "\(profile.name) compare")
+        var done = 0
+        var entries: [ComparisonReport.Entry] = []
+        var traces: [String: Data] = [:]
+        let agreements = try reportingErrors {
+            try GradientAgreement.measure(profile: profile, strategies: applicable, batch: options.batch, timesteps: options.timesteps,
+                                          segment: segment, seed: seed)
+        }
+        done += 1
+        progress.update(done, detail: "gradients")
+        for (strategy, agreement) in zip(applicable, agreements) {
+            let result = try reportingErrors {
+                try MemoryRun.measure(profile: profile, strategy: strategy, batch: options.batch, timesteps: options.timesteps,
+                                      segment: strategy == .checkpoint ? segment : nil, steps: steps, seed: seed) { _, _, _ in
+                    done += 1
+                    progress.update(done, detail: strategy.rawValue)
+                }
+            }
+            let plan = try reportingErrors {
+                try Planner.plan(profile, strategy: strategy, options: .init(batch: options.batch, timesteps: options.timesteps,
+                                                                            segment: strategy == .checkpoint ? segment : nil))
+            }
+            let sortedMs = result.stepMs.sorted()
+            entries.append(ComparisonReport.Entry(
+                strategy: strategy.rawValue, segment: result.segment, predictedPeakBytes: result.predictedPeakBytes,
+                measuredPeakBytes: result.measuredPeakBytes, predictedAllocatedPeakBytes: result.predictedAllocatedPeakBytes,
+                measuredAllocatedPeakBytes: result.measuredAllocatedPeakBytes, jemallocPeakBytes: result.jemallocPeakBytes,
+                activationBytes: result.measuredActivationBytes, predictedActivationBytes: result.predictedActivationBytes,
+                stepMs: sortedMs[sortedMs.count / 2], forwardFlops: plan.forwardFlops, recomputeFlops: plan.recomputeFlops,
+                backwardFlops: plan.backwardFlops, gradientMaxRelDiff: agreement.maxRelativeDifference,
+                gradientReference: agreement.reference, loss: result.loss.last ?? .nan, firstDifference: result.comparison?.firstDifference))
+            if out != nil { traces["trace-\(strategy.rawValue).json"] = try Formatting.jsonData(result.trace) }
+        }
+        let report = ComparisonReport(profile: profile.name, batch: options.batch ?? profile.batch, timesteps: options.timesteps ?? profile.timesteps,
+                                      steps: steps, strategies: entries, notApplicable: skipped)
+        switch options.format {
+        case .json: print(try Formatting.json(report))
+        case .table: print(report.render(markdown: false))
+        case .markdown: print(report.render(markdown: true))
+        }
+        if let out {
+            var files = traces
+            files["compare.json"] = try Formatting.jsonData(report)
+            files["compare.md"] = Data((report.render(markdown: true) + "\n").utf8)
+            try reportingErrors { try AtomicOutput.writeFolder(files, to: out) }
+        }
+    }
+}

@@ -1,0 +1,106 @@
+import ArgumentParser
+import Engine
+import Foundation
+import MemoryModel
+import Planner
+import Profiles
+import Reports
+
+struct SweepCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "sweep",
+        abstract: "Kept-for-backward bytes per strategy over T or over depth, with the fitted growth.")
+
+    @Argument(help: "A profile YAML file.")
+    var profile: String
+
+    @Option(help: "Comma-separated timesteps to sweep, e.g. 1,2,4,8,16.")
+    var timesteps: String?
+
+    @Option(name: .customLong("depth-scale"), help: "Comma-separated depth factors (blocks per reversible stage or T-RevSNN level), e.g. 1,2,4.")
+    var depthScale: String?
+
+    @Option(help: "Comma-separated strategies, or all.")
+    var strategies: String = "all"
+
+    @Option(help: "Batch size (default: the profile's).")
+    var batch: Int?
+
+    @Flag(help: "Also measure each point with one training step (slow for big profiles).")
+    var measure = false
+
+    @Option(help: "Output format: table, json or markdown.")
+    var format: OutputFormat = .table
+
+    func values(_ text: String, option: String) throws -> [Int] {
+        let parts = text.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
+        guard !parts.isEmpty, parts.allSatisfy({ ($0 ?? 0) >= 1 }) else {
+            throw ValidationError("\(option) takes whole numbers of at least 1 separated by commas, e.g. 1,2,4")
+        }
+        return parts.map { $0! }
+    }
+
+    func validate() throws {
+        guard (timesteps == nil) != (depthScale == nil) else {
+            throw ValidationError("give exactly one of --timesteps and --depth-scale")
+        }
+        if let timesteps { _ = try values(timesteps, option: "--timesteps") }
+        if let depthScale { _ = try values(depthScale, option: "--depth-scale") }
+        if let batch, batch < 1 { throw ValidationError("--batch must be at least 1") }
+        _ = try CompareCommand.parse(strategies: strategies)
+    }
+
+    func run() throws {
+        let base = try reportingErrors { try ProfileLoader.load(path: profile) }
+        let axis = timesteps != nil ? "timesteps" : "depth"
+        let points = try values(timesteps ?? depthScale!, option: axis == "timesteps" ? "--timesteps" : "--depth-scale")
+        if axis == "depth" && !base.canScaleDepth {
+            throw CLIFailure.badInput("\(profile): depth scaling repeats reversible blocks or T-RevSNN blocks, and this profile has none")
+        }
+        var series: [SweepReport.Series] = []
+        var skipped: [ComparisonReport.NotApplicable] = []
+        let progress = Progress(total: points.count * Strategy.allCases.count, label: "sweep")
+        var done = 0
+        for strategy in try CompareCommand.parse(strategies: strategies) {
+            if let reason = strategy.notApplicableReason(base) {
+                skipped.append(.init(strategy: strategy.rawValue, reason: reason))
+                continue
+            }
+            var row: [SweepReport.Point] = []
+            for value in points {
+                let profile = axis == "depth" ? base.scalingDepth(by: value)! : base
+                let options = Planner.Options(batch: batch, timesteps: axis == "timesteps" ? value : nil)
+                let plan = try reportingErrors { try Planner.plan(profile, strategy: strategy, options: options) }
+                var measured: Int?
+                if measure {
+                    measured = try reportingErrors {
+                        try MemoryRun.measure(profile: profile, strategy: strategy, batch: batch, timesteps: options.timesteps, steps: 1)
+                    }.measuredActivationBytes
+                }
+                row.append(SweepReport.Point(value: value, activationBytes: plan.activationBytes, measuredActivationBytes: measured,
+                                             peakBytes: plan.peakBytes))
+                done += 1
+                progress.update(done, detail: "\(strategy.rawValue) \(value)")
+            }
+            series.append(SweepReport.Series(strategy: strategy.rawValue, points: row))
+        }
+        let report = SweepReport(axis: axis, profile: base.name, batch: batch ?? base.batch, strategies: series, notApplicable: skipped)
+        switch format {
+        case .json: print(try Formatting.json(report))
+        case .table: print(report.render(markdown: false))
+        case .markdown: print(report.render(markdown: true))
+        }
+    }
+}
+
+extension CompareCommand {
+    static func parse(strategies text: String) throws -> [Strategy] {
+        if text.lowercased() == "all" { return Strategy.allCases }
+        return try text.split(separator: ",").map { name in
+            guard let strategy = Strategy(rawValue: name.trimmingCharacters(in: .whitespaces).lowercased()) else {
+                throw ValidationError("unknown strategy '\(name)': use \(Strategy.allCases.map(\.rawValue).joined(separator: ", ")) or all")
+            }
+            return strategy
+        }
+    }
+}

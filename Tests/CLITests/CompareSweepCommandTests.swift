@@ -1,0 +1,61 @@
+import Foundation
+import XCTest
+
+final class CompareSweepCommandTests: XCTestCase {
+    func testCompareJSONAndOutputFolder() throws {
+        let out = FileManager.default.temporaryDirectory.appendingPathComponent("snnmem-compare-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: out) }
+        let json = try SnnmemProcess.json(["compare", "profiles/digits.yaml", "--batch", "8", "--steps", "1", "--format", "json", "--out", out])
+        let strategies = try XCTUnwrap(json["strategies"] as? [[String: Any]])
+        XCTAssertEqual(strategies.compactMap { $0["strategy"] as? String }, ["bptt", "checkpoint", "sltt"])
+        for entry in strategies {
+            for key in ["strategy", "predictedPeakBytes", "measuredPeakBytes", "jemallocPeakBytes", "activationBytes", "stepMs", "loss"] {
+                XCTAssertNotNil(entry[key], key)
+            }
+            XCTAssertEqual(entry["predictedPeakBytes"] as? Int, entry["measuredPeakBytes"] as? Int)
+            XCTAssertNil(entry["firstDifference"] as? String)
+        }
+        let checkpoint = strategies[1]
+        XCTAssertLessThan(checkpoint["gradientMaxRelDiff"] as? Double ?? 1, 1e-5)
+        XCTAssertEqual((json["notApplicable"] as? [[String: String]])?.map { $0["strategy"] }, ["revsnn", "trevsnn"])
+        let files = try FileManager.default.contentsOfDirectory(atPath: out).sorted()
+        XCTAssertEqual(files, ["compare.json", "compare.md", "trace-bptt.json", "trace-checkpoint.json", "trace-sltt.json"])
+    }
+
+    func testSweepSlopes() throws {
+        let json = try SnnmemProcess.json(["sweep", "profiles/cifarnet.yaml", "--timesteps", "1,2,4,8,16", "--format", "json"])
+        XCTAssertEqual(json["axis"] as? String, "timesteps")
+        let series = try XCTUnwrap(json["strategies"] as? [[String: Any]])
+        var slopes: [String: Double] = [:]
+        for entry in series { slopes[entry["strategy"] as! String] = entry["slope"] as? Double }
+        XCTAssertEqual(slopes["bptt"] ?? 0, 1, accuracy: 0.02)
+        XCTAssertLessThan(slopes["checkpoint"] ?? 1, 0.9)
+        XCTAssertEqual(slopes["sltt"] ?? 1, 0, accuracy: 0.02)
+        let points = try XCTUnwrap(series[0]["points"] as? [[String: Any]])
+        XCTAssertEqual(points.compactMap { $0["value"] as? Int }, [1, 2, 4, 8, 16])
+    }
+
+    func testSweepDepthKeepsRevSNNFlat() throws {
+        let json = try SnnmemProcess.json(["sweep", "profiles/revsresnet21.yaml", "--depth-scale", "1,2,4", "--format", "json",
+                                           "--strategies", "bptt,revsnn"])
+        let series = try XCTUnwrap(json["strategies"] as? [[String: Any]])
+        XCTAssertEqual(series.first { $0["strategy"] as? String == "revsnn" }?["slope"] as? Double ?? 1, 0, accuracy: 1e-9)
+        XCTAssertGreaterThan(series.first { $0["strategy"] as? String == "bptt" }?["slope"] as? Double ?? 0, 0.5)
+    }
+
+    func testSweepMeasuresWhenAsked() throws {
+        let json = try SnnmemProcess.json(["sweep", "profiles/digits.yaml", "--timesteps", "2,4", "--measure", "--batch", "4",
+                                           "--strategies", "bptt,sltt", "--format", "json"])
+        for series in try XCTUnwrap(json["strategies"] as? [[String: Any]]) {
+            for point in try XCTUnwrap(series["points"] as? [[String: Any]]) {
+                XCTAssertEqual(point["measuredActivationBytes"] as? Int, point["activationBytes"] as? Int)
+            }
+        }
+    }
+
+    func testSweepNeedsExactlyOneAxis() throws {
+        XCTAssertEqual(try SnnmemProcess.run(["sweep", "profiles/cifarnet.yaml"]).exitCode, 2)
+        XCTAssertEqual(try SnnmemProcess.run(["sweep", "profiles/cifarnet.yaml", "--depth-scale", "1,2"]).exitCode, 2,
+                       "cifarnet has no reversible blocks to repeat")
+    }
+}
