@@ -20,6 +20,7 @@ struct CLIFailure: Error {
         case let error as TrainerError: return CLIFailure(message: "error: " + error.description, exitCode: 2)
         case let error as AllocatorError: return CLIFailure(message: "error: " + error.description, exitCode: 2)
         case let error as AtomicOutput.WriteError: return CLIFailure(message: "error: " + error.description, exitCode: 2)
+        case let error as MemoryBaseline.ReadError: return CLIFailure(message: "error: " + error.description, exitCode: 2)
         default: return error
         }
     }
