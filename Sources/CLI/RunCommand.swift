@@ -48,12 +48,12 @@ struct RunCommand: ParsableCommand {
         let limit = try memoryLimit.map { try parseSize($0, option: "--memory-limit") }
         let table = options.format == .table
         let progress = Progress(total: steps, label: "\(profile.name) \(strategy.rawValue)")
-        if table { print("step      loss   step ms") }
         let result = try reportingErrors {
             try MemoryRun.measure(profile: profile, strategy: strategy, batch: options.batch, timesteps: options.timesteps,
                                   segment: segment, steps: steps, memoryLimit: limit, seed: seed) { done, total, step in
                 progress.update(done, detail: "loss \(ByteCount.formatFixed(step.loss, digits: 4))")
                 if table {
+                    if done == 1 { print("step      loss   step ms") }
                     print(String(done).padding(toLength: 4, withPad: " ", startingAt: 0)
                           + ByteCount.formatFixed(step.loss, digits: 4).leftPadded(10) + ByteCount.formatFixed(step.stepMs, digits: 1).leftPadded(10))
                 }

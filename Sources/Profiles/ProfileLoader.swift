@@ -36,7 +36,7 @@ public enum ProfileLoader {
         } catch let error as ProfileError {
             throw error
         } catch let error as YamlError {
-            throw yamlSyntaxError(error, file: file)
+            throw yamlSyntaxError(error, file: file, yaml: yaml)
         } catch {
             throw ProfileError(file: file, location: nil, problem: "the YAML cannot be read (\(error))",
                                fix: "check the file's YAML syntax")
@@ -44,7 +44,7 @@ public enum ProfileLoader {
         return try parse(root: root, file: file)
     }
 
-    static func yamlSyntaxError(_ error: YamlError, file: String) -> ProfileError {
+    static func yamlSyntaxError(_ error: YamlError, file: String, yaml: String) -> ProfileError {
         switch error {
         case .scanner(let context, let problem, let mark, _), .parser(let context, let problem, let mark, _),
              .composer(let context, let problem, let mark, _):
@@ -52,9 +52,23 @@ public enum ProfileLoader {
             return ProfileError(file: file, location: SourceLocation(line: mark.line, column: mark.column),
                                 problem: "invalid YAML: \(detail)\(problem)",
                                 fix: "check indentation, colons and brackets at this position")
-        case .duplicatedKeysInMapping(let duplicates, let context):
-            return ProfileError(file: file, location: nil,
-                                problem: "a key appears twice in one mapping: \(duplicates.joined(separator: ", ")) (\(context.text))",
+        case .duplicatedKeysInMapping(let duplicates, _):
+            // Point at the second line that starts with the repeated key.
+            let key = duplicates.first ?? ""
+            var seen = 0
+            var location: SourceLocation?
+            for (index, line) in yaml.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+                let trimmed = line.drop { $0 == " " || $0 == "-" }
+                if trimmed.hasPrefix(key + ":") {
+                    seen += 1
+                    if seen == 2 {
+                        location = SourceLocation(line: index + 1, column: line.count - trimmed.count + 1)
+                        break
+                    }
+                }
+            }
+            return ProfileError(file: file, location: location,
+                                problem: "the key '\(duplicates.joined(separator: "', '"))' appears twice in one mapping",
                                 fix: "keep one of each key")
         default:
             return ProfileError(file: file, location: nil, problem: "invalid YAML: \(error)", fix: "check the file's YAML syntax")

@@ -60,6 +60,10 @@ public final class Trainer<T: EngineScalar> {
         if let segment = self.segment, segment < 1 || segment > self.timesteps {
             throw PlannerError.invalidArgument(name: "segment", value: "\(segment)", fix: "use a segment between 1 and T = \(self.timesteps)")
         }
+        if T.self == Float.self && profile.dtype != .float32 {
+            throw TrainerError.unsupported("\(profile.sourcePath): the engine trains in float32, the profile says \(profile.dtype.rawValue); "
+                + "`snnmem plan` predicts \(profile.dtype.rawValue) byte counts, `run` and `train` need `dtype: float32`")
+        }
         for layer in profile.allLayers {
             if case .batchNorm(let channels) = layer.kind, self.batch * layer.inputShape.elementCount / channels < 2 {
                 throw TrainerError.unsupported("batch norm '\(layer.path)' sees one value per channel at batch \(self.batch); use a batch of 2 or more")
