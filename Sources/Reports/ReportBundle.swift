@@ -22,6 +22,7 @@ public enum ReportBundle {
             "<p class=\"meta\">batch \(report.batch) · predicted by the planner\(report.strategies.contains { $0.points.contains { $0.measuredActivationBytes != nil } } ? ", measured by the engine" : "") · written by snnmem</p>",
             "<figure>" + ScalingChart.render(report, width: 960, height: 540, namespace: false) + "</figure>",
             HTMLPage.table(sweepTable(report)),
+            "<p class=\"meta\">Kept-for-backward bytes: predicted / measured where measured; slope: fitted log-log growth (1: linear, 0: flat).</p>",
             report.notApplicable.isEmpty ? "" : "<p>Not applicable: " + report.notApplicable.map { Markup.escape("\($0.strategy) (\($0.reason))") }
                 .joined(separator: "; ") + "</p>",
         ])

@@ -153,8 +153,9 @@ public enum TimelineChart {
             d += "H\(SVGCanvas.n(frame.x(Double(samples[k].end) * scale)))"
         }
         let stretched = totals.count == eventCount ? "" : " (its \(totals.count) events stretched to this axis)"
-        canvas.path(d, fill: "none", stroke: Palette.text, width: 2,
-                    extra: " stroke-dasharray=\"7 4\" class=\"predicted\"",
+        // Solid and thin: dashes break up on a stepped line into noise that reads as data.
+        canvas.path(d, fill: "none", stroke: Palette.text, width: 1.5,
+                    extra: " stroke-opacity=\"0.9\" stroke-linejoin=\"round\" class=\"predicted\"",
                     title: "predicted total, \(title): peak \(ByteCount.format(totals.max() ?? 0))\(stretched)")
     }
 
@@ -261,7 +262,7 @@ public enum TimelineChart {
         canvas.text(ByteCount.format(sweep.peakBytes), x: right, y: y, anchor: .end, size: 12, weight: "600")
         if let overlayPeak {
             y += 26
-            canvas.line(x1: x, y1: y - 4, x2: x + 12, y2: y - 4, stroke: Palette.text, width: 2, extra: " stroke-dasharray=\"4 2\"")
+            canvas.line(x1: x, y1: y - 4, x2: x + 12, y2: y - 4, stroke: Palette.text, width: 1.5)
             canvas.text("predicted peak", x: x + 18, y: y, size: 12)
             canvas.text(ByteCount.format(overlayPeak), x: right, y: y, anchor: .end, size: 12)
             let difference = sweep.peakBytes - overlayPeak
