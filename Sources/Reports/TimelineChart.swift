@@ -41,7 +41,7 @@ public enum TimelineChart {
         drawGroupSeparators(&canvas, frame, groups)
         let present = drawStack(&canvas, frame, axis, samples, sweep: sweep)
         if let overlay, !overlaySeries.isEmpty {
-            drawOverlay(&canvas, frame, axis, overlaySeries, title: overlay.title, eventCount: base.events.count)
+            drawOverlay(&canvas, frame, axis, overlaySeries, plan: overlay, on: base)
         }
         drawPhaseStrip(&canvas, frame, groups)
         drawHoverColumns(&canvas, frame, samples, base)
@@ -133,9 +133,10 @@ public enum TimelineChart {
         return drawn
     }
 
-    /// The predicted total as a stepped line. A plan with a different number of events than the
-    /// measurement is stretched to the measured axis (equal counts, the usual case, map 1:1).
-    static func drawOverlay(_ canvas: inout SVGCanvas, _ frame: Frame, _ axis: ByteAxis, _ totals: [Int], title: String, eventCount: Int) {
+    /// The predicted total as a stepped line on the measured axis. A measurement can hold events
+    /// the plan does not (or the reverse), so the plan is aligned phase by phase: each planned
+    /// phase span is stretched over the measured span of the same phase. Equal events map 1:1.
+    static func drawOverlay(_ canvas: inout SVGCanvas, _ frame: Frame, _ axis: ByteAxis, _ totals: [Int], plan: Timeline, on base: Timeline) {
         var roles: [RoleBytes] = []
         roles.reserveCapacity(totals.count)
         for total in totals {
@@ -144,19 +145,39 @@ public enum TimelineChart {
             roles.append(r)
         }
         let samples = TimelineSampling.samples(roles, maxPositions: maxPositions)
-        let scale = Double(eventCount) / Double(totals.count)
-        var d = "M\(SVGCanvas.n(frame.x(Double(samples[0].first) * scale))) \(SVGCanvas.n(frame.y(Double(samples[0].roles.total), axis)))"
+        let position = alignment(plan: plan, base: base)
+        var d = "M\(SVGCanvas.n(frame.x(position(samples[0].first)))) \(SVGCanvas.n(frame.y(Double(samples[0].roles.total), axis)))"
         for k in samples.indices {
             if k > 0, samples[k].roles.total != samples[k - 1].roles.total {
                 d += "V\(SVGCanvas.n(frame.y(Double(samples[k].roles.total), axis)))"
             }
-            d += "H\(SVGCanvas.n(frame.x(Double(samples[k].end) * scale)))"
+            d += "H\(SVGCanvas.n(frame.x(position(samples[k].end))))"
         }
-        let stretched = totals.count == eventCount ? "" : " (its \(totals.count) events stretched to this axis)"
+        let note = plan.events.count == base.events.count ? "" : " (its \(plan.events.count) events aligned phase by phase to these \(base.events.count))"
         // Solid and thin: dashes break up on a stepped line into noise that reads as data.
         canvas.path(d, fill: "none", stroke: Palette.text, width: 1.5,
                     extra: " stroke-opacity=\"0.9\" stroke-linejoin=\"round\" class=\"predicted\"",
-                    title: "predicted total, \(title): peak \(ByteCount.format(totals.max() ?? 0))\(stretched)")
+                    title: "predicted total, \(plan.title): peak \(ByteCount.format(totals.max() ?? 0))\(note)")
+    }
+
+    /// Maps an event boundary of the plan (0...count) to a fractional event position on the base
+    /// timeline's axis: span by span when both have the same phases in the same order, else by
+    /// stretching the whole plan.
+    static func alignment(plan: Timeline, base: Timeline) -> (Int) -> Double {
+        let planCount = plan.events.count, baseCount = base.events.count
+        let planSpans = plan.phaseSpans, baseSpans = base.phaseSpans
+        guard planCount != baseCount || planSpans.map(\.phase) != baseSpans.map(\.phase) else { return { Double($0) } }
+        guard planSpans.map(\.phase) == baseSpans.map(\.phase) else {
+            return { Double($0) * Double(baseCount) / Double(max(1, planCount)) }
+        }
+        // spanOf[j]: the span holding planned event j.
+        var spanOf = [Int](repeating: 0, count: planCount)
+        for (k, span) in planSpans.enumerated() { for j in span.first...span.last { spanOf[j] = k } }
+        return { boundary in
+            guard boundary < planCount else { return Double(baseCount) }
+            let k = spanOf[boundary], p = planSpans[k], b = baseSpans[k]
+            return Double(b.first) + Double(boundary - p.first) * Double(b.last - b.first + 1) / Double(p.last - p.first + 1)
+        }
     }
 
     static func drawPhaseStrip(_ canvas: inout SVGCanvas, _ frame: Frame, _ groups: [PhaseGroup]) {
@@ -207,7 +228,7 @@ public enum TimelineChart {
             var index = 0
             for value in AxisTicks.ticks(step: step, upTo: total) {
                 while index < times.count - 1, times[index] < value - 1e-12 { index += 1 }
-                positions.append((frame.x(Double(index)), ByteCount.formatFixed(value, digits: digits)))
+                positions.append((frame.x(Double(index)), value == 0 ? "0" : ByteCount.formatFixed(value, digits: digits)))
             }
             title = "milliseconds since the step began (one slot per allocation or free, so time is not to scale)"
         } else {
@@ -238,7 +259,7 @@ public enum TimelineChart {
         let first = "peak \(ByteCount.format(sweep.peakBytes)) (\(Markup.grouped(sweep.peakBytes)) B), \(phase)"
         let second = "event \(index)" + (event.timeMs.map { " at " + Markup.milliseconds($0) } ?? "") + ": \(event.label)"
         let onLeft = x > (frame.left + frame.right) / 2
-        let textX = onLeft ? x - 10 : x + 10
+        let textX = onLeft ? x - 13 : x + 13
         let halo = " stroke=\"#FFFFFF\" stroke-width=\"4\" stroke-linejoin=\"round\" paint-order=\"stroke\""
         canvas.text(first, x: textX, y: y + 4, anchor: onLeft ? .end : .start, size: 12, weight: "600", extra: halo)
         canvas.text(second, x: textX, y: y + 19, anchor: onLeft ? .end : .start, size: 11, extra: halo)
