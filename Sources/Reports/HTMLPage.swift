@@ -6,21 +6,22 @@ enum HTMLPage {
     static let style = """
     :root { color-scheme: light; }
     body { font-family: \(Palette.fontStack); color: #1a1a1a; background: #fff; margin: 0 auto; max-width: 1240px;
-           padding: 12px 20px 40px; font-size: 14px; line-height: 1.4; }
+           padding: 6px 20px 40px; font-size: 14px; line-height: 1.4; }
     h1 { font-size: 22px; margin: 6px 0 2px; }
-    h2 { font-size: 18px; margin: 26px 0 8px; padding-bottom: 4px; border-bottom: 1px solid #d0d0d0; }
+    h2 { font-size: 18px; margin: 18px 0 6px; padding-bottom: 4px; border-bottom: 1px solid #d0d0d0; }
     h3 { font-size: 15px; margin: 14px 0 6px; }
     p { margin: 6px 0; }
-    .meta { color: #555; }
-    nav a { margin-right: 14px; color: #0b5394; }
+    .meta { color: #555; font-size: 13px; }
+    nav { display: inline; margin-left: 18px; }
+    nav a { margin-right: 12px; color: #0b5394; }
     .wrap { overflow-x: auto; }
     table { border-collapse: collapse; font-variant-numeric: tabular-nums; margin: 6px 0; }
-    th, td { padding: 3px 10px; border-bottom: 1px solid #e3e3e3; text-align: left; white-space: nowrap; }
+    th, td { padding: 2px 10px; border-bottom: 1px solid #e3e3e3; text-align: left; white-space: nowrap; }
     th { background: #f2f2f2; font-weight: 600; }
     .num { text-align: right; }
     td.label { white-space: normal; overflow-wrap: anywhere; max-width: 640px; }
     .swatch { display: inline-block; width: 10px; height: 10px; margin-right: 6px; border: 1px solid #666; }
-    figure { margin: 8px 0; }
+    figure { margin: 4px 0; }
     svg { display: block; max-width: 100%; height: auto; }
     .warning { color: #8a1c00; font-weight: 600; }
     @media print { nav { display: none; } section { break-inside: avoid; } body { max-width: none; } }

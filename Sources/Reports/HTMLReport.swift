@@ -5,14 +5,14 @@ import MemoryModel
 public enum HTMLReport {
     public static func render(title: String, comparison: ComparisonReport?, schedules: [(planned: Timeline, measured: Timeline?)]) -> String {
         let summary = ReportSummary(title: title, comparison: comparison, schedules: schedules)
-        var body = ["<header>", "<h1>\(Markup.escape(title))</h1>", "<p class=\"meta\">\(Markup.escape(subtitle(comparison, schedules)))</p>"]
         let ids = sectionIDs(schedules.map { $0.planned.strategy })
-        if schedules.count > 1 {
-            body.append("<nav>" + zip(ids, schedules).map { id, schedule in
-                "<a href=\"#\(id)\">\(Markup.escape(schedule.planned.strategy))</a>"
-            }.joined() + "</nav>")
-        }
-        body.append("</header>")
+        // Header and summary stay compact so the first chart fits a 1280x800 screen whole; the links
+        // sit in a div beside the subtitle (a <nav> inside a <p> would end the paragraph).
+        let links = schedules.count > 1 ? "<nav>" + zip(ids, schedules).map { id, schedule in
+            "<a href=\"#\(id)\">\(Markup.escape(schedule.planned.strategy))</a>"
+        }.joined() + "</nav>" : ""
+        var body = ["<header>", "<h1>\(Markup.escape(title))</h1>",
+                    "<div class=\"meta\">\(Markup.escape(subtitle(comparison, schedules)))\(links)</div>", "</header>"]
         body.append("<section id=\"summary\">")
         body.append("<h2>Peak memory of a training step</h2>")
         if let comparison {
@@ -26,9 +26,9 @@ public enum HTMLReport {
                 }
             }
             if !comparison.notApplicable.isEmpty {
-                body.append("<p>Not applicable to this profile:</p><ul>" + comparison.notApplicable.map {
-                    "<li>\(Markup.escape($0.strategy)): \(Markup.escape($0.reason))</li>"
-                }.joined() + "</ul>")
+                body.append("<p class=\"meta\">Not applicable to this profile: " + comparison.notApplicable.map {
+                    "\(Markup.escape($0.strategy)) (\(Markup.escape($0.reason)))"
+                }.joined(separator: "; ") + ".</p>")
             }
         } else {
             body.append(HTMLPage.table(summary.peakTable()))
@@ -81,7 +81,7 @@ public enum HTMLReport {
     static func section(id: String, schedule: (planned: Timeline, measured: Timeline?), summary: ReportSummary.Schedule) -> String {
         let shown = summary.measured ?? summary.planned
         var lines = ["<section id=\"\(id)\">", "<h2>\(Markup.escape(summary.strategy))</h2>"]
-        lines.append("<figure>" + TimelineChart.render(planned: schedule.planned, measured: schedule.measured, width: 1200, height: 420,
+        lines.append("<figure>" + TimelineChart.render(planned: schedule.planned, measured: schedule.measured, width: 1200, height: 400,
                                                        namespace: false) + "</figure>")
         lines.append("<p>" + Markup.escape(peakSentence(shown, timeline: schedule.measured ?? schedule.planned)) + "</p>")
         if let measured = summary.measured {
