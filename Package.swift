@@ -56,7 +56,9 @@ let package = Package(
         .testTarget(name: "ProfilesTests", dependencies: ["Profiles"], exclude: ["BadProfiles"]),
         .testTarget(name: "PlannerTests", dependencies: ["Planner", "Profiles", "MemoryModel"]),
         .testTarget(name: "AllocatorTests", dependencies: ["Allocator", "MemoryModel", "CJemalloc"]),
-        .testTarget(name: "ReportsTests", dependencies: ["Reports", "Planner", "Allocator", "MemoryModel"]),
+        // Snapshots are the expected report files, compared by the tests, not resources.
+        .testTarget(name: "ReportsTests", dependencies: ["Reports", "Planner", "Profiles", "Allocator", "MemoryModel"],
+                    exclude: ["__Snapshots__"]),
         .testTarget(name: "CLITests", dependencies: ["CLI", "Planner"]),
         .testTarget(name: "EngineTests", dependencies: ["Engine", "Allocator", "Planner", "Profiles", "MemoryModel"]),
     ],

@@ -40,7 +40,8 @@ extension ComparisonReport {
     }
 
     public func render(markdown: Bool) -> String {
-        func table(_ t: TextTable) -> String { markdown ? t.markdown() : t.text() }
+        // In Markdown a blank line ends a table; without it the note below becomes a table row.
+        func table(_ t: TextTable) -> String { markdown ? t.markdown() + "\n" : t.text() }
         let title = "\(profile): batch \(batch), T \(timesteps), \(steps) step\(steps == 1 ? "" : "s") per strategy"
         var sections = [markdown ? "## " + title : title]
         sections.append((markdown ? "### " : "") + "Peak memory of a training step\n" + table(memoryTable()) + "\n"

@@ -55,7 +55,8 @@ public struct SweepReport: Codable, Equatable, Sendable {
             } + [series.slope.map { ByteCount.formatFixed($0, digits: 2) } ?? "-"])
         }
         var lines = [(markdown ? "## " : "") + "\(profile): kept-for-backward bytes against \(axis == "depth" ? "depth (blocks per stage x)" : "T"), batch \(batch)",
-                     markdown ? table.markdown() : table.text()]
+                     // In Markdown a blank line ends a table; without it the notes become table rows.
+                     markdown ? table.markdown() + "\n" : table.text()]
         if strategies.contains(where: { $0.points.contains { $0.measuredActivationBytes != nil } }) {
             lines.append("'=' marks a measurement equal to the prediction; other measurements are in parentheses")
         }
