@@ -23,7 +23,7 @@ struct CompareCommand: ParsableCommand {
     @Option(help: "Training steps per strategy.")
     var steps: Int = 2
 
-    @Option(help: "Write compare.json, compare.md and each schedule's trace into this folder (replaced whole).")
+    @Option(help: "Write report.html, report.md, report.json, trace.json (Chrome trace) and each schedule's measured trace into this folder (replaced whole).")
     var out: String?
 
     @Option(help: "Seed for weights and data.")
@@ -56,6 +56,7 @@ struct CompareCommand: ParsableCommand {
         var done = 0
         var entries: [ComparisonReport.Entry] = []
         var traces: [String: Data] = [:]
+        var schedules: [(planned: Timeline, measured: Timeline?)] = []
         let agreements = try reportingErrors {
             try GradientAgreement.measure(profile: profile, strategies: applicable, batch: options.batch, timesteps: options.timesteps,
                                           segment: segment, seed: seed)
@@ -83,7 +84,10 @@ struct CompareCommand: ParsableCommand {
                 stepMs: sortedMs[sortedMs.count / 2], forwardFlops: plan.forwardFlops, recomputeFlops: plan.recomputeFlops,
                 backwardFlops: plan.backwardFlops, gradientMaxRelDiff: agreement.maxRelativeDifference,
                 gradientReference: agreement.reference, loss: result.loss.last ?? .nan, firstDifference: result.comparison?.firstDifference))
-            if out != nil { traces["trace-\(strategy.rawValue).json"] = try Formatting.jsonData(result.trace) }
+            if out != nil {
+                traces["measured-\(strategy.rawValue).json"] = try Formatting.jsonData(result.trace)
+                schedules.append((Timeline(plan: plan), Timeline(trace: result.trace)))
+            }
         }
         let report = ComparisonReport(profile: profile.name, batch: options.batch ?? profile.batch, timesteps: options.timesteps ?? profile.timesteps,
                                       steps: steps, strategies: entries, notApplicable: skipped)
@@ -94,8 +98,8 @@ struct CompareCommand: ParsableCommand {
         }
         if let out {
             var files = traces
-            files["compare.json"] = try Formatting.jsonData(report)
-            files["compare.md"] = Data((report.render(markdown: true) + "\n").utf8)
+            let title = "\(profile.name): batch \(report.batch), T \(report.timesteps)"
+            for (name, data) in try ReportBundle.files(title: title, comparison: report, schedules: schedules) { files[name] = data }
             try reportingErrors { try AtomicOutput.writeFolder(files, to: out) }
         }
     }

@@ -7,7 +7,7 @@ public struct Snnmem: ParsableCommand {
         commandName: "snnmem",
         abstract: "How much memory will this spiking-network training run need, where does it go, and what batch fits?",
         version: SnnmemVersion.current,
-        subcommands: [PlanCommand.self, MaxBatchCommand.self, RunCommand.self, TrainCommand.self, CompareCommand.self, SweepCommand.self, CheckCommand.self])
+        subcommands: [PlanCommand.self, MaxBatchCommand.self, RunCommand.self, TrainCommand.self, CompareCommand.self, SweepCommand.self, CheckCommand.self, ReportCommand.self])
 
     public init() {}
 

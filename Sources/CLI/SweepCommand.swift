@@ -32,6 +32,9 @@ struct SweepCommand: ParsableCommand {
     @Option(help: "Output format: table, json or markdown.")
     var format: OutputFormat = .table
 
+    @Option(help: "Write sweep.svg (log-log plot), sweep.html, sweep.md and sweep.json into this folder (replaced whole).")
+    var out: String?
+
     func values(_ text: String, option: String) throws -> [Int] {
         let parts = text.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
         guard !parts.isEmpty, parts.allSatisfy({ ($0 ?? 0) >= 1 }) else {
@@ -89,6 +92,9 @@ struct SweepCommand: ParsableCommand {
         case .json: print(try Formatting.json(report))
         case .table: print(report.render(markdown: false))
         case .markdown: print(report.render(markdown: true))
+        }
+        if let out {
+            try reportingErrors { try AtomicOutput.writeFolder(ReportBundle.sweepFiles(report), to: out) }
         }
     }
 }
