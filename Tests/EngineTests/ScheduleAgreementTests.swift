@@ -133,4 +133,27 @@ final class ScheduleAgreementTests: XCTestCase {
             XCTAssertEqual(comparison.measuredPeakBytes, plan.peakBytes)
         }
     }
+
+    /// Recomputation must not update batch-norm running statistics a second time.
+    func testRunningStatisticsAreUpdatedOncePerStep() throws {
+        func runningStatistics(_ profile: Profile, _ strategy: Strategy) throws -> [Double] {
+            let trainer = try Trainer<Double>(profile: profile, strategy: strategy, allocator: CountingAllocator(rounding: .exact), seed: 4)
+            var random = SeededRandom(seed: 8)
+            let images = (0..<trainer.imageValues).map { _ in random.uniform(-0.5, 2) }
+            let labels = (0..<trainer.batch).map { _ in Int32(random.nextInt(below: profile.classes)) }
+            _ = try trainer.lossAndGradients(images: images, labels: labels)
+            return profile.allLayers.flatMap { layer -> [Double] in
+                guard case .batchNorm = layer.kind else { return [] }
+                return trainer.parameter(layer.path, "runningMean") + trainer.parameter(layer.path, "runningVar")
+            }
+        }
+        let reversible = try ProfileLoader.parse(yaml: Self.reversibleYAML, file: "reversible.yaml")
+        let reference = try runningStatistics(reversible, .bptt)
+        XCTAssertTrue(reference.contains { $0 != 0 && $0 != 1 }, "the statistics moved")
+        for strategy in [Strategy.checkpoint, .revsnn] {
+            let statistics = try runningStatistics(reversible, strategy)
+            XCTAssertEqual(statistics.count, reference.count)
+            for (a, b) in zip(statistics, reference) { XCTAssertEqual(a, b, accuracy: 1e-12, "\(strategy)") }
+        }
+    }
 }
