@@ -46,12 +46,16 @@ public struct Conv2DShape: Hashable, Sendable {
     /// (the same test as `LayerMemoryTable.isPointwise`).
     public var isPointwise: Bool { kernel == 1 && stride == 1 && padding == 0 }
 
-    /// Elements of the im2col workspace, forward and backward alike: (inChannels * k * k) x
-    /// (outHeight * outWidth) for one sample, 0 for a pointwise conv. This is the planner's
-    /// `im2col` declaration; the kernels use no other scratch.
-    public var workspaceCount: Int {
+    /// Elements of one sample's im2col columns: (inChannels * k * k) x (outHeight * outWidth), 0 for a
+    /// pointwise conv.
+    public var columnCount: Int {
         isPointwise ? 0 : inChannels * kernel * kernel * outHeight * outWidth
     }
+
+    /// Elements of the im2col workspace, forward and backward alike: one sample's columns per kernel
+    /// lane (`LayerMemoryTable.kernelLanes` x `columnCount`), 0 for a pointwise conv. This is the
+    /// planner's `im2col` declaration; the kernels use no other scratch.
+    public var workspaceCount: Int { KernelLanes.count * columnCount }
 
     /// Rows of one group's im2col slice, and the GEMM's K: (inChannels / groups) * k * k.
     var groupColumnRows: Int { inChannels / groups * kernel * kernel }
@@ -63,6 +67,8 @@ public struct Conv2DShape: Hashable, Sendable {
 /// Forward: output[b] = W * im2col(input[b]) (+ bias), one GEMM per group and sample.
 /// output [B, Cout, Hout, Wout]; input [B, Cin, H, W]; weight [Cout, Cin/groups, k, k]; bias [Cout] or nil;
 /// workspace: `shape.workspaceCount` elements (nil allowed only for a pointwise conv).
+/// Samples are spread over the kernel lanes (lane j takes samples j, j + lanes, ...), each lane with
+/// its own im2col slot of the workspace and a single-threaded GEMM.
 @_specialize(where T == Float)
 public func conv2dForward<T: EngineScalar>(
     _ shape: Conv2DShape, output: UnsafeMutablePointer<T>, input: UnsafePointer<T>,
@@ -72,35 +78,52 @@ public func conv2dForward<T: EngineScalar>(
     let inPlane = s.height * s.width, outPlane = s.outHeight * s.outWidth
     let coutG = s.outChannels / s.groups, rowsG = s.groupColumnRows
     precondition(s.isPointwise || workspace != nil, "a \(s.kernel)x\(s.kernel) conv needs its im2col workspace")
-    for b in 0..<s.batch {
-        let inB = input + b * s.inChannels * inPlane
-        let outB = output + b * s.outChannels * outPlane
-        // A pointwise conv's input already is its column matrix: Cin rows of H*W.
-        let columns: UnsafePointer<T>
-        if s.isPointwise {
-            columns = inB
-        } else {
-            im2col(s, columns: workspace!, input: inB)
-            columns = UnsafePointer(workspace!)
-        }
-        for g in 0..<s.groups {
-            T.gemm(transposeA: false, transposeB: false, m: coutG, n: outPlane, k: rowsG,
-                   alpha: 1, a: weight + g * coutG * rowsG, lda: rowsG,
-                   b: columns + g * rowsG * outPlane, ldb: outPlane,
-                   beta: 0, c: outB + g * coutG * outPlane, ldc: outPlane)
-        }
-        if let bias {
-            for co in 0..<s.outChannels {
-                let row = outB + co * outPlane, value = bias[co]
-                for i in 0..<outPlane { row[i] += value }
+    let lanes = min(KernelLanes.count, s.batch)
+    let body = { (lane: Int) in
+        var b = lane
+        while b < s.batch {
+            defer { b += lanes }
+            let inB = input + b * s.inChannels * inPlane
+            let outB = output + b * s.outChannels * outPlane
+            // A pointwise conv's input already is its column matrix: Cin rows of H*W.
+            let columns: UnsafePointer<T>
+            if s.isPointwise {
+                columns = inB
+            } else {
+                let slot = workspace! + lane * s.columnCount
+                im2col(s, columns: slot, input: inB)
+                columns = UnsafePointer(slot)
+            }
+            for g in 0..<s.groups {
+                T.gemm(transposeA: false, transposeB: false, m: coutG, n: outPlane, k: rowsG,
+                       alpha: 1, a: weight + g * coutG * rowsG, lda: rowsG,
+                       b: columns + g * rowsG * outPlane, ldb: outPlane,
+                       beta: 0, c: outB + g * coutG * outPlane, ldc: outPlane)
+            }
+            if let bias {
+                for co in 0..<s.outChannels {
+                    let row = outB + co * outPlane, value = bias[co]
+                    for i in 0..<outPlane { row[i] += value }
+                }
             }
         }
+    }
+    if lanes > 1 {
+        KernelLanes.withSingleThreadedGEMM { KernelLanes.run(lanes, body) }
+    } else {
+        body(0)
     }
 }
 
 /// Backward from the saved input: dWeight += dOut * im2col(input)^T, dBias += sum of dOut, and, when
 /// dInput is given, dInput = col2im(W^T * dOut) (overwritten). The workspace first holds the
 /// input's columns again, then the columns' gradient: one buffer of the forward's size.
+///
+/// The batch goes in rounds of `lanes` samples: each lane builds one sample's columns in its slot;
+/// then the lanes split dWeight's rows (output channels), each accumulating every sample of the
+/// round into its own rows, so no lane writes another's (no partial sums, no extra workspace);
+/// then each lane turns its slot into its sample's column gradient and col2im's it, and builds the
+/// next round's columns.
 @_specialize(where T == Float)
 public func conv2dBackward<T: EngineScalar>(
     _ shape: Conv2DShape, dInput: UnsafeMutablePointer<T>?, dWeight: UnsafeMutablePointer<T>,
@@ -111,34 +134,47 @@ public func conv2dBackward<T: EngineScalar>(
     let inPlane = s.height * s.width, outPlane = s.outHeight * s.outWidth
     let coutG = s.outChannels / s.groups, rowsG = s.groupColumnRows
     precondition(s.isPointwise || workspace != nil, "a \(s.kernel)x\(s.kernel) conv needs its im2col workspace")
-    for b in 0..<s.batch {
-        let inB = input + b * s.inChannels * inPlane
-        let dOutB = dOutput + b * s.outChannels * outPlane
-        let columns: UnsafePointer<T>
-        if s.isPointwise {
-            columns = inB
-        } else {
-            im2col(s, columns: workspace!, input: inB)
-            columns = UnsafePointer(workspace!)
-        }
+    let lanes = min(KernelLanes.count, s.batch)
+
+    /// The column matrix of sample b: its slot (filled by `gather`) or, pointwise, the input itself.
+    func columns(_ b: Int, slot j: Int) -> UnsafePointer<T> {
+        s.isPointwise ? input + b * s.inChannels * inPlane : UnsafePointer(workspace! + j * s.columnCount)
+    }
+    func gather(_ b: Int, slot j: Int) {
+        if !s.isPointwise { im2col(s, columns: workspace! + j * s.columnCount, input: input + b * s.inChannels * inPlane) }
+    }
+    /// dWeight and dBias rows [channels] from samples first..<first+count.
+    func accumulateWeights(first: Int, count: Int, channels: Range<Int>) {
+        guard !channels.isEmpty else { return }
         for g in 0..<s.groups {
-            T.gemm(transposeA: false, transposeB: true, m: coutG, n: rowsG, k: outPlane,
-                   alpha: 1, a: dOutB + g * coutG * outPlane, lda: outPlane,
-                   b: columns + g * rowsG * outPlane, ldb: outPlane,
-                   beta: 1, c: dWeight + g * coutG * rowsG, ldc: rowsG)
-        }
-        if let dBias {
-            for co in 0..<s.outChannels {
-                let row = dOutB + co * outPlane
-                var sum: T = 0
-                for i in 0..<outPlane { sum += row[i] }
-                dBias[co] += sum
+            let lo = max(channels.lowerBound, g * coutG), hi = min(channels.upperBound, (g + 1) * coutG)
+            guard lo < hi else { continue }
+            for j in 0..<count {
+                let dOutB = dOutput + (first + j) * s.outChannels * outPlane
+                T.gemm(transposeA: false, transposeB: true, m: hi - lo, n: rowsG, k: outPlane,
+                       alpha: 1, a: dOutB + lo * outPlane, lda: outPlane,
+                       b: columns(first + j, slot: j) + g * rowsG * outPlane, ldb: outPlane,
+                       beta: 1, c: dWeight + lo * rowsG, ldc: rowsG)
             }
         }
-        guard let dInput else { continue }
+        if let dBias {
+            for j in 0..<count {
+                let dOutB = dOutput + (first + j) * s.outChannels * outPlane
+                for co in channels {
+                    let row = dOutB + co * outPlane
+                    var sum: T = 0
+                    for i in 0..<outPlane { sum += row[i] }
+                    dBias[co] += sum
+                }
+            }
+        }
+    }
+    /// dInput of sample b from the column gradient, built in slot j (its columns are no longer needed).
+    func scatter(_ b: Int, slot j: Int) {
+        guard let dInput else { return }
+        let dOutB = dOutput + b * s.outChannels * outPlane
         let dInB = dInput + b * s.inChannels * inPlane
-        // The columns are no longer needed: the same workspace now receives their gradient.
-        let dColumns = s.isPointwise ? dInB : workspace!
+        let dColumns = s.isPointwise ? dInB : workspace! + j * s.columnCount
         for g in 0..<s.groups {
             T.gemm(transposeA: true, transposeB: false, m: rowsG, n: outPlane, k: coutG,
                    alpha: 1, a: weight + g * coutG * rowsG, lda: rowsG,
@@ -146,6 +182,31 @@ public func conv2dBackward<T: EngineScalar>(
                    beta: 0, c: dColumns + g * rowsG * outPlane, ldc: outPlane)
         }
         if !s.isPointwise { col2im(s, dInput: dInB, dColumns: UnsafePointer(dColumns)) }
+    }
+
+    if lanes <= 1 {
+        for b in 0..<s.batch {
+            gather(b, slot: 0)
+            accumulateWeights(first: b, count: 1, channels: 0..<s.outChannels)
+            scatter(b, slot: 0)
+        }
+        return
+    }
+    KernelLanes.withSingleThreadedGEMM {
+        KernelLanes.run(min(lanes, s.batch)) { j in gather(j, slot: j) }
+        var first = 0
+        while first < s.batch {
+            let count = min(lanes, s.batch - first), next = first + lanes
+            KernelLanes.run(lanes) { lane in
+                let lo = lane * s.outChannels / lanes, hi = (lane + 1) * s.outChannels / lanes
+                accumulateWeights(first: first, count: count, channels: lo..<hi)
+            }
+            KernelLanes.run(lanes) { j in
+                if j < count { scatter(first + j, slot: j) }
+                if next + j < s.batch { gather(next + j, slot: j) }
+            }
+            first = next
+        }
     }
 }
 
