@@ -34,14 +34,15 @@ enum KernelLanes {
         return body()
     }
 
-    /// Splits 0..<count into `lanes` contiguous chunks (multiples of `align`) and runs them in
-    /// parallel; small counts run on the caller's thread (dispatch costs microseconds).
+    /// Splits 0..<count into `count` lanes' contiguous chunks (multiples of `align` items) and runs
+    /// them in parallel. Work below `minimumWork` (items x `itemCost`) per lane runs on the caller's
+    /// thread: a dispatch costs microseconds, more than a small elementwise pass.
     @inline(__always)
-    static func forEachChunk(count: Int, minimumPerLane: Int = 1 << 15, align: Int = 64,
+    static func forEachChunk(count: Int, itemCost: Int = 1, minimumWork: Int = 1 << 15, align: Int = 16,
                              _ body: (Range<Int>) -> Void) {
-        let lanes = min(Self.count, count / max(minimumPerLane, 1))
+        let lanes = min(Self.count, count * itemCost / max(minimumWork, 1), count)
         if lanes <= 1 {
-            body(0..<count)
+            if count > 0 { body(0..<count) }
             return
         }
         let per = ((count + lanes - 1) / lanes + align - 1) / align * align
@@ -50,4 +51,57 @@ enum KernelLanes {
             if start < end { body(start..<end) }
         }
     }
+}
+
+// Reductions for the per-channel statistics: 16 running partial sums (one SIMD16 register group),
+// combined at the end. In Float this is a blocked sum whose error grows with n / 16 instead of n,
+// and it vectorizes (a single scalar accumulator cannot be reordered, so the compiler keeps it scalar).
+
+@inline(__always)
+func loadBlock<T: EngineScalar>(_ p: UnsafePointer<T>, _ i: Int) -> SIMD16<T> {
+    UnsafeRawPointer(p + i).loadUnaligned(as: SIMD16<T>.self)
+}
+
+/// Sum of p[0..<n].
+@inline(__always)
+func blockedSum<T: EngineScalar>(_ p: UnsafePointer<T>, _ n: Int) -> T {
+    var acc = SIMD16<T>()
+    var i = 0
+    while i + 16 <= n { acc += loadBlock(p, i); i += 16 }
+    var sum = acc.sum()
+    while i < n { sum += p[i]; i += 1 }
+    return sum
+}
+
+/// Sum of (p[i] - center)^2 over p[0..<n].
+@inline(__always)
+func blockedSquaredDeviations<T: EngineScalar>(_ p: UnsafePointer<T>, _ n: Int, center: T) -> T {
+    var acc = SIMD16<T>()
+    let c = SIMD16<T>(repeating: center)
+    var i = 0
+    while i + 16 <= n {
+        let d = loadBlock(p, i) - c
+        acc += d * d
+        i += 16
+    }
+    var sum = acc.sum()
+    while i < n { let d = p[i] - center; sum += d * d; i += 1 }
+    return sum
+}
+
+/// (sum of dy, sum of dy * (x - center)) over [0..<n].
+@inline(__always)
+func blockedGradientSums<T: EngineScalar>(_ dy: UnsafePointer<T>, _ x: UnsafePointer<T>, _ n: Int, center: T) -> (T, T) {
+    var a = SIMD16<T>(), b = SIMD16<T>()
+    let c = SIMD16<T>(repeating: center)
+    var i = 0
+    while i + 16 <= n {
+        let g = loadBlock(dy, i)
+        a += g
+        b += g * (loadBlock(x, i) - c)
+        i += 16
+    }
+    var sumDy = a.sum(), sumDyX = b.sum()
+    while i < n { sumDy += dy[i]; sumDyX += dy[i] * (x[i] - center); i += 1 }
+    return (sumDy, sumDyX)
 }

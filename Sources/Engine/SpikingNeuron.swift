@@ -47,22 +47,25 @@ public func neuronForward<T: EngineScalar>(
 ) {
     let charge = NeuronCharge<T>(spec)
     let threshold = T(spec.threshold), vReset = T(spec.vReset)
-    switch spec.reset {
-    case .hard:
-        for i in 0..<count {
-            let hi = charge.decay * v[i] + charge.gain * input[i] + charge.offset
-            let fired = hi >= threshold
-            h[i] = hi
-            spike[i] = fired ? 1 : 0
-            vNext[i] = fired ? vReset : hi
-        }
-    case .soft:
-        for i in 0..<count {
-            let hi = charge.decay * v[i] + charge.gain * input[i] + charge.offset
-            let s: T = hi >= threshold ? 1 : 0
-            h[i] = hi
-            spike[i] = s
-            vNext[i] = hi - s * threshold
+    // Elementwise: the kernel lanes take a contiguous range each (vNext may alias v: same index only).
+    KernelLanes.forEachChunk(count: count) { range in
+        switch spec.reset {
+        case .hard:
+            for i in range {
+                let hi = charge.decay * v[i] + charge.gain * input[i] + charge.offset
+                let fired = hi >= threshold
+                h[i] = hi
+                spike[i] = fired ? 1 : 0
+                vNext[i] = fired ? vReset : hi
+            }
+        case .soft:
+            for i in range {
+                let hi = charge.decay * v[i] + charge.gain * input[i] + charge.offset
+                let s: T = hi >= threshold ? 1 : 0
+                h[i] = hi
+                spike[i] = s
+                vNext[i] = hi - s * threshold
+            }
         }
     }
 }
@@ -100,19 +103,32 @@ func neuronBackwardLoop<T: EngineScalar, S: SurrogateFunction>(
     let hard = spec.reset == .hard
     // With a detached reset, the reset contributes no sg' term to dv'/dh.
     let resetSlope: T = spec.detachReset ? 0 : 1
-    for i in 0..<count {
-        let hi = h[i]
-        let x = hi - threshold
-        let sg = surrogate.derivative(x)
-        var dH = dSpike[i] * sg
-        if let dVNext {
-            let s: T = x >= 0 ? 1 : 0
-            let dVdH = hard ? (1 - s) + resetSlope * (vReset - hi) * sg
-                            : 1 - resetSlope * threshold * sg
-            dH += dVNext[i] * dVdH
+    // Elementwise over contiguous ranges, one per kernel lane; the optional buffers are tested once
+    // per range, not per element, so that each loop is branch-free and vectorizes.
+    KernelLanes.forEachChunk(count: count) { range in
+        @inline(__always)
+        func dH(_ i: Int) -> T {
+            let hi = h[i]
+            let x = hi - threshold
+            let sg = surrogate.derivative(x)
+            var dH = dSpike[i] * sg
+            if let dVNext {
+                let s: T = x >= 0 ? 1 : 0
+                let dVdH = hard ? (1 - s) + resetSlope * (vReset - hi) * sg
+                                : 1 - resetSlope * threshold * sg
+                dH += dVNext[i] * dVdH
+            }
+            return dH
         }
-        dInput[i] = dH * charge.gain
-        dVPrevious?[i] = dH * charge.decay
+        if let dVPrevious {
+            for i in range {
+                let g = dH(i)
+                dInput[i] = g * charge.gain
+                dVPrevious[i] = g * charge.decay
+            }
+        } else {
+            for i in range { dInput[i] = dH(i) * charge.gain }
+        }
     }
 }
 
