@@ -233,6 +233,29 @@ func im2col<T: EngineScalar>(_ s: Conv2DShape, columns: UnsafeMutablePointer<T>,
             for kj in 0..<s.kernel {
                 let row = columns + ((c * s.kernel + ki) * s.kernel + kj) * outPlane
                 let cols = validOutputRange(offset: kj - s.padding, stride: s.stride, size: s.width, outSize: outW)
+                if s.stride == 1 && outW == s.width {
+                    // Stride 1 with a same-width output ("same" padding): within the valid rows the column
+                    // row is the input plane shifted by one offset, so one contiguous copy from the first
+                    // valid entry to the last, then zeros over what fell outside: whole rows above and
+                    // below, and the few border columns whose copied values wrapped around from the
+                    // neighbouring input row. One copy per (c, ki, kj) instead of one per output row.
+                    let shift = (ki - s.padding) * s.width + (kj - s.padding)
+                    if rows.isEmpty || cols.isEmpty {
+                        row.update(repeating: 0, count: outPlane)
+                        continue
+                    }
+                    let start = rows.lowerBound * outW + cols.lowerBound
+                    let end = (rows.upperBound - 1) * outW + cols.upperBound
+                    (row + start).update(from: plane + start + shift, count: end - start)
+                    row.update(repeating: 0, count: rows.lowerBound * outW)
+                    (row + rows.upperBound * outW).update(repeating: 0, count: (outH - rows.upperBound) * outW)
+                    for oh in rows {
+                        let dst = row + oh * outW
+                        for ow in 0..<cols.lowerBound { dst[ow] = 0 }
+                        for ow in cols.upperBound..<outW { dst[ow] = 0 }
+                    }
+                    continue
+                }
                 for oh in 0..<outH {
                     let dst = row + oh * outW
                     guard rows.contains(oh), !cols.isEmpty else {
