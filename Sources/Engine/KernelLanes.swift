@@ -62,6 +62,11 @@ func loadBlock<T: EngineScalar>(_ p: UnsafePointer<T>, _ i: Int) -> SIMD16<T> {
     UnsafeRawPointer(p + i).loadUnaligned(as: SIMD16<T>.self)
 }
 
+@inline(__always)
+func storeBlock<T: EngineScalar>(_ p: UnsafeMutablePointer<T>, _ i: Int, _ value: SIMD16<T>) {
+    UnsafeMutableRawPointer(p + i).storeBytes(of: value, as: SIMD16<T>.self)
+}
+
 /// Sum of p[0..<n].
 @inline(__always)
 func blockedSum<T: EngineScalar>(_ p: UnsafePointer<T>, _ n: Int) -> T {
