@@ -179,7 +179,7 @@ public func conv2dBackward<T: EngineScalar>(
                    b: dOutB + g * coutG * outPlane, ldb: outPlane,
                    beta: 0, c: dColumns + g * rowsG * outPlane, ldc: outPlane)
         }
-        if !s.isPointwise { col2im(s, dInput: dInB, dColumns: UnsafePointer(dColumns)) }
+        if !s.isPointwise { col2im(s, dInput: dInB, dColumns: dColumns) }
     }
 
     if lanes <= 1 {
@@ -277,8 +277,9 @@ func im2col<T: EngineScalar>(_ s: Conv2DShape, columns: UnsafeMutablePointer<T>,
 }
 
 /// The adjoint of im2col: dInput (overwritten) = sum of each column entry into the input pixel it read.
+/// dColumns is scratch: entries that read padding may be overwritten with zeros.
 @_specialize(where T == Float)
-func col2im<T: EngineScalar>(_ s: Conv2DShape, dInput: UnsafeMutablePointer<T>, dColumns: UnsafePointer<T>) {
+func col2im<T: EngineScalar>(_ s: Conv2DShape, dInput: UnsafeMutablePointer<T>, dColumns: UnsafeMutablePointer<T>) {
     let outH = s.outHeight, outW = s.outWidth, outPlane = outH * outW
     dInput.update(repeating: 0, count: s.inChannels * s.height * s.width)
     for c in 0..<s.inChannels {
@@ -288,7 +289,24 @@ func col2im<T: EngineScalar>(_ s: Conv2DShape, dInput: UnsafeMutablePointer<T>, 
             for kj in 0..<s.kernel {
                 let row = dColumns + ((c * s.kernel + ki) * s.kernel + kj) * outPlane
                 let cols = validOutputRange(offset: kj - s.padding, stride: s.stride, size: s.width, outSize: outW)
-                if cols.isEmpty { continue }
+                if cols.isEmpty || rows.isEmpty { continue }
+                if s.stride == 1 && outW == s.width {
+                    // Stride 1, same width (im2col's contiguous case): zero the border entries that read
+                    // padding, which would otherwise wrap onto the neighbouring input row, then add the
+                    // valid span in one contiguous loop (adding zeros changes nothing).
+                    for oh in rows {
+                        let src = row + oh * outW
+                        for ow in 0..<cols.lowerBound { src[ow] = 0 }
+                        for ow in cols.upperBound..<outW { src[ow] = 0 }
+                    }
+                    let shift = (ki - s.padding) * s.width + (kj - s.padding)
+                    let start = rows.lowerBound * outW + cols.lowerBound
+                    let end = (rows.upperBound - 1) * outW + cols.upperBound
+                    // start + shift >= 0: the first valid entry reads the plane's first row and column at worst.
+                    let dst = plane + (start + shift), src = row + start
+                    for i in 0..<(end - start) { dst[i] += src[i] }
+                    continue
+                }
                 for oh in rows {
                     let src = row + oh * outW
                     let dst = plane + (oh * s.stride - s.padding + ki) * s.width + (kj - s.padding)
