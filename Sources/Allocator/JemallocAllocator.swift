@@ -42,6 +42,31 @@ public final class JemallocAllocator: TensorAllocator {
         sdallocx(buffer.pointer, Self.jemallocRequest(buffer.requestedBytes), flags)
     }
 
+    /// Makes jemalloc keep the pages of freed blocks for reuse instead of handing them back to the
+    /// system: `dirty_decay_ms` = -1 for every arena that exists and for arenas created later (among
+    /// them the arena for blocks of 8 MiB and more, which jemalloc otherwise empties at every free).
+    ///
+    /// A training step frees and reallocates the same buffers every timestep and every step. With
+    /// jemalloc's defaults their pages were returned and faulted in again: about 93,000 page faults
+    /// (370 MB zeroed by the kernel) per CIFARNet step, a fifth of the step's time. With this the
+    /// process keeps its high-water mark of pages (the planned peak) for the run. Tracked bytes,
+    /// size classes and the thread counters are unchanged; only `stats.resident` stays higher.
+    /// Process-wide: call it once where a run starts (the `run` and `train` commands do).
+    public static func retainFreedPages() throws {
+        var never = -1
+        let size = MemoryLayout<Int>.size
+        var code = mallctl("arenas.dirty_decay_ms", nil, nil, &never, size)
+        guard code == 0 else { throw AllocatorError.mallctlFailed(name: "arenas.dirty_decay_ms", code: code) }
+        var arenas: UInt32 = 0
+        var arenasSize = MemoryLayout<UInt32>.size
+        code = mallctl("arenas.narenas", &arenas, &arenasSize, nil, 0)
+        guard code == 0 else { throw AllocatorError.mallctlFailed(name: "arenas.narenas", code: code) }
+        for index in 0..<Int(arenas) {
+            // Arenas not yet initialized answer EFAULT; they take the default set above when created.
+            _ = mallctl("arena.\(index).dirty_decay_ms", nil, nil, &never, size)
+        }
+    }
+
     /// jemalloc leaves `mallocx(0)` undefined; an empty tensor gets the smallest block instead.
     @inline(__always)
     static func jemallocRequest(_ bytes: Int) -> Int { max(bytes, 1) }

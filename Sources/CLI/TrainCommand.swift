@@ -54,6 +54,7 @@ struct TrainCommand: ParsableCommand {
         let (train, test) = dataset.split(trainFraction: 0.8, seed: seed)
         let recorder = AllocationRecorder(keepsEvents: false)
         let allocator = try reportingErrors { try JemallocAllocator(recorder: recorder, sampling: false) }
+        try reportingErrors { try JemallocAllocator.retainFreedPages() }
         let trainer = try reportingErrors {
             try Trainer<Float>(profile: profile, strategy: strategy, batch: options.batch, timesteps: options.timesteps, allocator: allocator, seed: seed)
         }

@@ -37,38 +37,42 @@ public func batchNormForward<T: EngineScalar>(
 ) {
     let s = shape, n = s.valuesPerChannel
     precondition(!updateRunningStatistics || n > 1, "the unbiased running variance needs more than one value per channel")
-    for c in 0..<s.channels {
-        // Two passes (mean, then squared deviations) in Double: a float32 running sum of 16k values
-        // loses digits the variance needs when the mean is large against the spread.
-        var sum = 0.0
-        for b in 0..<s.batch {
-            let row = input + (b * s.channels + c) * s.spatial
-            for i in 0..<s.spatial { sum += Double(row[i]) }
-        }
-        let mean = sum / Double(n)
-        var squares = 0.0
-        for b in 0..<s.batch {
-            let row = input + (b * s.channels + c) * s.spatial
-            for i in 0..<s.spatial {
-                let d = Double(row[i]) - mean
-                squares += d * d
+    // Channels are independent: the kernel lanes take a contiguous range each.
+    KernelLanes.forEachChunk(count: s.channels, itemCost: n, align: 1) { channels in
+        for c in channels {
+            // Two passes (mean, then squared deviations from it). Each row of `spatial` values is summed
+            // in T with 16 partial sums, and the rows are added in Double: a float32 running sum of 16k
+            // values loses digits the variance needs when the mean is large against the spread, a row's
+            // blocked sum (64 values per partial sum for a 32x32 plane) does not.
+            var sum = 0.0
+            for b in 0..<s.batch {
+                sum += Double(blockedSum(input + (b * s.channels + c) * s.spatial, s.spatial))
             }
-        }
-        let variance = squares / Double(n)
-        let invstd = 1 / (variance + epsilon).squareRoot()
-        saveMean[c] = T(mean)
-        saveInvstd[c] = T(invstd)
-        if updateRunningStatistics {
-            runningMean[c] = T((1 - momentum) * Double(runningMean[c]) + momentum * mean)
-            runningVar[c] = T((1 - momentum) * Double(runningVar[c]) + momentum * variance * Double(n) / Double(n - 1))
-        }
-        // y = x * scale + shift with scale = gamma * invstd, shift = beta - mean * scale.
-        let scale = gamma[c] * T(invstd)
-        let shift = beta[c] - T(mean) * scale
-        for b in 0..<s.batch {
-            let offset = (b * s.channels + c) * s.spatial
-            let x = input + offset, y = output + offset
-            for i in 0..<s.spatial { y[i] = x[i] * scale + shift }
+            let mean = sum / Double(n)
+            let center = T(mean)
+            var squares = 0.0
+            for b in 0..<s.batch {
+                squares += Double(blockedSquaredDeviations(input + (b * s.channels + c) * s.spatial, s.spatial, center: center))
+            }
+            // The deviations were taken from T(mean); the exact mean is off by delta = mean - T(mean):
+            // sum (x - mean)^2 = sum (x - T(mean))^2 - n * delta^2.
+            let delta = mean - Double(center)
+            let variance = max(squares / Double(n) - delta * delta, 0)
+            let invstd = 1 / (variance + epsilon).squareRoot()
+            saveMean[c] = T(mean)
+            saveInvstd[c] = T(invstd)
+            if updateRunningStatistics {
+                runningMean[c] = T((1 - momentum) * Double(runningMean[c]) + momentum * mean)
+                runningVar[c] = T((1 - momentum) * Double(runningVar[c]) + momentum * variance * Double(n) / Double(n - 1))
+            }
+            // y = x * scale + shift with scale = gamma * invstd, shift = beta - mean * scale.
+            let scale = gamma[c] * T(invstd)
+            let shift = beta[c] - T(mean) * scale
+            for b in 0..<s.batch {
+                let offset = (b * s.channels + c) * s.spatial
+                let x = input + offset, y = output + offset
+                for i in 0..<s.spatial { y[i] = x[i] * scale + shift }
+            }
         }
     }
 }
@@ -83,26 +87,28 @@ public func batchNormBackward<T: EngineScalar>(
     gamma: UnsafePointer<T>, mean: UnsafePointer<T>, invstd: UnsafePointer<T>
 ) {
     let s = shape, n = T(s.valuesPerChannel)
-    for c in 0..<s.channels {
-        let mu = mean[c], istd = invstd[c]
-        var sumDy: T = 0, sumDyXhat: T = 0
-        for b in 0..<s.batch {
-            let offset = (b * s.channels + c) * s.spatial
-            let x = input + offset, dy = dOutput + offset
-            for i in 0..<s.spatial {
-                sumDy += dy[i]
-                sumDyXhat += dy[i] * (x[i] - mu) * istd
+    KernelLanes.forEachChunk(count: s.channels, itemCost: s.valuesPerChannel, align: 1) { channels in
+        for c in channels {
+            let mu = mean[c], istd = invstd[c]
+            // Per row blocked sums in T (16 partial sums), rows added in T as before.
+            var sumDy: T = 0, sumDyCentered: T = 0
+            for b in 0..<s.batch {
+                let offset = (b * s.channels + c) * s.spatial
+                let (dy, dyx) = blockedGradientSums(dOutput + offset, input + offset, s.spatial, center: mu)
+                sumDy += dy
+                sumDyCentered += dyx
             }
-        }
-        dBeta[c] += sumDy
-        dGamma[c] += sumDyXhat
-        let k = gamma[c] * istd / n
-        for b in 0..<s.batch {
-            let offset = (b * s.channels + c) * s.spatial
-            let x = input + offset, dy = dOutput + offset, dx = dInput + offset
-            for i in 0..<s.spatial {
-                let xhat = (x[i] - mu) * istd
-                dx[i] = k * (n * dy[i] - sumDy - xhat * sumDyXhat)
+            let sumDyXhat = sumDyCentered * istd
+            dBeta[c] += sumDy
+            dGamma[c] += sumDyXhat
+            let k = gamma[c] * istd / n
+            for b in 0..<s.batch {
+                let offset = (b * s.channels + c) * s.spatial
+                let x = input + offset, dy = dOutput + offset, dx = dInput + offset
+                for i in 0..<s.spatial {
+                    let xhat = (x[i] - mu) * istd
+                    dx[i] = k * (n * dy[i] - sumDy - xhat * sumDyXhat)
+                }
             }
         }
     }

@@ -46,12 +46,16 @@ public struct Conv2DShape: Hashable, Sendable {
     /// (the same test as `LayerMemoryTable.isPointwise`).
     public var isPointwise: Bool { kernel == 1 && stride == 1 && padding == 0 }
 
-    /// Elements of the im2col workspace, forward and backward alike: (inChannels * k * k) x
-    /// (outHeight * outWidth) for one sample, 0 for a pointwise conv. This is the planner's
-    /// `im2col` declaration; the kernels use no other scratch.
-    public var workspaceCount: Int {
+    /// Elements of one sample's im2col columns: (inChannels * k * k) x (outHeight * outWidth), 0 for a
+    /// pointwise conv.
+    public var columnCount: Int {
         isPointwise ? 0 : inChannels * kernel * kernel * outHeight * outWidth
     }
+
+    /// Elements of the im2col workspace, forward and backward alike: one sample's columns per kernel
+    /// lane (`LayerMemoryTable.kernelLanes` x `columnCount`), 0 for a pointwise conv. This is the
+    /// planner's `im2col` declaration; the kernels use no other scratch.
+    public var workspaceCount: Int { KernelLanes.count * columnCount }
 
     /// Rows of one group's im2col slice, and the GEMM's K: (inChannels / groups) * k * k.
     var groupColumnRows: Int { inChannels / groups * kernel * kernel }
@@ -63,6 +67,8 @@ public struct Conv2DShape: Hashable, Sendable {
 /// Forward: output[b] = W * im2col(input[b]) (+ bias), one GEMM per group and sample.
 /// output [B, Cout, Hout, Wout]; input [B, Cin, H, W]; weight [Cout, Cin/groups, k, k]; bias [Cout] or nil;
 /// workspace: `shape.workspaceCount` elements (nil allowed only for a pointwise conv).
+/// Samples are spread over the kernel lanes (lane j takes samples j, j + lanes, ...), each lane with
+/// its own im2col slot of the workspace and a single-threaded GEMM.
 @_specialize(where T == Float)
 public func conv2dForward<T: EngineScalar>(
     _ shape: Conv2DShape, output: UnsafeMutablePointer<T>, input: UnsafePointer<T>,
@@ -72,35 +78,53 @@ public func conv2dForward<T: EngineScalar>(
     let inPlane = s.height * s.width, outPlane = s.outHeight * s.outWidth
     let coutG = s.outChannels / s.groups, rowsG = s.groupColumnRows
     precondition(s.isPointwise || workspace != nil, "a \(s.kernel)x\(s.kernel) conv needs its im2col workspace")
-    for b in 0..<s.batch {
-        let inB = input + b * s.inChannels * inPlane
-        let outB = output + b * s.outChannels * outPlane
-        // A pointwise conv's input already is its column matrix: Cin rows of H*W.
-        let columns: UnsafePointer<T>
-        if s.isPointwise {
-            columns = inB
-        } else {
-            im2col(s, columns: workspace!, input: inB)
-            columns = UnsafePointer(workspace!)
-        }
-        for g in 0..<s.groups {
-            T.gemm(transposeA: false, transposeB: false, m: coutG, n: outPlane, k: rowsG,
-                   alpha: 1, a: weight + g * coutG * rowsG, lda: rowsG,
-                   b: columns + g * rowsG * outPlane, ldb: outPlane,
-                   beta: 0, c: outB + g * coutG * outPlane, ldc: outPlane)
-        }
-        if let bias {
-            for co in 0..<s.outChannels {
-                let row = outB + co * outPlane, value = bias[co]
-                for i in 0..<outPlane { row[i] += value }
+    let lanes = min(KernelLanes.count, s.batch)
+    let body = { (lane: Int) in
+        var b = lane
+        while b < s.batch {
+            defer { b += lanes }
+            let inB = input + b * s.inChannels * inPlane
+            let outB = output + b * s.outChannels * outPlane
+            // A pointwise conv's input already is its column matrix: Cin rows of H*W.
+            let columns: UnsafePointer<T>
+            if s.isPointwise {
+                columns = inB
+            } else {
+                let slot = workspace! + lane * s.columnCount
+                im2col(s, columns: slot, input: inB)
+                columns = UnsafePointer(slot)
+            }
+            for g in 0..<s.groups {
+                T.gemm(transposeA: false, transposeB: false, m: coutG, n: outPlane, k: rowsG,
+                       alpha: 1, a: weight + g * coutG * rowsG, lda: rowsG,
+                       b: columns + g * rowsG * outPlane, ldb: outPlane,
+                       beta: 0, c: outB + g * coutG * outPlane, ldc: outPlane)
+            }
+            if let bias {
+                for co in 0..<s.outChannels {
+                    let row = outB + co * outPlane, value = bias[co]
+                    for i in 0..<outPlane { row[i] += value }
+                }
             }
         }
+    }
+    if lanes > 1 {
+        KernelLanes.withSingleThreadedGEMM { KernelLanes.run(lanes, body) }
+    } else {
+        body(0)
     }
 }
 
 /// Backward from the saved input: dWeight += dOut * im2col(input)^T, dBias += sum of dOut, and, when
 /// dInput is given, dInput = col2im(W^T * dOut) (overwritten). The workspace first holds the
 /// input's columns again, then the columns' gradient: one buffer of the forward's size.
+///
+/// The batch goes in rounds of `lanes` samples: each lane builds one sample's columns in its slot;
+/// then the lanes split dWeight's columns, each accumulating every sample of the round into its
+/// own columns, so no lane writes another's (no partial sums, no extra workspace; measured as fast
+/// as lanes with private dWeight partials, which would cost a weight-sized buffer more);
+/// then each lane turns its slot into its sample's column gradient and col2im's it, and builds the
+/// next round's columns.
 @_specialize(where T == Float)
 public func conv2dBackward<T: EngineScalar>(
     _ shape: Conv2DShape, dInput: UnsafeMutablePointer<T>?, dWeight: UnsafeMutablePointer<T>,
@@ -111,41 +135,76 @@ public func conv2dBackward<T: EngineScalar>(
     let inPlane = s.height * s.width, outPlane = s.outHeight * s.outWidth
     let coutG = s.outChannels / s.groups, rowsG = s.groupColumnRows
     precondition(s.isPointwise || workspace != nil, "a \(s.kernel)x\(s.kernel) conv needs its im2col workspace")
-    for b in 0..<s.batch {
-        let inB = input + b * s.inChannels * inPlane
-        let dOutB = dOutput + b * s.outChannels * outPlane
-        let columns: UnsafePointer<T>
-        if s.isPointwise {
-            columns = inB
-        } else {
-            im2col(s, columns: workspace!, input: inB)
-            columns = UnsafePointer(workspace!)
-        }
-        for g in 0..<s.groups {
-            T.gemm(transposeA: false, transposeB: true, m: coutG, n: rowsG, k: outPlane,
-                   alpha: 1, a: dOutB + g * coutG * outPlane, lda: outPlane,
-                   b: columns + g * rowsG * outPlane, ldb: outPlane,
-                   beta: 1, c: dWeight + g * coutG * rowsG, ldc: rowsG)
-        }
-        if let dBias {
-            for co in 0..<s.outChannels {
-                let row = dOutB + co * outPlane
-                var sum: T = 0
-                for i in 0..<outPlane { sum += row[i] }
-                dBias[co] += sum
+    let lanes = min(KernelLanes.count, s.batch)
+
+    /// The column matrix of sample b: its slot (filled by `gather`) or, pointwise, the input itself.
+    func columns(_ b: Int, slot j: Int) -> UnsafePointer<T> {
+        s.isPointwise ? input + b * s.inChannels * inPlane : UnsafePointer(workspace! + j * s.columnCount)
+    }
+    func gather(_ b: Int, slot j: Int) {
+        if !s.isPointwise { im2col(s, columns: workspace! + j * s.columnCount, input: input + b * s.inChannels * inPlane) }
+    }
+    /// One lane's share of dWeight and dBias from samples first..<first+count: dWeight's columns
+    /// `columns` (rows of the im2col matrix, in every group) and dBias's `channels`. Splitting the
+    /// columns, not the rows, lets each lane pack only its half of the (large) column matrices; the
+    /// (smaller) dOut rows are packed by both.
+    func accumulateWeights(first: Int, count: Int, columns part: Range<Int>, channels: Range<Int>) {
+        if !part.isEmpty {
+            for g in 0..<s.groups {
+                for j in 0..<count {
+                    let dOutB = dOutput + (first + j) * s.outChannels * outPlane
+                    T.gemm(transposeA: false, transposeB: true, m: coutG, n: part.count, k: outPlane,
+                           alpha: 1, a: dOutB + g * coutG * outPlane, lda: outPlane,
+                           b: columns(first + j, slot: j) + (g * rowsG + part.lowerBound) * outPlane, ldb: outPlane,
+                           beta: 1, c: dWeight + g * coutG * rowsG + part.lowerBound, ldc: rowsG)
+                }
             }
         }
-        guard let dInput else { continue }
+        if let dBias {
+            for j in 0..<count {
+                let dOutB = dOutput + (first + j) * s.outChannels * outPlane
+                for co in channels { dBias[co] += blockedSum(dOutB + co * outPlane, outPlane) }
+            }
+        }
+    }
+    /// dInput of sample b from the column gradient, built in slot j (its columns are no longer needed).
+    func scatter(_ b: Int, slot j: Int) {
+        guard let dInput else { return }
+        let dOutB = dOutput + b * s.outChannels * outPlane
         let dInB = dInput + b * s.inChannels * inPlane
-        // The columns are no longer needed: the same workspace now receives their gradient.
-        let dColumns = s.isPointwise ? dInB : workspace!
+        let dColumns = s.isPointwise ? dInB : workspace! + j * s.columnCount
         for g in 0..<s.groups {
             T.gemm(transposeA: true, transposeB: false, m: rowsG, n: outPlane, k: coutG,
                    alpha: 1, a: weight + g * coutG * rowsG, lda: rowsG,
                    b: dOutB + g * coutG * outPlane, ldb: outPlane,
                    beta: 0, c: dColumns + g * rowsG * outPlane, ldc: outPlane)
         }
-        if !s.isPointwise { col2im(s, dInput: dInB, dColumns: UnsafePointer(dColumns)) }
+        if !s.isPointwise { col2im(s, dInput: dInB, dColumns: dColumns) }
+    }
+
+    if lanes <= 1 {
+        for b in 0..<s.batch {
+            gather(b, slot: 0)
+            accumulateWeights(first: b, count: 1, columns: 0..<rowsG, channels: 0..<s.outChannels)
+            scatter(b, slot: 0)
+        }
+        return
+    }
+    KernelLanes.withSingleThreadedGEMM {
+        KernelLanes.run(min(lanes, s.batch)) { j in gather(j, slot: j) }
+        var first = 0
+        while first < s.batch {
+            let count = min(lanes, s.batch - first), next = first + lanes
+            KernelLanes.run(lanes) { lane in
+                accumulateWeights(first: first, count: count, columns: lane * rowsG / lanes..<(lane + 1) * rowsG / lanes,
+                                  channels: lane * s.outChannels / lanes..<(lane + 1) * s.outChannels / lanes)
+            }
+            KernelLanes.run(lanes) { j in
+                if j < count { scatter(first + j, slot: j) }
+                if next + j < s.batch { gather(next + j, slot: j) }
+            }
+            first = next
+        }
     }
 }
 
@@ -174,6 +233,29 @@ func im2col<T: EngineScalar>(_ s: Conv2DShape, columns: UnsafeMutablePointer<T>,
             for kj in 0..<s.kernel {
                 let row = columns + ((c * s.kernel + ki) * s.kernel + kj) * outPlane
                 let cols = validOutputRange(offset: kj - s.padding, stride: s.stride, size: s.width, outSize: outW)
+                if s.stride == 1 && outW == s.width {
+                    // Stride 1 with a same-width output ("same" padding): within the valid rows the column
+                    // row is the input plane shifted by one offset, so one contiguous copy from the first
+                    // valid entry to the last, then zeros over what fell outside: whole rows above and
+                    // below, and the few border columns whose copied values wrapped around from the
+                    // neighbouring input row. One copy per (c, ki, kj) instead of one per output row.
+                    let shift = (ki - s.padding) * s.width + (kj - s.padding)
+                    if rows.isEmpty || cols.isEmpty {
+                        row.update(repeating: 0, count: outPlane)
+                        continue
+                    }
+                    let start = rows.lowerBound * outW + cols.lowerBound
+                    let end = (rows.upperBound - 1) * outW + cols.upperBound
+                    (row + start).update(from: plane + start + shift, count: end - start)
+                    row.update(repeating: 0, count: rows.lowerBound * outW)
+                    (row + rows.upperBound * outW).update(repeating: 0, count: (outH - rows.upperBound) * outW)
+                    for oh in rows {
+                        let dst = row + oh * outW
+                        for ow in 0..<cols.lowerBound { dst[ow] = 0 }
+                        for ow in cols.upperBound..<outW { dst[ow] = 0 }
+                    }
+                    continue
+                }
                 for oh in 0..<outH {
                     let dst = row + oh * outW
                     guard rows.contains(oh), !cols.isEmpty else {
@@ -195,8 +277,9 @@ func im2col<T: EngineScalar>(_ s: Conv2DShape, columns: UnsafeMutablePointer<T>,
 }
 
 /// The adjoint of im2col: dInput (overwritten) = sum of each column entry into the input pixel it read.
+/// dColumns is scratch: entries that read padding may be overwritten with zeros.
 @_specialize(where T == Float)
-func col2im<T: EngineScalar>(_ s: Conv2DShape, dInput: UnsafeMutablePointer<T>, dColumns: UnsafePointer<T>) {
+func col2im<T: EngineScalar>(_ s: Conv2DShape, dInput: UnsafeMutablePointer<T>, dColumns: UnsafeMutablePointer<T>) {
     let outH = s.outHeight, outW = s.outWidth, outPlane = outH * outW
     dInput.update(repeating: 0, count: s.inChannels * s.height * s.width)
     for c in 0..<s.inChannels {
@@ -206,7 +289,24 @@ func col2im<T: EngineScalar>(_ s: Conv2DShape, dInput: UnsafeMutablePointer<T>, 
             for kj in 0..<s.kernel {
                 let row = dColumns + ((c * s.kernel + ki) * s.kernel + kj) * outPlane
                 let cols = validOutputRange(offset: kj - s.padding, stride: s.stride, size: s.width, outSize: outW)
-                if cols.isEmpty { continue }
+                if cols.isEmpty || rows.isEmpty { continue }
+                if s.stride == 1 && outW == s.width {
+                    // Stride 1, same width (im2col's contiguous case): zero the border entries that read
+                    // padding, which would otherwise wrap onto the neighbouring input row, then add the
+                    // valid span in one contiguous loop (adding zeros changes nothing).
+                    for oh in rows {
+                        let src = row + oh * outW
+                        for ow in 0..<cols.lowerBound { src[ow] = 0 }
+                        for ow in cols.upperBound..<outW { src[ow] = 0 }
+                    }
+                    let shift = (ki - s.padding) * s.width + (kj - s.padding)
+                    let start = rows.lowerBound * outW + cols.lowerBound
+                    let end = (rows.upperBound - 1) * outW + cols.upperBound
+                    // start + shift >= 0: the first valid entry reads the plane's first row and column at worst.
+                    let dst = plane + (start + shift), src = row + start
+                    for i in 0..<(end - start) { dst[i] += src[i] }
+                    continue
+                }
                 for oh in rows {
                     let src = row + oh * outW
                     let dst = plane + (oh * s.stride - s.padding + ki) * s.width + (kj - s.padding)
@@ -221,3 +321,4 @@ func col2im<T: EngineScalar>(_ s: Conv2DShape, dInput: UnsafeMutablePointer<T>, 
         }
     }
 }
+

@@ -11,7 +11,8 @@ import Darwin
 ///
 /// Swift's standard library has no generic `exp`/`log`/`atan`, so the protocol asks for them and
 /// the two conformances forward to libm; the GEMM forwards to OpenBLAS's `sgemm`/`dgemm`.
-public protocol EngineScalar: BinaryFloatingPoint, Sendable {
+/// `SIMDScalar` lets the statistics kernels sum in SIMD16<T> registers (Codable is what it implies).
+public protocol EngineScalar: BinaryFloatingPoint, SIMDScalar, Codable, Sendable {
     /// Row-major C = alpha * op(A) * op(B) + beta * C, with op(A) M x K, op(B) K x N, C M x N.
     static func gemm(transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int,
                      alpha: Self, a: UnsafePointer<Self>, lda: Int,

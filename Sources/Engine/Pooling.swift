@@ -32,6 +32,8 @@ public struct Pool2DShape: Hashable, Sendable {
     public var outHeight: Int { (height + 2 * padding - kernel) / stride + 1 }
     public var outWidth: Int { (width + 2 * padding - kernel) / stride + 1 }
     var planes: Int { batch * channels }
+    /// 2x2 windows at stride 2 without padding over an even plane: the windows tile the input exactly.
+    var isTiled2x2: Bool { kernel == 2 && stride == 2 && padding == 0 && height % 2 == 0 && width % 2 == 0 }
     public var inputCount: Int { planes * height * width }
     public var outputCount: Int { planes * outHeight * outWidth }
 
@@ -49,8 +51,19 @@ public struct Pool2DShape: Hashable, Sendable {
 public func avgPool2dForward<T: EngineScalar>(_ shape: Pool2DShape, output: UnsafeMutablePointer<T>, input: UnsafePointer<T>) {
     let s = shape, outH = s.outHeight, outW = s.outWidth
     let scale = 1 / T(s.kernel * s.kernel)
-    for p in 0..<s.planes {
+    KernelLanes.forEachChunk(count: s.planes, itemCost: s.height * s.width, align: 1) { planes in
+    for p in planes {
         let x = input + p * s.height * s.width, y = output + p * outH * outW
+        if s.isTiled2x2 {
+            // 2x2, stride 2, unpadded: every window is a full square, read row pair by row pair.
+            for oh in 0..<outH {
+                let top = x + 2 * oh * s.width, bottom = top + s.width, row = y + oh * outW
+                for ow in 0..<outW {
+                    row[ow] = (top[2 * ow] + top[2 * ow + 1] + bottom[2 * ow] + bottom[2 * ow + 1]) * scale
+                }
+            }
+            continue
+        }
         for oh in 0..<outH {
             let rows = s.window(oh, size: s.height)
             for ow in 0..<outW {
@@ -61,6 +74,7 @@ public func avgPool2dForward<T: EngineScalar>(_ shape: Pool2DShape, output: Unsa
             }
         }
     }
+    }
 }
 
 /// Average pooling backward: each output gradient spread evenly over its window (dInput overwritten).
@@ -68,9 +82,24 @@ public func avgPool2dForward<T: EngineScalar>(_ shape: Pool2DShape, output: Unsa
 public func avgPool2dBackward<T: EngineScalar>(_ shape: Pool2DShape, dInput: UnsafeMutablePointer<T>, dOutput: UnsafePointer<T>) {
     let s = shape, outH = s.outHeight, outW = s.outWidth
     let scale = 1 / T(s.kernel * s.kernel)
-    dInput.update(repeating: 0, count: s.inputCount)
-    for p in 0..<s.planes {
+    KernelLanes.forEachChunk(count: s.planes, itemCost: s.height * s.width, align: 1) { planes in
+    for p in planes {
         let dx = dInput + p * s.height * s.width, dy = dOutput + p * outH * outW
+        if s.isTiled2x2 {
+            // Each input pixel lies in exactly one window: written once, no zeroing pass.
+            for oh in 0..<outH {
+                let top = dx + 2 * oh * s.width, bottom = top + s.width, row = dy + oh * outW
+                for ow in 0..<outW {
+                    let g = row[ow] * scale
+                    top[2 * ow] = g
+                    top[2 * ow + 1] = g
+                    bottom[2 * ow] = g
+                    bottom[2 * ow + 1] = g
+                }
+            }
+            continue
+        }
+        dx.update(repeating: 0, count: s.height * s.width)
         for oh in 0..<outH {
             let rows = s.window(oh, size: s.height)
             for ow in 0..<outW {
@@ -79,6 +108,7 @@ public func avgPool2dBackward<T: EngineScalar>(_ shape: Pool2DShape, dInput: Uns
                 for ih in rows { for iw in cols { dx[ih * s.width + iw] += g } }
             }
         }
+    }
     }
 }
 

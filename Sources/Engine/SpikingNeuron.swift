@@ -47,25 +47,28 @@ public func neuronForward<T: EngineScalar>(
 ) {
     let charge = NeuronCharge<T>(spec)
     let threshold = T(spec.threshold), vReset = T(spec.vReset)
-    switch spec.reset {
-    case .hard:
-        for i in 0..<count {
-            let hi = charge.decay * v[i] + charge.gain * input[i] + charge.offset
-            let fired = hi >= threshold
-            h[i] = hi
-            spike[i] = fired ? 1 : 0
-            vNext[i] = fired ? vReset : hi
-        }
-    case .soft:
-        for i in 0..<count {
-            let hi = charge.decay * v[i] + charge.gain * input[i] + charge.offset
-            let s: T = hi >= threshold ? 1 : 0
-            h[i] = hi
-            spike[i] = s
-            vNext[i] = hi - s * threshold
+    // Elementwise: the kernel lanes take a contiguous range each, in blocks small enough to stay in
+    // L1 across three loops. One loop over all five buffers stays scalar: the compiler cannot prove
+    // they do not overlap (and in training vNext is v itself). Each loop below touches few enough
+    // buffers for a runtime overlap check and reads nothing it writes at another index, so each
+    // vectorizes. Same arithmetic, same results as one loop.
+    KernelLanes.forEachChunk(count: count) { range in
+        var start = range.lowerBound
+        while start < range.upperBound {
+            let block = start..<min(start + neuronBlock, range.upperBound)
+            for i in block { h[i] = charge.decay * v[i] + charge.gain * input[i] + charge.offset }
+            for i in block { spike[i] = h[i] >= threshold ? 1 : 0 }
+            switch spec.reset {
+            case .hard: for i in block { vNext[i] = h[i] >= threshold ? vReset : h[i] }
+            case .soft: for i in block { vNext[i] = h[i] - spike[i] * threshold }
+            }
+            start = block.upperBound
         }
     }
 }
+
+/// Elements per block of the neuron kernels' split loops (4 KiB of each Float buffer).
+let neuronBlock = 1024
 
 /// One timestep backward over `count` neurons, from the saved h:
 ///   dH = dSpike * sg'(h - threshold) + dVNext * dv'/dh,
@@ -100,19 +103,32 @@ func neuronBackwardLoop<T: EngineScalar, S: SurrogateFunction>(
     let hard = spec.reset == .hard
     // With a detached reset, the reset contributes no sg' term to dv'/dh.
     let resetSlope: T = spec.detachReset ? 0 : 1
-    for i in 0..<count {
-        let hi = h[i]
-        let x = hi - threshold
-        let sg = surrogate.derivative(x)
-        var dH = dSpike[i] * sg
-        if let dVNext {
-            let s: T = x >= 0 ? 1 : 0
-            let dVdH = hard ? (1 - s) + resetSlope * (vReset - hi) * sg
-                            : 1 - resetSlope * threshold * sg
-            dH += dVNext[i] * dVdH
+    // Blocks over contiguous ranges, one range per kernel lane, as in forward: dH goes to dInput
+    // first (reading dVNext), then dVPrevious = dH * decay (dVPrevious may be dVNext: each block of it
+    // is read before it is written), then dInput = dH * gain in place. Each loop vectorizes.
+    KernelLanes.forEachChunk(count: count) { range in
+        var start = range.lowerBound
+        while start < range.upperBound {
+            let block = start..<min(start + neuronBlock, range.upperBound)
+            if let dVNext {
+                for i in block {
+                    let hi = h[i]
+                    let x = hi - threshold
+                    let sg = surrogate.derivative(x)
+                    let s: T = x >= 0 ? 1 : 0
+                    let dVdH = hard ? (1 - s) + resetSlope * (vReset - hi) * sg
+                                    : 1 - resetSlope * threshold * sg
+                    dInput[i] = dSpike[i] * sg + dVNext[i] * dVdH
+                }
+            } else {
+                for i in block { dInput[i] = dSpike[i] * surrogate.derivative(h[i] - threshold) }
+            }
+            if let dVPrevious {
+                for i in block { dVPrevious[i] = dInput[i] * charge.decay }
+            }
+            for i in block { dInput[i] *= charge.gain }
+            start = block.upperBound
         }
-        dInput[i] = dH * charge.gain
-        dVPrevious?[i] = dH * charge.decay
     }
 }
 

@@ -54,7 +54,18 @@ let options = Options(CommandLine.arguments)
 if let threads = options.threads { openblas_set_num_threads(Int32(threads)) }
 let coreType = ProcessInfo.processInfo.environment["OPENBLAS_CORETYPE"] ?? "(unset)"
 print("OpenBLAS \(String(cString: openblas_get_corename())) core, \(openblas_get_num_threads()) threads, OPENBLAS_CORETYPE=\(coreType); best of \(options.iterations)")
-print("shape                      |  fwd ms  fwd GF/s  sgemm GF/s |  bwd ms  bwd GF/s  sgemm GF/s | fwd+bwd GF/s  sgemm GF/s")
+print("conv: the engine's kernels (im2col, GEMMs, col2im; samples over 2 lanes). sgemm columns: the same GEMMs alone;")
+print("  per-sample: one OpenBLAS call per sample as OpenBLAS threads it; 2 lanes: the per-sample calls split over 2 threads,")
+print("  single-threaded each (the engine's scheme); batched: one GEMM over the whole batch's columns (N = B*Hout*Wout),")
+print("  which would need B samples' im2col as workspace. GFLOP/s of forward + backward.")
+print("shape                      |  fwd ms  bwd ms | conv GF/s | sgemm per-sample  2 lanes  batched")
+
+func lanes(_ body: (Int) -> Void) {
+    let previous = openblas_get_num_threads()
+    openblas_set_num_threads(1)
+    DispatchQueue.concurrentPerform(iterations: 2, execute: body)
+    openblas_set_num_threads(previous)
+}
 
 let batch = 16
 let layers: [(cin: Int, cout: Int, size: Int)] = [(3, 64, 32), (64, 128, 32), (128, 256, 16), (256, 256, 8)]
@@ -67,6 +78,8 @@ for (index, layer) in layers.enumerated() {
     let output = buffer(shape.outputCount, seed: 4), dOutput = buffer(shape.outputCount, seed: 5)
     let dInput = buffer(shape.inputCount, seed: 6), dWeight = buffer(shape.weightCount, seed: 7), dBias = buffer(shape.outChannels, seed: 8)
     let workspace = buffer(shape.workspaceCount, seed: 9)
+    let m = shape.outChannels, n = shape.outHeight * shape.outWidth, k = shape.inChannels * 9
+    let batchColumns = buffer(batch * n * k, seed: 10), batchOutput = buffer(batch * n * m, seed: 11)
 
     let forward = bestTime(iterations: options.iterations) {
         conv2dForward(shape, output: output, input: input, weight: weight, bias: bias, workspace: workspace)
@@ -78,34 +91,53 @@ for (index, layer) in layers.enumerated() {
 
     // The same GEMMs alone, on the same buffers: per sample, forward W[Cout, K] x col[K, N];
     // dWeight dOut[Cout, N] x col^T; dColumns W^T x dOut[Cout, N]; K = Cin*9, N = Hout*Wout.
-    let m = shape.outChannels, n = shape.outHeight * shape.outWidth, k = shape.inChannels * 9
-    let gemmForward = bestTime(iterations: options.iterations) {
-        for b in 0..<batch {
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(m), Int32(n), Int32(k), 1, weight, Int32(k),
-                        workspace, Int32(n), 0, output + b * m * n, Int32(n))
+    func sampleForward(_ b: Int, _ slot: UnsafeMutablePointer<Float>) {
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(m), Int32(n), Int32(k), 1, weight, Int32(k),
+                    slot, Int32(n), 0, output + b * m * n, Int32(n))
+    }
+    func sampleBackward(_ b: Int, _ slot: UnsafeMutablePointer<Float>, _ dW: UnsafeMutablePointer<Float>) {
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(m), Int32(k), Int32(n), 1, dOutput + b * m * n, Int32(n),
+                    slot, Int32(n), 1, dW, Int32(k))
+        if needsInputGradient {
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Int32(k), Int32(n), Int32(m), 1, weight, Int32(k),
+                        dOutput + b * m * n, Int32(n), 0, slot, Int32(n))
         }
     }
-    let gemmBackward = bestTime(iterations: options.iterations) {
-        for b in 0..<batch {
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(m), Int32(k), Int32(n), 1, dOutput + b * m * n, Int32(n),
-                        workspace, Int32(n), 1, dWeight, Int32(k))
-            if needsInputGradient {
-                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Int32(k), Int32(n), Int32(m), 1, weight, Int32(k),
-                            dOutput + b * m * n, Int32(n), 0, workspace, Int32(n))
+    let perSample = bestTime(iterations: options.iterations) {
+        for b in 0..<batch { sampleForward(b, workspace) }
+        for b in 0..<batch { sampleBackward(b, workspace, dWeight) }
+    }
+    // Two lanes: lane 1 accumulates its dWeight into `bias`-free scratch (dInput's buffer, large enough here).
+    let twoLanes = bestTime(iterations: options.iterations) {
+        lanes { lane in
+            for b in stride(from: lane, to: batch, by: 2) { sampleForward(b, workspace + lane * shape.columnCount) }
+        }
+        lanes { lane in
+            for b in stride(from: lane, to: batch, by: 2) {
+                sampleBackward(b, workspace + lane * shape.columnCount, lane == 0 ? dWeight : batchOutput)
             }
+        }
+    }
+    let batched = bestTime(iterations: options.iterations) {
+        let bn = Int32(batch * n)
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(m), bn, Int32(k), 1, weight, Int32(k),
+                    batchColumns, bn, 0, batchOutput, bn)
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(m), Int32(k), bn, 1, batchOutput, bn,
+                    batchColumns, bn, 1, dWeight, Int32(k))
+        if needsInputGradient {
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Int32(k), bn, Int32(m), 1, weight, Int32(k),
+                        batchOutput, bn, 0, batchColumns, bn)
         }
     }
 
     let forwardFlops = 2 * Double(shape.forwardMultiplyAdds)
-    let backwardFlops = forwardFlops * (needsInputGradient ? 2 : 1)
+    let totalFlops = forwardFlops * (needsInputGradient ? 3 : 2)
     let name = "\(layer.cin)->\(layer.cout) @\(layer.size)x\(layer.size)\(needsInputGradient ? "" : " (no dX)")"
     print(name.padding(toLength: 26, withPad: " ", startingAt: 0),
-          "|", String(format: "%7.2f", forward * 1e3), gflops(forwardFlops, forward), "  ", gflops(forwardFlops, gemmForward),
-          "   |", String(format: "%7.2f", backward * 1e3), gflops(backwardFlops, backward), "  ", gflops(backwardFlops, gemmBackward),
-          "   |   ", gflops(forwardFlops + backwardFlops, forward + backward), "     ",
-          gflops(forwardFlops + backwardFlops, gemmForward + gemmBackward))
+          "|", String(format: "%7.2f %7.2f", forward * 1e3, backward * 1e3), "|  ", gflops(totalFlops, forward + backward),
+          "|          ", gflops(totalFlops, perSample), "", gflops(totalFlops, twoLanes), "", gflops(totalFlops, batched))
 
-    for p in [input, weight, bias, output, dOutput, dInput, dWeight, dBias, workspace] { p.deallocate() }
+    for p in [input, weight, bias, output, dOutput, dInput, dWeight, dBias, workspace, batchColumns, batchOutput] { p.deallocate() }
 }
 
 // Elementwise and per-channel kernels on CIFARNet's largest activation (16 x 128 x 32 x 32): memory-bound,

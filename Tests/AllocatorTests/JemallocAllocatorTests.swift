@@ -145,4 +145,28 @@ final class JemallocAllocatorTests: XCTestCase {
         try allocator.free(again)
         XCTAssertEqual(allocator.recorder.allocated.liveBytes, 0)
     }
+
+    func testRetainFreedPagesSetsDecayForExistingAndNewArenas() throws {
+        try JemallocAllocator.retainFreedPages()
+        var value = 0
+        var size = MemoryLayout<Int>.size
+        XCTAssertEqual(mallctl("arenas.dirty_decay_ms", &value, &size, nil, 0), 0)
+        XCTAssertEqual(value, -1)
+        // A block of 8 MiB or more comes from jemalloc's huge arena, created on first use with the new default.
+        let allocator = try JemallocAllocator(sampling: false)
+        let big = try allocator.allocate(bytes: 16 << 20, role: .activation, layerPath: "conv", name: "output", timestep: 0)
+        try allocator.free(big)
+        var arenas: UInt32 = 0
+        var arenasSize = MemoryLayout<UInt32>.size
+        XCTAssertEqual(mallctl("arenas.narenas", &arenas, &arenasSize, nil, 0), 0)
+        var initialized = 0
+        for index in 0..<Int(arenas) {
+            value = 0
+            size = MemoryLayout<Int>.size
+            guard mallctl("arena.\(index).dirty_decay_ms", &value, &size, nil, 0) == 0 else { continue }
+            initialized += 1
+            XCTAssertEqual(value, -1, "arena \(index)")
+        }
+        XCTAssertGreaterThan(initialized, 0)
+    }
 }

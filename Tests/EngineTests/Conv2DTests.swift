@@ -13,6 +13,9 @@ final class Conv2DTests: XCTestCase {
         ("1x1 pointwise (no im2col), bias", Conv2DShape(batch: 2, inChannels: 3, outChannels: 4, height: 5, width: 5, kernel: 1), true),
         ("1x1 pointwise groups 3", Conv2DShape(batch: 2, inChannels: 6, outChannels: 3, height: 5, width: 5, kernel: 1, groups: 3), false),
         ("1x1 stride 2 (im2col)", Conv2DShape(batch: 2, inChannels: 3, outChannels: 2, height: 5, width: 5, kernel: 1, stride: 2), false),
+        // An odd batch (the kernel lanes' last round has one sample) and a 5x5 "same" conv on a 3x4 plane,
+        // where whole column rows fall into the padding (im2col's stride-1 contiguous-copy path).
+        ("5x5 pad 2 on 3x4, batch 3, bias", Conv2DShape(batch: 3, inChannels: 2, outChannels: 3, height: 3, width: 4, kernel: 5, stride: 1, padding: 2), true),
     ]
 
     /// Direct convolution, the definition itself: an independent check of forward.

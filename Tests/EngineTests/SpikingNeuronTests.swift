@@ -223,4 +223,51 @@ final class SpikingNeuronTests: XCTestCase {
             checkTensor("\(name) dVPrevious Float vs Double", dVF.map { Double($0) }, dVD, rtol: 1e-5, atol: 1e-6)
         }
     }
+
+    /// The kernels split their loops into blocks and ranges over the kernel lanes: over 40,000 neurons
+    /// (two lanes, many blocks, a ragged tail) they must give exactly what one element-by-element loop
+    /// gives, with v and dV updated in place as in training.
+    func testBlockedKernelsEqualElementwiseLoop() {
+        let count = 40_000
+        var random = SeededRandom(seed: 77)
+        let x = (0..<count).map { _ in Float(random.uniform(-0.5, 2.5)) }
+        let v0 = (0..<count).map { _ in Float(random.uniform(-0.3, 1.2)) }
+        let dS = (0..<count).map { _ in Float(random.uniform(-1, 1)) }
+        let dV0 = (0..<count).map { _ in Float(random.uniform(-1, 1)) }
+        for (name, spec) in Self.specs {
+            let decay = Float(spec.type == .lif ? 1 - 1 / spec.tau : 1), gain = Float(spec.type == .lif ? 1 / spec.tau : 1)
+            let offset = Float(spec.type == .lif ? (spec.reset == .hard ? spec.vReset : 0) / spec.tau : 0)
+            let threshold = Float(spec.threshold), vReset = Float(spec.vReset)
+            var v = v0, spike = [Float](repeating: .nan, count: count), h = spike
+            v.withUnsafeMutableBufferPointer { vp in
+                neuronForward(spec, count: count, spike: &spike, h: &h, vNext: vp.baseAddress!, input: x, v: UnsafePointer(vp.baseAddress!))
+            }
+            var mismatches = 0
+            for i in 0..<count {
+                let hi = decay * v0[i] + gain * x[i] + offset
+                let s: Float = hi >= threshold ? 1 : 0
+                let vi = spec.reset == .hard ? (hi >= threshold ? vReset : hi) : hi - s * threshold
+                if h[i] != hi || spike[i] != s || v[i] != vi { mismatches += 1 }
+            }
+            XCTAssertEqual(mismatches, 0, "\(name) forward")
+
+            var dX = [Float](repeating: .nan, count: count), dV = dV0
+            dV.withUnsafeMutableBufferPointer { dvp in
+                neuronBackward(spec, count: count, dInput: &dX, dVPrevious: dvp.baseAddress!, dSpike: dS,
+                               dVNext: UnsafePointer(dvp.baseAddress!), h: h)
+            }
+            let atan = ATanSurrogate<Float>(alpha: Float(spec.surrogateAlpha)), sigmoid = SigmoidSurrogate<Float>(alpha: Float(spec.surrogateAlpha))
+            let resetSlope: Float = spec.detachReset ? 0 : 1
+            mismatches = 0
+            for i in 0..<count {
+                let hx = h[i] - threshold
+                let sg = spec.surrogate == .atan ? atan.derivative(hx) : sigmoid.derivative(hx)
+                let s: Float = hx >= 0 ? 1 : 0
+                let dVdH = spec.reset == .hard ? (1 - s) + resetSlope * (vReset - h[i]) * sg : 1 - resetSlope * threshold * sg
+                let dH = dS[i] * sg + dV0[i] * dVdH
+                if dX[i] != dH * gain || dV[i] != dH * decay { mismatches += 1 }
+            }
+            XCTAssertEqual(mismatches, 0, "\(name) backward")
+        }
+    }
 }

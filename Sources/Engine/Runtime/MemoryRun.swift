@@ -49,6 +49,7 @@ public enum MemoryRun {
         // Room for every event up front, so that recording allocates nothing while it measures.
         recorder.reserveCapacity(events: plan.events.count * (steps + 1) + 64, liveTensors: plan.tensors.count + 64)
         let allocator = try JemallocAllocator(recorder: recorder)
+        try JemallocAllocator.retainFreedPages()
         let stats = try JemallocStats(resetsThreadPeakOnRead: false)
         var stepMs: [Double] = []
         var losses: [Double] = []

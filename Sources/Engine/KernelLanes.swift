@@ -1,0 +1,112 @@
+import COpenBLAS
+import Dispatch
+import Planner
+
+/// The engine's CPU parallelism: a fixed number of lanes (`LayerMemoryTable.kernelLanes`, 2), each
+/// a thread of `DispatchQueue.concurrentPerform`. The count is fixed rather than read from the
+/// machine because conv gives each lane its own im2col slot, and the planner must declare that
+/// workspace without knowing where the plan will run.
+///
+/// Why lanes instead of OpenBLAS's own threads: the per-sample conv GEMMs are small (N = Hout*Wout,
+/// 64 to 1024 columns), and OpenBLAS's thread pool splitting each one gained nothing over one thread
+/// (about 90 GFLOP/s either way on the 2-core machine, much of the second core spent in sched_yield).
+/// Two lanes running single-threaded GEMMs on different samples keep both cores in the kernel.
+enum KernelLanes {
+    static let count = LayerMemoryTable.kernelLanes
+
+    /// Runs `body(lane)` for lane in 0..<lanes, in parallel when lanes > 1, returning when all are done.
+    @inline(__always)
+    static func run(_ lanes: Int, _ body: (Int) -> Void) {
+        if lanes <= 1 {
+            body(0)
+        } else {
+            DispatchQueue.concurrentPerform(iterations: lanes, execute: body)
+        }
+    }
+
+    /// Runs `body` with OpenBLAS limited to one thread per call (so that lanes calling GEMMs at the
+    /// same time do not contend for its pool), restoring the previous thread count after.
+    @inline(__always)
+    static func withSingleThreadedGEMM<R>(_ body: () -> R) -> R {
+        let previous = openblas_get_num_threads()
+        if previous > 1 { openblas_set_num_threads(1) }
+        defer { if previous > 1 { openblas_set_num_threads(previous) } }
+        return body()
+    }
+
+    /// Splits 0..<count into `count` lanes' contiguous chunks (multiples of `align` items) and runs
+    /// them in parallel. Work below `minimumWork` (items x `itemCost`) per lane runs on the caller's
+    /// thread: a dispatch costs microseconds, more than a small elementwise pass.
+    @inline(__always)
+    static func forEachChunk(count: Int, itemCost: Int = 1, minimumWork: Int = 1 << 15, align: Int = 16,
+                             _ body: (Range<Int>) -> Void) {
+        let lanes = min(Self.count, count * itemCost / max(minimumWork, 1), count)
+        if lanes <= 1 {
+            if count > 0 { body(0..<count) }
+            return
+        }
+        let per = ((count + lanes - 1) / lanes + align - 1) / align * align
+        DispatchQueue.concurrentPerform(iterations: lanes) { lane in
+            let start = min(lane * per, count), end = min(start + per, count)
+            if start < end { body(start..<end) }
+        }
+    }
+}
+
+// Reductions for the per-channel statistics: 16 running partial sums (one SIMD16 register group),
+// combined at the end. In Float this is a blocked sum whose error grows with n / 16 instead of n,
+// and it vectorizes (a single scalar accumulator cannot be reordered, so the compiler keeps it scalar).
+
+@inline(__always)
+func loadBlock<T: EngineScalar>(_ p: UnsafePointer<T>, _ i: Int) -> SIMD16<T> {
+    UnsafeRawPointer(p + i).loadUnaligned(as: SIMD16<T>.self)
+}
+
+@inline(__always)
+func storeBlock<T: EngineScalar>(_ p: UnsafeMutablePointer<T>, _ i: Int, _ value: SIMD16<T>) {
+    UnsafeMutableRawPointer(p + i).storeBytes(of: value, as: SIMD16<T>.self)
+}
+
+/// Sum of p[0..<n].
+@inline(__always)
+func blockedSum<T: EngineScalar>(_ p: UnsafePointer<T>, _ n: Int) -> T {
+    var acc = SIMD16<T>()
+    var i = 0
+    while i + 16 <= n { acc += loadBlock(p, i); i += 16 }
+    var sum = acc.sum()
+    while i < n { sum += p[i]; i += 1 }
+    return sum
+}
+
+/// Sum of (p[i] - center)^2 over p[0..<n].
+@inline(__always)
+func blockedSquaredDeviations<T: EngineScalar>(_ p: UnsafePointer<T>, _ n: Int, center: T) -> T {
+    var acc = SIMD16<T>()
+    let c = SIMD16<T>(repeating: center)
+    var i = 0
+    while i + 16 <= n {
+        let d = loadBlock(p, i) - c
+        acc += d * d
+        i += 16
+    }
+    var sum = acc.sum()
+    while i < n { let d = p[i] - center; sum += d * d; i += 1 }
+    return sum
+}
+
+/// (sum of dy, sum of dy * (x - center)) over [0..<n].
+@inline(__always)
+func blockedGradientSums<T: EngineScalar>(_ dy: UnsafePointer<T>, _ x: UnsafePointer<T>, _ n: Int, center: T) -> (T, T) {
+    var a = SIMD16<T>(), b = SIMD16<T>()
+    let c = SIMD16<T>(repeating: center)
+    var i = 0
+    while i + 16 <= n {
+        let g = loadBlock(dy, i)
+        a += g
+        b += g * (loadBlock(x, i) - c)
+        i += 16
+    }
+    var sumDy = a.sum(), sumDyX = b.sum()
+    while i < n { sumDy += dy[i]; sumDyX += dy[i] * (x[i] - center); i += 1 }
+    return (sumDy, sumDyX)
+}
