@@ -12,11 +12,7 @@ extension TraceBuilder {
         }
         releaseForwardStates()
         let dMean = lossGradient(outputSum: outputSum!)
-        for t in (0..<timesteps).reversed() {
-            phase = .backward(timestep: t)
-            let dLogits = outputGradient(span: .timestep(t))
-            _ = backward(profile.layers, dLogits, span: .timestep(t), needInputGrad: false)
-        }
+        backwardThroughTime(0..<timesteps)
         release(dMean)
         releaseBackwardStates()
         finish(input: input, labels: labels)

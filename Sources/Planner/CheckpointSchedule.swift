@@ -46,11 +46,7 @@ extension TraceBuilder {
                 release(logits)
             }
             releaseForwardStates()
-            for t in (start..<end).reversed() {
-                phase = .backward(timestep: t)
-                let dLogits = outputGradient(span: .timestep(t))
-                _ = backward(profile.layers, dLogits, span: .timestep(t), needInputGrad: false)
-            }
+            backwardThroughTime(start..<end)
         }
         release(dMean)
         releaseBackwardStates()

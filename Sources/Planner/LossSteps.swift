@@ -25,4 +25,13 @@ extension TraceBuilder {
     mutating func outputGradient(span: Span) -> Int {
         allocateActivation("loss", "dLogits", role: .workspace, shape: logitsShape, span: span)
     }
+
+    /// Backward over `range` from its last timestep, each fed dMean / T.
+    mutating func backwardThroughTime(_ range: Range<Int>) {
+        for t in range.reversed() {
+            phase = .backward(timestep: t)
+            let dLogits = outputGradient(span: .timestep(t))
+            _ = backward(profile.layers, dLogits, span: .timestep(t), needInputGrad: false)
+        }
+    }
 }

@@ -37,44 +37,48 @@ extension TrainingStep {
         return dLogits
     }
 
+    /// Forward over every timestep, summing the logits; forward states are released after.
+    func forwardThroughTime(input: Int, saving: Bool) throws -> Int {
+        var outputSum: Int?
+        for t in 0..<timesteps {
+            try heap.begin(.forward(timestep: t))
+            heap.retain(input)
+            let logits = try forward(profile.layers, input, span: .timestep(t), saving: saving)
+            try accumulateOutput(logits, into: &outputSum)
+        }
+        try releaseForwardStates()
+        return outputSum!
+    }
+
+    /// Backward over `range` from its last timestep, each fed dMean / T.
+    func backwardThroughTime(_ range: Range<Int>, dMean: Int) throws {
+        for t in range.reversed() {
+            try heap.begin(.backward(timestep: t))
+            let dLogits = try outputGradient(dMean: dMean, span: .timestep(t))
+            _ = try backward(profile.layers, dLogits, span: .timestep(t), needInputGrad: false)
+        }
+    }
+
     // MARK: Evaluation
 
     /// Forward only, keeping nothing, batch norm on running statistics; returns correct predictions
     /// of the time-averaged output. Reversible stages run as ordinary layers (the same function).
     func runInference(input: Int, labels: Int) throws -> Int {
         inference = true
-        var outputSum: Int?
-        for t in 0..<timesteps {
-            try heap.begin(.forward(timestep: t))
-            heap.retain(input)
-            let logits = try forward(profile.layers, input, span: .timestep(t), saving: false)
-            try accumulateOutput(logits, into: &outputSum)
-        }
-        try releaseForwardStates()
-        let result = crossEntropyOfTimeMean(dMean: nil, logitSum: heap.values(outputSum!), labels: heap.indices(labels), batch: batch,
+        let outputSum = try forwardThroughTime(input: input, saving: false)
+        let result = crossEntropyOfTimeMean(dMean: nil, logitSum: heap.values(outputSum), labels: heap.indices(labels), batch: batch,
                                             classes: profile.classes, timesteps: timesteps)
         loss = result.loss
-        try heap.release(outputSum!)
+        try heap.release(outputSum)
         return result.correct
     }
 
     // MARK: Strategies
 
     func runBPTT(input: Int, labels: Int) throws {
-        var outputSum: Int?
-        for t in 0..<timesteps {
-            try heap.begin(.forward(timestep: t))
-            heap.retain(input)
-            let logits = try forward(profile.layers, input, span: .timestep(t), saving: true)
-            try accumulateOutput(logits, into: &outputSum)
-        }
-        try releaseForwardStates()
-        let dMean = try lossGradient(outputSum: outputSum!, labels: labels)
-        for t in (0..<timesteps).reversed() {
-            try heap.begin(.backward(timestep: t))
-            let dLogits = try outputGradient(dMean: dMean, span: .timestep(t))
-            _ = try backward(profile.layers, dLogits, span: .timestep(t), needInputGrad: false)
-        }
+        let outputSum = try forwardThroughTime(input: input, saving: true)
+        let dMean = try lossGradient(outputSum: outputSum, labels: labels)
+        try backwardThroughTime(0..<timesteps, dMean: dMean)
         try heap.release(dMean)
         try releaseBackwardStates()
     }
@@ -118,11 +122,7 @@ extension TrainingStep {
                 try heap.release(logits)
             }
             try releaseForwardStates()
-            for t in (start..<end).reversed() {
-                try heap.begin(.backward(timestep: t))
-                let dLogits = try outputGradient(dMean: dMean, span: .timestep(t))
-                _ = try backward(profile.layers, dLogits, span: .timestep(t), needInputGrad: false)
-            }
+            try backwardThroughTime(start..<end, dMean: dMean)
         }
         try heap.release(dMean)
         try releaseBackwardStates()
