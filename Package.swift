@@ -2,7 +2,8 @@
 // snnmem: memory planning, measurement and training for spiking neural networks.
 //
 // Targets point one way: MemoryModel <- Profiles <- Planner <- (Allocator, Engine) <- Reports <- CLI.
-// Engine links OpenBLAS (COpenBLAS) and zlib (CZlib) through system-library targets.
+// Engine links OpenBLAS (COpenBLAS) and zlib (CZlib) through system-library targets, and compiles
+// its AVX-512 SGEMM from C (CGemm).
 import PackageDescription
 
 let package = Package(
@@ -36,13 +37,16 @@ let package = Package(
         .executableTarget(name: "AllocatorBenchmark", dependencies: ["Allocator", "MemoryModel", "CJemalloc"]),
         // OpenBLAS's CBLAS behind a module map (the engine's GEMMs).
         .systemLibrary(name: "COpenBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
+        // snnmem's own AVX-512 SGEMM (C, runtime-dispatched): the conv GEMMs where the processor has
+        // AVX-512, since OpenBLAS is pinned to its AVX2 kernels on these machines (see snn_gemm.h).
+        .target(name: "CGemm"),
         // zlib's gzip reader (the bundled digits data set is gzipped CSV).
         .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
         // The training engine's numerical kernels: forward/backward pairs over caller-owned buffers,
         // neurons, losses, optimizers, the digits data set. Allocation is wired in a later step.
-        .target(name: "Engine", dependencies: ["MemoryModel", "Profiles", "Planner", "Allocator", "COpenBLAS", "CZlib"]),
+        .target(name: "Engine", dependencies: ["MemoryModel", "Profiles", "Planner", "Allocator", "COpenBLAS", "CGemm", "CZlib"]),
         // Conv forward+backward GFLOP/s of CIFARNet's conv shapes beside raw cblas_sgemm. Run in release.
-        .executableTarget(name: "EngineKernelBenchmark", dependencies: ["Engine", "Profiles", "COpenBLAS"]),
+        .executableTarget(name: "EngineKernelBenchmark", dependencies: ["Engine", "Profiles", "COpenBLAS", "CGemm"]),
         // Reports read measured and planned traces and write tables, timelines and CI gates.
         .target(name: "Reports", dependencies: ["MemoryModel", "Planner", "Allocator"]),
         // Thin argument-parser commands over the library targets.
@@ -60,7 +64,7 @@ let package = Package(
         .testTarget(name: "ReportsTests", dependencies: ["Reports", "Planner", "Profiles", "Allocator", "MemoryModel"],
                     exclude: ["__Snapshots__"]),
         .testTarget(name: "CLITests", dependencies: ["CLI", "Planner"]),
-        .testTarget(name: "EngineTests", dependencies: ["Engine", "Allocator", "Planner", "Profiles", "MemoryModel"]),
+        .testTarget(name: "EngineTests", dependencies: ["Engine", "Allocator", "Planner", "Profiles", "MemoryModel", "CGemm", "COpenBLAS"]),
     ],
     swiftLanguageModes: [.v5]
 )

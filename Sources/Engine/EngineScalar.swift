@@ -10,7 +10,8 @@ import Darwin
 /// accurate to about 1e-9 and a wrong derivative cannot hide behind float32 rounding.
 ///
 /// Swift's standard library has no generic `exp`/`log`/`atan`, so the protocol asks for them and
-/// the two conformances forward to libm; the GEMM forwards to OpenBLAS's `sgemm`/`dgemm`.
+/// the two conformances forward to libm; the GEMM forwards to `GEMMBackend` (AVX-512 or OpenBLAS)
+/// in Float and to OpenBLAS's `dgemm` in Double.
 /// `SIMDScalar` lets the statistics kernels sum in SIMD16<T> registers (Codable is what it implies).
 public protocol EngineScalar: BinaryFloatingPoint, SIMDScalar, Codable, Sendable {
     /// Row-major C = alpha * op(A) * op(B) + beta * C, with op(A) M x K, op(B) K x N, C M x N.
@@ -34,8 +35,8 @@ extension Float: EngineScalar {
                             alpha: Float, a: UnsafePointer<Float>, lda: Int,
                             b: UnsafePointer<Float>, ldb: Int,
                             beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int) {
-        cblas_sgemm(CblasRowMajor, cblasTranspose(transposeA), cblasTranspose(transposeB),
-                    blasint(m), blasint(n), blasint(k), alpha, a, blasint(lda), b, blasint(ldb), beta, c, blasint(ldc))
+        GEMMBackend.sgemm(transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda,
+                          b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
     }
     @inline(__always) public static func exp(_ x: Float) -> Float { expf(x) }
     @inline(__always) public static func log(_ x: Float) -> Float { logf(x) }

@@ -1,7 +1,9 @@
-// Conv forward+backward throughput on CIFARNet's four conv shapes (k3 p1, batch 16), beside raw
-// cblas_sgemm on the very GEMM shapes the kernels issue, so the cost of im2col/col2im, bias and
-// the per-sample loop shows as the gap between the two. Build and run in release:
+// Conv forward+backward throughput on CIFARNet's four conv shapes (k3 p1, batch 16), on both GEMM
+// backends (snnmem's AVX-512 SGEMM and OpenBLAS), beside the raw GEMMs on the very shapes the
+// kernels issue, so the cost of im2col/col2im, bias and the per-sample loop shows as the gap
+// between the two. Build and run in release:
 //   swift run -c release engine-kernel-benchmark [--iterations N] [--threads N]
+import CGemm
 import COpenBLAS
 import Engine
 import Foundation
@@ -54,11 +56,13 @@ let options = Options(CommandLine.arguments)
 if let threads = options.threads { openblas_set_num_threads(Int32(threads)) }
 let coreType = ProcessInfo.processInfo.environment["OPENBLAS_CORETYPE"] ?? "(unset)"
 print("OpenBLAS \(String(cString: openblas_get_corename())) core, \(openblas_get_num_threads()) threads, OPENBLAS_CORETYPE=\(coreType); best of \(options.iterations)")
-print("conv: the engine's kernels (im2col, GEMMs, col2im; samples over 2 lanes). sgemm columns: the same GEMMs alone;")
-print("  per-sample: one OpenBLAS call per sample as OpenBLAS threads it; 2 lanes: the per-sample calls split over 2 threads,")
-print("  single-threaded each (the engine's scheme); batched: one GEMM over the whole batch's columns (N = B*Hout*Wout),")
-print("  which would need B samples' im2col as workspace. GFLOP/s of forward + backward.")
-print("shape                      |  fwd ms  bwd ms | conv GF/s | sgemm per-sample  2 lanes  batched")
+print("AVX-512 SGEMM: \(GEMMBackend.avx512Supported ? "supported" : "not supported here"); the engine uses \(GEMMBackend.preferred.rawValue)")
+print("conv: the engine's kernels (im2col, GEMMs, col2im; samples over 2 lanes) on each GEMM backend. GEMM columns: the")
+print("  same GEMMs alone; per-sample: one OpenBLAS call per sample as OpenBLAS threads it; 2 lanes: the per-sample calls")
+print("  split over 2 threads, single-threaded each (the engine's scheme), OpenBLAS and snn_sgemm; batched: one OpenBLAS")
+print("  GEMM over the whole batch's columns (N = B*Hout*Wout), which would need B samples' im2col as workspace.")
+print("  GFLOP/s of forward + backward.")
+print("shape                      | avx512 fwd  bwd ms | conv GF/s avx512 openblas | OpenBLAS per-sample 2 lanes batched | snn_sgemm 2 lanes")
 
 func lanes(_ body: (Int) -> Void) {
     let previous = openblas_get_num_threads()
@@ -81,26 +85,40 @@ for (index, layer) in layers.enumerated() {
     let m = shape.outChannels, n = shape.outHeight * shape.outWidth, k = shape.inChannels * 9
     let batchColumns = buffer(batch * n * k, seed: 10), batchOutput = buffer(batch * n * m, seed: 11)
 
-    let forward = bestTime(iterations: options.iterations) {
-        conv2dForward(shape, output: output, input: input, weight: weight, bias: bias, workspace: workspace)
+    func convTimes(_ backend: GEMMBackend) -> (forward: Double, backward: Double)? {
+        guard backend.isSupported else { return nil }
+        return GEMMBackend.withBackend(backend) {
+            let forward = bestTime(iterations: options.iterations) {
+                conv2dForward(shape, output: output, input: input, weight: weight, bias: bias, workspace: workspace)
+            }
+            let backward = bestTime(iterations: options.iterations) {
+                conv2dBackward(shape, dInput: needsInputGradient ? dInput : nil, dWeight: dWeight, dBias: dBias, dOutput: dOutput,
+                               input: input, weight: weight, workspace: workspace)
+            }
+            return (forward, backward)
+        }
     }
-    let backward = bestTime(iterations: options.iterations) {
-        conv2dBackward(shape, dInput: needsInputGradient ? dInput : nil, dWeight: dWeight, dBias: dBias, dOutput: dOutput,
-                       input: input, weight: weight, workspace: workspace)
-    }
+    let fast = convTimes(.avx512), blas = convTimes(.openblas)!
 
     // The same GEMMs alone, on the same buffers: per sample, forward W[Cout, K] x col[K, N];
     // dWeight dOut[Cout, N] x col^T; dColumns W^T x dOut[Cout, N]; K = Cin*9, N = Hout*Wout.
-    func sampleForward(_ b: Int, _ slot: UnsafeMutablePointer<Float>) {
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(m), Int32(n), Int32(k), 1, weight, Int32(k),
-                    slot, Int32(n), 0, output + b * m * n, Int32(n))
+    // `own`: snnmem's AVX-512 SGEMM instead of OpenBLAS.
+    func gemm(_ own: Bool, _ ta: Bool, _ tb: Bool, _ m: Int, _ n: Int, _ k: Int, _ a: UnsafePointer<Float>, _ lda: Int,
+              _ b: UnsafePointer<Float>, _ ldb: Int, _ beta: Float, _ c: UnsafeMutablePointer<Float>, _ ldc: Int) {
+        if own {
+            snn_sgemm(ta, tb, m, n, k, 1, a, lda, b, ldb, beta, c, ldc)
+        } else {
+            cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, Int32(m), Int32(n), Int32(k),
+                        1, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
+        }
     }
-    func sampleBackward(_ b: Int, _ slot: UnsafeMutablePointer<Float>, _ dW: UnsafeMutablePointer<Float>) {
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(m), Int32(k), Int32(n), 1, dOutput + b * m * n, Int32(n),
-                    slot, Int32(n), 1, dW, Int32(k))
+    func sampleForward(_ b: Int, _ slot: UnsafeMutablePointer<Float>, own: Bool = false) {
+        gemm(own, false, false, m, n, k, weight, k, slot, n, 0, output + b * m * n, n)
+    }
+    func sampleBackward(_ b: Int, _ slot: UnsafeMutablePointer<Float>, _ dW: UnsafeMutablePointer<Float>, own: Bool = false) {
+        gemm(own, false, true, m, k, n, dOutput + b * m * n, n, slot, n, 1, dW, k)
         if needsInputGradient {
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Int32(k), Int32(n), Int32(m), 1, weight, Int32(k),
-                        dOutput + b * m * n, Int32(n), 0, slot, Int32(n))
+            gemm(own, true, false, k, n, m, weight, k, dOutput + b * m * n, n, 0, slot, n)
         }
     }
     let perSample = bestTime(iterations: options.iterations) {
@@ -108,13 +126,15 @@ for (index, layer) in layers.enumerated() {
         for b in 0..<batch { sampleBackward(b, workspace, dWeight) }
     }
     // Two lanes: lane 1 accumulates its dWeight into `bias`-free scratch (dInput's buffer, large enough here).
-    let twoLanes = bestTime(iterations: options.iterations) {
-        lanes { lane in
-            for b in stride(from: lane, to: batch, by: 2) { sampleForward(b, workspace + lane * shape.columnCount) }
-        }
-        lanes { lane in
-            for b in stride(from: lane, to: batch, by: 2) {
-                sampleBackward(b, workspace + lane * shape.columnCount, lane == 0 ? dWeight : batchOutput)
+    func twoLanes(own: Bool) -> Double {
+        bestTime(iterations: options.iterations) {
+            lanes { lane in
+                for b in stride(from: lane, to: batch, by: 2) { sampleForward(b, workspace + lane * shape.columnCount, own: own) }
+            }
+            lanes { lane in
+                for b in stride(from: lane, to: batch, by: 2) {
+                    sampleBackward(b, workspace + lane * shape.columnCount, lane == 0 ? dWeight : batchOutput, own: own)
+                }
             }
         }
     }
@@ -133,9 +153,12 @@ for (index, layer) in layers.enumerated() {
     let forwardFlops = 2 * Double(shape.forwardMultiplyAdds)
     let totalFlops = forwardFlops * (needsInputGradient ? 3 : 2)
     let name = "\(layer.cin)->\(layer.cout) @\(layer.size)x\(layer.size)\(needsInputGradient ? "" : " (no dX)")"
+    let shown = fast ?? blas
     print(name.padding(toLength: 26, withPad: " ", startingAt: 0),
-          "|", String(format: "%7.2f %7.2f", forward * 1e3, backward * 1e3), "|  ", gflops(totalFlops, forward + backward),
-          "|          ", gflops(totalFlops, perSample), "", gflops(totalFlops, twoLanes), "", gflops(totalFlops, batched))
+          "|", String(format: "%10.2f %7.2f", shown.forward * 1e3, shown.backward * 1e3), "|          ",
+          fast.map { gflops(totalFlops, $0.forward + $0.backward) } ?? "      -", "", gflops(totalFlops, blas.forward + blas.backward),
+          "|            ", gflops(totalFlops, perSample), "", gflops(totalFlops, twoLanes(own: false)), "", gflops(totalFlops, batched),
+          "|          ", GEMMBackend.avx512Supported ? gflops(totalFlops, twoLanes(own: true)) : "      -")
 
     for p in [input, weight, bias, output, dOutput, dInput, dWeight, dBias, workspace, batchColumns, batchOutput] { p.deallocate() }
 }
