@@ -12,6 +12,8 @@
 // rest of the binary runs on any x86-64.
 #include "snn_gemm.h"
 
+#if defined(__x86_64__)
+
 #include <immintrin.h>
 #include <stdint.h>
 #include <sys/mman.h>
@@ -118,22 +120,19 @@ SNN_AVX512 static void pack_a(bool transpose, const float *a, ptrdiff_t lda, ptr
             const float *src = a + p0 * lda + i0 + ir;
             const __mmask8 mask = (__mmask8)((1u << rows) - 1);
             for (ptrdiff_t p = 0; p < kc; p++) _mm256_storeu_ps(dst + p * MR, _mm256_maskz_loadu_ps(mask, src + p * lda));
-        } else if (rows == MR) {
-            // op(A)(i, p) = a[i * lda + p]: rows run along p; 8 x 8 blocks are transposed in registers.
+        } else {
+            // op(A)(i, p) = a[i * lda + p]: rows run along p; 8 x 8 blocks are transposed in registers,
+            // rows past mc read as zeros.
             const float *src = a + (i0 + ir) * lda + p0;
             ptrdiff_t p = 0;
             for (; p + 8 <= kc; p += 8) {
                 __m256 r[8];
-                for (int i = 0; i < 8; i++) r[i] = _mm256_loadu_ps(src + i * lda + p);
+                for (int i = 0; i < 8; i++) r[i] = i < rows ? _mm256_loadu_ps(src + i * lda + p) : _mm256_setzero_ps();
                 transpose8x8(r);
                 for (int q = 0; q < 8; q++) _mm256_storeu_ps(dst + (p + q) * MR, r[q]);
             }
             for (; p < kc; p++)
-                for (int i = 0; i < MR; i++) dst[p * MR + i] = src[i * lda + p];
-        } else {
-            for (ptrdiff_t p = 0; p < kc; p++)
-                for (ptrdiff_t i = 0; i < MR; i++)
-                    dst[p * MR + i] = i < rows ? element_a(false, a, lda, i0 + ir + i, p0 + p) : 0.0f;
+                for (int i = 0; i < MR; i++) dst[p * MR + i] = i < rows ? src[i * lda + p] : 0.0f;
         }
     }
 }
@@ -152,25 +151,24 @@ SNN_AVX512 static void pack_b(bool transpose, const float *b, ptrdiff_t ldb, ptr
                 _mm512_store_ps(dst + p * NR, _mm512_maskz_loadu_ps(m0, src + p * ldb));
                 _mm512_store_ps(dst + p * NR + 16, _mm512_maskz_loadu_ps(m1, src + p * ldb + 16));
             }
-        } else if (cols == NR) {
-            // op(B)(p, j) = b[j * ldb + p]: the panel's columns are rows of b; 16 x 16 blocks
-            // are transposed in registers.
+        } else {
+            // op(B)(p, j) = b[j * ldb + p]: the panel's columns are rows of b; 16 x 16 blocks are
+            // transposed in registers, columns past nc read as zeros.
             const float *src = b + (j0 + jr) * ldb + p0;
             ptrdiff_t p = 0;
             for (; p + 16 <= kc; p += 16) {
                 for (int half = 0; half < 2; half++) {
                     __m512 r[16];
-                    for (int q = 0; q < 16; q++) r[q] = _mm512_loadu_ps(src + (half * 16 + q) * ldb + p);
+                    for (int q = 0; q < 16; q++) {
+                        const ptrdiff_t j = half * 16 + q;
+                        r[q] = j < cols ? _mm512_loadu_ps(src + j * ldb + p) : _mm512_setzero_ps();
+                    }
                     transpose16x16(r);
                     for (int q = 0; q < 16; q++) _mm512_store_ps(dst + (p + q) * NR + half * 16, r[q]);
                 }
             }
             for (; p < kc; p++)
-                for (int j = 0; j < NR; j++) dst[p * NR + j] = src[j * ldb + p];
-        } else {
-            for (ptrdiff_t p = 0; p < kc; p++)
-                for (ptrdiff_t j = 0; j < NR; j++)
-                    dst[p * NR + j] = j < cols ? element_b(true, b, ldb, p0 + p, j0 + jr + j) : 0.0f;
+                for (int j = 0; j < NR; j++) dst[p * NR + j] = j < cols ? src[j * ldb + p] : 0.0f;
         }
     }
 }
@@ -262,3 +260,16 @@ SNN_AVX512 void snn_sgemm(bool transpose_a, bool transpose_b, ptrdiff_t m, ptrdi
         }
     }
 }
+
+#else  // Not x86-64: no AVX-512; the engine keeps OpenBLAS and never calls snn_sgemm.
+
+#include <stdlib.h>
+
+bool snn_sgemm_supported(void) { return false; }
+size_t snn_sgemm_packing_bytes(void) { return 0; }
+void snn_sgemm(bool transpose_a, bool transpose_b, ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, float alpha, const float *a,
+               ptrdiff_t lda, const float *b, ptrdiff_t ldb, float beta, float *c, ptrdiff_t ldc) {
+    abort();
+}
+
+#endif

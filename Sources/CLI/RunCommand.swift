@@ -92,6 +92,8 @@ struct RunJSON: Codable {
     var loss: [Double]
     var outOfMemory: Bool
     var outOfMemoryAt: String?
+    /// The Float GEMM the step ran on: "avx512" (snnmem's) or "openblas".
+    var gemm: String
 
     init(_ r: MemoryRunResult) {
         strategy = r.strategy.rawValue
@@ -110,6 +112,7 @@ struct RunJSON: Codable {
         loss = r.loss
         outOfMemory = r.outOfMemory != nil
         outOfMemoryAt = r.outOfMemory.map(\.description)
+        gemm = GEMMBackend.current.rawValue
     }
 }
 
@@ -129,12 +132,13 @@ enum RunReport {
         var lines = ["", "\(profile.name) \(r.strategy.rawValue): batch \(r.batch), T \(r.timesteps)" + (r.segment.map { ", k \($0)" } ?? ""), t.text()]
         let sortedMs = r.stepMs.sorted()
         if !sortedMs.isEmpty {
-            lines.append("median step \(ByteCount.formatFixed(sortedMs[sortedMs.count / 2], digits: 1)) ms over \(sortedMs.count) steps")
+            lines.append("median step \(ByteCount.formatFixed(sortedMs[sortedMs.count / 2], digits: 1)) ms over \(sortedMs.count) steps"
+                         + " (GEMM: \(GEMMBackend.current.rawValue))")
         }
         lines.append(Formatting.wrap("The jemalloc figure is the thread's peak growth during a step plus the tracked bytes live "
             + "when it was reset; its difference from the tracked allocated peak is memory outside the tensors "
             + "(the engine's small arrays and dictionaries, Swift runtime metadata), within jemalloc's peak "
-            + "granularity of about 64 KiB.", indent: ""))
+            + "granularity of about 64 KiB. GEMM packing buffers are mapped outside jemalloc, once per thread.", indent: ""))
         if let difference = r.comparison?.firstDifference {
             lines.append("PLAN AND MEASUREMENT DIFFER at \(difference)")
         } else if r.comparison != nil {

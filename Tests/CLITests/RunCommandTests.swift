@@ -12,6 +12,21 @@ final class RunCommandTests: XCTestCase {
         XCTAssertEqual((json["loss"] as? [Double])?.count, 2)
         XCTAssertEqual(json["outOfMemory"] as? Bool, false)
         XCTAssertNil(json["firstDifference"] as? String)
+        XCTAssertTrue(["avx512", "openblas"].contains(json["gemm"] as? String ?? ""), "names the GEMM it ran on")
+    }
+
+    /// SNNMEM_GEMM=openblas runs the same step on OpenBLAS: the same plan, measured exactly, and the
+    /// same loss as the AVX-512 GEMM to float rounding.
+    func testOpenBLASBackendOnRequestGivesTheSameStep() throws {
+        let arguments = ["run", "profiles/digits.yaml", "--strategy", "bptt", "--steps", "2", "--batch", "8", "--format", "json"]
+        let blas = try SnnmemProcess.run(arguments, environment: ["SNNMEM_GEMM": "openblas"])
+        XCTAssertEqual(blas.exitCode, 0, blas.stderr)
+        let json = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(blas.stdout.utf8)) as? [String: Any])
+        XCTAssertEqual(json["gemm"] as? String, "openblas")
+        XCTAssertEqual(json["measuredPeakBytes"] as? Int, json["predictedPeakBytes"] as? Int)
+        let fast = try SnnmemProcess.json(arguments)
+        let blasLoss = try XCTUnwrap(json["loss"] as? [Double]), fastLoss = try XCTUnwrap(fast["loss"] as? [Double])
+        for (a, b) in zip(blasLoss, fastLoss) { XCTAssertEqual(a, b, accuracy: 1e-4 * abs(b)) }
     }
 
     func testMemoryLimitStopsWithExitThreeAndWritesTheTrace() throws {
