@@ -15,6 +15,8 @@
 #if defined(__x86_64__)
 
 #include <immintrin.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <sys/mman.h>
 
@@ -33,19 +35,36 @@ size_t snn_sgemm_packing_bytes(void) {
     return (size_t)(MC * KC + KC * NC) * sizeof(float);
 }
 
-// One thread's packing buffers: mapped on the thread's first call, kept for its lifetime, outside
-// the process allocator (jemalloc), as OpenBLAS keeps its own. Page-aligned, so every B panel
-// (a multiple of NR floats = 128 bytes) is 64-byte aligned for aligned zmm loads.
+// One thread's packing buffers: mapped on the thread's first call, outside the process allocator
+// (jemalloc), as OpenBLAS keeps its own, and unmapped when the thread exits (libdispatch retires
+// idle worker threads and starts new ones, so a buffer kept past its thread would leak).
+// Page-aligned, so every B panel (a multiple of NR floats = 128 bytes) is 64-byte aligned for
+// aligned zmm loads.
 static _Thread_local float *thread_packing;
+static pthread_key_t packing_key;
+static pthread_once_t packing_key_once = PTHREAD_ONCE_INIT;
+static atomic_long live_packing_buffers;
+
+static void unmap_packing(void *buffers) {
+    munmap(buffers, snn_sgemm_packing_bytes());
+    atomic_fetch_sub(&live_packing_buffers, 1);
+}
+
+static void make_packing_key(void) { pthread_key_create(&packing_key, unmap_packing); }
 
 static float *packing_buffers(void) {
     if (!thread_packing) {
+        pthread_once(&packing_key_once, make_packing_key);
         void *mapped = mmap(NULL, snn_sgemm_packing_bytes(), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
         if (mapped == MAP_FAILED) return NULL;
+        atomic_fetch_add(&live_packing_buffers, 1);
         thread_packing = mapped;
+        pthread_setspecific(packing_key, mapped);
     }
     return thread_packing;
 }
+
+long snn_sgemm_live_packing_buffers(void) { return atomic_load(&live_packing_buffers); }
 
 static inline ptrdiff_t min_ptrdiff(ptrdiff_t a, ptrdiff_t b) { return a < b ? a : b; }
 
@@ -267,6 +286,7 @@ SNN_AVX512 void snn_sgemm(bool transpose_a, bool transpose_b, ptrdiff_t m, ptrdi
 
 bool snn_sgemm_supported(void) { return false; }
 size_t snn_sgemm_packing_bytes(void) { return 0; }
+long snn_sgemm_live_packing_buffers(void) { return 0; }
 void snn_sgemm(bool transpose_a, bool transpose_b, ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, float alpha, const float *a,
                ptrdiff_t lda, const float *b, ptrdiff_t ldb, float beta, float *c, ptrdiff_t ldc) {
     abort();

@@ -111,3 +111,39 @@ final class GEMMBackendTests: XCTestCase {
         XCTAssertEqual(GEMMBackend.preferred, override == "openblas" ? .openblas : .avx512)
     }
 }
+
+extension GEMMBackendTests {
+    /// Counts read on the GEMM's thread, handed to the test's thread after `ran` is fulfilled.
+    final class Counts: @unchecked Sendable {
+        var beforeFirstCall = 0
+        var afterFirstCall = 0
+    }
+
+    /// A thread's packing buffers are mapped on its first GEMM and unmapped when it exits: worker
+    /// threads come and go over a long run, and buffers kept past them would leak. (Idle dispatch
+    /// workers retiring meanwhile can only lower the count, so the checks are one-sided.)
+    func testPackingBuffersAreReleasedWhenTheirThreadExits() {
+        let a: [Float] = [1, 2, 3, 4], b: [Float] = [5, 6, 7, 8]
+        let ran = expectation(description: "GEMM on a new thread"), exited = expectation(description: "thread exited")
+        let counts = Counts()
+        let thread = Thread {
+            var c = [Float](repeating: 0, count: 4)
+            counts.beforeFirstCall = snn_sgemm_live_packing_buffers()
+            snn_sgemm(false, false, 2, 2, 2, 1, a, 2, b, 2, 0, &c, 2)
+            counts.afterFirstCall = snn_sgemm_live_packing_buffers()
+            XCTAssertEqual(c, [19, 22, 43, 50])
+            ran.fulfill()
+        }
+        thread.start()
+        wait(for: [ran], timeout: 10)
+        XCTAssertEqual(counts.afterFirstCall, counts.beforeFirstCall + 1, "the new thread mapped its own buffers")
+        // Thread exit runs the key's destructor after the block returns; poll briefly for it.
+        let live = counts.afterFirstCall
+        DispatchQueue.global().async {
+            for _ in 0..<400 where snn_sgemm_live_packing_buffers() >= live { usleep(5_000) }
+            exited.fulfill()
+        }
+        wait(for: [exited], timeout: 10)
+        XCTAssertLessThan(snn_sgemm_live_packing_buffers(), live, "the exited thread's buffers were unmapped")
+    }
+}

@@ -23,13 +23,17 @@ bool snn_sgemm_supported(void);
 /// as cblas_sgemm(CblasRowMajor, ...). With beta == 0, C is written without being read (it may
 /// hold anything, NaN included). Single-threaded: callers run one call per thread. Packing
 /// buffers are per thread, mapped once outside the process allocator (as a BLAS's own buffers)
-/// and kept for the thread's lifetime. Call only when snn_sgemm_supported() is true.
+/// and unmapped when the thread exits. Call only when snn_sgemm_supported() is true.
 void snn_sgemm(bool transpose_a, bool transpose_b, ptrdiff_t m, ptrdiff_t n, ptrdiff_t k,
                float alpha, const float *a, ptrdiff_t lda, const float *b, ptrdiff_t ldb,
                float beta, float *c, ptrdiff_t ldc);
 
 /// Bytes of one thread's packing buffers (for reports and tests).
 size_t snn_sgemm_packing_bytes(void);
+
+/// Threads whose packing buffers are mapped now: each thread maps its own on its first call and
+/// unmaps them when it exits.
+long snn_sgemm_live_packing_buffers(void);
 
 #ifdef __cplusplus
 }
