@@ -4,8 +4,10 @@
 //
 // Sizes, for a core with 48 KiB L1d and 1 MiB L2: a B panel (KC x NR floats, 32 KiB) stays in L1
 // while the micro-kernel walks the MC / MR panels of the A block (MC x KC, 128 KiB) held in L2.
-// MR x NR = 8 x 32 keeps 16 accumulators (two zmm per row); 8 and 32 divide every channel count
-// and every feature-map size of the bundled profiles, so their conv GEMMs run no partial tiles.
+// MR x NR = 8 x 32 keeps 16 accumulators (two zmm per row), enough independent FMAs to cover
+// their latency on two FMA pipes. 8 and 32 divide CIFARNet's channel counts and feature-map sizes,
+// so its conv GEMMs run no partial tiles; elsewhere partial tiles are packed with zeros and
+// stored under masks.
 //
 // Every function carries the AVX-512 target attribute instead of the whole target being compiled
 // with -mavx512f: the engine calls snn_sgemm only after snn_sgemm_supported() said yes, and the
@@ -68,7 +70,7 @@ long snn_sgemm_live_packing_buffers(void) { return atomic_load(&live_packing_buf
 
 static inline ptrdiff_t min_ptrdiff(ptrdiff_t a, ptrdiff_t b) { return a < b ? a : b; }
 
-// Element (i, p) of op(A) and (p, j) of op(B), for the edge and fallback paths.
+// Element (i, p) of op(A) and (p, j) of op(B), for the unblocked fallback.
 static inline float element_a(bool t, const float *a, ptrdiff_t lda, ptrdiff_t i, ptrdiff_t p) {
     return t ? a[p * lda + i] : a[i * lda + p];
 }
