@@ -39,6 +39,14 @@ public enum GEMMBackend: String, CaseIterable, Sendable {
         return try body()
     }
 
+    /// Threads one AVX-512 GEMM call may use: 2 (the kernel lanes) when the caller runs alone, 1
+    /// inside `KernelLanes.withSingleThreadedGEMM`, where each lane already runs its own GEMMs (the
+    /// counterpart of OpenBLAS's thread count, which the same function sets).
+    nonisolated(unsafe) static var threadsPerCall = KernelLanes.count
+
+    /// Below this many multiply-adds a split is not worth a dispatch (a few microseconds).
+    static let splitMultiplyAdds = 1 << 21
+
     /// Row-major C = alpha * op(A) * op(B) + beta * C through the current backend.
     @inline(__always)
     static func sgemm(transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int,
@@ -47,7 +55,30 @@ public enum GEMMBackend: String, CaseIterable, Sendable {
                       beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int) {
         switch current {
         case .avx512:
-            snn_sgemm(transposeA, transposeB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+            guard threadsPerCall > 1, m * n * k >= splitMultiplyAdds, max(m, n) >= 64 else {
+                snn_sgemm(transposeA, transposeB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+                return
+            }
+            // Alone on the machine (a batch of one, a linear layer): split C between the threads
+            // along its longer side, at a multiple of the micro-tile (8 rows, 32 columns).
+            let parts = threadsPerCall
+            if n >= m {
+                let step = (n / parts + 31) / 32 * 32
+                DispatchQueue.concurrentPerform(iterations: parts) { part in
+                    let first = min(part * step, n), count = min(step, n - first)
+                    guard count > 0 else { return }
+                    snn_sgemm(transposeA, transposeB, m, count, k, alpha, a, lda,
+                              transposeB ? b + first * ldb : b + first, ldb, beta, c + first, ldc)
+                }
+            } else {
+                let step = (m / parts + 7) / 8 * 8
+                DispatchQueue.concurrentPerform(iterations: parts) { part in
+                    let first = min(part * step, m), count = min(step, m - first)
+                    guard count > 0 else { return }
+                    snn_sgemm(transposeA, transposeB, count, n, k, alpha, transposeA ? a + first : a + first * lda, lda,
+                              b, ldb, beta, c + first * ldc, ldc)
+                }
+            }
         case .openblas:
             cblas_sgemm(CblasRowMajor, cblasTranspose(transposeA), cblasTranspose(transposeB),
                         blasint(m), blasint(n), blasint(k), alpha, a, blasint(lda), b, blasint(ldb), beta, c, blasint(ldc))

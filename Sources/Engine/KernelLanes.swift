@@ -24,13 +24,18 @@ enum KernelLanes {
         }
     }
 
-    /// Runs `body` with OpenBLAS limited to one thread per call (so that lanes calling GEMMs at the
-    /// same time do not contend for its pool), restoring the previous thread count after.
+    /// Runs `body` with each GEMM call limited to one thread, OpenBLAS's and snnmem's own (so that
+    /// lanes calling GEMMs at the same time do not contend for the cores), restoring both after.
     @inline(__always)
     static func withSingleThreadedGEMM<R>(_ body: () -> R) -> R {
         let previous = openblas_get_num_threads()
         if previous > 1 { openblas_set_num_threads(1) }
-        defer { if previous > 1 { openblas_set_num_threads(previous) } }
+        let previousOwn = GEMMBackend.threadsPerCall
+        GEMMBackend.threadsPerCall = 1
+        defer {
+            if previous > 1 { openblas_set_num_threads(previous) }
+            GEMMBackend.threadsPerCall = previousOwn
+        }
         return body()
     }
 

@@ -147,3 +147,29 @@ extension GEMMBackendTests {
         XCTAssertLessThan(snn_sgemm_live_packing_buffers(), live, "the exited thread's buffers were unmapped")
     }
 }
+
+extension GEMMBackendTests {
+    /// Float.gemm outside the kernel lanes splits a large product between two threads, along C's
+    /// longer side (rows here, columns there): every transpose gives OpenBLAS's result.
+    func testSplitGEMMOutsideLanesMatchesOpenBLAS() {
+        for (m, n, k) in [(300, 70, 200), (40, 1000, 100)] {
+            XCTAssertGreaterThanOrEqual(m * n * k, 1 << 21, "large enough to be split")
+            for transposeA in [false, true] {
+                for transposeB in [false, true] {
+                    let lda = transposeA ? m : k, ldb = transposeB ? k : n
+                    let a = Self.values(m * k, seed: 8), b = Self.values(k * n, seed: 9), start = Self.values(m * n, seed: 10)
+                    func product(_ backend: GEMMBackend) -> [Float] {
+                        var c = start
+                        GEMMBackend.withBackend(backend) {
+                            Float.gemm(transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k, alpha: 0.5, a: a, lda: lda,
+                                       b: b, ldb: ldb, beta: 2, c: &c, ldc: n)
+                        }
+                        return c
+                    }
+                    checkTensor("split \(m)x\(n)x\(k) tA \(transposeA) tB \(transposeB)", product(.avx512).map(Double.init),
+                                product(.openblas).map(Double.init), rtol: 1e-4, atol: 1e-4)
+                }
+            }
+        }
+    }
+}
