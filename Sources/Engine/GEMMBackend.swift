@@ -44,6 +44,18 @@ public enum GEMMBackend: String, CaseIterable, Sendable {
     /// counterpart of OpenBLAS's thread count, which the same function sets).
     nonisolated(unsafe) static var threadsPerCall = KernelLanes.count
 
+    /// Whether a product suits the AVX-512 GEMM's 8 x 32 register tiles: at least a few tiles'
+    /// work, at least 3/4 of the tiles' area used (a 4x4 feature map fills half a 32-wide tile row,
+    /// a depthwise conv's one-row GEMMs an eighth of the tile), and a K long enough (16) to
+    /// amortize each tile's load and store of C. Measured on T-RevSNN's narrow and depthwise convs,
+    /// which run faster on OpenBLAS; CIFARNet's and the VGGs' convs all fit.
+    @inline(__always)
+    static func fitsTiles(m: Int, n: Int, k: Int) -> Bool {
+        guard k >= 16, m * n * k >= 1 << 15 else { return false }
+        let tiledArea = (m + 7) / 8 * 8 * ((n + 31) / 32 * 32)
+        return 4 * m * n >= 3 * tiledArea
+    }
+
     /// Below this many multiply-adds a split is not worth a dispatch (a few microseconds).
     static let splitMultiplyAdds = 1 << 21
 
@@ -54,7 +66,7 @@ public enum GEMMBackend: String, CaseIterable, Sendable {
                       b: UnsafePointer<Float>, ldb: Int,
                       beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int) {
         switch current {
-        case .avx512:
+        case .avx512 where fitsTiles(m: m, n: n, k: k):
             guard threadsPerCall > 1, m * n * k >= splitMultiplyAdds, max(m, n) >= 64 else {
                 snn_sgemm(transposeA, transposeB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
                 return
@@ -79,7 +91,8 @@ public enum GEMMBackend: String, CaseIterable, Sendable {
                               b, ldb, beta, c + first * ldc, ldc)
                 }
             }
-        case .openblas:
+        case .avx512, .openblas:
+            // Products the 8 x 32 tiles fit badly (see `fitsTiles`) run on OpenBLAS.
             cblas_sgemm(CblasRowMajor, cblasTranspose(transposeA), cblasTranspose(transposeB),
                         blasint(m), blasint(n), blasint(k), alpha, a, blasint(lda), b, blasint(ldb), beta, c, blasint(ldc))
         }
