@@ -40,11 +40,13 @@ let package = Package(
         // snnmem's own AVX-512 SGEMM (C, runtime-dispatched): the conv GEMMs where the processor has
         // AVX-512, since OpenBLAS is pinned to its AVX2 kernels on these machines (see snn_gemm.h).
         .target(name: "CGemm"),
+        // The kernel lanes' fork-join: persistent helper threads that spin briefly between regions.
+        .target(name: "CLanes"),
         // zlib's gzip reader (the bundled digits data set is gzipped CSV).
         .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
         // The training engine's numerical kernels: forward/backward pairs over caller-owned buffers,
         // neurons, losses, optimizers, the digits data set. Allocation is wired in a later step.
-        .target(name: "Engine", dependencies: ["MemoryModel", "Profiles", "Planner", "Allocator", "COpenBLAS", "CGemm", "CZlib"]),
+        .target(name: "Engine", dependencies: ["MemoryModel", "Profiles", "Planner", "Allocator", "COpenBLAS", "CGemm", "CLanes", "CZlib"]),
         // Conv forward+backward GFLOP/s of CIFARNet's conv shapes beside raw cblas_sgemm. Run in release.
         .executableTarget(name: "EngineKernelBenchmark", dependencies: ["Engine", "Profiles", "COpenBLAS", "CGemm"]),
         // Reports read measured and planned traces and write tables, timelines and CI gates.
@@ -64,7 +66,7 @@ let package = Package(
         .testTarget(name: "ReportsTests", dependencies: ["Reports", "Planner", "Profiles", "Allocator", "MemoryModel"],
                     exclude: ["__Snapshots__"]),
         .testTarget(name: "CLITests", dependencies: ["CLI", "Planner"]),
-        .testTarget(name: "EngineTests", dependencies: ["Engine", "Allocator", "Planner", "Profiles", "MemoryModel", "CGemm", "COpenBLAS"]),
+        .testTarget(name: "EngineTests", dependencies: ["Engine", "Allocator", "Planner", "Profiles", "MemoryModel", "CGemm", "CLanes", "COpenBLAS"]),
     ],
     swiftLanguageModes: [.v5]
 )

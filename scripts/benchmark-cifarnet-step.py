@@ -5,7 +5,7 @@ PyTorch eager (scripts/pytorch-cifarnet-step.py) when the given Python has torch
 
 Absolute times drift on a shared 2-core machine, so the three run interleaved, round after round,
 and the result is each round's ratio to PyTorch, then the median over rounds. Every run trains
-`--steps` steps after its own warm-up and reports its median step.
+`--steps` steps after the same number of warm-up steps and reports its median step.
 
   python3 scripts/benchmark-cifarnet-step.py [--rounds 5] [--steps 10] [--python /path/with/torch/python]
       [--json FILE]
@@ -26,19 +26,23 @@ PROFILE = os.path.join(ROOT, "profiles", "cifarnet.yaml")
 TORCH_SCRIPT = os.path.join(ROOT, "scripts", "pytorch-cifarnet-step.py")
 
 
+# Steps run and not measured, by both: the first steps map pages and warm caches (snnmem's first
+# two or three run 30-70% slower while jemalloc's retained extents settle into the step's pattern).
+WARMUP_STEPS = 3
+
+
 def snnmem_step_ms(gemm, steps):
     env = dict(os.environ, SNNMEM_GEMM=gemm)
-    # One more step than measured: the first step maps pages and warms caches.
-    out = subprocess.run([SNNMEM, "run", PROFILE, "--strategy", "bptt", "--steps", str(steps + 1), "--format", "json"],
+    out = subprocess.run([SNNMEM, "run", PROFILE, "--strategy", "bptt", "--steps", str(steps + WARMUP_STEPS), "--format", "json"],
                          env=env, check=True, capture_output=True, text=True).stdout
     result = json.loads(out)
     if result["predictedPeakBytes"] != result["measuredPeakBytes"]:
         sys.exit(f"snnmem ({gemm}): measured peak {result['measuredPeakBytes']} != predicted {result['predictedPeakBytes']}")
-    return statistics.median(result["stepMs"][1:])
+    return statistics.median(result["stepMs"][WARMUP_STEPS:])
 
 
 def torch_step_ms(python, steps, mode):
-    out = subprocess.run([python, TORCH_SCRIPT, "--mode", mode, "--steps", str(steps), "--warmup", "2"],
+    out = subprocess.run([python, TORCH_SCRIPT, "--mode", mode, "--steps", str(steps), "--warmup", str(WARMUP_STEPS)],
                          check=True, capture_output=True, text=True).stdout
     result = json.loads(out.strip().splitlines()[-1])
     return result["medianStepMs"], result["torch"]

@@ -24,7 +24,20 @@ public enum GEMMBackend: String, CaseIterable, Sendable {
     }()
 
     /// The backend the Float GEMM calls now. Benchmarks and tests switch it with `withBackend`.
-    nonisolated(unsafe) public private(set) static var current: GEMMBackend = preferred
+    nonisolated(unsafe) public private(set) static var current: GEMMBackend = {
+        configureOpenBLAS(for: preferred)
+        return preferred
+    }()
+
+    /// OpenBLAS's own thread count when the process started (its default: one per core).
+    private static let openBLASDefaultThreads = openblas_get_num_threads()
+
+    /// With the AVX-512 GEMM, OpenBLAS serves only small products (`fitsTiles`), and one thread
+    /// does: a threaded OpenBLAS call leaves its pool spinning in sched_yield for a while after,
+    /// on the cores the kernel lanes need next (measured: about 2% of a CIFARNet step).
+    private static func configureOpenBLAS(for backend: GEMMBackend) {
+        openblas_set_num_threads(backend == .avx512 ? 1 : openBLASDefaultThreads)
+    }
 
     /// Whether `backend` can run on this machine.
     public var isSupported: Bool { self == .openblas || Self.avx512Supported }
@@ -35,7 +48,11 @@ public enum GEMMBackend: String, CaseIterable, Sendable {
         precondition(backend.isSupported, "the \(backend.rawValue) GEMM does not run on this processor")
         let previous = current
         current = backend
-        defer { current = previous }
+        configureOpenBLAS(for: backend)
+        defer {
+            current = previous
+            configureOpenBLAS(for: previous)
+        }
         return try body()
     }
 
@@ -76,7 +93,7 @@ public enum GEMMBackend: String, CaseIterable, Sendable {
             let parts = threadsPerCall
             if n >= m {
                 let step = (n / parts + 31) / 32 * 32
-                DispatchQueue.concurrentPerform(iterations: parts) { part in
+                KernelLanes.run(parts) { part in
                     let first = min(part * step, n), count = min(step, n - first)
                     guard count > 0 else { return }
                     snn_sgemm(transposeA, transposeB, m, count, k, alpha, a, lda,
@@ -84,7 +101,7 @@ public enum GEMMBackend: String, CaseIterable, Sendable {
                 }
             } else {
                 let step = (m / parts + 7) / 8 * 8
-                DispatchQueue.concurrentPerform(iterations: parts) { part in
+                KernelLanes.run(parts) { part in
                     let first = min(part * step, m), count = min(step, m - first)
                     guard count > 0 else { return }
                     snn_sgemm(transposeA, transposeB, count, n, k, alpha, transposeA ? a + first : a + first * lda, lda,

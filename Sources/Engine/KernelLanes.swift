@@ -1,9 +1,10 @@
+import CLanes
 import COpenBLAS
-import Dispatch
 import Planner
 
 /// The engine's CPU parallelism: a fixed number of lanes (`LayerMemoryTable.kernelLanes`, 2), each
-/// a thread of `DispatchQueue.concurrentPerform`. The count is fixed rather than read from the
+/// a thread of `snn_lanes_run` (the caller's and persistent helpers, see CLanes for why not
+/// libdispatch). The count is fixed rather than read from the
 /// machine because conv gives each lane its own im2col slot, and the planner must declare that
 /// workspace without knowing where the plan will run.
 ///
@@ -14,13 +15,21 @@ import Planner
 enum KernelLanes {
     static let count = LayerMemoryTable.kernelLanes
 
-    /// Runs `body(lane)` for lane in 0..<lanes, in parallel when lanes > 1, returning when all are done.
+    /// Runs `body(lane)` for lane in 0..<lanes, in parallel when lanes > 1, returning when all are
+    /// done: lane 0 on the caller's thread, the others on `snn_lanes_run`'s helper threads.
     @inline(__always)
     static func run(_ lanes: Int, _ body: (Int) -> Void) {
         if lanes <= 1 {
             body(0)
-        } else {
-            DispatchQueue.concurrentPerform(iterations: lanes, execute: body)
+            return
+        }
+        withoutActuallyEscaping(body) { body in
+            var closure = body
+            withUnsafeMutablePointer(to: &closure) { pointer in
+                snn_lanes_run(lanes, { context, lane in
+                    context!.assumingMemoryBound(to: ((Int) -> Void).self).pointee(lane)
+                }, pointer)
+            }
         }
     }
 
@@ -51,7 +60,7 @@ enum KernelLanes {
             return
         }
         let per = ((count + lanes - 1) / lanes + align - 1) / align * align
-        DispatchQueue.concurrentPerform(iterations: lanes) { lane in
+        run(lanes) { lane in
             let start = min(lane * per, count), end = min(start + per, count)
             if start < end { body(start..<end) }
         }
