@@ -37,6 +37,9 @@ enum KernelLanes {
     /// lanes calling GEMMs at the same time do not contend for the cores), restoring both after.
     @inline(__always)
     static func withSingleThreadedGEMM<R>(_ body: () -> R) -> R {
+        // Choosing the backend sets OpenBLAS's thread count: done first, or the restore below would
+        // undo it (measured: OpenBLAS's pool then spun in sched_yield beside the lanes all run long).
+        _ = GEMMBackend.current
         let previous = openblas_get_num_threads()
         if previous > 1 { openblas_set_num_threads(1) }
         let previousOwn = GEMMBackend.threadsPerCall
