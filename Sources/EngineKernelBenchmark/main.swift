@@ -53,9 +53,17 @@ func gflops(_ flops: Double, _ seconds: Double) -> String {
 }
 
 let options = Options(CommandLine.arguments)
-if let threads = options.threads { openblas_set_num_threads(Int32(threads)) }
+// OpenBLAS's threads for the columns where OpenBLAS threads one call itself (per-sample, batched).
+// Selecting the AVX-512 GEMM drops OpenBLAS to one thread (see GEMMBackend), so they set it back.
+let openBLASThreads = Int32(options.threads ?? Int(openblas_get_num_threads()))
+func withOpenBLASThreads(_ body: () -> Double) -> Double {
+    let previous = openblas_get_num_threads()
+    openblas_set_num_threads(openBLASThreads)
+    defer { openblas_set_num_threads(previous) }
+    return body()
+}
 let coreType = ProcessInfo.processInfo.environment["OPENBLAS_CORETYPE"] ?? "(unset)"
-print("OpenBLAS \(String(cString: openblas_get_corename())) core, \(openblas_get_num_threads()) threads, OPENBLAS_CORETYPE=\(coreType); best of \(options.iterations)")
+print("OpenBLAS \(String(cString: openblas_get_corename())) core, \(openBLASThreads) threads, OPENBLAS_CORETYPE=\(coreType); best of \(options.iterations)")
 print("AVX-512 SGEMM: \(GEMMBackend.avx512Supported ? "supported" : "not supported here"); the engine uses \(GEMMBackend.preferred.rawValue)")
 print("conv: the engine's kernels (im2col, GEMMs, col2im; samples over 2 lanes) on each GEMM backend. GEMM columns: the")
 print("  same GEMMs alone; per-sample: one OpenBLAS call per sample as OpenBLAS threads it; 2 lanes: the per-sample calls")
@@ -121,10 +129,10 @@ for (index, layer) in layers.enumerated() {
             gemm(own, true, false, k, n, m, weight, k, dOutput + b * m * n, n, 0, slot, n)
         }
     }
-    let perSample = bestTime(iterations: options.iterations) {
+    let perSample = withOpenBLASThreads { bestTime(iterations: options.iterations) {
         for b in 0..<batch { sampleForward(b, workspace) }
         for b in 0..<batch { sampleBackward(b, workspace, dWeight) }
-    }
+    } }
     // Two lanes: lane 1 accumulates its dWeight into `bias`-free scratch (dInput's buffer, large enough here).
     func twoLanes(own: Bool) -> Double {
         bestTime(iterations: options.iterations) {
@@ -138,7 +146,7 @@ for (index, layer) in layers.enumerated() {
             }
         }
     }
-    let batched = bestTime(iterations: options.iterations) {
+    let batched = withOpenBLASThreads { bestTime(iterations: options.iterations) {
         let bn = Int32(batch * n)
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(m), bn, Int32(k), 1, weight, Int32(k),
                     batchColumns, bn, 0, batchOutput, bn)
@@ -148,7 +156,7 @@ for (index, layer) in layers.enumerated() {
             cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Int32(k), bn, Int32(m), 1, weight, Int32(k),
                         batchOutput, bn, 0, batchColumns, bn)
         }
-    }
+    } }
 
     let forwardFlops = 2 * Double(shape.forwardMultiplyAdds)
     let totalFlops = forwardFlops * (needsInputGradient ? 3 : 2)
