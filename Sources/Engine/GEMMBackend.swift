@@ -67,7 +67,7 @@ public enum GEMMBackend: String, CaseIterable, Sendable {
     /// amortize each tile's load and store of C. Measured on T-RevSNN's narrow and depthwise convs,
     /// which run faster on OpenBLAS; CIFARNet's and the VGGs' convs all fit.
     @inline(__always)
-    static func fitsTiles(m: Int, n: Int, k: Int) -> Bool {
+    public static func fitsTiles(m: Int, n: Int, k: Int) -> Bool {
         guard k >= 16, m * n * k >= 1 << 15 else { return false }
         let tiledArea = (m + 7) / 8 * 8 * ((n + 31) / 32 * 32)
         return 4 * m * n >= 3 * tiledArea

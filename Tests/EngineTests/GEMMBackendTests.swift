@@ -174,3 +174,20 @@ extension GEMMBackendTests {
         }
     }
 }
+
+extension GEMMBackendTests {
+    /// Which products the AVX-512 GEMM takes: CIFARNet's conv GEMMs (forward, dWeight per lane,
+    /// dInput) all do; a depthwise conv's one-row GEMM, a 2x2 feature map's 4-column GEMM, a K of 9
+    /// and a product of a few hundred multiply-adds go to OpenBLAS.
+    func testAVX512TakesTheProductsItsTilesFit() {
+        for (cin, cout, plane) in [(64, 128, 1024), (128, 256, 256), (256, 256, 64)] {
+            XCTAssertTrue(GEMMBackend.fitsTiles(m: cout, n: plane, k: cin * 9), "forward \(cin)->\(cout)")
+            XCTAssertTrue(GEMMBackend.fitsTiles(m: cout, n: cin * 9 / 2, k: plane), "dWeight \(cin)->\(cout)")
+            XCTAssertTrue(GEMMBackend.fitsTiles(m: cin * 9, n: plane, k: cout), "dInput \(cin)->\(cout)")
+        }
+        XCTAssertFalse(GEMMBackend.fitsTiles(m: 1, n: 256, k: 9), "depthwise: one output channel per group")
+        XCTAssertFalse(GEMMBackend.fitsTiles(m: 384, n: 4, k: 1728), "2x2 map: 4 of a tile's 32 columns")
+        XCTAssertFalse(GEMMBackend.fitsTiles(m: 384, n: 864, k: 4), "K of 4: each tile's C traffic dominates")
+        XCTAssertFalse(GEMMBackend.fitsTiles(m: 8, n: 32, k: 16), "a single tile's work")
+    }
+}
