@@ -3,8 +3,8 @@ import COpenBLAS
 import Foundation
 
 /// Which single-precision GEMM the Float kernels call: snnmem's AVX-512 SGEMM (`snn_sgemm`, in
-/// the CGemm target) where the processor has AVX-512, OpenBLAS's `cblas_sgemm` elsewhere. Double
-/// (the finite-difference checks) always runs OpenBLAS's dgemm.
+/// the CGemm target) where the processor has AVX-512 and the product fits its tiles, OpenBLAS's
+/// `cblas_sgemm` elsewhere. Double (the finite-difference checks) always runs OpenBLAS's dgemm.
 ///
 /// Why two: these machines pin OpenBLAS to its Haswell (AVX2) kernels through OPENBLAS_CORETYPE,
 /// which halves the arithmetic rate of a processor with full-width 512-bit FMAs. The environment
@@ -73,7 +73,7 @@ public enum GEMMBackend: String, CaseIterable, Sendable {
         return 4 * m * n >= 3 * tiledArea
     }
 
-    /// Below this many multiply-adds a split is not worth a dispatch (a few microseconds).
+    /// Below this many multiply-adds a split is not worth a fork-join (microseconds).
     static let splitMultiplyAdds = 1 << 21
 
     /// Row-major C = alpha * op(A) * op(B) + beta * C through the current backend.

@@ -12,13 +12,13 @@ import Planner
 /// 64 to 1024 columns), and OpenBLAS's thread pool splitting each one gained nothing over one thread
 /// (about 90 GFLOP/s either way on the 2-core machine, much of the second core spent in sched_yield).
 /// Two lanes running single-threaded GEMMs on different samples keep both cores in the kernel.
-enum KernelLanes {
-    static let count = LayerMemoryTable.kernelLanes
+public enum KernelLanes {
+    public static let count = LayerMemoryTable.kernelLanes
 
     /// Runs `body(lane)` for lane in 0..<lanes, in parallel when lanes > 1, returning when all are
     /// done: lane 0 on the caller's thread, the others on `snn_lanes_run`'s helper threads.
     @inline(__always)
-    static func run(_ lanes: Int, _ body: (Int) -> Void) {
+    public static func run(_ lanes: Int, _ body: (Int) -> Void) {
         if lanes <= 1 {
             body(0)
             return

@@ -1,10 +1,11 @@
 import CLanes
+import Engine
 import Foundation
 import XCTest
 
-/// The kernel lanes' fork-join (`snn_lanes_run`): every lane runs once per call, on another thread
-/// than the caller's, and a call made from inside a lane runs its lanes in turn instead of waiting
-/// on itself.
+/// The kernel lanes' fork-join (`KernelLanes.run` over `snn_lanes_run`): every lane runs once per
+/// call, on another thread than the caller's, and a call made from inside a lane runs its lanes in
+/// turn instead of waiting on itself.
 final class LanePoolTests: XCTestCase {
     /// What the lanes saw: per lane, how often it ran and on which thread. Each lane writes only its
     /// own slots, through raw buffers (no shared array storage mutated from two threads).
@@ -24,14 +25,7 @@ final class LanePoolTests: XCTestCase {
     }
 
     static func run(_ lanes: Int, _ body: (Int) -> Void) {
-        withoutActuallyEscaping(body) { body in
-            var closure = body
-            withUnsafeMutablePointer(to: &closure) { pointer in
-                snn_lanes_run(lanes, { context, lane in
-                    context!.assumingMemoryBound(to: ((Int) -> Void).self).pointee(lane)
-                }, pointer)
-            }
-        }
+        KernelLanes.run(lanes, body)
     }
 
     func testEveryLaneRunsOncePerCallOnItsOwnThread() {
