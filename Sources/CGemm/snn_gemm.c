@@ -38,8 +38,8 @@ size_t snn_sgemm_packing_bytes(void) {
 }
 
 // One thread's packing buffers: mapped on the thread's first call, outside the process allocator
-// (jemalloc), as OpenBLAS keeps its own, and unmapped when the thread exits (libdispatch retires
-// idle worker threads and starts new ones, so a buffer kept past its thread would leak).
+// (jemalloc), as OpenBLAS keeps its own, and unmapped when the thread exits (a caller's threads
+// may come and go, and a buffer kept past its thread would leak).
 // Page-aligned, so every B panel (a multiple of NR floats = 128 bytes) is 64-byte aligned for
 // aligned zmm loads.
 static _Thread_local float *thread_packing;

@@ -109,7 +109,7 @@ public func conv2dForward<T: EngineScalar>(
         }
     }
     if lanes > 1 {
-        KernelLanes.withSingleThreadedGEMM { KernelLanes.run(lanes, body) }
+        GEMMBackend.withOneThreadPerCall { KernelLanes.run(lanes, body) }
     } else {
         body(0)
     }
@@ -190,7 +190,7 @@ public func conv2dBackward<T: EngineScalar>(
         }
         return
     }
-    KernelLanes.withSingleThreadedGEMM {
+    GEMMBackend.withOneThreadPerCall {
         KernelLanes.run(min(lanes, s.batch)) { j in gather(j, slot: j) }
         var first = 0
         while first < s.batch {

@@ -57,9 +57,26 @@ public enum GEMMBackend: String, CaseIterable, Sendable {
     }
 
     /// Threads one AVX-512 GEMM call may use: 2 (the kernel lanes) when the caller runs alone, 1
-    /// inside `KernelLanes.withSingleThreadedGEMM`, where each lane already runs its own GEMMs (the
-    /// counterpart of OpenBLAS's thread count, which the same function sets).
-    nonisolated(unsafe) static var threadsPerCall = KernelLanes.count
+    /// inside `withOneThreadPerCall`, where each lane already runs its own GEMMs.
+    nonisolated(unsafe) private static var threadsPerCall = KernelLanes.count
+
+    /// Runs `body` with each GEMM call limited to one thread, OpenBLAS's and snnmem's own (so that
+    /// lanes calling GEMMs at the same time do not contend for the cores), restoring both after.
+    /// Reading `current` first chooses the backend, which sets OpenBLAS's count; saved before that
+    /// choice, the restore would undo it (measured: OpenBLAS's pool then spun in sched_yield beside
+    /// the lanes all run long).
+    @inline(__always)
+    public static func withOneThreadPerCall<R>(_ body: () -> R) -> R {
+        _ = current
+        let previousBLAS = openblas_get_num_threads(), previousOwn = threadsPerCall
+        if previousBLAS > 1 { openblas_set_num_threads(1) }
+        threadsPerCall = 1
+        defer {
+            if previousBLAS > 1 { openblas_set_num_threads(previousBLAS) }
+            threadsPerCall = previousOwn
+        }
+        return body()
+    }
 
     /// Whether a product suits the AVX-512 GEMM's 8 x 32 register tiles: at least a few tiles'
     /// work, at least 3/4 of the tiles' area used (a 4x4 feature map fills half a 32-wide tile row,

@@ -1,5 +1,4 @@
 import CLanes
-import COpenBLAS
 import Planner
 
 /// The engine's CPU parallelism: a fixed number of lanes (`LayerMemoryTable.kernelLanes`, 2), each
@@ -31,24 +30,6 @@ public enum KernelLanes {
                 }, pointer)
             }
         }
-    }
-
-    /// Runs `body` with each GEMM call limited to one thread, OpenBLAS's and snnmem's own (so that
-    /// lanes calling GEMMs at the same time do not contend for the cores), restoring both after.
-    @inline(__always)
-    static func withSingleThreadedGEMM<R>(_ body: () -> R) -> R {
-        // Choosing the backend sets OpenBLAS's thread count: done first, or the restore below would
-        // undo it (measured: OpenBLAS's pool then spun in sched_yield beside the lanes all run long).
-        _ = GEMMBackend.current
-        let previous = openblas_get_num_threads()
-        if previous > 1 { openblas_set_num_threads(1) }
-        let previousOwn = GEMMBackend.threadsPerCall
-        GEMMBackend.threadsPerCall = 1
-        defer {
-            if previous > 1 { openblas_set_num_threads(previous) }
-            GEMMBackend.threadsPerCall = previousOwn
-        }
-        return body()
     }
 
     /// Splits 0..<count into `count` lanes' contiguous chunks (multiples of `align` items) and runs

@@ -72,11 +72,9 @@ print("  GEMM over the whole batch's columns (N = B*Hout*Wout), which would need
 print("  GFLOP/s of forward + backward.")
 print("shape                      | avx512 fwd  bwd ms | conv GF/s avx512 openblas | OpenBLAS per-sample 2 lanes batched | snn_sgemm 2 lanes")
 
+/// The engine's scheme: two kernel lanes, each GEMM call single-threaded.
 func lanes(_ body: (Int) -> Void) {
-    let previous = openblas_get_num_threads()
-    openblas_set_num_threads(1)
-    DispatchQueue.concurrentPerform(iterations: 2, execute: body)
-    openblas_set_num_threads(previous)
+    GEMMBackend.withOneThreadPerCall { KernelLanes.run(2, body) }
 }
 
 let batch = 16
