@@ -60,7 +60,7 @@ let package = Package(
         .executableTarget(name: "PlannerBenchmark", dependencies: ["Planner", "Profiles", "MemoryModel"]),
         .testTarget(name: "MemoryModelTests", dependencies: ["MemoryModel"]),
         .testTarget(name: "ProfilesTests", dependencies: ["Profiles"], exclude: ["BadProfiles"]),
-        .testTarget(name: "PlannerTests", dependencies: ["Planner", "Profiles", "MemoryModel"]),
+        .testTarget(name: "PlannerTests", dependencies: ["Planner", "Profiles", "MemoryModel"], exclude: ["Fixtures"]),
         .testTarget(name: "AllocatorTests", dependencies: ["Allocator", "MemoryModel", "CJemalloc"]),
         // Snapshots are the expected report files, compared by the tests, not resources.
         .testTarget(name: "ReportsTests", dependencies: ["Reports", "Planner", "Profiles", "Allocator", "MemoryModel"],

@@ -29,8 +29,11 @@ struct CheckCommand: ParsableCommand {
     @Option(help: "Allowed growth over the baseline, in percent.")
     var tolerance: Double = 0
 
-    @Flag(help: "Measure each peak with a training step instead of only planning it (slower).")
+    @Flag(help: "Measure each peak with a training step of snnmem's engine instead of only planning it (slower; --runtime snnmem).")
     var measure = false
+
+    @Option(help: ArgumentHelp("Whose steps to plan, comma-separated: pytorch-cuda, pytorch-cpu, snnmem, or all.", valueName: "runtimes"))
+    var runtime: String = Runtime.userDefault.rawValue
 
     @Option(name: .customLong("write-baseline"), help: "Record the current figures into this file.")
     var writeBaseline: String?
@@ -43,9 +46,40 @@ struct CheckCommand: ParsableCommand {
         _ = try parseSize(budget, option: "--budget")
         if tolerance < 0 { throw ValidationError("--tolerance must be 0 or more percent") }
         if let batch, batch < 1 { throw ValidationError("--batch must be at least 1") }
+        let runtimes = try self.runtimes()
+        if measure && runtimes != [.snnmem] {
+            throw ValidationError("--measure trains with snnmem's engine, which only the snnmem runtime describes: add --runtime snnmem")
+        }
         if strategy != "all", Strategy(rawValue: strategy) == nil {
             throw ValidationError("unknown strategy '\(strategy)': use one of \(Strategy.allCases.map(\.rawValue).joined(separator: ", ")) or all")
         }
+    }
+
+    func runtimes() throws -> [Runtime] {
+        if runtime.lowercased() == "all" { return Runtime.allCases }
+        return try runtime.split(separator: ",").map { name in
+            guard let one = Runtime(rawValue: name.trimmingCharacters(in: .whitespaces).lowercased()) else {
+                throw ValidationError("unknown runtime '\(name)': use \(Runtime.allCases.map(\.rawValue).joined(separator: ", ")) or all")
+            }
+            return one
+        }
+    }
+
+    func entry(_ profile: Profile, runtime: Runtime, strategy: Strategy) throws -> MemoryBaseline.Entry {
+        let rounding: AllocatorRounding = runtime == .pytorchCUDA ? .cuda : .exact
+        let plan = try reportingErrors {
+            try Planner.plan(profile, strategy: strategy, options: .init(batch: batch, rounding: rounding, runtime: runtime))
+        }
+        var peak = plan.peakBytes
+        var roles = plan.bytesByRoleAtPeak
+        if measure {
+            let result = try reportingErrors { try MemoryRun.measure(profile: profile, strategy: strategy, batch: batch, steps: 1) }
+            peak = result.measuredPeakBytes
+            let events = result.trace.events.filter { $0.trainingStep == 0 }.lifetimeEvents(measuring: .requested)
+            roles = PeakSweep().run(events, allowLive: Set(events.map(\.tensorID))).bytesByRoleAtPeak
+        }
+        return MemoryBaseline.Entry(profile: profile.name, runtime: runtime.rawValue, strategy: strategy.rawValue, batch: plan.batch,
+                                    timesteps: plan.timesteps, peakBytes: peak, bytesByRole: roles, measured: measure)
     }
 
     func run() throws {
@@ -54,28 +88,22 @@ struct CheckCommand: ParsableCommand {
         var entries: [MemoryBaseline.Entry] = []
         for path in profiles {
             let profile = try reportingErrors { try ProfileLoader.load(path: path) }
-            let strategies: [Strategy]
-            if strategy == "all" {
-                strategies = Strategy.allCases.filter { $0.notApplicableReason(profile) == nil }
-            } else {
-                let one = Strategy(rawValue: strategy)!
-                if let reason = one.notApplicableReason(profile) {
-                    throw CLIFailure.badInput("\(path): strategy \(one.rawValue) does not apply: \(reason)")
+            for runtime in try runtimes() {
+                let strategies: [Strategy]
+                if strategy == "all" {
+                    strategies = Strategy.allCases.filter {
+                        $0.notApplicableReason(profile) == nil && runtime.notModelledReason($0, profile) == nil
+                    }
+                } else {
+                    let one = Strategy(rawValue: strategy)!
+                    if let reason = one.notApplicableReason(profile) ?? runtime.notModelledReason(one, profile) {
+                        throw CLIFailure.badInput("\(path): strategy \(one.rawValue) does not apply: \(reason)")
+                    }
+                    strategies = [one]
                 }
-                strategies = [one]
-            }
-            for strategy in strategies {
-                let plan = try reportingErrors { try Planner.plan(profile, strategy: strategy, options: .init(batch: batch)) }
-                var peak = plan.peakBytes
-                var roles = plan.bytesByRoleAtPeak
-                if measure {
-                    let result = try reportingErrors { try MemoryRun.measure(profile: profile, strategy: strategy, batch: batch, steps: 1) }
-                    peak = result.measuredPeakBytes
-                    let events = result.trace.events.filter { $0.trainingStep == 0 }.lifetimeEvents(measuring: .requested)
-                    roles = PeakSweep().run(events, allowLive: Set(events.map(\.tensorID))).bytesByRoleAtPeak
+                for strategy in strategies {
+                    entries.append(try entry(profile, runtime: runtime, strategy: strategy))
                 }
-                entries.append(MemoryBaseline.Entry(profile: profile.name, strategy: strategy.rawValue, batch: plan.batch,
-                                                    timesteps: plan.timesteps, peakBytes: peak, bytesByRole: roles, measured: measure))
             }
         }
         if let writeBaseline {

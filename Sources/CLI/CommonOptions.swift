@@ -60,6 +60,15 @@ struct StrategyOption: ParsableArguments {
 
 extension AllocatorRounding: ExpressibleByArgument {}
 
+extension Runtime: ExpressibleByArgument {}
+
+/// `--runtime`: whose training step to plan. Users train in PyTorch on GPUs, so that is the default.
+struct RuntimeOption: ParsableArguments {
+    @Option(help: ArgumentHelp("Whose training step to plan: pytorch-cuda (PyTorch + SpikingJelly on a GPU), pytorch-cpu, or snnmem (this tool's engine, what `run` measures).",
+                               valueName: "runtime"))
+    var runtime: Runtime = Runtime.userDefault
+}
+
 func parseSize(_ text: String, option: String) throws -> Int {
     do { return try ByteCount.parse(text) } catch {
         throw ValidationError("\(option): \(error)")

@@ -11,6 +11,7 @@ struct MaxBatchCommand: ParsableCommand {
 
     @OptionGroup var options: ProfileOptions
     @OptionGroup var strategyOption: StrategyOption
+    @OptionGroup var runtimeOption: RuntimeOption
 
     @Option(help: "Memory available, e.g. 24GiB, 16GB, 8000MiB.")
     var memory: String
@@ -18,13 +19,42 @@ struct MaxBatchCommand: ParsableCommand {
     @Option(help: "Memory to leave free (framework, allocator caches), e.g. 1GiB.")
     var reserve: String = "0B"
 
-    @Option(help: "Round each tensor as an allocator would: exact, jemalloc or cuda.")
-    var allocator: AllocatorRounding = .exact
+    @Option(help: "Round each tensor as an allocator would: exact, jemalloc or cuda (snnmem and pytorch-cpu; pytorch-cuda replays PyTorch's caching allocator itself).")
+    var allocator: AllocatorRounding?
+
+    @Option(name: .customLong("cuda-context"), help: "pytorch-cuda: memory outside the caching allocator (CUDA context, kernels), e.g. 400MiB.")
+    var cudaContext: String = "400MiB"
+
+    @Option(name: .customLong("cublas-workspace"), help: "pytorch-cuda: cuBLAS workspace per handle (32MiB on Hopper, 8MiB before).")
+    var cublasWorkspace: String = "32MiB"
+
+    @Option(name: .customLong("cudnn-workspace"), help: "pytorch-cuda: allowance for cuDNN's convolution workspaces on top of the replayed peak.")
+    var cudnnWorkspace: String = "64MiB"
+
+    @Flag(name: .customLong("expandable-segments"), help: "pytorch-cuda: replay PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True.")
+    var expandableSegments = false
+
+    func cudaOverheads() throws -> CUDAOverheads {
+        var o = CUDAOverheads()
+        o.contextBytes = try parseSize(cudaContext, option: "--cuda-context")
+        o.cublasWorkspaceBytes = try parseSize(cublasWorkspace, option: "--cublas-workspace")
+        o.cudnnWorkspaceBytes = try parseSize(cudnnWorkspace, option: "--cudnn-workspace")
+        o.allocator.expandableSegments = expandableSegments
+        return o
+    }
 
     func validate() throws {
         if options.batch != nil { throw ValidationError("max-batch searches the batch: remove --batch") }
         let memoryBytes = try parseSize(memory, option: "--memory")
         let reserveBytes = try parseSize(reserve, option: "--reserve")
+        let isCUDA = runtimeOption.runtime == .pytorchCUDA
+        if isCUDA, allocator != nil {
+            throw ValidationError("--allocator rounds tensors for snnmem and pytorch-cpu; pytorch-cuda replays PyTorch's CUDA caching allocator itself: remove --allocator")
+        }
+        if !isCUDA, expandableSegments || cudaContext != "400MiB" || cublasWorkspace != "32MiB" || cudnnWorkspace != "64MiB" {
+            throw ValidationError("--cuda-context, --cublas-workspace, --cudnn-workspace and --expandable-segments describe a GPU: add --runtime pytorch-cuda")
+        }
+        _ = try cudaOverheads()
         if reserveBytes >= memoryBytes {
             throw ValidationError("--reserve (\(ByteCount.format(reserveBytes))) leaves nothing of --memory (\(ByteCount.format(memoryBytes)))")
         }
@@ -35,40 +65,76 @@ struct MaxBatchCommand: ParsableCommand {
         let memoryBytes = try parseSize(memory, option: "--memory")
         let budget = memoryBytes - (try parseSize(reserve, option: "--reserve"))
         let strategies = try strategyOption.strategies()
-        let plannerOptions = Planner.Options(timesteps: options.timesteps, segment: strategyOption.segment, rounding: allocator)
+        let runtime = runtimeOption.runtime
+        let rounding = allocator ?? .exact
+        let plannerOptions = Planner.Options(timesteps: options.timesteps, segment: strategyOption.segment, rounding: rounding,
+                                             runtime: runtime)
+        let overheads = try cudaOverheads()
+        let bytesNeeded: (MemoryPlan) -> Int = runtime == .pytorchCUDA
+            ? { CUDAMemoryEstimate.estimate($0, profile: profile, overheads: overheads).totalBytes }
+            : { $0.peakBytes }
+        func estimate(_ strategy: Strategy, _ batch: Int) throws -> CUDAMemoryEstimate {
+            var o = plannerOptions
+            o.batch = batch
+            return CUDAMemoryEstimate.estimate(try Planner.plan(profile, strategy: strategy, options: o), profile: profile, overheads: overheads)
+        }
         var results: [MaxBatchResult] = []
         var skipped: [(Strategy, String)] = []
         try reportingErrors {
             for strategy in strategies {
-                if let reason = strategy.notApplicableReason(profile) {
+                if let reason = strategy.notApplicableReason(profile) ?? runtimeOption.runtime.notModelledReason(strategy, profile) {
                     if !strategyOption.isAll { throw PlannerError.notApplicable(strategy: strategy, reason: reason) }
                     skipped.append((strategy, reason))
                     continue
                 }
-                results.append(try MaxBatch.find(profile, strategy: strategy, budgetBytes: budget, options: plannerOptions))
+                results.append(try MaxBatch.find(profile, strategy: strategy, budgetBytes: budget, options: plannerOptions,
+                                                 bytesNeeded: bytesNeeded))
             }
+        }
+        let cuda: [CUDAMemoryEstimate?] = try reportingErrors {
+            try results.map { runtime == .pytorchCUDA && $0.maxBatch > 0 ? try estimate($0.strategy, $0.maxBatch) : nil }
         }
         let timesteps = options.timesteps ?? profile.timesteps
         switch options.format {
         case .json:
-            let json = MaxBatchJSON(profile: profile.name, timesteps: timesteps, memoryBytes: memoryBytes,
-                                    reserveBytes: memoryBytes - budget, budgetBytes: budget, allocator: allocator.rawValue,
-                                    strategies: results.map {
-                                        .init(strategy: $0.strategy.rawValue, maxBatch: $0.maxBatch, peakBytesAtMax: $0.peakBytesAtMax,
-                                              peakBytesAtMaxPlusOne: $0.peakBytesAtMaxPlusOne)
+            let json = MaxBatchJSON(profile: profile.name, runtime: runtime.rawValue, timesteps: timesteps, memoryBytes: memoryBytes,
+                                    reserveBytes: memoryBytes - budget, budgetBytes: budget,
+                                    allocator: runtime == .pytorchCUDA ? "cuda-caching-allocator" : rounding.rawValue,
+                                    strategies: zip(results, cuda).map { result, gpu in
+                                        .init(strategy: result.strategy.rawValue, maxBatch: result.maxBatch, peakBytesAtMax: result.peakBytesAtMax,
+                                              peakBytesAtMaxPlusOne: result.peakBytesAtMaxPlusOne,
+                                              cuda: gpu.map(MaxBatchJSON.CUDA.init))
                                     },
                                     notApplicable: skipped.map { .init(strategy: $0.0.rawValue, reason: $0.1) })
             print(try Formatting.json(json))
         case .table, .markdown:
             let markdown = options.format == .markdown
-            var table = TextTable(["strategy", "max batch", "peak at max", "peak at max+1"])
-            for result in results {
-                table.add([result.strategy.rawValue, "\(result.maxBatch)", result.peakBytesAtMax.map(Formatting.bytes) ?? "does not fit",
-                           Formatting.bytes(result.peakBytesAtMaxPlusOne)])
+            var table: TextTable
+            if runtime == .pytorchCUDA {
+                table = TextTable(["strategy", "max batch", "allocated", "reserved", "ratio", "GPU total", "at max+1"])
+                for (result, gpu) in zip(results, cuda) {
+                    table.add([result.strategy.rawValue, "\(result.maxBatch)", gpu.map { Formatting.bytes($0.peakAllocatedBytes) } ?? "-",
+                               gpu.map { Formatting.bytes($0.peakReservedBytes) } ?? "-",
+                               gpu.map { ByteCount.formatFixed($0.reservedOverAllocated, digits: 2) + "x" } ?? "-",
+                               result.peakBytesAtMax.map(Formatting.bytes) ?? "does not fit",
+                               Formatting.bytes(result.peakBytesAtMaxPlusOne)])
+                }
+            } else {
+                table = TextTable(["strategy", "max batch", "peak at max", "peak at max+1"])
+                for result in results {
+                    table.add([result.strategy.rawValue, "\(result.maxBatch)", result.peakBytesAtMax.map(Formatting.bytes) ?? "does not fit",
+                               Formatting.bytes(result.peakBytesAtMaxPlusOne)])
+                }
             }
+            let counted = runtime == .pytorchCUDA
+                ? Formatting.wrap("GPU total = reserved (PyTorch's caching allocator replayed, cuBLAS workspaces inside) + cuDNN allowance \(Formatting.bytes(overheads.cudnnWorkspaceBytes)) + CUDA context \(Formatting.bytes(overheads.contextBytes)); ratio = reserved / allocated")
+                : "\(rounding.rawValue) bytes"
             var text = (markdown ? "## " : "") +
-                "\(profile.name): T \(timesteps), budget \(Formatting.bytes(budget)) (\(Formatting.bytes(memoryBytes)) less \(Formatting.bytes(memoryBytes - budget)) reserve), \(allocator.rawValue) bytes\n\n"
+                "\(profile.name): T \(timesteps), budget \(Formatting.bytes(budget)) (\(Formatting.bytes(memoryBytes)) less \(Formatting.bytes(memoryBytes - budget)) reserve), runtime \(runtime.rawValue)\n" +
+                counted + "\n\n"
             text += markdown ? table.markdown() : table.text()
+            let deciding = zip(results, cuda).compactMap { result, gpu in gpu.map { "  \(result.strategy.rawValue): decided by \($0.decidingTerm)" } }
+            if !deciding.isEmpty { text += "\n\n" + deciding.joined(separator: "\n") }
             if !skipped.isEmpty {
                 text += "\n\nNot applicable to this profile:\n" + skipped.map { Formatting.wrap((markdown ? "- " : "  ") + "\($0.0.rawValue): \($0.1)") }.joined(separator: "\n")
             }
@@ -78,17 +144,42 @@ struct MaxBatchCommand: ParsableCommand {
 }
 
 struct MaxBatchJSON: Codable {
+    /// pytorch-cuda at the largest batch that fits: the caching allocator's figures and the rest.
+    struct CUDA: Codable {
+        var peakAllocatedBytes: Int
+        var peakReservedBytes: Int
+        var reservedOverAllocated: Double
+        var cublasWorkspaceBytes: Int
+        var cudnnWorkspaceBytes: Int
+        var contextBytes: Int
+        var totalBytes: Int
+        var decidingTerm: String
+
+        init(_ e: CUDAMemoryEstimate) {
+            peakAllocatedBytes = e.peakAllocatedBytes
+            peakReservedBytes = e.peakReservedBytes
+            reservedOverAllocated = e.reservedOverAllocated
+            cublasWorkspaceBytes = e.cublasWorkspaceBytes
+            cudnnWorkspaceBytes = e.cudnnWorkspaceBytes
+            contextBytes = e.contextBytes
+            totalBytes = e.totalBytes
+            decidingTerm = e.decidingTerm
+        }
+    }
     struct Entry: Codable {
         var strategy: String
         var maxBatch: Int
+        /// What must fit at the largest batch: the planned peak, or the GPU total on pytorch-cuda.
         var peakBytesAtMax: Int?
         var peakBytesAtMaxPlusOne: Int
+        var cuda: CUDA?
     }
     struct NotApplicable: Codable {
         var strategy: String
         var reason: String
     }
     var profile: String
+    var runtime: String
     var timesteps: Int
     var memoryBytes: Int
     var reserveBytes: Int

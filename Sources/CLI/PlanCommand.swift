@@ -11,6 +11,7 @@ struct PlanCommand: ParsableCommand {
 
     @OptionGroup var options: ProfileOptions
     @OptionGroup var strategyOption: StrategyOption
+    @OptionGroup var runtimeOption: RuntimeOption
 
     @Flag(help: "Also list every layer with its inferred input and output shapes.")
     var layers = false
@@ -18,20 +19,26 @@ struct PlanCommand: ParsableCommand {
     @Option(help: "Round each tensor as an allocator would: exact, jemalloc or cuda.")
     var allocator: AllocatorRounding = .exact
 
+    @Flag(help: "With --format json, also list every planned allocation and free in order (bytes, layer, tensor, phase).")
+    var events = false
+
     @Option(help: "How many of the largest tensors live at the peak to list (table and markdown).")
     var top: Int = 8
 
     func validate() throws {
         if top < 0 { throw ValidationError("--top must be 0 or more, got \(top)") }
+        if events && options.format != .json { throw ValidationError("--events lists the allocation stream in JSON: add --format json") }
     }
 
     func run() throws {
         let profile = try options.loadProfile()
         let strategies = try strategyOption.strategies()
         let plannerOptions = Planner.Options(batch: options.batch, timesteps: options.timesteps,
-                                             segment: strategyOption.segment, rounding: allocator)
+                                             segment: strategyOption.segment, rounding: allocator,
+                                             runtime: runtimeOption.runtime)
         let (plans, skipped) = try reportingErrors { () throws -> ([MemoryPlan], [(Strategy, String)]) in
-            if !strategyOption.isAll, let reason = strategies[0].notApplicableReason(profile) {
+            if !strategyOption.isAll,
+               let reason = strategies[0].notApplicableReason(profile) ?? runtimeOption.runtime.notModelledReason(strategies[0], profile) {
                 throw PlannerError.notApplicable(strategy: strategies[0], reason: reason)
             }
             let result = try Planner.planAll(profile, strategies: strategies, options: plannerOptions)
@@ -42,10 +49,10 @@ struct PlanCommand: ParsableCommand {
         let layerRows = layers ? LayerRow.rows(profile) : nil
         switch options.format {
         case .json:
-            print(try Formatting.json(PlanJSON(profile: profile, batch: batch, timesteps: timesteps, rounding: allocator,
-                                               plans: plans, notApplicable: skipped, layers: layerRows)))
+            print(try Formatting.json(PlanJSON(profile: profile, runtime: runtimeOption.runtime, batch: batch, timesteps: timesteps, rounding: allocator,
+                                               plans: plans, notApplicable: skipped, layers: layerRows, events: events)))
         case .table, .markdown:
-            let report = PlanText(profile: profile, batch: batch, timesteps: timesteps, rounding: allocator, plans: plans,
+            let report = PlanText(profile: profile, runtime: runtimeOption.runtime, batch: batch, timesteps: timesteps, rounding: allocator, plans: plans,
                                   notApplicable: skipped, layers: layerRows, top: top, markdown: options.format == .markdown)
             print(report.render())
         }
@@ -55,6 +62,7 @@ struct PlanCommand: ParsableCommand {
 /// The table and Markdown renderings of a plan.
 struct PlanText {
     var profile: Profile
+    var runtime: Runtime
     var batch: Int
     var timesteps: Int
     var rounding: AllocatorRounding
@@ -71,7 +79,7 @@ struct PlanText {
     func render() -> String {
         var sections: [String] = []
         let title = "\(profile.name): batch \(batch), T \(timesteps), \(profile.dtype.rawValue), \(rounding.rawValue) bytes (\(profile.sourcePath))"
-        sections.append(markdown ? "## " + title : title)
+        sections.append((markdown ? "## " + title : title) + "\n" + "runtime \(runtime.rawValue): \(runtime.summary)")
         if let layers {
             var t = TextTable(["layer", "kind", "input", "output", "params"], alignments: [.left, .left, .right, .right, .right])
             for row in layers { t.add([row.path, row.kind, row.input.description, row.output.description, "\(row.parameters)"]) }

@@ -6,6 +6,8 @@ import Profiles
 struct PlanJSON: Codable {
     struct SavedTensor: Codable {
         var layer: String
+        /// The layer that keeps it for backward (differs from `layer` for a kept input).
+        var keptBy: String?
         var name: String
         var timestep: Int?
         var role: String
@@ -13,8 +15,18 @@ struct PlanJSON: Codable {
         var bytes: Int
     }
 
+    /// One allocation (+bytes) or free (-bytes) of the planned step, in order.
+    struct Event: Codable {
+        var bytes: Int
+        var layer: String
+        var name: String
+        var timestep: Int?
+        var phase: String
+    }
+
     struct StrategyPlan: Codable {
         var strategy: String
+        var events: [Event]?
         var peakBytes: Int
         var peakPhase: String?
         var peakTensor: String?
@@ -23,10 +35,16 @@ struct PlanJSON: Codable {
         var activationBytes: Int
         var persistentBytes: Int
         var savedTensorBytes: Int
+        var savedByLayer: [LayerBytes]
         var savedTensors: [SavedTensor]
         var forwardFlops: Double
         var recomputeFlops: Double
         var backwardFlops: Double
+    }
+
+    struct LayerBytes: Codable {
+        var layer: String
+        var bytes: Int
     }
 
     struct NotApplicable: Codable {
@@ -44,6 +62,7 @@ struct PlanJSON: Codable {
 
     var profile: String
     var profilePath: String
+    var runtime: String
     var batch: Int
     var timesteps: Int
     var dtype: String
@@ -52,24 +71,32 @@ struct PlanJSON: Codable {
     var notApplicable: [NotApplicable]
     var layers: [LayerInfo]?
 
-    init(profile: Profile, batch: Int, timesteps: Int, rounding: AllocatorRounding, plans: [MemoryPlan],
-         notApplicable: [(Strategy, String)], layers: [LayerRow]?) {
+    init(profile: Profile, runtime: Runtime, batch: Int, timesteps: Int, rounding: AllocatorRounding, plans: [MemoryPlan],
+         notApplicable: [(Strategy, String)], layers: [LayerRow]?, events: Bool = false) {
         self.profile = profile.name
         self.profilePath = profile.sourcePath
+        self.runtime = runtime.rawValue
         self.batch = batch
         self.timesteps = timesteps
         self.dtype = profile.dtype.rawValue
         self.allocator = rounding.rawValue
         self.strategies = plans.map { plan in
             let saved = plan.savedTensors
+            let stream = events ? plan.events.map { event -> Event in
+                let d = plan.tensors[event.tensorID].descriptor
+                let bytes = rounding.roundedBytes(event.bytes)
+                return Event(bytes: event.kind == .allocate ? bytes : -bytes, layer: d.layerPath, name: d.name, timestep: d.timestep,
+                             phase: event.phase.description)
+            } : nil
             return StrategyPlan(
-                strategy: plan.strategy.rawValue, peakBytes: plan.peakBytes, peakPhase: plan.sweep.peakPhase?.description,
+                strategy: plan.strategy.rawValue, events: stream, peakBytes: plan.peakBytes, peakPhase: plan.sweep.peakPhase?.description,
                 peakTensor: plan.peakTensor?.descriptor.label, segment: plan.segment,
                 bytesByRole: plan.bytesByRoleAtPeak.byReportKey, activationBytes: plan.activationBytes,
                 persistentBytes: plan.persistentBytes,
                 savedTensorBytes: saved.reduce(0) { $0 + rounding.roundedBytes($1.bytes) },
+                savedByLayer: plan.savedBytesByLayer.map { LayerBytes(layer: $0.layer, bytes: $0.bytes) },
                 savedTensors: saved.map {
-                    SavedTensor(layer: $0.descriptor.layerPath, name: $0.descriptor.name, timestep: $0.descriptor.timestep,
+                    SavedTensor(layer: $0.descriptor.layerPath, keptBy: $0.keptByLayer, name: $0.descriptor.name, timestep: $0.descriptor.timestep,
                                 role: $0.descriptor.role.reportKey, shape: $0.descriptor.shape.dims,
                                 bytes: rounding.roundedBytes($0.bytes))
                 },

@@ -26,8 +26,10 @@ struct SweepCommand: ParsableCommand {
     @Option(help: "Batch size (default: the profile's).")
     var batch: Int?
 
-    @Flag(help: "Also measure each point with one training step (slow for big profiles).")
+    @Flag(help: "Also measure each point with one training step of snnmem's engine (slow for big profiles; --runtime snnmem).")
     var measure = false
+
+    @OptionGroup var runtimeOption: RuntimeOption
 
     @Option(help: "Output format: table, json or markdown.")
     var format: OutputFormat = .table
@@ -51,6 +53,9 @@ struct SweepCommand: ParsableCommand {
         if let depthScale { _ = try values(depthScale, option: "--depth-scale") }
         if let batch, batch < 1 { throw ValidationError("--batch must be at least 1") }
         _ = try CompareCommand.parse(strategies: strategies)
+        if measure && runtimeOption.runtime != .snnmem {
+            throw ValidationError("--measure trains with snnmem's engine, which only the snnmem runtime describes: add --runtime snnmem (PyTorch is measured by the Python package: python/README.md)")
+        }
     }
 
     func run() throws {
@@ -65,14 +70,14 @@ struct SweepCommand: ParsableCommand {
         let progress = Progress(total: points.count * Strategy.allCases.count, label: "sweep")
         var done = 0
         for strategy in try CompareCommand.parse(strategies: strategies) {
-            if let reason = strategy.notApplicableReason(base) {
+            if let reason = strategy.notApplicableReason(base) ?? runtimeOption.runtime.notModelledReason(strategy, base) {
                 skipped.append(.init(strategy: strategy.rawValue, reason: reason))
                 continue
             }
             var row: [SweepReport.Point] = []
             for value in points {
                 let profile = axis == "depth" ? base.scalingDepth(by: value)! : base
-                let options = Planner.Options(batch: batch, timesteps: axis == "timesteps" ? value : nil)
+                let options = Planner.Options(batch: batch, timesteps: axis == "timesteps" ? value : nil, runtime: runtimeOption.runtime)
                 let plan = try reportingErrors { try Planner.plan(profile, strategy: strategy, options: options) }
                 var measured: Int?
                 if measure {
@@ -87,7 +92,7 @@ struct SweepCommand: ParsableCommand {
             }
             series.append(SweepReport.Series(strategy: strategy.rawValue, points: row))
         }
-        let report = SweepReport(axis: axis, profile: base.name, batch: batch ?? base.batch, strategies: series, notApplicable: skipped)
+        let report = SweepReport(axis: axis, profile: base.name, runtime: runtimeOption.runtime.rawValue, batch: batch ?? base.batch, strategies: series, notApplicable: skipped)
         switch format {
         case .json: print(try Formatting.json(report))
         case .table: print(report.render(markdown: false))

@@ -3,6 +3,19 @@
 extension TraceBuilder {
     mutating func runBPTT() {
         let (input, labels) = setUp()
+        if runtime.isPyTorch {
+            // SpikingJelly's multi-step modules: each layer over all timesteps, then the loss on
+            // the mean over T, then autograd back through the layers.
+            phase = .forward(timestep: nil)
+            let sequence = repeatInputPyTorch(input)
+            let logits = forward(profile.layers, sequence, span: .allTimesteps, saving: true)
+            let loss = lossPyTorch(logits, span: .allTimesteps)
+            phase = .backward(timestep: nil)
+            let dLogits = lossBackwardPyTorch(loss, span: .allTimesteps)
+            _ = backward(profile.layers, dLogits, span: .allTimesteps, needInputGrad: false)
+            finish(input: input, labels: labels)
+            return
+        }
         var outputSum: Int?
         for t in 0..<timesteps {
             phase = .forward(timestep: t)

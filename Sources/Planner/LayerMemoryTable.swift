@@ -11,13 +11,18 @@ public struct BufferDeclaration: Hashable, Sendable {
     public var perSample: Bool
     /// Element type; nil means the profile's dtype.
     public var dtype: DType?
+    /// Whether a run over all timesteps at once allocates it with a time dimension ([T, ...]);
+    /// false for what exists once per run (a multi-step neuron's v, PyTorch's batch statistics).
+    public var perTimestep: Bool
 
-    public init(name: String, role: TensorRole, shape: TensorShape, perSample: Bool = true, dtype: DType? = nil) {
+    public init(name: String, role: TensorRole, shape: TensorShape, perSample: Bool = true, dtype: DType? = nil,
+                perTimestep: Bool = true) {
         self.name = name
         self.role = role
         self.shape = shape
         self.perSample = perSample
         self.dtype = dtype
+        self.perTimestep = perTimestep
     }
 }
 

@@ -29,6 +29,7 @@ extension TraceBuilder {
             let main = forward(spec.main, x, span: span, saving: saving, prefix: prefix, reversible: reversible)
             let shortcut = forward(spec.shortcut, x, span: span, saving: saving, prefix: prefix, reversible: reversible)
             addFlops(Double(layer.outputShape.elementCount * batch * steps(span)))
+            if runtime.isPyTorch { return addOutOfPlace(main, shortcut, path: path, shape: layer.outputShape, span: span) }
             return combine(into: main, shortcut)
         case .reversible(let stage):
             return forwardReversible(layer, stage, x, span: span, saving: saving, mode: reversible)
@@ -37,6 +38,7 @@ extension TraceBuilder {
         default:
             break
         }
+        if runtime.isPyTorch { return forwardPyTorch(layer, x, span: span, saving: saving, path: path) }
         let declaration = LayerMemoryTable.declaration(for: layer)
         addFlops(LayerMemoryTable.forwardFlops(for: layer) * Double(batch * steps(span)))
         if declaration.outputIsView { return x }
@@ -101,6 +103,7 @@ extension TraceBuilder {
         default:
             break
         }
+        if runtime.isPyTorch { return backwardPyTorch(layer, dY, span: span, needInputGrad: needInputGrad, path: path) }
         let declaration = LayerMemoryTable.declaration(for: layer)
         // Input gradient and weight gradient: about twice the forward's work.
         addFlops(2 * LayerMemoryTable.forwardFlops(for: layer) * Double(batch * steps(span)))

@@ -19,14 +19,17 @@ public enum MaxBatch {
     public static let searchLimit = 1 << 24
 
     /// Exponential then binary search on the planned peak, which never decreases with the batch.
+    /// `bytesNeeded` turns a plan into the bytes that must fit: the planned peak, or for a
+    /// pytorch-cuda plan what the GPU must hold (`CUDAMemoryEstimate.totalBytes`).
     public static func find(_ profile: Profile, strategy: Strategy, budgetBytes: Int,
-                            options: Planner.Options = Planner.Options()) throws -> MaxBatchResult {
+                            options: Planner.Options = Planner.Options(),
+                            bytesNeeded: (MemoryPlan) -> Int = { $0.peakBytes }) throws -> MaxBatchResult {
         var evaluated = 0
         func peak(_ batch: Int) throws -> Int {
             var o = options
             o.batch = batch
             evaluated += 1
-            return try Planner.plan(profile, strategy: strategy, options: o).peakBytes
+            return bytesNeeded(try Planner.plan(profile, strategy: strategy, options: o))
         }
         let peakAtOne = try peak(1)
         if peakAtOne > budgetBytes {

@@ -5,6 +5,8 @@ import Profiles
 public struct MemoryPlan: Sendable {
     public var profileName: String
     public var strategy: Strategy
+    /// Whose training step this is (snnmem's engine, PyTorch on CUDA or the CPU).
+    public var runtime: Runtime
     public var batch: Int
     public var timesteps: Int
     /// The checkpoint segment length (checkpoint only).
@@ -38,6 +40,20 @@ public struct MemoryPlan: Sendable {
 
     /// Tensors held from forward (or a recomputation) for backward, in allocation order.
     public var savedTensors: [PlannedTensor] { tensors.filter(\.keptForBackward) }
+
+    /// Bytes kept for backward per layer, attributed as PyTorch's saved-tensor hooks attribute
+    /// them: to the first layer that keeps the tensor (a conv keeps its input, which the layer
+    /// before allocated). In the order the layers first kept something.
+    public var savedBytesByLayer: [(layer: String, bytes: Int)] {
+        var order: [String] = []
+        var bytes: [String: Int] = [:]
+        for tensor in savedTensors {
+            let layer = tensor.keptByLayer ?? tensor.descriptor.layerPath
+            if bytes[layer] == nil { order.append(layer) }
+            bytes[layer, default: 0] += rounding.roundedBytes(tensor.bytes)
+        }
+        return order.map { ($0, bytes[$0]!) }
+    }
 
     /// The allocation that reached the peak.
     public var peakTensor: PlannedTensor? { sweep.peakEventIndex.map { tensors[events[$0].tensorID] } }

@@ -8,6 +8,9 @@ public struct PlannedTensor: Hashable, Codable, Sendable {
     public var keptForBackward: Bool
     /// Survives the step (parameters, gradients, optimizer state).
     public var persistent: Bool
+    /// The first layer that kept it for backward (a layer keeps its input, which another layer
+    /// allocated): the layer PyTorch's saved-tensor hooks attribute it to.
+    public var keptByLayer: String? = nil
 
     public var bytes: Int { descriptor.bytes }
 }

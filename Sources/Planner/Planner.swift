@@ -9,17 +9,22 @@ public enum Planner {
         /// Checkpoint segment length; nil means round(sqrt(T)).
         public var segment: Int?
         public var rounding: AllocatorRounding
+        /// Whose allocations to plan: snnmem's engine (the library default, which the engine's
+        /// tests hold to the byte) or PyTorch + SpikingJelly on CUDA or the CPU.
+        public var runtime: Runtime
 
-        public init(batch: Int? = nil, timesteps: Int? = nil, segment: Int? = nil, rounding: AllocatorRounding = .exact) {
+        public init(batch: Int? = nil, timesteps: Int? = nil, segment: Int? = nil, rounding: AllocatorRounding = .exact,
+                    runtime: Runtime = .snnmem) {
             self.batch = batch
             self.timesteps = timesteps
             self.segment = segment
             self.rounding = rounding
+            self.runtime = runtime
         }
     }
 
     public static func plan(_ profile: Profile, strategy: Strategy, options: Options = Options()) throws -> MemoryPlan {
-        if let reason = strategy.notApplicableReason(profile) {
+        if let reason = strategy.notApplicableReason(profile) ?? options.runtime.notModelledReason(strategy, profile) {
             throw PlannerError.notApplicable(strategy: strategy, reason: reason)
         }
         let batch = options.batch ?? profile.batch
@@ -38,7 +43,7 @@ public enum Planner {
             }
             segment = k
         }
-        var builder = TraceBuilder(profile: profile, batch: batch, timesteps: timesteps)
+        var builder = TraceBuilder(profile: profile, batch: batch, timesteps: timesteps, runtime: options.runtime)
         let isTRev = profile.trevsnnNetwork != nil
         switch strategy {
         case .bptt: isTRev ? builder.runTRev(reconstruct: false) : builder.runBPTT()
@@ -49,7 +54,7 @@ public enum Planner {
         }
         let sweep = PeakSweep(rounding: options.rounding).run(builder.events, allowLive: builder.persistentIDs)
         precondition(sweep.problems.isEmpty, "planned trace is inconsistent: \(sweep.problems)")
-        return MemoryPlan(profileName: profile.name, strategy: strategy, batch: batch, timesteps: timesteps, segment: segment,
+        return MemoryPlan(profileName: profile.name, strategy: strategy, runtime: options.runtime, batch: batch, timesteps: timesteps, segment: segment,
                           rounding: options.rounding, tensors: builder.tensors, events: builder.events, sweep: sweep,
                           forwardFlops: builder.forwardFlops, recomputeFlops: builder.recomputeFlops,
                           backwardFlops: builder.backwardFlops)
@@ -61,7 +66,7 @@ public enum Planner {
         var plans: [MemoryPlan] = []
         var skipped: [(Strategy, String)] = []
         for strategy in strategies {
-            if let reason = strategy.notApplicableReason(profile) {
+            if let reason = strategy.notApplicableReason(profile) ?? options.runtime.notModelledReason(strategy, profile) {
                 skipped.append((strategy, reason))
             } else {
                 plans.append(try plan(profile, strategy: strategy, options: options))

@@ -6,6 +6,21 @@ extension TraceBuilder {
     mutating func runSLTT() {
         let (input, labels) = setUp()
         temporalGradient = false
+        if runtime.isPyTorch {
+            // Single-step modules fed the images each timestep, v detached before each step;
+            // loss_t.backward() inside the loop.
+            for t in 0..<timesteps {
+                phase = .forward(timestep: t)
+                retain(input)
+                let logits = forward(profile.layers, input, span: .timestep(t), saving: true)
+                let loss = lossPyTorch(logits, span: .timestep(t))
+                phase = .backward(timestep: t)
+                let dLogits = lossBackwardPyTorch(loss, span: .timestep(t))
+                _ = backward(profile.layers, dLogits, span: .timestep(t), needInputGrad: false)
+            }
+            finish(input: input, labels: labels)
+            return
+        }
         var outputSum: Int?
         for t in 0..<timesteps {
             phase = .forward(timestep: t)

@@ -13,6 +13,8 @@ struct TraceBuilder {
     let profile: Profile
     let batch: Int
     let timesteps: Int
+    /// Whose layer table the walk follows (`LayerMemoryTable` or `PyTorchLayerTable`).
+    let runtime: Runtime
     /// Whether backward carries dL/dv from one timestep to the previous (false in SLTT).
     var temporalGradient = true
 
@@ -27,15 +29,22 @@ struct TraceBuilder {
     var forwardStates: [String: Int] = [:]
     /// dL/dv carried across timesteps in backward, by layer path.
     var backwardStates: [String: Int] = [:]
+    /// PyTorch: state a module holds until `reset_net` (a neuron's v), by layer path.
+    var heldStates: [String: Int] = [:]
+    /// PyTorch: saved tensors held by a module's final v (its graph), not freed by backward.
+    var heldSaved: [String: [Int]] = [:]
+    /// PyTorch: parameter gradients, created by the first backward that reaches them.
+    var gradients: [String: Int] = [:]
 
     var forwardFlops = 0.0
     var recomputeFlops = 0.0
     var backwardFlops = 0.0
 
-    init(profile: Profile, batch: Int, timesteps: Int) {
+    init(profile: Profile, batch: Int, timesteps: Int, runtime: Runtime = .snnmem) {
         self.profile = profile
         self.batch = batch
         self.timesteps = timesteps
+        self.runtime = runtime
     }
 
     // MARK: - Allocation
@@ -56,7 +65,7 @@ struct TraceBuilder {
     mutating func allocate(_ buffer: BufferDeclaration, path: String, span: Span) -> Int {
         var shape = buffer.shape
         if buffer.perSample { shape = shape.prepending(batch) }
-        if span == .allTimesteps { shape = shape.prepending(timesteps) }
+        if span == .allTimesteps && buffer.perTimestep { shape = shape.prepending(timesteps) }
         return allocate(path, buffer.name, timestep: span.timestep, role: buffer.role, shape: shape, dtype: buffer.dtype)
     }
 
@@ -110,7 +119,10 @@ struct TraceBuilder {
     }
 
     mutating func keep(_ ids: [Int], key: SavedKey) {
-        for id in ids { markKept(id) }
+        for id in ids {
+            markKept(id)
+            if tensors[id].keptForBackward && tensors[id].keptByLayer == nil { tensors[id].keptByLayer = key.path }
+        }
         saved[key, default: []] += ids
     }
 
@@ -141,6 +153,7 @@ struct TraceBuilder {
     /// Parameters, gradients and optimizer state of every layer (per column for T-RevSNN),
     /// then the input batch and labels. Returns the input tensor and the labels.
     mutating func setUp() -> (input: Int, labels: Int) {
+        if runtime.isPyTorch { return setUpPyTorch() }
         phase = .setup
         let stateNames = profile.optimizer.stateNames
         for entry in ParameterLayout.entries(of: profile, timesteps: timesteps) {
@@ -166,8 +179,16 @@ struct TraceBuilder {
     /// The optimizer step updates in place; then the batch is released.
     mutating func finish(input: Int, labels: Int) {
         phase = .optimizerStep
+        if runtime.isPyTorch { optimizerStepPyTorch() }
         release(input)
         release(labels)
+        // functional.reset_net after the step drops every neuron's v.
+        for path in heldStates.keys.sorted() {
+            release(heldStates[path]!)
+            for id in heldSaved[path] ?? [] { release(id) }
+        }
+        heldStates = [:]
+        heldSaved = [:]
         precondition(saved.isEmpty, "saved tensors left after backward: \(saved.keys.map(\.path))")
         precondition(forwardStates.isEmpty && backwardStates.isEmpty, "neuron states left after the step")
     }

@@ -46,11 +46,15 @@ public struct PoolSpec: Hashable, Codable, Sendable {
     public var kernel: Int
     public var stride: Int
     public var padding: Int
+    /// Written `globalavgpool`: PyTorch runs it as adaptive average pooling to 1x1, which keeps
+    /// nothing for backward, where a plain average pool keeps its input.
+    public var isGlobal: Bool
 
-    public init(kernel: Int, stride: Int, padding: Int = 0) {
+    public init(kernel: Int, stride: Int, padding: Int = 0, isGlobal: Bool = false) {
         self.kernel = kernel
         self.stride = stride
         self.padding = padding
+        self.isGlobal = isGlobal
     }
 }
 

@@ -194,7 +194,7 @@ struct LayerBuilder {
                 throw fail("a \(kernel)x\(kernel) pooling window does not fit a \(h)x\(w) input",
                            fix: "use a smaller kernel or remove a pooling layer before this one", path: path, at: location)
             }
-            let spec = PoolSpec(kernel: kernel, stride: stride, padding: padding)
+            let spec = PoolSpec(kernel: kernel, stride: stride, padding: padding, isGlobal: global)
             let kind: LayerKind = kindName == "maxpool" ? .maxPool(spec) : .avgPool(spec)
             return (kind, TensorShape([c, hOut, wOut]))
 

@@ -90,8 +90,8 @@ public enum ProfileLoader {
         let timesteps = try top.int("timesteps", example: "4")
         let batch = try top.int("batch", example: "16")
         let dtype = try top.choice("dtype", default: DType.float32)
-        if dtype == .int32 {
-            throw top.error("dtype int32 cannot hold activations", fix: "use float32, float16 or bfloat16")
+        if !dtype.isFloatingPoint {
+            throw top.error("dtype \(dtype.rawValue) cannot hold activations", fix: "use float32, float16 or bfloat16")
         }
         let neuron = try top.value("neuron").map { try parseNeuron($0, base: NeuronSpec(), file: file, layerPath: nil) } ?? NeuronSpec()
         let optimizer = try top.value("optimizer").map { try parseOptimizer($0, file: file) } ?? OptimizerSpec()

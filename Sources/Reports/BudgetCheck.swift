@@ -40,12 +40,12 @@ public struct BudgetCheck: Codable, Equatable, Sendable {
     }
 
     public func table() -> TextTable {
-        var table = TextTable(["profile", "strategy", "peak", "baseline", "change", "status"],
-                              alignments: [.left, .left, .right, .right, .right, .left])
+        var table = TextTable(["profile", "runtime", "strategy", "peak", "baseline", "change", "status"],
+                              alignments: [.left, .left, .left, .right, .right, .right, .left])
         for r in results {
             let change = r.growthBytes.map { ($0 > 0 ? "+" : "") + ByteCount.format($0) } ?? "new"
             let status = r.overBudget ? "OVER BUDGET" : (r.overBaseline ? "GREW" : "ok")
-            table.add([r.entry.profile, r.entry.strategy, ByteCount.format(r.entry.peakBytes), r.baselinePeakBytes.map(ByteCount.format) ?? "-",
+            table.add([r.entry.profile, r.entry.runtime ?? "snnmem", r.entry.strategy, ByteCount.format(r.entry.peakBytes), r.baselinePeakBytes.map(ByteCount.format) ?? "-",
                        change, status])
         }
         return table
@@ -64,7 +64,7 @@ public struct BudgetCheck: Codable, Equatable, Sendable {
                 reasons.append("peak grew \(percent)% over the baseline \(ByteCount.format(base)) (tolerance \(ByteCount.formatFixed(tolerancePercent, digits: 1))%)"
                                + (roles.isEmpty ? "" : "; grown: \(roles)"))
             }
-            return "\(r.entry.profile) \(r.entry.strategy) (batch \(r.entry.batch), T \(r.entry.timesteps)): " + reasons.joined(separator: "; ")
+            return "\(r.entry.profile) \(r.entry.runtime ?? "snnmem") \(r.entry.strategy) (batch \(r.entry.batch), T \(r.entry.timesteps)): " + reasons.joined(separator: "; ")
         }
     }
 

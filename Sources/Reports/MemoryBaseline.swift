@@ -7,6 +7,9 @@ public struct MemoryBaseline: Codable, Equatable, Sendable {
 
     public struct Entry: Codable, Equatable, Sendable {
         public var profile: String
+        /// Whose step was planned or measured; nil in baselines written before runtimes existed,
+        /// which described snnmem's engine.
+        public var runtime: String?
         public var strategy: String
         public var batch: Int
         public var timesteps: Int
@@ -15,8 +18,10 @@ public struct MemoryBaseline: Codable, Equatable, Sendable {
         /// Present when the figures were measured (`--measure`), not only planned.
         public var measured: Bool
 
-        public init(profile: String, strategy: String, batch: Int, timesteps: Int, peakBytes: Int, bytesByRole: RoleBytes, measured: Bool) {
+        public init(profile: String, runtime: String = "snnmem", strategy: String, batch: Int, timesteps: Int, peakBytes: Int,
+                    bytesByRole: RoleBytes, measured: Bool) {
             self.profile = profile
+            self.runtime = runtime
             self.strategy = strategy
             self.batch = batch
             self.timesteps = timesteps
@@ -25,7 +30,7 @@ public struct MemoryBaseline: Codable, Equatable, Sendable {
             self.measured = measured
         }
 
-        public var key: String { "\(profile)/\(strategy)/b\(batch)/t\(timesteps)" }
+        public var key: String { "\(profile)/\(runtime ?? "snnmem")/\(strategy)/b\(batch)/t\(timesteps)" }
     }
 
     public struct ReadError: Error, CustomStringConvertible {

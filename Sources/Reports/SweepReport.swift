@@ -33,11 +33,15 @@ public struct SweepReport: Codable, Equatable, Sendable {
     /// "timesteps" or "depth".
     public var axis: String
     public var profile: String
+    /// The runtime whose allocations were planned ("snnmem", "pytorch-cuda", "pytorch-cpu").
+    public var runtime: String
     public var batch: Int
     public var strategies: [Series]
     public var notApplicable: [ComparisonReport.NotApplicable]
 
-    public init(axis: String, profile: String, batch: Int, strategies: [Series], notApplicable: [ComparisonReport.NotApplicable]) {
+    public init(axis: String, profile: String, runtime: String = "snnmem", batch: Int, strategies: [Series],
+                notApplicable: [ComparisonReport.NotApplicable]) {
+        self.runtime = runtime
         self.axis = axis
         self.profile = profile
         self.batch = batch
@@ -54,7 +58,7 @@ public struct SweepReport: Codable, Equatable, Sendable {
                 ByteCount.format(p.activationBytes) + (p.measuredActivationBytes.map { $0 == p.activationBytes ? " =" : " (\(ByteCount.format($0)))" } ?? "")
             } + [series.slope.map { ByteCount.formatFixed($0, digits: 2) } ?? "-"])
         }
-        var lines = [(markdown ? "## " : "") + "\(profile): kept-for-backward bytes against \(axis == "depth" ? "depth (blocks per stage x)" : "T"), batch \(batch)",
+        var lines = [(markdown ? "## " : "") + "\(profile): kept-for-backward bytes against \(axis == "depth" ? "depth (blocks per stage x)" : "T"), batch \(batch), runtime \(runtime)",
                      // In Markdown a blank line ends a table; without it the notes become table rows.
                      markdown ? table.markdown() + "\n" : table.text()]
         if strategies.contains(where: { $0.points.contains { $0.measuredActivationBytes != nil } }) {

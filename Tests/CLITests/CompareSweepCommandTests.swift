@@ -23,7 +23,8 @@ final class CompareSweepCommandTests: XCTestCase {
     }
 
     func testSweepSlopes() throws {
-        let json = try SnnmemProcess.json(["sweep", "profiles/cifarnet.yaml", "--timesteps", "1,2,4,8,16", "--format", "json"])
+        let json = try SnnmemProcess.json(["sweep", "profiles/cifarnet.yaml", "--timesteps", "1,2,4,8,16", "--format", "json",
+                                           "--runtime", "snnmem"])
         XCTAssertEqual(json["axis"] as? String, "timesteps")
         let series = try XCTUnwrap(json["strategies"] as? [[String: Any]])
         var slopes: [String: Double] = [:]
@@ -36,7 +37,7 @@ final class CompareSweepCommandTests: XCTestCase {
     }
 
     func testSweepDepthKeepsRevSNNFlat() throws {
-        let json = try SnnmemProcess.json(["sweep", "profiles/revsresnet21.yaml", "--depth-scale", "1,2,4", "--format", "json",
+        let json = try SnnmemProcess.json(["sweep", "profiles/revsresnet21.yaml", "--depth-scale", "1,2,4", "--format", "json", "--runtime", "snnmem",
                                            "--strategies", "bptt,revsnn"])
         let series = try XCTUnwrap(json["strategies"] as? [[String: Any]])
         XCTAssertEqual(series.first { $0["strategy"] as? String == "revsnn" }?["slope"] as? Double ?? 1, 0, accuracy: 1e-9)
@@ -44,7 +45,7 @@ final class CompareSweepCommandTests: XCTestCase {
     }
 
     func testSweepMeasuresWhenAsked() throws {
-        let json = try SnnmemProcess.json(["sweep", "profiles/digits.yaml", "--timesteps", "2,4", "--measure", "--batch", "4",
+        let json = try SnnmemProcess.json(["sweep", "profiles/digits.yaml", "--timesteps", "2,4", "--measure", "--batch", "4", "--runtime", "snnmem",
                                            "--strategies", "bptt,sltt", "--format", "json"])
         for series in try XCTUnwrap(json["strategies"] as? [[String: Any]]) {
             for point in try XCTUnwrap(series["points"] as? [[String: Any]]) {

@@ -3,7 +3,7 @@ import XCTest
 
 final class MaxBatchCommandTests: XCTestCase {
     func testMaxBatchJSONAgreesWithPlan() throws {
-        let json = try SnnmemProcess.json(["max-batch", "profiles/cifarnet.yaml", "--memory", "2GiB", "--reserve", "256MiB",
+        let json = try SnnmemProcess.json(["max-batch", "profiles/cifarnet.yaml", "--runtime", "snnmem", "--memory", "2GiB", "--reserve", "256MiB",
                                            "--format", "json"])
         XCTAssertEqual(json["memoryBytes"] as? Int, 2 << 30)
         let budget = (2 << 30) - (256 << 20)
@@ -17,7 +17,7 @@ final class MaxBatchCommandTests: XCTestCase {
             let beyond = try XCTUnwrap(entry["peakBytesAtMaxPlusOne"] as? Int)
             XCTAssertLessThanOrEqual(atMax, budget)
             XCTAssertGreaterThan(beyond, budget)
-            let plan = try SnnmemProcess.json(["plan", "profiles/cifarnet.yaml", "--strategy", strategy, "--batch", "\(maxBatch)",
+            let plan = try SnnmemProcess.json(["plan", "profiles/cifarnet.yaml", "--runtime", "snnmem", "--strategy", strategy, "--batch", "\(maxBatch)",
                                                "--format", "json"])
             let planned = (plan["strategies"] as? [[String: Any]])?.first?["peakBytes"] as? Int
             XCTAssertEqual(planned, atMax, strategy)
@@ -25,8 +25,9 @@ final class MaxBatchCommandTests: XCTestCase {
     }
 
     func testAllocatorRoundingOptionChangesTheAnswer() throws {
-        let exact = try SnnmemProcess.json(["max-batch", "profiles/digits.yaml", "--memory", "64MiB", "--strategy", "bptt", "--format", "json"])
-        let cuda = try SnnmemProcess.json(["max-batch", "profiles/digits.yaml", "--memory", "64MiB", "--strategy", "bptt",
+        let exact = try SnnmemProcess.json(["max-batch", "profiles/digits.yaml", "--runtime", "snnmem", "--memory", "64MiB", "--strategy", "bptt",
+                                            "--format", "json"])
+        let cuda = try SnnmemProcess.json(["max-batch", "profiles/digits.yaml", "--runtime", "snnmem", "--memory", "64MiB", "--strategy", "bptt",
                                            "--allocator", "cuda", "--format", "json"])
         XCTAssertEqual(cuda["allocator"] as? String, "cuda")
         let exactBatch = ((exact["strategies"] as? [[String: Any]])?.first?["maxBatch"] as? Int) ?? 0

@@ -3,8 +3,10 @@ import XCTest
 
 final class PlanCommandTests: XCTestCase {
     func testPlanJSONHasTheDocumentedKeys() throws {
-        let json = try SnnmemProcess.json(["plan", "profiles/cifarnet.yaml", "--format", "json", "--batch", "4", "--timesteps", "2"])
+        let json = try SnnmemProcess.json(["plan", "profiles/cifarnet.yaml", "--format", "json", "--batch", "4", "--timesteps", "2",
+                                           "--runtime", "snnmem"])
         XCTAssertEqual(json["profile"] as? String, "cifarnet")
+        XCTAssertEqual(json["runtime"] as? String, "snnmem")
         XCTAssertEqual(json["batch"] as? Int, 4)
         XCTAssertEqual(json["timesteps"] as? Int, 2)
         let strategies = try XCTUnwrap(json["strategies"] as? [[String: Any]])

@@ -1,0 +1,210 @@
+import MemoryModel
+import Profiles
+
+/// One allocation event of a layer's forward or backward in PyTorch, in the order the aten ops
+/// make them. A layer's script is run by `TraceBuilder.forwardPyTorch` / `backwardPyTorch`.
+public indirect enum PyTorchStep: Hashable, Sendable {
+    /// A named temporary, live until `.free(name)` (an op's intermediate result, a oneDNN reorder).
+    case allocate(BufferDeclaration)
+    case free(String)
+    /// A new tensor autograd saves for backward. `heldByFinalState`: the op that saved it made
+    /// the neuron's final v, which no loss reaches, so backward never frees it: the module's v
+    /// keeps it (with its graph) until `reset_net`. Only the last timestep's copy is held.
+    case save(BufferDeclaration, heldByFinalState: Bool)
+    /// The layer's output.
+    case output
+    /// The state a module creates when it has none (v_init, full of v_reset), freed when the
+    /// forward ends unless `saved`.
+    case initialState(BufferDeclaration, saved: Bool)
+    /// A new membrane potential; it replaces the previous one, which dies unless it is the
+    /// initial state. The last one is the module's v until `reset_net`.
+    case replaceState(BufferDeclaration)
+    /// The steps once per timestep on [B, ...] tensors in a multi-step run (SpikingJelly's Python
+    /// loop over x_seq), once in a single-step run.
+    case eachTimestep([PyTorchStep])
+    /// Backward: the gradient of the layer's input.
+    case inputGradient
+    /// Backward: each parameter's gradient, accumulated into `.grad`.
+    case parameterGradients
+    /// Backward: autograd frees the tensors the layer's nodes saved (after its nodes ran).
+    case releaseSaved
+    /// Backward: the gradient of the layer's output dies.
+    case releaseOutputGradient
+    /// Backward steps taken only when the input gradient is computed.
+    case ifInputGradient([PyTorchStep])
+}
+
+/// What one layer allocates and keeps when PyTorch's eager autograd runs it as a SpikingJelly
+/// multi-step module (`layer.Conv2d(step_mode='m')` and friends see [T*B, ...]). Shapes are per
+/// sample and timestep; the walk adds batch and time as each `BufferDeclaration` says.
+/// The project's Python package (python/) measures PyTorch; the fixtures under
+/// Tests/PlannerTests/Fixtures/pytorch hold these scripts to it, byte for byte.
+public struct PyTorchLayerLayout: Hashable, Sendable {
+    /// An op of the layer saves its input for backward (a longer lifetime, no new bytes).
+    public var keepsInput = false
+    /// The output is a view of the input (flatten): nothing is allocated, forward or backward.
+    public var outputIsView = false
+    public var forward: [PyTorchStep] = [.output]
+    public var backward: [PyTorchStep] = [.inputGradient, .parameterGradients, .releaseSaved, .releaseOutputGradient]
+    /// Backward needs no input gradient when the input does not require one (the first conv on
+    /// the repeated images): convolution and linear skip it, the others compute it anyway.
+    public var canSkipInputGradient = false
+    public var parameters: [ParameterDeclaration] = []
+}
+
+public enum PyTorchLayerTable {
+    public enum Device: String, Sendable { case cpu, cuda }
+
+    /// The first layer (depth first) that has no PyTorch + SpikingJelly layout, if any.
+    public static func firstUnsupported(_ layers: [Layer]) -> Layer? {
+        for layer in ParameterLayout.flatten(layers) {
+            switch layer.kind {
+            case .conv(let conv):
+                if conv.groups != 1 { return layer }
+            case .batchNorm, .avgPool, .maxPool, .flatten, .linear, .residual:
+                continue
+            case .neuron(let spec):
+                if spec.type == .turnoff { return layer }
+            case .upsample, .scale, .reversible, .trevsnn:
+                return layer
+            }
+        }
+        return nil
+    }
+
+    public static func layout(for layer: Layer, device: Device) -> PyTorchLayerLayout {
+        var d = PyTorchLayerLayout()
+        // The same learnable tensors as the engine's: PyTorch's modules hold the same weights.
+        d.parameters = LayerMemoryTable.declaration(for: layer).parameters
+        let input = layer.inputShape
+        let output = layer.outputShape
+        func scratch(_ name: String, _ shape: TensorShape, dtype: DType? = nil) -> PyTorchStep {
+            .allocate(BufferDeclaration(name: name, role: .workspace, shape: shape, dtype: dtype))
+        }
+        func weightScratch(_ name: String, _ shape: TensorShape) -> PyTorchStep {
+            .allocate(BufferDeclaration(name: name, role: .workspace, shape: shape, perSample: false, dtype: .float32, perTimestep: false))
+        }
+        switch layer.kind {
+        case .conv(let conv):
+            d.keepsInput = true
+            d.canSkipInputGradient = true
+            let weight = d.parameters[0].shape
+            if device == .cpu {
+                // mkldnn_convolution: oneDNN reorders the weight (and a many-channel input) into
+                // its blocked layout, computes into its own output and copies that out.
+                let reordersInput = conv.inChannels % 8 == 0
+                d.forward = (reordersInput ? [scratch("input.reorder", input)] : []) + [
+                    weightScratch("weight.reorder", weight), scratch("output.onednn", output), .free("weight.reorder"),
+                ] + (reordersInput ? [.free("input.reorder")] : []) + [.output, .free("output.onednn")]
+                // convolution_backward: the input gradient through reordered grad_output and
+                // weight, then the weight gradient through grad_output (and input) reorders.
+                d.backward = [
+                    .ifInputGradient([scratch("grad_output.reorder", output), weightScratch("weight.reorder", weight),
+                                      scratch("grad_input.onednn", input), .free("weight.reorder"), .free("grad_output.reorder"),
+                                      .inputGradient, .free("grad_input.onednn")]),
+                    scratch("grad_output.reorder", output),
+                ] + (reordersInput ? [scratch("input.reorder", input)] : []) + [
+                    weightScratch("grad_weight.onednn", weight),
+                ] + (reordersInput ? [.free("input.reorder")] : []) + [
+                    .free("grad_output.reorder"), .parameterGradients, .free("grad_weight.onednn"),
+                    .releaseOutputGradient, .releaseSaved,
+                ]
+            }
+        case .linear:
+            d.keepsInput = true
+            d.canSkipInputGradient = true
+        case .batchNorm(let channels):
+            // native_batch_norm over [T*B, C, H, W]: the input, and save_mean / save_invstd once
+            // for all timesteps (the statistics are over T*B samples, not per timestep).
+            d.keepsInput = true
+            let statistic = { (name: String) in
+                BufferDeclaration(name: name, role: .activation, shape: TensorShape([channels]), perSample: false, dtype: .float32,
+                                  perTimestep: false)
+            }
+            d.forward = [.output, .save(statistic("save_mean"), heldByFinalState: false),
+                         .save(statistic("save_invstd"), heldByFinalState: false)]
+            if device == .cpu {
+                // native_batch_norm_backward on the CPU works through one input-sized buffer.
+                d.backward = [.inputGradient, .parameterGradients, scratch("grad_input.work", input), .free("grad_input.work"),
+                              .releaseOutputGradient, .releaseSaved]
+            }
+        case .neuron(let spec):
+            neuronLayout(&d, spec, output, device: device)
+        case .avgPool(let pool):
+            // adaptive_avg_pool2d to 1x1 is a mean over H and W and keeps only sizes.
+            d.keepsInput = !pool.isGlobal
+        case .maxPool:
+            d.keepsInput = true
+            d.forward = [.output, .save(BufferDeclaration(name: "indices", role: .activation, shape: output, dtype: .int64),
+                                        heldByFinalState: false)]
+        case .flatten:
+            d.outputIsView = true
+        case .residual:
+            break  // the add keeps nothing; the walk allocates its output
+        case .upsample, .scale, .reversible, .trevsnn:
+            preconditionFailure("\(layer.path): no PyTorch layout (Runtime.notModelledReason refuses it first)")
+        }
+        return d
+    }
+
+    /// SpikingJelly's LIF/IF (`torch.ops.sj_lif` / `sj_if`). On CUDA one registered op runs
+    /// all timesteps: `save_for_backward(h_seq, x_seq, v_init)`. On the CPU its autograd is the
+    /// reference step loop, so autograd saves per timestep what the loop's ops need: the
+    /// surrogate h - threshold, a hard reset's v = s * v_reset + (1 - s) * h both 1 - s and h
+    /// (only 1 - s with detach_reset), a soft reset's v = h - s * threshold nothing.
+    static func neuronLayout(_ d: inout PyTorchLayerLayout, _ spec: NeuronSpec, _ output: TensorShape, device: Device) {
+        let oneStep = { (name: String, role: TensorRole) in
+            BufferDeclaration(name: name, role: role, shape: output, dtype: .float32, perTimestep: false)
+        }
+        let vInit = oneStep("v_init", .neuronState)
+        switch device {
+        case .cuda:
+            d.keepsInput = true
+            d.forward = [.initialState(vInit, saved: true),
+                         .save(BufferDeclaration(name: "h_seq", role: .neuronState, shape: output, dtype: .float32), heldByFinalState: false),
+                         .output, .replaceState(oneStep("v", .neuronState))]
+            // Backward materialises the unused final-v gradient as zeros and returns a v_init
+            // gradient nobody reads (v_init does not require grad).
+            d.backward = [.allocate(oneStep("grad_v_final", .workspace)), .inputGradient,
+                          .allocate(oneStep("grad_v_init", .workspace)), .free("grad_v_init"), .free("grad_v_final"),
+                          .releaseSaved, .releaseOutputGradient]
+        case .cpu:
+            let step = { (name: String, role: TensorRole) in BufferDeclaration(name: name, role: role, shape: output) }
+            // charge: h = v + (x - (v - v_reset)) / tau for LIF, h = v + x for IF
+            var charge: [PyTorchStep] = []
+            if spec.type == .lif {
+                charge = [.allocate(step("v-reset", .workspace)), .allocate(step("x-(v-reset)", .workspace)), .free("v-reset"),
+                          .allocate(step("/tau", .workspace)), .free("x-(v-reset)")]
+            }
+            let hSaved = spec.reset == .hard && !spec.detachReset
+            charge.append(hSaved ? .save(step("h", .neuronState), heldByFinalState: true) : .allocate(step("h", .neuronState)))
+            if spec.type == .lif { charge.append(.free("/tau")) }
+            // fire: the surrogate saves h - threshold; Heaviside through a bool mask
+            let fire: [PyTorchStep] = [.save(step("h-threshold", .neuronState), heldByFinalState: false),
+                                       .allocate(BufferDeclaration(name: "h>=threshold", role: .workspace, shape: output, dtype: .bool)),
+                                       .allocate(step("spike", .activation)), .free("h>=threshold")]
+            var reset: [PyTorchStep]
+            switch spec.reset {
+            case .hard:
+                reset = [.allocate(step("s*v_reset", .workspace)), .save(step("1-s", .activation), heldByFinalState: true),
+                         .allocate(step("(1-s)*h", .workspace)), .replaceState(step("v", .neuronState)),
+                         .free("s*v_reset"), .free("(1-s)*h")]
+            case .soft:
+                reset = [.allocate(step("s*threshold", .workspace)), .replaceState(step("v", .neuronState)), .free("s*threshold")]
+            }
+            d.forward = [.initialState(vInit, saved: false), .eachTimestep(charge + fire + reset),
+                         // torch.stack of the spikes is the output; the stack of the charged h is
+                         // returned too and dropped at once
+                         .output, .allocate(BufferDeclaration(name: "h_seq", role: .workspace, shape: output)),
+                         .eachTimestep([.free("spike")] + (hSaved ? [] : [.free("h")])), .free("h_seq")]
+            // Backward runs one node per op and timestep; the surrogate's (atan or sigmoid)
+            // gradient works through four [B, ...] temporaries at once, the most the loop holds
+            // beside the per-timestep input gradients, which UnbindBackward concatenates.
+            let work = (0..<4).map { BufferDeclaration(name: "surrogate.work\($0)", role: .workspace, shape: output, perTimestep: false) }
+            d.backward = work.map { .allocate($0) } + work.map { .free($0.name) } + [
+                .releaseSaved, .eachTimestep([.allocate(step("grad_x_t", .workspace))]), .releaseOutputGradient,
+                .inputGradient, .eachTimestep([.free("grad_x_t")]),
+            ]
+        }
+    }
+}

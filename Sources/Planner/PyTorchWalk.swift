@@ -1,0 +1,266 @@
+import MemoryModel
+import Profiles
+
+/// The layer walk for the PyTorch runtimes: what eager autograd allocates for one leaf layer,
+/// following `PyTorchLayerTable`. Containers (residual adds) and the schedules are shared with
+/// the engine's walk; only the leaf layers and the step's edges (set-up, input encoding, loss,
+/// optimizer) differ.
+extension TraceBuilder {
+    var pytorchDevice: PyTorchLayerTable.Device { runtime == .pytorchCUDA ? .cuda : .cpu }
+
+    // MARK: Forward
+
+    /// Runs a layer's forward script (`PyTorchLayerTable`) on x (consumed); returns the output.
+    mutating func forwardPyTorch(_ layer: Layer, _ x: Int, span: Span, saving: Bool, path: String) -> Int {
+        let d = PyTorchLayerTable.layout(for: layer, device: pytorchDevice)
+        addFlops(LayerMemoryTable.forwardFlops(for: layer) * Double(batch * steps(span)))
+        if d.outputIsView { return x }
+        var run = ScriptRun(path: path, span: span, layer: layer)
+        runForward(d.forward, &run, timestep: nil)
+        if let initial = run.initial, !run.initialSaved { release(initial) }
+        if let initial = run.initial, run.initialSaved { run.saved.append(initial) }
+        if saving {
+            if d.keepsInput { retain(x) }
+            keep(run.saved + (d.keepsInput ? [x] : []), key: SavedKey(path: path, timestep: span.timestep))
+            if !run.held.isEmpty {
+                keep(run.held, key: SavedKey(path: path, timestep: -1))
+                saved[SavedKey(path: path, timestep: -1)] = nil
+                heldSaved[path, default: []] += run.held
+            }
+        } else {
+            for id in run.saved + run.held { release(id) }
+        }
+        precondition(run.named.isEmpty, "\(path): forward script left \(run.named.keys.sorted()) allocated")
+        release(x)
+        return run.output!
+    }
+
+    /// The state of one script execution: named temporaries, what it saved, its output.
+    struct ScriptRun {
+        var path: String
+        var span: Span
+        var layer: Layer
+        var named: [String: Int] = [:]
+        var saved: [Int] = []
+        /// Saved by the op that made the final v: freed with the module's v, not by backward.
+        var held: [Int] = []
+        var output: Int?
+        var initial: Int?
+        var initialSaved = false
+        var inputGradient: Int?
+        var needInputGradient = false
+
+        func key(_ name: String, _ timestep: Int?) -> String { timestep.map { "\(name)@\($0)" } ?? name }
+    }
+
+    /// A multi-step run loops over T timesteps of [B, ...] tensors; a single-step run is one.
+    func scriptTimesteps(_ span: Span) -> [Int] { span == .allTimesteps ? Array(0..<timesteps) : [span.timestep ?? 0] }
+
+    mutating func runForward(_ steps: [PyTorchStep], _ run: inout ScriptRun, timestep: Int?) {
+        let stepSpan: Span = timestep.map { run.span == .allTimesteps ? .timestep($0) : run.span } ?? run.span
+        let isLastTimestep = timestep.map { $0 == scriptTimesteps(run.span).last } ?? true
+        for step in steps {
+            switch step {
+            case .allocate(let buffer):
+                run.named[run.key(buffer.name, timestep)] = allocate(buffer, path: run.path, span: stepSpan)
+            case .free(let name):
+                guard let id = run.named.removeValue(forKey: run.key(name, timestep)) else {
+                    preconditionFailure("\(run.path): script frees \(name), which it did not allocate")
+                }
+                release(id)
+            case .save(let buffer, let heldByFinalState):
+                let id = allocate(buffer, path: run.path, span: stepSpan)
+                if heldByFinalState && isLastTimestep { run.held.append(id) } else { run.saved.append(id) }
+            case .output:
+                run.output = allocateActivation(run.path, "output", role: .activation, shape: run.layer.outputShape, span: run.span)
+            case .initialState(let buffer, let saved):
+                if heldStates[run.path] == nil {
+                    run.initial = allocate(buffer, path: run.path, span: run.span)
+                    run.initialSaved = saved
+                }
+            case .replaceState(let buffer):
+                let state = allocate(buffer, path: run.path, span: stepSpan)
+                if let previous = heldStates.updateValue(state, forKey: run.path) {
+                    release(previous)
+                    // A new forward detaches the old v: the tensors its graph held die with it.
+                    if timestep == scriptTimesteps(run.span).first, let held = heldSaved.removeValue(forKey: run.path) {
+                        for id in held { release(id) }
+                    }
+                }
+            case .eachTimestep(let body):
+                for t in scriptTimesteps(run.span) { runForward(body, &run, timestep: t) }
+            case .inputGradient, .parameterGradients, .releaseSaved, .releaseOutputGradient, .ifInputGradient:
+                preconditionFailure("\(run.path): backward step in a forward script")
+            }
+        }
+    }
+
+    // MARK: Backward
+
+    /// Runs a layer's backward script on dY (consumed); returns dX when `needInputGrad`.
+    mutating func backwardPyTorch(_ layer: Layer, _ dY: Int, span: Span, needInputGrad: Bool, path: String) -> Int? {
+        let d = PyTorchLayerTable.layout(for: layer, device: pytorchDevice)
+        addFlops(2 * LayerMemoryTable.forwardFlops(for: layer) * Double(batch * steps(span)))
+        if d.outputIsView {
+            if needInputGrad { return dY }
+            release(dY)
+            return nil
+        }
+        var run = ScriptRun(path: path, span: span, layer: layer)
+        run.needInputGradient = needInputGrad || !d.canSkipInputGradient
+        runBackward(d.backward, &run, dY: dY, parameters: d.parameters, timestep: nil)
+        precondition(run.named.isEmpty, "\(path): backward script left \(run.named.keys.sorted()) allocated")
+        if let dX = run.inputGradient, !needInputGrad {
+            release(dX)
+            return nil
+        }
+        return run.inputGradient
+    }
+
+    mutating func runBackward(_ steps: [PyTorchStep], _ run: inout ScriptRun, dY: Int, parameters: [ParameterDeclaration],
+                              timestep: Int?) {
+        let stepSpan: Span = timestep.map { run.span == .allTimesteps ? .timestep($0) : run.span } ?? run.span
+        for step in steps {
+            switch step {
+            case .allocate(let buffer):
+                run.named[run.key(buffer.name, timestep)] = allocate(buffer, path: run.path, span: stepSpan)
+            case .free(let name):
+                guard let id = run.named.removeValue(forKey: run.key(name, timestep)) else {
+                    preconditionFailure("\(run.path): script frees \(name), which it did not allocate")
+                }
+                release(id)
+            case .inputGradient:
+                if run.needInputGradient {
+                    run.inputGradient = allocateActivation(run.path, "grad_input", role: .workspace, shape: run.layer.inputShape,
+                                                           span: run.span)
+                }
+            case .parameterGradients:
+                accumulateParameterGradients(parameters, path: run.path)
+            case .releaseSaved:
+                releaseSaved(SavedKey(path: run.path, timestep: run.span.timestep))
+            case .releaseOutputGradient:
+                release(dY)
+            case .ifInputGradient(let body):
+                if run.needInputGradient { runBackward(body, &run, dY: dY, parameters: parameters, timestep: timestep) }
+            case .eachTimestep(let body):
+                for t in scriptTimesteps(run.span) { runBackward(body, &run, dY: dY, parameters: parameters, timestep: t) }
+            case .save, .output, .initialState, .replaceState:
+                preconditionFailure("\(run.path): forward step in a backward script")
+            }
+        }
+    }
+
+    /// AccumulateGrad: the first gradient of a parameter becomes its `.grad` (kept until the next
+    /// `zero_grad(set_to_none=True)`); later ones (one per timestep under SLTT) are added into it.
+    mutating func accumulateParameterGradients(_ parameters: [ParameterDeclaration], path: String) {
+        for parameter in parameters where parameter.trainable {
+            let key = path + "/" + parameter.name
+            if gradients[key] == nil {
+                gradients[key] = allocate(path, parameter.name + ".grad", timestep: nil, role: .gradient, shape: parameter.shape,
+                                          dtype: .float32, persistent: true)
+            } else {
+                let added = allocate(path, parameter.name + ".grad", timestep: nil, role: .gradient, shape: parameter.shape,
+                                     dtype: .float32)
+                release(added)
+            }
+        }
+    }
+
+    /// A residual add out of place (`main(x) + shortcut(x)`): a new output, both operands freed.
+    mutating func addOutOfPlace(_ a: Int, _ b: Int, path: String, shape: TensorShape, span: Span) -> Int {
+        let sum = allocateActivation(path, "output", role: .activation, shape: shape, span: span)
+        release(a)
+        release(b)
+        return sum
+    }
+
+    // MARK: The step's edges
+
+    /// Parameters and optimizer state exist before the step (a steady-state step: the optimizer
+    /// created its state in the first one); gradients do not (`zero_grad(set_to_none=True)`
+    /// before forward). Then the batch: float images and int64 class targets.
+    mutating func setUpPyTorch() -> (input: Int, labels: Int) {
+        phase = .setup
+        let stateNames = profile.optimizer.stateNames
+        for entry in ParameterLayout.entries(of: profile, timesteps: timesteps) {
+            let parameter = entry.parameter
+            allocate(entry.path, parameter.name, timestep: nil, role: .parameter, shape: parameter.shape, dtype: .float32, persistent: true)
+            guard parameter.trainable else { continue }
+            for state in stateNames {
+                allocate(entry.path, parameter.name + "." + state, timestep: nil, role: .optimizerState, shape: parameter.shape,
+                         dtype: .float32, persistent: true)
+            }
+        }
+        let input = allocate("input", "images", timestep: nil, role: .input, shape: profile.inputShape.prepending(batch))
+        let labels = allocate("input", "labels", timestep: nil, role: .input, shape: TensorShape([batch]), dtype: .int64)
+        return (input, labels)
+    }
+
+    /// `x.unsqueeze(0).repeat(T, 1, 1, 1, 1)`: the images copied once per timestep, [T, B, ...].
+    mutating func repeatInputPyTorch(_ input: Int) -> Int {
+        allocateActivation("input", "x_seq", role: .activation, shape: profile.inputShape, span: .allTimesteps)
+    }
+
+    /// `F.cross_entropy(out_seq.mean(0), labels)`: the mean over T, log_softmax's output (saved),
+    /// the loss and nll_loss's total_weight (saved). Consumes the logits; returns the loss.
+    mutating func lossPyTorch(_ logits: Int, span: Span) -> Int {
+        var scores = logits
+        if span == .allTimesteps {
+            scores = allocateActivation("loss", "mean", role: .activation, shape: logitsShape, span: .once)
+            release(logits)
+        }
+        let logSoftmax = allocateActivation("loss", "log_softmax", role: .activation, shape: logitsShape, span: .once)
+        release(scores)
+        let loss = allocate("loss", "loss", timestep: span.timestep, role: .activation, shape: TensorShape([]), dtype: .float32)
+        let totalWeight = allocate("loss", "total_weight", timestep: span.timestep, role: .activation, shape: TensorShape([]),
+                                   dtype: .float32)
+        keep([logSoftmax, totalWeight], key: SavedKey(path: "loss", timestep: span.timestep))
+        return loss
+    }
+
+    /// `loss.backward()` from the loss node to the logits' gradient: ones, nll_loss's and
+    /// log_softmax's input gradients, and MeanBackward's [T, B, classes] expansion.
+    mutating func lossBackwardPyTorch(_ loss: Int, span: Span) -> Int {
+        let seed = allocate("loss", "grad_loss", timestep: span.timestep, role: .workspace, shape: TensorShape([]), dtype: .float32)
+        let dLogSoftmax = allocateActivation("loss", "grad_log_softmax", role: .workspace, shape: logitsShape, span: .once)
+        release(seed)
+        let dScores = allocateActivation("loss", "grad_scores", role: .workspace, shape: logitsShape, span: .once)
+        release(dLogSoftmax)
+        releaseSaved(SavedKey(path: "loss", timestep: span.timestep))
+        release(loss)
+        guard span == .allTimesteps else { return dScores }
+        let dLogits = allocateActivation("loss", "grad_logits", role: .workspace, shape: logitsShape, span: .allTimesteps)
+        release(dScores)
+        return dLogits
+    }
+
+    /// `optimizer.step()`: SGD adds the weight decay into a new tensor per parameter (one at a
+    /// time on the CPU's per-tensor loop; all at once with CUDA's default foreach kernels), then
+    /// updates momentum and weights in place. Adam's denominators are temporaries the same way.
+    mutating func optimizerStepPyTorch() {
+        let optimizer = profile.optimizer
+        let perParameter: Int
+        switch optimizer.type {
+        case .sgd: perParameter = optimizer.weightDecay != 0 ? 1 : 0
+        case .adam: perParameter = 1 + (optimizer.weightDecay != 0 ? 1 : 0)
+        }
+        guard perParameter > 0 else { return }
+        let trainable = ParameterLayout.entries(of: profile, timesteps: timesteps).filter(\.parameter.trainable)
+        func temporary(_ entry: ParameterLayout.Entry, _ name: String) -> Int {
+            allocate(entry.path, entry.parameter.name + "." + name, timestep: nil, role: .workspace, shape: entry.parameter.shape,
+                     dtype: .float32)
+        }
+        let names = Array(["decayed_grad", "denominator"].suffix(perParameter))
+        if runtime == .pytorchCUDA {
+            for name in names {
+                let ids = trainable.map { temporary($0, name) }
+                for id in ids { release(id) }
+            }
+        } else {
+            for entry in trainable {
+                let ids = names.map { temporary(entry, $0) }
+                for id in ids { release(id) }
+            }
+        }
+    }
+}

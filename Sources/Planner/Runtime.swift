@@ -1,0 +1,46 @@
+import Profiles
+
+/// Which program runs the training step a plan describes. The schedules are the same for every
+/// runtime; what differs is what each layer allocates and keeps, and the order layers run in:
+/// snnmem's engine is time-major (every layer for one timestep, then the next), SpikingJelly's
+/// multi-step modules are layer-major (one layer over all T timesteps as a [T*B, ...] batch).
+public enum Runtime: String, CaseIterable, Codable, Sendable {
+    /// snnmem's own CPU engine: `LayerMemoryTable`, exact against `snnmem run`.
+    case snnmem
+    /// PyTorch eager autograd with SpikingJelly's multi-step modules on CUDA, where a LIF/IF
+    /// neuron over all timesteps is one fused autograd op (`PyTorchLayerTable`).
+    case pytorchCUDA = "pytorch-cuda"
+    /// The same network on the CPU, where SpikingJelly's neuron is a Python loop over timesteps
+    /// under autograd and keeps other tensors (`PyTorchLayerTable`).
+    case pytorchCPU = "pytorch-cpu"
+
+    /// What `plan`, `max-batch`, `sweep` and `check` describe unless told otherwise: the run users make.
+    public static let userDefault = Runtime.pytorchCUDA
+
+    public var isPyTorch: Bool { self != .snnmem }
+
+    /// How this runtime's numbers are judged, for the reports.
+    public var summary: String {
+        switch self {
+        case .snnmem: return "snnmem's CPU engine (what `snnmem run` measures)"
+        case .pytorchCUDA: return "PyTorch + SpikingJelly multi-step on CUDA"
+        case .pytorchCPU: return "PyTorch + SpikingJelly multi-step on the CPU"
+        }
+    }
+
+    /// Why this runtime has no model for a strategy on a profile, or nil when it has one.
+    public func notModelledReason(_ strategy: Strategy, _ profile: Profile) -> String? {
+        guard isPyTorch else { return nil }
+        switch strategy {
+        case .checkpoint:
+            return "the \(rawValue) layout of torch.utils.checkpoint over time segments is not modelled yet; plan it with --runtime snnmem"
+        case .bptt, .sltt:
+            if let layer = PyTorchLayerTable.firstUnsupported(profile.layers) {
+                return "layer '\(layer.path)' (\(layer.kind.keyword)) has no PyTorch + SpikingJelly counterpart in the \(rawValue) layout; plan it with --runtime snnmem"
+            }
+            return nil
+        case .revsnn, .trevsnn:
+            return "the \(rawValue) layout of \(strategy.rawValue)'s custom autograd functions is not modelled yet; plan it with --runtime snnmem"
+        }
+    }
+}
