@@ -70,8 +70,11 @@ final class PlanCommandTests: XCTestCase {
         let profiles = try FileManager.default.contentsOfDirectory(atPath: SnnmemProcess.repositoryRoot.appendingPathComponent("profiles").path)
             .filter { $0.hasSuffix(".yaml") }
         for profile in profiles {
-            for arguments in [["plan", "profiles/" + profile], ["plan", "profiles/" + profile, "--strategy", "bptt"],
-                              ["max-batch", "profiles/" + profile, "--memory", "8GiB"]] {
+            // The default runtime (pytorch-cuda) lists what it does not model and still exits 0; snnmem models every profile.
+            for arguments in [["plan", "profiles/" + profile], ["max-batch", "profiles/" + profile, "--memory", "8GiB"],
+                              ["plan", "profiles/" + profile, "--runtime", "snnmem"],
+                              ["plan", "profiles/" + profile, "--strategy", "bptt", "--runtime", "snnmem"],
+                              ["max-batch", "profiles/" + profile, "--memory", "8GiB", "--runtime", "snnmem"]] {
                 let result = try SnnmemProcess.run(arguments)
                 XCTAssertEqual(result.exitCode, 0, result.stderr)
                 // The title line names the file path and may be long; every table line must fit.
@@ -80,6 +83,27 @@ final class PlanCommandTests: XCTestCase {
                 }
             }
         }
+    }
+
+    func testDefaultRuntimeIsPyTorchOnCUDA() throws {
+        let json = try SnnmemProcess.json(["plan", "profiles/cifarnet.yaml", "--format", "json", "--batch", "2", "--timesteps", "2"])
+        XCTAssertEqual(json["runtime"] as? String, "pytorch-cuda")
+        let bptt = try XCTUnwrap((json["strategies"] as? [[String: Any]])?.first { $0["strategy"] as? String == "bptt" })
+        // The fused neuron op keeps its input x_seq (the batch norm's output), v_init and h_seq:
+        // bn1's output [T*B, 64, 32, 32] is kept by lif1, not by bn1.
+        let layers = try XCTUnwrap(bptt["savedByLayer"] as? [[String: Any]])
+        let lif1 = try XCTUnwrap(layers.first { $0["layer"] as? String == "lif1" }?["bytes"] as? Int)
+        let activation = 2 * 2 * 64 * 32 * 32 * 4
+        XCTAssertEqual(lif1, activation + activation + 2 * 64 * 32 * 32 * 4)
+        let text = try SnnmemProcess.run(["plan", "profiles/cifarnet.yaml", "--strategy", "bptt"])
+        XCTAssertTrue(text.stdout.contains("runtime pytorch-cuda"), text.stdout)
+        let events = try SnnmemProcess.json(["plan", "profiles/digits.yaml", "--format", "json", "--strategy", "bptt", "--events"])
+        let plan = try XCTUnwrap((events["strategies"] as? [[String: Any]])?.first)
+        let stream = try XCTUnwrap(plan["events"] as? [[String: Any]])
+        var live = 0, peak = 0
+        for event in stream { live += event["bytes"] as? Int ?? 0; peak = max(peak, live) }
+        XCTAssertEqual(peak, plan["peakBytes"] as? Int, "the stream's running total reaches the planned peak")
+        XCTAssertEqual(try SnnmemProcess.run(["plan", "profiles/digits.yaml", "--events"]).exitCode, 2, "--events needs --format json")
     }
 
     func testMarkdownFormat() throws {
