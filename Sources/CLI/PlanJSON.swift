@@ -8,6 +8,8 @@ struct PlanJSON: Codable {
         var layer: String
         /// The layer that keeps it for backward (differs from `layer` for a kept input).
         var keptBy: String?
+        /// When it was allocated (forward, or a recomputation in backward).
+        var phase: String
         var name: String
         var timestep: Int?
         var role: String
@@ -82,6 +84,7 @@ struct PlanJSON: Codable {
         self.allocator = rounding.rawValue
         self.strategies = plans.map { plan in
             let saved = plan.savedTensors
+            let phases = plan.allocationPhases
             let stream = events ? plan.events.map { event -> Event in
                 let d = plan.tensors[event.tensorID].descriptor
                 let bytes = rounding.roundedBytes(event.bytes)
@@ -96,7 +99,7 @@ struct PlanJSON: Codable {
                 savedTensorBytes: saved.reduce(0) { $0 + rounding.roundedBytes($1.bytes) },
                 savedByLayer: plan.savedBytesByLayer.map { LayerBytes(layer: $0.layer, bytes: $0.bytes) },
                 savedTensors: saved.map {
-                    SavedTensor(layer: $0.descriptor.layerPath, keptBy: $0.keptByLayer, name: $0.descriptor.name, timestep: $0.descriptor.timestep,
+                    SavedTensor(layer: $0.descriptor.layerPath, keptBy: $0.keptByLayer, phase: phases[$0.id].description, name: $0.descriptor.name, timestep: $0.descriptor.timestep,
                                 role: $0.descriptor.role.reportKey, shape: $0.descriptor.shape.dims,
                                 bytes: rounding.roundedBytes($0.bytes))
                 },

@@ -7,6 +7,7 @@ import Profiles
 /// carrying dL/dv into the previous segment, free it.
 extension TraceBuilder {
     mutating func runCheckpoint(segment k: Int) {
+        if runtime.isPyTorch { return runCheckpointPyTorch(segment: k) }
         let (input, labels) = setUp()
         let statefulPaths = TraceBuilder.flatten(profile.layers)
             .filter { !LayerMemoryTable.declaration(for: $0).forwardState.isEmpty }

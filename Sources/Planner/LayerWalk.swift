@@ -62,7 +62,7 @@ extension TraceBuilder {
         return output
     }
 
-    func steps(_ span: Span) -> Int { span == .allTimesteps ? timesteps : 1 }
+    func steps(_ span: Span) -> Int { span == .allTimesteps ? multiStepLength : 1 }
 
     // MARK: Backward
 

@@ -44,15 +44,26 @@ public struct MemoryPlan: Sendable {
     /// Bytes kept for backward per layer, attributed as PyTorch's saved-tensor hooks attribute
     /// them: to the first layer that keeps the tensor (a conv keeps its input, which the layer
     /// before allocated). In the order the layers first kept something.
-    public var savedBytesByLayer: [(layer: String, bytes: Int)] {
+    public var savedBytesByLayer: [(layer: String, bytes: Int)] { savedBytesByLayer(where: { _ in true }) }
+
+    /// The same for the kept tensors that pass `include` (one timestep's, or those kept outside
+    /// a recomputation).
+    public func savedBytesByLayer(where include: (PlannedTensor) -> Bool) -> [(layer: String, bytes: Int)] {
         var order: [String] = []
         var bytes: [String: Int] = [:]
-        for tensor in savedTensors {
+        for tensor in savedTensors where include(tensor) {
             let layer = tensor.keptByLayer ?? tensor.descriptor.layerPath
             if bytes[layer] == nil { order.append(layer) }
             bytes[layer, default: 0] += rounding.roundedBytes(tensor.bytes)
         }
         return order.map { ($0, bytes[$0]!) }
+    }
+
+    /// The phase in which each tensor was allocated, by tensor id.
+    public var allocationPhases: [TrainingPhase] {
+        var phases = [TrainingPhase](repeating: .setup, count: tensors.count)
+        for event in events where event.kind == .allocate { phases[event.tensorID] = event.phase }
+        return phases
     }
 
     /// The allocation that reached the peak.

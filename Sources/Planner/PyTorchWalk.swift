@@ -15,6 +15,11 @@ extension TraceBuilder {
         let d = PyTorchLayerTable.layout(for: layer, device: pytorchDevice)
         addFlops(LayerMemoryTable.forwardFlops(for: layer) * Double(batch * steps(span)))
         if d.outputIsView { return x }
+        if !temporalGradient, let held = heldSaved.removeValue(forKey: path) {
+            // SLTT's pre-forward hook detaches v: the graph that made it, and what that graph
+            // saved, dies before the new timestep runs (v's storage lives on, detached).
+            for id in held { release(id) }
+        }
         var run = ScriptRun(path: path, span: span, layer: layer)
         runForward(d.forward, &run, timestep: nil)
         if let initial = run.initial, !run.initialSaved { release(initial) }
@@ -23,8 +28,9 @@ extension TraceBuilder {
             if d.keepsInput { retain(x) }
             keep(run.saved + (d.keepsInput ? [x] : []), key: SavedKey(path: path, timestep: span.timestep))
             if !run.held.isEmpty {
-                keep(run.held, key: SavedKey(path: path, timestep: -1))
-                saved[SavedKey(path: path, timestep: -1)] = nil
+                // Kept for backward (and attributed to this layer), but freed with the module's v.
+                keep(run.held, key: SavedKey(path: path, timestep: Int.min))
+                saved[SavedKey(path: path, timestep: Int.min)] = nil
                 heldSaved[path, default: []] += run.held
             }
         } else {
@@ -54,7 +60,7 @@ extension TraceBuilder {
     }
 
     /// A multi-step run loops over T timesteps of [B, ...] tensors; a single-step run is one.
-    func scriptTimesteps(_ span: Span) -> [Int] { span == .allTimesteps ? Array(0..<timesteps) : [span.timestep ?? 0] }
+    func scriptTimesteps(_ span: Span) -> [Int] { span == .allTimesteps ? Array(0..<multiStepLength) : [span.timestep ?? 0] }
 
     mutating func runForward(_ steps: [PyTorchStep], _ run: inout ScriptRun, timestep: Int?) {
         let stepSpan: Span = timestep.map { run.span == .allTimesteps ? .timestep($0) : run.span } ?? run.span
@@ -70,7 +76,7 @@ extension TraceBuilder {
                 release(id)
             case .save(let buffer, let heldByFinalState):
                 let id = allocate(buffer, path: run.path, span: stepSpan)
-                if heldByFinalState && isLastTimestep { run.held.append(id) } else { run.saved.append(id) }
+                if heldByFinalState && isLastTimestep && finalStateHoldsGraph { run.held.append(id) } else { run.saved.append(id) }
             case .output:
                 run.output = allocateActivation(run.path, "output", role: .activation, shape: run.layer.outputShape, span: run.span)
             case .initialState(let buffer, let saved):
@@ -80,13 +86,7 @@ extension TraceBuilder {
                 }
             case .replaceState(let buffer):
                 let state = allocate(buffer, path: run.path, span: stepSpan)
-                if let previous = heldStates.updateValue(state, forKey: run.path) {
-                    release(previous)
-                    // A new forward detaches the old v: the tensors its graph held die with it.
-                    if timestep == scriptTimesteps(run.span).first, let held = heldSaved.removeValue(forKey: run.path) {
-                        for id in held { release(id) }
-                    }
-                }
+                if let previous = heldStates.updateValue(state, forKey: run.path) { release(previous) }
             case .eachTimestep(let body):
                 for t in scriptTimesteps(run.span) { runForward(body, &run, timestep: t) }
             case .inputGradient, .parameterGradients, .releaseSaved, .releaseOutputGradient, .ifInputGradient:
@@ -209,7 +209,7 @@ extension TraceBuilder {
             scores = allocateActivation("loss", "mean", role: .activation, shape: logitsShape, span: .once)
             release(logits)
         }
-        let logSoftmax = allocateActivation("loss", "log_softmax", role: .activation, shape: logitsShape, span: .once)
+        let logSoftmax = allocate("loss", "log_softmax", timestep: span.timestep, role: .activation, shape: logitsShape.prepending(batch))
         release(scores)
         let loss = allocate("loss", "loss", timestep: span.timestep, role: .activation, shape: TensorShape([]), dtype: .float32)
         let totalWeight = allocate("loss", "total_weight", timestep: span.timestep, role: .activation, shape: TensorShape([]),

@@ -32,9 +32,7 @@ public enum Runtime: String, CaseIterable, Codable, Sendable {
     public func notModelledReason(_ strategy: Strategy, _ profile: Profile) -> String? {
         guard isPyTorch else { return nil }
         switch strategy {
-        case .checkpoint:
-            return "the \(rawValue) layout of torch.utils.checkpoint over time segments is not modelled yet; plan it with --runtime snnmem"
-        case .bptt, .sltt:
+        case .bptt, .sltt, .checkpoint:
             if let layer = PyTorchLayerTable.firstUnsupported(profile.layers) {
                 return "layer '\(layer.path)' (\(layer.kind.keyword)) has no PyTorch + SpikingJelly counterpart in the \(rawValue) layout; plan it with --runtime snnmem"
             }

@@ -31,6 +31,12 @@ struct TraceBuilder {
     var backwardStates: [String: Int] = [:]
     /// PyTorch: state a module holds until `reset_net` (a neuron's v), by layer path.
     var heldStates: [String: Int] = [:]
+    /// How many timesteps a multi-step (`.allTimesteps`) run covers: T, or a checkpoint segment's k.
+    var segmentLength: Int?
+    var multiStepLength: Int { segmentLength ?? timesteps }
+    /// PyTorch: whether the final v's graph keeps what it saved (false inside a checkpoint's
+    /// recomputation, whose saved tensors all die with the segment's backward).
+    var finalStateHoldsGraph = true
     /// PyTorch: saved tensors held by a module's final v (its graph), not freed by backward.
     var heldSaved: [String: [Int]] = [:]
     /// PyTorch: parameter gradients, created by the first backward that reaches them.
@@ -65,7 +71,7 @@ struct TraceBuilder {
     mutating func allocate(_ buffer: BufferDeclaration, path: String, span: Span) -> Int {
         var shape = buffer.shape
         if buffer.perSample { shape = shape.prepending(batch) }
-        if span == .allTimesteps && buffer.perTimestep { shape = shape.prepending(timesteps) }
+        if span == .allTimesteps && buffer.perTimestep { shape = shape.prepending(multiStepLength) }
         return allocate(path, buffer.name, timestep: span.timestep, role: buffer.role, shape: shape, dtype: buffer.dtype)
     }
 

@@ -1,0 +1,77 @@
+import Profiles
+
+/// Checkpointing over time as PyTorch does it: the multi-step network over segments of k
+/// timesteps, each under `torch.utils.checkpoint.checkpoint(use_reentrant=False)` with the neuron
+/// states at the segment's start as explicit inputs and those at its end as outputs (gradients
+/// flow through v across segments, as in bptt). The checkpoint keeps only its inputs (a view of
+/// x_seq, the start states); the ops inside save nothing. Backward, segment by segment from the
+/// last, recomputes the segment from its inputs keeping what the ops save, backpropagates it and
+/// frees it.
+extension TraceBuilder {
+    mutating func runCheckpointPyTorch(segment k: Int) {
+        let (input, labels) = setUp()
+        let neurons = ParameterLayout.flatten(profile.layers).filter { if case .neuron = $0.kind { return true }; return false }
+            .map(\.path)
+        let starts = Array(stride(from: 0, to: timesteps, by: k))
+        phase = .forward(timestep: nil)
+        let sequence = repeatInputPyTorch(input)
+        var carried: [String: Int] = [:]      // end states of the last segment, held by Python
+        var startStates: [Int: [String: Int]] = [:]
+        var outputs: [Int] = []
+        for (s, start) in starts.enumerated() {
+            phase = .forward(timestep: start)
+            segmentLength = min(k, timesteps - start)
+            // The checkpoint keeps its inputs: the segment of x_seq (a view) and the start states.
+            retain(sequence)
+            keep([sequence], key: SavedKey(path: "input", timestep: -1 - s))
+            var states: [String: Int] = [:]
+            for path in neurons {
+                guard let state = carried.removeValue(forKey: path) else { continue }
+                keep([state], key: SavedKey(path: path, timestep: -1 - s))
+                retain(state)
+                heldStates[path] = state  // the module runs from it; the list's reference became the checkpoint's
+                states[path] = state
+            }
+            startStates[s] = states
+            retain(sequence)
+            outputs.append(forward(profile.layers, sequence, span: .allTimesteps, saving: false))
+            // The end states are outputs of the checkpoint; the modules are restored to what they held.
+            for path in neurons { carried[path] = heldStates.removeValue(forKey: path) }
+        }
+        segmentLength = nil
+        release(sequence)
+        // After the forward each module holds its last state, detached.
+        for (path, state) in carried { heldStates[path] = state }
+        let logits: Int
+        if outputs.count > 1 {
+            logits = allocateActivation("loss", "cat", role: .activation, shape: logitsShape, span: .allTimesteps)
+            for output in outputs { release(output) }
+        } else {
+            logits = outputs[0]
+        }
+        let loss = lossPyTorch(logits, span: .allTimesteps)
+        phase = .backward(timestep: nil)
+        let dLogits = lossBackwardPyTorch(loss, span: .allTimesteps)
+        for (s, start) in starts.enumerated().reversed() {
+            segmentLength = min(k, timesteps - start)
+            phase = .recompute(timestep: start)
+            let finalStates = heldStates
+            heldStates = startStates[s] ?? [:]
+            for id in heldStates.values { retain(id) }
+            finalStateHoldsGraph = false
+            retain(sequence)
+            release(forward(profile.layers, sequence, span: .allTimesteps, saving: true))
+            finalStateHoldsGraph = true
+            for id in heldStates.values { release(id) }
+            heldStates = finalStates
+            phase = .backward(timestep: start)
+            retain(dLogits)  // the segment's gradient is a view of dLogits
+            _ = backward(profile.layers, dLogits, span: .allTimesteps, needInputGrad: false)
+            releaseSaved(SavedKey(path: "input", timestep: -1 - s))
+            for path in neurons { releaseSaved(SavedKey(path: path, timestep: -1 - s)) }
+        }
+        segmentLength = nil
+        release(dLogits)
+        finish(input: input, labels: labels)
+    }
+}

@@ -1,0 +1,170 @@
+"""Builds a profile's network in PyTorch + SpikingJelly 2.0.
+
+Every profile layer becomes one module whose `path` is the Swift `Layer.path`; a residual block
+is a module running `main(x) + shortcut(x)` (an empty shortcut is the identity; SEW's ADD is
+the same construct). Multi-step mode (`step_mode='m'`, tensors [T, B, ...]) for bptt and
+checkpoint, single-step mode (`'s'`, [B, ...]) for SLTT.
+
+SpikingJelly 2.0 notes (read from its installed source): `LIFNode`/`IFNode` have no `backend`
+argument any more; on the CPU their multi-step forward is a registered operator
+(`torch.ops.sj_lif.forward`) whose AutogradCPU kernel is the Python reference loop
+(`spikingjelly/_ops/lif/reference.py`), so autograd records the elementwise ops of every
+timestep. On CUDA the operator picks a fused kernel unless `SJ_LIF_CUDA_IMPLEMENTATION` /
+`SJ_IF_CUDA_IMPLEMENTATION` is `torch` (see `select_neuron_backend`). `LIFNode` asserts
+`tau > 1` (strictly) where the Swift loader allows `tau >= 1`.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Optional
+
+import torch
+import torch.nn as nn
+
+from .errors import UnsupportedProfile
+from .profile import Layer, NeuronSpec, Profile
+
+_REFUSED = {
+    "reversible": "a RevSNN reversible stage needs its custom backward (inputs reconstructed from outputs), "
+                  "which plain PyTorch + SpikingJelly autograd does not express",
+    "trevsnn": "T-RevSNN's columns, level fusion and reversible state are not SpikingJelly layers",
+    "upsample": "upsample exists only inside T-RevSNN here; this package does not build it",
+    "scale": "scale (layer scale) exists only inside T-RevSNN here; this package does not build it",
+}
+
+
+def select_neuron_backend(backend: str) -> None:
+    """Chooses SpikingJelly's CUDA neuron implementation (auto, torch, cuda, triton).
+
+    SpikingJelly reads these variables when its operators are first imported, so this must run
+    before `spikingjelly.activation_based` is imported; CPU runs always use the torch reference.
+    """
+    for variable in ("SJ_LIF_CUDA_IMPLEMENTATION", "SJ_IF_CUDA_IMPLEMENTATION"):
+        os.environ[variable] = backend
+
+
+def _sj():
+    from spikingjelly.activation_based import layer, neuron, surrogate  # noqa: F401  (imported late on purpose)
+    return layer, neuron, surrogate
+
+
+class Residual(nn.Module):
+    """out = main(x) + shortcut(x); the shortcut is the identity when it has no layers."""
+
+    def __init__(self, main: nn.Sequential, shortcut: Optional[nn.Sequential]):
+        super().__init__()
+        self.main = main
+        self.shortcut = shortcut
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.main(x)
+        s = self.shortcut(x) if self.shortcut is not None else x
+        return y + s
+
+
+class Network(nn.Module):
+    """A profile's network; `layers` maps each profile layer path to its module, in forward order."""
+
+    def __init__(self, profile: Profile, step_mode: str = "m"):
+        super().__init__()
+        self.profile = profile
+        self.step_mode = step_mode
+        self.layers: dict = {}
+        self.kinds: dict = {}
+        self.body = self._sequence(profile.layers)
+
+    @property
+    def neurons(self) -> list:
+        """(path, module) of every spiking neuron, in forward order."""
+        return [(path, module) for path, module in self.layers.items() if self.kinds[path] == "neuron"]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(x)
+
+    # ------------------------------------------------------------------------------------------
+
+    def _sequence(self, layers: list) -> nn.Sequential:
+        modules = [self._module(layer) for layer in layers]
+        return nn.Sequential(*modules)
+
+    def _refuse(self, layer: Layer, why: str):
+        raise UnsupportedProfile(self.profile.source_path,
+                                 f"{layer.kind} cannot be built in PyTorch + SpikingJelly: {why}",
+                                 "use snnmem (Swift) for this profile, or a profile of conv, batchnorm, neuron, "
+                                 "avgpool, maxpool, globalavgpool, flatten, linear and residual layers",
+                                 layer.line, layer.column, layer.path)
+
+    def _module(self, layer: Layer) -> nn.Module:
+        sj_layer, _, _ = _sj()
+        m = self.step_mode
+        if layer.kind in _REFUSED:
+            self._refuse(layer, _REFUSED[layer.kind])
+        if layer.kind == "residual":
+            # Registered before its children, as Swift's allLayers lists a parent before them.
+            self.layers[layer.path] = None
+            self.kinds[layer.path] = "residual"
+            main = self._sequence(layer.main)
+            shortcut = self._sequence(layer.shortcut) if layer.shortcut else None
+            module = Residual(main, shortcut)
+        elif layer.kind == "conv":
+            p = layer.params
+            module = sj_layer.Conv2d(p["in_channels"], p["out_channels"], p["kernel"], stride=p["stride"],
+                                     padding=p["padding"], groups=p["groups"], bias=p["bias"], step_mode=m)
+        elif layer.kind == "batchnorm":
+            if len(layer.input_shape) == 3:
+                module = sj_layer.BatchNorm2d(layer.params["channels"], step_mode=m)
+            else:
+                module = sj_layer.BatchNorm1d(layer.params["channels"], step_mode=m)
+        elif layer.kind == "neuron":
+            module = self._neuron(layer, layer.neuron)
+        elif layer.kind == "avgpool":
+            p = layer.params
+            module = sj_layer.AvgPool2d(p["kernel"], stride=p["stride"], padding=p["padding"], step_mode=m)
+        elif layer.kind == "maxpool":
+            p = layer.params
+            module = sj_layer.MaxPool2d(p["kernel"], stride=p["stride"], padding=p["padding"], step_mode=m)
+        elif layer.kind == "globalavgpool":
+            module = sj_layer.AdaptiveAvgPool2d((1, 1), step_mode=m)
+        elif layer.kind == "flatten":
+            # Multi-step: [T, B, C, H, W] -> [T*B, C, H, W] -> [T*B, CHW] -> [T, B, CHW] (views).
+            module = sj_layer.Flatten(start_dim=1, step_mode=m)
+        elif layer.kind == "linear":
+            p = layer.params
+            module = sj_layer.Linear(p["in_features"], p["out_features"], bias=p["bias"], step_mode=m)
+        else:  # pragma: no cover - the loader knows no other kinds
+            raise AssertionError(layer.kind)
+        self.layers[layer.path] = module
+        self.kinds[layer.path] = layer.kind
+        return module
+
+    def _neuron(self, layer: Layer, spec: NeuronSpec) -> nn.Module:
+        _, sj_neuron, sj_surrogate = _sj()
+        if spec.type == "turnoff":
+            self._refuse(layer, "the stateless turn-off neuron of T-RevSNN is not a SpikingJelly neuron")
+        alpha = float(spec.surrogate_alpha)
+        surrogate = sj_surrogate.ATan(alpha=alpha) if spec.surrogate == "atan" else sj_surrogate.Sigmoid(alpha=alpha)
+        v_reset = float(spec.v_reset) if spec.reset == "hard" else None
+        if spec.type == "lif":
+            if not spec.tau > 1.0:
+                self._refuse(layer, f"SpikingJelly's LIFNode needs tau > 1, the profile gives tau = {spec.tau}")
+            return sj_neuron.LIFNode(tau=float(spec.tau), decay_input=True, v_threshold=float(spec.threshold),
+                                     v_reset=v_reset, surrogate_function=surrogate, detach_reset=bool(spec.detach_reset),
+                                     step_mode=self.step_mode)
+        return sj_neuron.IFNode(v_threshold=float(spec.threshold), v_reset=v_reset, surrogate_function=surrogate,
+                                detach_reset=bool(spec.detach_reset), step_mode=self.step_mode)
+
+
+def build(profile: Profile, step_mode: str = "m") -> Network:
+    """The network of `profile`, or `UnsupportedProfile` naming the first layer PyTorch cannot run."""
+    return Network(profile, step_mode)
+
+
+def optimizer_for(profile: Profile, parameters) -> torch.optim.Optimizer:
+    """The profile's optimizer: SGD (momentum, weight decay as L2 on the gradient) or Adam."""
+    spec = profile.optimizer
+    params = list(parameters)
+    if spec.type == "adam":
+        return torch.optim.Adam(params, lr=spec.learning_rate, betas=(spec.beta1, spec.beta2), eps=spec.epsilon,
+                                weight_decay=spec.weight_decay)
+    return torch.optim.SGD(params, lr=spec.learning_rate, momentum=spec.momentum, weight_decay=spec.weight_decay)

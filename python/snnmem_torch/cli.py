@@ -1,0 +1,108 @@
+"""`snnmem-torch measure PROFILE.yaml [--strategy ...] [-o out.json]` (also `python -m snnmem_torch`).
+
+Exit codes: 0 success, 2 bad input (a profile error, a profile PyTorch + SpikingJelly cannot
+express, a bad option), 1 anything else.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from .errors import ProfileError, UsageError
+
+STRATEGIES = ("bptt", "sltt", "checkpoint")
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # argparse exits 2 too; keep its usage line
+        self.print_usage(sys.stderr)
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} must be at least 1")
+    return value
+
+
+def parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="snnmem-torch", description="Measure what PyTorch + SpikingJelly keep and allocate in one "
+                "training step of an snnmem profile.")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    m = sub.add_parser("measure", help="measure one training step and write snnmem-torch-measurement/1 JSON")
+    m.add_argument("profile", help="profile YAML file (e.g. profiles/cifarnet.yaml)")
+    m.add_argument("--strategy", choices=STRATEGIES, default="bptt")
+    m.add_argument("--batch", type=_positive, help="batch size (default: the profile's)")
+    m.add_argument("--timesteps", type=_positive, help="timesteps T (default: the profile's)")
+    m.add_argument("--segment", type=_positive, help="checkpoint segment length k (default round(sqrt(T)))")
+    m.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    m.add_argument("--neuron-backend", choices=("auto", "torch", "cuda", "triton"), default="torch",
+                   help="SpikingJelly's CUDA neuron implementation (default torch; CPU always runs torch)")
+    m.add_argument("--no-stream", action="store_true", help="leave the allocation stream out of the JSON "
+                   "(the peak, its moment and the per-layer saved tensors stay)")
+    m.add_argument("--stream-limit", type=_positive, metavar="BYTES", help="leave the stream out when the JSON "
+                   "would be larger than BYTES with it")
+    m.add_argument("--verify", action="store_true", help="checkpoint: also compare its gradients with bptt's "
+                   "(or with the same segmented forward without checkpointing when batch norm spans segments)")
+    m.add_argument("--seed", type=int, default=0)
+    m.add_argument("-o", "--output", help="write the JSON here (atomically); default: print only the table")
+    m.add_argument("--json", action="store_true", help="print the JSON to stdout instead of the table")
+    return p
+
+
+def main(argv=None) -> int:
+    args = parser().parse_args(argv)
+    if args.command == "measure":
+        return _measure(args)
+    return 2  # pragma: no cover
+
+
+def _measure(args) -> int:
+    from .build import select_neuron_backend
+
+    if args.device == "cuda":
+        if "SJ_LIF_CUDA_IMPLEMENTATION" not in os.environ:
+            select_neuron_backend(args.neuron_backend)
+    try:
+        import torch
+
+        if args.device == "cuda" and not torch.cuda.is_available():
+            raise UsageError("--device cuda: no CUDA device is available to PyTorch here")
+        from . import output
+        from .measure import measure
+
+        result = measure(args.profile, args.strategy, args.batch, args.timesteps, args.segment, args.device,
+                         stream=not args.no_stream, verify=args.verify, seed=args.seed)
+    except ProfileError as error:
+        print(str(error), file=sys.stderr)
+        return 2
+    except UsageError as error:
+        print(f"snnmem-torch: error: {error}", file=sys.stderr)
+        return 2
+    if args.stream_limit and result.get("allocations") is not None:
+        size = len(output.dumps(result))
+        if size > args.stream_limit:
+            result["allocations"] = None
+            result["allocationsOmitted"] = (f"the {result['allocationCount']} events would make the file {size} bytes, "
+                                            f"over --stream-limit {args.stream_limit}")
+    if args.output:
+        output.write(args.output, result)
+    if args.json:
+        sys.stdout.write(output.dumps(result))
+    else:
+        print(output.table(result))
+        if args.output:
+            print(f"wrote {args.output}")
+    if result.get("warning"):
+        print(f"warning: {result['warning']}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

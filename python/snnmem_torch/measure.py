@@ -1,0 +1,224 @@
+"""Measures one training step of a profile in PyTorch + SpikingJelly: what autograd keeps per
+layer, the neuron states, and every allocation and free with the step's peak.
+
+Order: a warm-up step (so that optimizer state exists, as in steady state), the measured step
+under the profiler, then one more step recording the saved tensors (the recorder holds
+references, so it must not run in the measured step). All three steps run the same code on the
+same batch, so what the third step saves is what the second one saved.
+"""
+
+from __future__ import annotations
+
+import platform
+from typing import Optional
+
+import torch
+
+from . import allocations as alloc
+from .output import SCHEMA
+from .profile import load
+from .saved import dtype_name, record_saved, storage_bytes, storage_key
+from .strategies import Trainer, reference_gradients
+
+
+def live_bytes(trainer: Trainer) -> dict:
+    """Bytes of every storage live outside the step, by role, each storage once."""
+    seen = set()
+    by_role = {"parameters": 0, "gradients": 0, "buffers": 0, "optimizerState": 0, "input": 0, "neuronState": 0}
+
+    def add(role, tensor):
+        if not isinstance(tensor, torch.Tensor):
+            return
+        key = storage_key(tensor)
+        if key in seen or tensor.untyped_storage().data_ptr() == 0:
+            return
+        seen.add(key)
+        by_role[role] += storage_bytes(tensor)
+
+    for p in trainer.net.parameters():
+        add("parameters", p)
+    for p in trainer.net.parameters():
+        add("gradients", p.grad)
+    for b in trainer.net.buffers():
+        add("buffers", b)
+    for state in trainer.optimizer.state.values():
+        for value in state.values():
+            add("optimizerState", value)
+    add("input", trainer.x)
+    add("input", trainer.labels)
+    for _, module in trainer.neurons:
+        add("neuronState", module.v)
+    return by_role
+
+
+def device_description(device: torch.device) -> str:
+    if device.type == "cuda":
+        props = torch.cuda.get_device_properties(device)
+        return f"{props.name} ({props.total_memory} B)"
+    name = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as handle:
+            for line in handle:
+                if line.startswith("model name"):
+                    name = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    return f"{name}, {torch.get_num_threads()} threads"
+
+
+def _layer_order(trainer: Trainer) -> list:
+    return ["input"] + list(trainer.net.layers.keys()) + ["loss"]
+
+
+def measure(profile_path: str, strategy: str = "bptt", batch: Optional[int] = None, timesteps: Optional[int] = None,
+            segment: Optional[int] = None, device: str = "cpu", stream: bool = True, verify: bool = False,
+            seed: int = 0) -> dict:
+    from importlib import metadata
+
+    profile = load(profile_path)
+    trainer = Trainer(profile, strategy, batch, timesteps, segment, device, seed)
+    dev = trainer.device
+    cuda = dev.type == "cuda"
+
+    trainer.step()  # warm-up: optimizer state, lazy initialization
+    if cuda:
+        torch.cuda.synchronize(dev)
+
+    # The measured step.
+    start = live_bytes(trainer)
+    live_at_start = sum(start.values())
+    cuda_result = None
+    history = None
+    if cuda:
+        torch.cuda.reset_peak_memory_stats(dev)
+        allocated_at_start = torch.cuda.memory_allocated(dev)
+        reserved_at_start = torch.cuda.memory_reserved(dev)
+        try:
+            torch.cuda.memory._record_memory_history(max_entries=1_000_000)
+        except Exception as error:  # pragma: no cover - depends on the CUDA build
+            history = {"error": str(error)}
+    trainer.tracker.ranges = True
+    try:
+        events = alloc.record(trainer.step, dev.type)
+    finally:
+        trainer.tracker.ranges = False
+    if cuda:
+        torch.cuda.synchronize(dev)
+        cuda_result = {
+            "maxAllocatedBytes": int(torch.cuda.max_memory_allocated(dev)),
+            "maxReservedBytes": int(torch.cuda.max_memory_reserved(dev)),
+            "allocatedAtStartBytes": int(allocated_at_start),
+            "reservedAtStartBytes": int(reserved_at_start),
+        }
+        if history is None:
+            cuda_result["history"] = _cuda_history(dev)
+            torch.cuda.memory._record_memory_history(enabled=None)
+        else:
+            cuda_result["history"] = history
+    end = live_bytes(trainer)
+    peak_running, peak_index = events.peak
+
+    # The saved tensors, in a step of their own.
+    recorder = record_saved(trainer)
+    groups = recorder.groups
+    chosen = max(groups, key=lambda g: g.saved_bytes)
+
+    # Layers in forward order; a layer that saves nothing (flatten, a residual add, global pooling)
+    # has no entry.
+    saved_by_layer = []
+    order = _layer_order(trainer)
+    for layer in order + [name for name in chosen.by_layer if name not in order]:
+        tensors = chosen.by_layer.get(layer, [])
+        if tensors:
+            saved_by_layer.append({"layer": layer, "bytes": sum(t["bytes"] for t in tensors if t["role"] == "activation"),
+                                   "tensors": tensors})
+
+    peak_event = events.events[peak_index] if peak_index >= 0 else None
+    peak = {"phase": peak_event.phase if peak_event else "start", "op": peak_event.op if peak_event else "",
+            "kernel": peak_event.kernel if peak_event else "", "layer": peak_event.layer if peak_event else None,
+            "timestep": peak_event.timestep if peak_event else None, "index": peak_index,
+            "runningBytes": peak_running}
+
+    verification = None
+    if verify and strategy == "checkpoint":
+        diff, reference = reference_gradients(profile, trainer.batch, trainer.timesteps, trainer.segment, device, seed)
+        verification = {"reference": reference, "maxAbsGradDiff": diff}
+
+    result = {
+        "schema": SCHEMA,
+        "profile": profile.name,
+        "profileFile": profile_path,
+        "profileSHA256": profile.sha256,
+        "runtime": "pytorch-cuda" if cuda else "pytorch-cpu",
+        "device": device_description(dev),
+        "strategy": strategy,
+        "segment": trainer.segment,
+        "batch": trainer.batch,
+        "timesteps": trainer.timesteps,
+        "dtype": profile.dtype,
+        "torch": torch.__version__,
+        "spikingjelly": metadata.version("spikingjelly"),
+        "savedBytes": chosen.saved_bytes,
+        "savedTimestep": chosen.group if strategy == "sltt" else None,
+        "savedBytesPerTimestep": [g.saved_bytes for g in groups] if strategy == "sltt" else None,
+        "savedByLayer": saved_by_layer,
+        "neuronStateBytes": chosen.neuron_state,
+        "liveAtStartBytes": live_at_start,
+        "liveAtStart": start,
+        "stepPeakBytes": live_at_start + peak_running,
+        "peak": peak,
+        "liveAtPeak": _live_at_peak(events, peak_index),
+        "allocationCount": len(events.events),
+        "streamSumBytes": events.total,
+        "liveAtEndBytes": sum(end.values()),
+        "allocations": [e.to_json() for e in events.events] if stream else None,
+        "allocationsOmitted": None if stream else "--no-stream",
+        "cuda": cuda_result,
+        "verification": verification,
+        "threads": torch.get_num_threads(),
+    }
+    if events.total != result["liveAtEndBytes"] - live_at_start:
+        result["warning"] = ("the allocation stream does not sum to the change in live bytes over the step: "
+                             "some storage allocated before the step was freed in it (PyTorch reports no such free)")
+    return result
+
+
+def _live_at_peak(events: alloc.Stream, peak_index: int) -> list:
+    """Storages live at the peak that the step allocated, grouped by (phase, layer, op) of their allocation."""
+    live: dict = {}
+    for index, event in enumerate(events.events[:peak_index + 1]):
+        if event.bytes > 0:
+            live[event.address] = event
+        else:
+            live.pop(event.address, None)
+    groups: dict = {}
+    for event in live.values():
+        key = (event.phase, event.timestep, event.layer, event.op)
+        entry = groups.setdefault(key, {"phase": event.phase, "timestep": event.timestep, "layer": event.layer,
+                                        "op": event.op, "bytes": 0, "count": 0})
+        entry["bytes"] += event.bytes
+        entry["count"] += 1
+    return list(groups.values())
+
+
+def _cuda_history(device: torch.device) -> dict:  # pragma: no cover - needs a GPU
+    """Peak of the CUDA caching allocator's own trace (block sizes as it rounds them)."""
+    snapshot = torch.cuda.memory._snapshot(device)
+    running = best = 0
+    count = 0
+    for trace in snapshot.get("device_traces", []):
+        for entry in trace:
+            action = entry.get("action")
+            if action == "alloc":
+                running += entry["size"]
+            elif action == "free_completed":
+                running -= entry["size"]
+            else:
+                continue
+            count += 1
+            best = max(best, running)
+    return {"events": count, "peakAboveStartBytes": best}
+
+
+__all__ = ["measure", "live_bytes", "dtype_name"]

@@ -1,0 +1,72 @@
+import os
+import sys
+
+import pytest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+sys.path.insert(0, os.path.dirname(HERE))  # python/, so the tests run without the editable install too
+
+BUNDLED = ["cifarnet", "digits", "vgg11", "vgg13", "resnet19", "resnet18", "sew-resnet34",
+           "revsresnet21", "revsresnet37", "revvgg13", "trevsnn-cifar"]
+EXPRESSIBLE = ["cifarnet", "digits", "vgg11", "vgg13", "resnet19", "resnet18", "sew-resnet34"]
+REFUSED = {"revsresnet21": ("stage1", "reversible"), "revsresnet37": ("stage1", "reversible"),
+           "revvgg13": ("rev1", "reversible"), "trevsnn-cifar": ("trev", "trevsnn")}
+
+# conv 1->2 (3x3, pad 1) on 1x4x4, LIF, flatten, linear 32->3: no batch norm, so checkpointing
+# over time segments computes exactly bptt's function.
+TINY = """
+input: {channels: 1, height: 4, width: 4}
+timesteps: 4
+batch: 2
+optimizer: {type: sgd, momentum: 0.9}
+layers:
+  - conv: {name: conv, out: 2, kernel: 3, padding: 1}
+  - neuron: {name: lif}
+  - flatten
+  - linear: {name: fc, out: 3}
+"""
+
+# A repeated residual block with a 1x1-conv shortcut, a soft-reset IF neuron with detach_reset,
+# max and global average pooling: every construct the builder knows, small.
+RESIDUAL = """
+name: residual-tiny
+input: {channels: 3, height: 8, width: 8}
+timesteps: 2
+batch: 2
+neuron: {type: lif, tau: 2.0, reset: hard, surrogate: {type: sigmoid, alpha: 4.0}}
+optimizer: {type: adam, learningRate: 0.001}
+layers:
+  - conv: {name: stem, out: 4, kernel: 3, padding: 1}
+  - batchnorm
+  - neuron: {name: sn, type: if, reset: soft, detachReset: true}
+  - maxpool: {name: pool, kernel: 2}
+  - repeat:
+      name: stage
+      times: 2
+      layers:
+        - residual:
+            name: block
+            main:
+              - conv: {name: conv1, out: 4, kernel: 3, padding: 1}
+              - batchnorm: {name: bn1}
+              - neuron: {name: lif1}
+            shortcut:
+              - conv: {name: conv, out: 4, kernel: 1}
+  - globalavgpool: {name: gap}
+  - flatten
+  - linear: {name: fc, out: 3}
+"""
+
+
+def profile_path(name: str) -> str:
+    return os.path.join(ROOT, "profiles", f"{name}.yaml")
+
+
+@pytest.fixture
+def write_profile(tmp_path):
+    def write(text: str, name: str = "p.yaml") -> str:
+        path = tmp_path / name
+        path.write_text(text)
+        return str(path)
+    return write

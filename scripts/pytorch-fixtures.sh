@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Regenerates the PyTorch measurement fixtures the Swift planner tests compare against:
+# Tests/PlannerTests/Fixtures/pytorch/<profile>-<strategy>-T<T>-B<B>.json (schema
+# snnmem-torch-measurement/1), for every bundled profile PyTorch + SpikingJelly can express, at
+# two (T, B) points each, under bptt, sltt and checkpoint (default segment round(sqrt(T)),
+# gradients verified). A file whose allocation stream would make it larger than 300 KB keeps
+# the peak, its moment and the per-layer saved tensors but leaves the stream out.
+#
+# Usage: bash scripts/pytorch-fixtures.sh [PROFILE ...]     (default: all of them; ~10 min on 2 cores)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/install-python.sh >/dev/null
+
+OUT=Tests/PlannerTests/Fixtures/pytorch
+mkdir -p "$OUT"
+# Reversible (revsresnet21, revsresnet37, revvgg13) and T-RevSNN (trevsnn-cifar) profiles need
+# custom backward passes: snnmem-torch refuses them, so they have no fixtures.
+CIFAR="cifarnet digits vgg11 vgg13 resnet19"
+IMAGENET="resnet18 sew-resnet34"
+PROFILES=("$@")
+[ ${#PROFILES[@]} -gt 0 ] || PROFILES=($CIFAR $IMAGENET)
+
+points_for() {
+    case " $IMAGENET " in
+        *" $1 "*) echo "1:1 2:2" ;;   # T:B — 3x224x224 inputs: keep the step small
+        *) echo "2:2 4:4" ;;
+    esac
+}
+
+export PYTHONWARNINGS=ignore
+for profile in "${PROFILES[@]}"; do
+    for point in $(points_for "$profile"); do
+        T=${point%%:*}
+        B=${point##*:}
+        for strategy in bptt sltt checkpoint; do
+            file="$OUT/$profile-$strategy-T$T-B$B.json"
+            extra=()
+            [ "$strategy" = checkpoint ] && extra=(--verify)
+            start=$(date +%s)
+            .venv-torch/bin/snnmem-torch measure "profiles/$profile.yaml" --strategy "$strategy" \
+                --timesteps "$T" --batch "$B" --stream-limit 300000 "${extra[@]}" -o "$file" >/dev/null 2>/tmp/pytorch-fixtures.err \
+                || { cat /tmp/pytorch-fixtures.err >&2; exit 1; }
+            echo "$file  $(( $(date +%s) - start )) s  $(stat -c %s "$file") bytes"
+        done
+    done
+done
