@@ -58,15 +58,22 @@ extension TraceBuilder {
             let finalStates = heldStates
             heldStates = startStates[s] ?? [:]
             for id in heldStates.values { retain(id) }
-            finalStateHoldsGraph = false
+            // The last segment's end states feed nothing: what their graph saves is recomputed and
+            // dropped with them. An earlier segment's end states carry the next one's gradient.
+            let isLast = s == starts.count - 1
+            finalStateHoldsGraph = isLast
             retain(sequence)
             release(forward(profile.layers, sequence, span: .allTimesteps, saving: true))
             finalStateHoldsGraph = true
             for id in heldStates.values { release(id) }
+            for path in heldSaved.keys.sorted() { for id in heldSaved.removeValue(forKey: path)! { release(id) } }
             heldStates = finalStates
             phase = .backward(timestep: start)
+            // The gradient of each start state flows back to the previous segment's end state.
+            stateGradientsFlowBack = s > 0
             retain(dLogits)  // the segment's gradient is a view of dLogits
             _ = backward(profile.layers, dLogits, span: .allTimesteps, needInputGrad: false)
+            stateGradientsFlowBack = false
             releaseSaved(SavedKey(path: "input", timestep: -1 - s))
             for path in neurons { releaseSaved(SavedKey(path: path, timestep: -1 - s)) }
         }

@@ -108,7 +108,12 @@ extension TraceBuilder {
         }
         var run = ScriptRun(path: path, span: span, layer: layer)
         run.needInputGradient = needInputGrad || !d.canSkipInputGradient
+        // A later checkpoint segment's gradient of this neuron's end state joins its backward.
+        if let carried = stateGradients.removeValue(forKey: path) { release(carried) }
         runBackward(d.backward, &run, dY: dY, parameters: d.parameters, timestep: nil)
+        if stateGradientsFlowBack, case .neuron = layer.kind {
+            stateGradients[path] = allocate(path, "grad_v_start", timestep: nil, role: .workspace, shape: layer.outputShape.prepending(batch))
+        }
         precondition(run.named.isEmpty, "\(path): backward script left \(run.named.keys.sorted()) allocated")
         if let dX = run.inputGradient, !needInputGrad {
             release(dX)

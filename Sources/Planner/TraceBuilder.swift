@@ -37,6 +37,10 @@ struct TraceBuilder {
     /// PyTorch: whether the final v's graph keeps what it saved (false inside a checkpoint's
     /// recomputation, whose saved tensors all die with the segment's backward).
     var finalStateHoldsGraph = true
+    /// PyTorch checkpoint: backward computes each neuron's start-state gradient ([B, ...]),
+    /// which lives until the previous segment's backward of that neuron consumes it.
+    var stateGradientsFlowBack = false
+    var stateGradients: [String: Int] = [:]
     /// PyTorch: saved tensors held by a module's final v (its graph), not freed by backward.
     var heldSaved: [String: [Int]] = [:]
     /// PyTorch: parameter gradients, created by the first backward that reaches them.
@@ -196,6 +200,7 @@ struct TraceBuilder {
         heldStates = [:]
         heldSaved = [:]
         precondition(saved.isEmpty, "saved tensors left after backward: \(saved.keys.map(\.path))")
+        precondition(stateGradients.isEmpty, "state gradients left after backward: \(stateGradients.keys.sorted())")
         precondition(forwardStates.isEmpty && backwardStates.isEmpty, "neuron states left after the step")
     }
 
