@@ -7,9 +7,10 @@ import Profiles
 import Reports
 
 struct ReportCommand: ParsableCommand {
+
     static let configuration = CommandConfiguration(
         commandName: "report",
-        abstract: "Turn saved traces (from run --trace or compare --out) into report.html, report.md, report.json and trace.json.")
+        abstract: "Turn saved traces (from run --trace or compare --out) or PyTorch measurements (snnmem-torch measure) into report.html, report.md, report.json and trace.json.")
 
     @Argument(help: "Measured trace files.")
     var traces: [String]
@@ -29,9 +30,16 @@ struct ReportCommand: ParsableCommand {
     }
 
     func run() throws {
+        var pytorchLines: [String] = []
         var schedules: [(planned: Timeline, measured: Timeline?)] = []
         var names: [String] = []
         for path in traces {
+            if let data = FileManager.default.contents(atPath: path), PyTorchMeasurement.isMeasurement(data) {
+                let (planned, measured, name) = try pytorchSchedule(path, lines: &pytorchLines)
+                schedules.append((planned, measured))
+                names.append(name)
+                continue
+            }
             let trace = try reportingErrors { try TraceFile.read(from: path) }
             let header = trace.header
             guard let strategy = Strategy(rawValue: header.strategy) else {
@@ -54,9 +62,56 @@ struct ReportCommand: ParsableCommand {
             schedules.append((Timeline(plan: plan), Timeline(trace: trace, step: step)))
             names.append(header.profile)
         }
+        for line in pytorchLines { print(line) }
         let title = Set(names).count == 1 ? "\(names[0]): measured traces against their plans" : "measured traces against their plans"
         let files = try ReportBundle.files(title: title, comparison: nil, schedules: schedules)
         try reportingErrors { try AtomicOutput.writeFolder(files, to: out) }
         print("wrote \(files.keys.sorted().joined(separator: ", ")) to \(out)")
+    }
+
+    /// A PyTorch measurement (`snnmem-torch measure`) against the plan of its runtime: saved bytes
+    /// per layer and the step peak, printed, and both streams for the timelines.
+    func pytorchSchedule(_ path: String, lines pytorchLines: inout [String]) throws -> (Timeline, Timeline?, String) {
+        let m = try reportingErrors { try PyTorchMeasurement.read(path: path) }
+        guard let runtime = Runtime(rawValue: m.runtime), runtime.isPyTorch else {
+            throw CLIFailure.badInput("\(path): unknown runtime '\(m.runtime)'; a measurement is of pytorch-cpu or pytorch-cuda")
+        }
+        guard let strategy = Strategy(rawValue: m.strategy) else {
+            throw CLIFailure.badInput("\(path): unknown strategy '\(m.strategy)'")
+        }
+        let profilePath = profile ?? m.profileFile
+        guard FileManager.default.fileExists(atPath: profilePath) else {
+            throw CLIFailure.badInput("\(path): measured on \(m.profileFile), which does not exist here; pass --profile FILE")
+        }
+        let loaded = try reportingErrors { try ProfileLoader.load(path: profilePath) }
+        guard loaded.name == m.profile else {
+            throw CLIFailure.badInput("\(path): the measurement is of profile '\(m.profile)' but \(profilePath) is '\(loaded.name)'; pass the matching --profile")
+        }
+        let plan = try reportingErrors {
+            try Planner.plan(loaded, strategy: strategy, options: .init(batch: m.batch, timesteps: m.timesteps, segment: m.segment,
+                                                                          runtime: runtime))
+        }
+        let phases = plan.allocationPhases
+        let planned = Dictionary(uniqueKeysWithValues: plan.savedBytesByLayer { tensor in
+            if case .recompute = phases[tensor.id] { return false }
+            if strategy == .sltt, let t = m.savedTimestep { return tensor.descriptor.timestep == t }
+            return true
+        }.map { ($0.layer, $0.bytes) })
+        let measured = Dictionary(m.savedByLayer.map { ($0.layer, $0.bytes) }, uniquingKeysWith: +)
+        var table = TextTable(["layer", "saved (plan)", "saved (PyTorch)", "difference"], alignments: [.left, .right, .right, .right])
+        var order = m.savedByLayer.map(\.layer)
+        order += planned.keys.filter { measured[$0] == nil }.sorted()
+        var differing = 0
+        for layer in order where (planned[layer] ?? 0) != 0 || (measured[layer] ?? 0) != 0 {
+            let difference = (planned[layer] ?? 0) - (measured[layer] ?? 0)
+            if difference != 0 { differing += 1 }
+            table.add([layer, Formatting.bytes(planned[layer] ?? 0), Formatting.bytes(measured[layer] ?? 0),
+                       difference == 0 ? "0" : Formatting.bytes(difference)])
+        }
+        let error = Double(plan.peakBytes - m.stepPeakBytes) / Double(max(m.stepPeakBytes, 1)) * 100
+        pytorchLines += ["\(m.profile) \(strategy.rawValue), batch \(m.batch), T \(m.timesteps): plan (\(runtime.rawValue)) against PyTorch \(m.torch ?? "?") + SpikingJelly \(m.spikingjelly ?? "?") (\(path))",
+                         table.text(),
+                         "\(differing) of \(order.count) layers differ; step peak planned \(Formatting.bytes(plan.peakBytes)), measured \(Formatting.bytes(m.stepPeakBytes)) (\(ByteCount.formatFixed(error, digits: 2))%)", ""]
+        return (Timeline(plan: plan, title: "\(m.profile) \(strategy.rawValue) (\(runtime.rawValue), planned)"), m.timeline(), m.profile)
     }
 }
