@@ -91,12 +91,7 @@ struct ReportCommand: ParsableCommand {
             try Planner.plan(loaded, strategy: strategy, options: .init(batch: m.batch, timesteps: m.timesteps, segment: m.segment,
                                                                           runtime: runtime))
         }
-        let phases = plan.allocationPhases
-        let planned = Dictionary(uniqueKeysWithValues: plan.savedBytesByLayer { tensor in
-            if case .recompute = phases[tensor.id] { return false }
-            if strategy == .sltt, let t = m.savedTimestep { return tensor.descriptor.timestep == t }
-            return true
-        }.map { ($0.layer, $0.bytes) })
+        let planned = Dictionary(uniqueKeysWithValues: plan.savedBytesSeenByHooks(timestep: m.savedTimestep).map { ($0.layer, $0.bytes) })
         let measured = Dictionary(m.savedByLayer.map { ($0.layer, $0.bytes) }, uniquingKeysWith: +)
         var table = TextTable(["layer", "saved (plan)", "saved (PyTorch)", "difference"], alignments: [.left, .right, .right, .right])
         var order = m.savedByLayer.map(\.layer)

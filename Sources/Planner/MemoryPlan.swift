@@ -59,6 +59,18 @@ public struct MemoryPlan: Sendable {
         return order.map { ($0, bytes[$0]!) }
     }
 
+    /// What PyTorch's saved-tensor hooks see outside a checkpoint's recomputation (the
+    /// checkpoint's own hooks take those), per layer; under sltt only `timestep`'s, since each
+    /// timestep saves its own and frees them before the next.
+    public func savedBytesSeenByHooks(timestep: Int?) -> [(layer: String, bytes: Int)] {
+        let phases = allocationPhases
+        return savedBytesByLayer { tensor in
+            if case .recompute = phases[tensor.id] { return false }
+            if strategy == .sltt, let timestep { return tensor.descriptor.timestep == timestep }
+            return true
+        }
+    }
+
     /// The phase in which each tensor was allocated, by tensor id.
     public var allocationPhases: [TrainingPhase] {
         var phases = [TrainingPhase](repeating: .setup, count: tensors.count)

@@ -59,21 +59,37 @@ extension TraceBuilder {
         func key(_ name: String, _ timestep: Int?) -> String { timestep.map { "\(name)@\($0)" } ?? name }
     }
 
+    /// Named temporaries, the same in forward and backward scripts: true when `step` was one.
+    mutating func runTemporary(_ step: PyTorchStep, _ run: inout ScriptRun, timestep: Int?) -> Bool {
+        switch step {
+        case .allocate(let buffer):
+            run.named[run.key(buffer.name, timestep)] = allocate(buffer, path: run.path, span: scriptSpan(run, timestep))
+            return true
+        case .free(let name):
+            guard let id = run.named.removeValue(forKey: run.key(name, timestep)) else {
+                preconditionFailure("\(run.path): script frees \(name), which it did not allocate")
+            }
+            release(id)
+            return true
+        default:
+            return false
+        }
+    }
+
+    /// Inside `.eachTimestep` of a multi-step run, tensors are one timestep's [B, ...].
+    func scriptSpan(_ run: ScriptRun, _ timestep: Int?) -> Span {
+        timestep.map { run.span == .allTimesteps ? .timestep($0) : run.span } ?? run.span
+    }
+
     /// A multi-step run loops over T timesteps of [B, ...] tensors; a single-step run is one.
     func scriptTimesteps(_ span: Span) -> [Int] { span == .allTimesteps ? Array(0..<multiStepLength) : [span.timestep ?? 0] }
 
     mutating func runForward(_ steps: [PyTorchStep], _ run: inout ScriptRun, timestep: Int?) {
-        let stepSpan: Span = timestep.map { run.span == .allTimesteps ? .timestep($0) : run.span } ?? run.span
+        let stepSpan = scriptSpan(run, timestep)
         let isLastTimestep = timestep.map { $0 == scriptTimesteps(run.span).last } ?? true
         for step in steps {
+            if runTemporary(step, &run, timestep: timestep) { continue }
             switch step {
-            case .allocate(let buffer):
-                run.named[run.key(buffer.name, timestep)] = allocate(buffer, path: run.path, span: stepSpan)
-            case .free(let name):
-                guard let id = run.named.removeValue(forKey: run.key(name, timestep)) else {
-                    preconditionFailure("\(run.path): script frees \(name), which it did not allocate")
-                }
-                release(id)
             case .save(let buffer, let heldByFinalState):
                 let id = allocate(buffer, path: run.path, span: stepSpan)
                 if heldByFinalState && isLastTimestep && finalStateHoldsGraph { run.held.append(id) } else { run.saved.append(id) }
@@ -89,6 +105,8 @@ extension TraceBuilder {
                 if let previous = heldStates.updateValue(state, forKey: run.path) { release(previous) }
             case .eachTimestep(let body):
                 for t in scriptTimesteps(run.span) { runForward(body, &run, timestep: t) }
+            case .allocate, .free:
+                break  // runTemporary
             case .inputGradient, .parameterGradients, .releaseSaved, .releaseOutputGradient, .ifInputGradient:
                 preconditionFailure("\(run.path): backward step in a forward script")
             }
@@ -124,16 +142,9 @@ extension TraceBuilder {
 
     mutating func runBackward(_ steps: [PyTorchStep], _ run: inout ScriptRun, dY: Int, parameters: [ParameterDeclaration],
                               timestep: Int?) {
-        let stepSpan: Span = timestep.map { run.span == .allTimesteps ? .timestep($0) : run.span } ?? run.span
         for step in steps {
+            if runTemporary(step, &run, timestep: timestep) { continue }
             switch step {
-            case .allocate(let buffer):
-                run.named[run.key(buffer.name, timestep)] = allocate(buffer, path: run.path, span: stepSpan)
-            case .free(let name):
-                guard let id = run.named.removeValue(forKey: run.key(name, timestep)) else {
-                    preconditionFailure("\(run.path): script frees \(name), which it did not allocate")
-                }
-                release(id)
             case .inputGradient:
                 if run.needInputGradient {
                     run.inputGradient = allocateActivation(run.path, "grad_input", role: .workspace, shape: run.layer.inputShape,
@@ -149,6 +160,8 @@ extension TraceBuilder {
                 if run.needInputGradient { runBackward(body, &run, dY: dY, parameters: parameters, timestep: timestep) }
             case .eachTimestep(let body):
                 for t in scriptTimesteps(run.span) { runBackward(body, &run, dY: dY, parameters: parameters, timestep: t) }
+            case .allocate, .free:
+                break  // runTemporary
             case .save, .output, .initialState, .replaceState:
                 preconditionFailure("\(run.path): forward step in a backward script")
             }
@@ -180,26 +193,6 @@ extension TraceBuilder {
     }
 
     // MARK: The step's edges
-
-    /// Parameters and optimizer state exist before the step (a steady-state step: the optimizer
-    /// created its state in the first one); gradients do not (`zero_grad(set_to_none=True)`
-    /// before forward). Then the batch: float images and int64 class targets.
-    mutating func setUpPyTorch() -> (input: Int, labels: Int) {
-        phase = .setup
-        let stateNames = profile.optimizer.stateNames
-        for entry in ParameterLayout.entries(of: profile, timesteps: timesteps) {
-            let parameter = entry.parameter
-            allocate(entry.path, parameter.name, timestep: nil, role: .parameter, shape: parameter.shape, dtype: .float32, persistent: true)
-            guard parameter.trainable else { continue }
-            for state in stateNames {
-                allocate(entry.path, parameter.name + "." + state, timestep: nil, role: .optimizerState, shape: parameter.shape,
-                         dtype: .float32, persistent: true)
-            }
-        }
-        let input = allocate("input", "images", timestep: nil, role: .input, shape: profile.inputShape.prepending(batch))
-        let labels = allocate("input", "labels", timestep: nil, role: .input, shape: TensorShape([batch]), dtype: .int64)
-        return (input, labels)
-    }
 
     /// `x.unsqueeze(0).repeat(T, 1, 1, 1, 1)`: the images copied once per timestep, [T, B, ...].
     mutating func repeatInputPyTorch(_ input: Int) -> Int {

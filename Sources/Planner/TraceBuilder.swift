@@ -162,23 +162,28 @@ struct TraceBuilder {
 
     /// Parameters, gradients and optimizer state of every layer (per column for T-RevSNN),
     /// then the input batch and labels. Returns the input tensor and the labels.
+    /// PyTorch's step starts without gradients (`zero_grad(set_to_none=True)` ended the last
+    /// one; backward creates them) but with the optimizer state the first step created, and
+    /// its class targets are int64.
     mutating func setUp() -> (input: Int, labels: Int) {
-        if runtime.isPyTorch { return setUpPyTorch() }
         phase = .setup
         let stateNames = profile.optimizer.stateNames
         for entry in ParameterLayout.entries(of: profile, timesteps: timesteps) {
             let parameter = entry.parameter
             allocate(entry.path, parameter.name, timestep: nil, role: .parameter, shape: parameter.shape, dtype: .float32, persistent: true)
             guard parameter.trainable else { continue }
-            allocate(entry.path, parameter.name + ".grad", timestep: nil, role: .gradient, shape: parameter.shape, dtype: .float32,
-                     persistent: true)
+            if !runtime.isPyTorch {
+                allocate(entry.path, parameter.name + ".grad", timestep: nil, role: .gradient, shape: parameter.shape, dtype: .float32,
+                         persistent: true)
+            }
             for state in stateNames {
                 allocate(entry.path, parameter.name + "." + state, timestep: nil, role: .optimizerState, shape: parameter.shape,
                          dtype: .float32, persistent: true)
             }
         }
         let input = allocate("input", "images", timestep: nil, role: .input, shape: profile.inputShape.prepending(batch))
-        let labels = allocate("input", "labels", timestep: nil, role: .input, shape: TensorShape([batch]), dtype: .int32)
+        let labels = allocate("input", "labels", timestep: nil, role: .input, shape: TensorShape([batch]),
+                              dtype: runtime.isPyTorch ? .int64 : .int32)
         return (input, labels)
     }
 

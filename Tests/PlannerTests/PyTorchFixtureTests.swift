@@ -60,14 +60,7 @@ final class PyTorchFixtureTests: XCTestCase {
     func testSavedBytesPerLayerEqualPyTorchs() throws {
         for (file, m) in try Self.measurements() {
             let plan = try plan(m)
-            // The saved-tensor hooks see what autograd saves outside a checkpoint's recomputation;
-            // under sltt the fixture lists one timestep's.
-            let phases = plan.allocationPhases
-            let counted = plan.savedBytesByLayer { tensor in
-                if case .recompute = phases[tensor.id] { return false }
-                if let t = m.savedTimestep, m.strategy == "sltt" { return tensor.descriptor.timestep == t }
-                return true
-            }
+            let counted = plan.savedBytesSeenByHooks(timestep: m.savedTimestep)
             let planned = Dictionary(uniqueKeysWithValues: counted.map { ($0.layer, $0.bytes) })
             let measured = Dictionary(m.savedByLayer.map { ($0.layer, $0.bytes) }, uniquingKeysWith: +)
             XCTAssertFalse(measured.isEmpty, file)

@@ -41,6 +41,9 @@ def parser() -> argparse.ArgumentParser:
     m.add_argument("--batch", type=_positive, help="batch size (default: the profile's)")
     m.add_argument("--timesteps", type=_positive, help="timesteps T (default: the profile's)")
     m.add_argument("--segment", type=_positive, help="checkpoint segment length k (default round(sqrt(T)))")
+    m.add_argument("--dtype", choices=("float32", "float16", "bfloat16"),
+                   help="override the profile's dtype; float16/bfloat16 run a float32 model under torch.autocast "
+                   "(float16 with a GradScaler), as mixed-precision training does (default: the profile's)")
     m.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     m.add_argument("--neuron-backend", choices=("auto", "torch", "cuda", "triton"), default="torch",
                    help="SpikingJelly's CUDA neuron implementation (default torch; CPU always runs torch)")
@@ -78,7 +81,7 @@ def _measure(args) -> int:
         from .measure import measure
 
         result = measure(args.profile, args.strategy, args.batch, args.timesteps, args.segment, args.device,
-                         stream=not args.no_stream, verify=args.verify, seed=args.seed)
+                         stream=not args.no_stream, verify=args.verify, seed=args.seed, dtype=args.dtype)
     except ProfileError as error:
         print(str(error), file=sys.stderr)
         return 2

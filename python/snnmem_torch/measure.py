@@ -1,7 +1,8 @@
 """Measures one training step of a profile in PyTorch + SpikingJelly: what autograd keeps per
 layer, the neuron states, and every allocation and free with the step's peak.
 
-Order: a warm-up step (so that optimizer state exists, as in steady state), the measured step
+Order: a warm-up step (so that optimizer state exists, as in steady state; under a float16
+GradScaler as many as it takes to get a step whose update was not skipped), the measured step
 under the profiler, then one more step recording the saved tensors (the recorder holds
 references, so it must not run in the measured step). All three steps run the same code on the
 same batch, so what the third step saves is what the second one saved.
@@ -25,6 +26,8 @@ def live_bytes(trainer: Trainer) -> dict:
     """Bytes of every storage live outside the step, by role, each storage once."""
     seen = set()
     by_role = {"parameters": 0, "gradients": 0, "buffers": 0, "optimizerState": 0, "input": 0, "neuronState": 0}
+    if trainer.scaler is not None:
+        by_role["gradScaler"] = 0
 
     def add(role, tensor):
         if not isinstance(tensor, torch.Tensor):
@@ -48,7 +51,17 @@ def live_bytes(trainer: Trainer) -> dict:
     add("input", trainer.labels)
     for _, module in trainer.neurons:
         add("neuronState", module.v)
+    for tensor in scaler_tensors(trainer):
+        add("gradScaler", tensor)
     return by_role
+
+
+def scaler_tensors(trainer: Trainer) -> list:
+    """The GradScaler's persistent tensors: its scale (float32 []) and growth tracker (int32 [])."""
+    scaler = trainer.scaler
+    if scaler is None:
+        return []
+    return [t for t in (scaler._scale, scaler._growth_tracker) if isinstance(t, torch.Tensor)]
 
 
 def device_description(device: torch.device) -> str:
@@ -73,15 +86,17 @@ def _layer_order(trainer: Trainer) -> list:
 
 def measure(profile_path: str, strategy: str = "bptt", batch: Optional[int] = None, timesteps: Optional[int] = None,
             segment: Optional[int] = None, device: str = "cpu", stream: bool = True, verify: bool = False,
-            seed: int = 0) -> dict:
+            seed: int = 0, dtype: Optional[str] = None) -> dict:
+    """`dtype` overrides the profile's (float16/bfloat16: autocast over an float32 model, see strategies)."""
     from importlib import metadata
 
     profile = load(profile_path)
-    trainer = Trainer(profile, strategy, batch, timesteps, segment, device, seed)
+    trainer = Trainer(profile, strategy, batch, timesteps, segment, device, seed, dtype)
     dev = trainer.device
     cuda = dev.type == "cuda"
 
-    trainer.step()  # warm-up: optimizer state, lazy initialization
+    warm_up_steps = trainer.warm_up()  # optimizer state, lazy initialization, a settled loss scale
+    scale_before = trainer.scaler.get_scale() if trainer.scaler is not None else None
     if cuda:
         torch.cuda.synchronize(dev)
 
@@ -98,11 +113,13 @@ def measure(profile_path: str, strategy: str = "bptt", batch: Optional[int] = No
             torch.cuda.memory._record_memory_history(max_entries=1_000_000)
         except Exception as error:  # pragma: no cover - depends on the CUDA build
             history = {"error": str(error)}
+    steps_before = trainer.optimizer_steps
     trainer.tracker.ranges = True
     try:
         events = alloc.record(trainer.step, dev.type)
     finally:
         trainer.tracker.ranges = False
+    measured_step_taken = trainer.optimizer_steps > steps_before
     if cuda:
         torch.cuda.synchronize(dev)
         cuda_result = {
@@ -142,7 +159,8 @@ def measure(profile_path: str, strategy: str = "bptt", batch: Optional[int] = No
 
     verification = None
     if verify and strategy == "checkpoint":
-        diff, reference = reference_gradients(profile, trainer.batch, trainer.timesteps, trainer.segment, device, seed)
+        diff, reference = reference_gradients(profile, trainer.batch, trainer.timesteps, trainer.segment, device, seed,
+                                              trainer.dtype_name)
         verification = {"reference": reference, "maxAbsGradDiff": diff}
 
     result = {
@@ -156,7 +174,8 @@ def measure(profile_path: str, strategy: str = "bptt", batch: Optional[int] = No
         "segment": trainer.segment,
         "batch": trainer.batch,
         "timesteps": trainer.timesteps,
-        "dtype": profile.dtype,
+        "dtype": trainer.dtype_name,
+        "autocast": _autocast_description(trainer),
         "torch": torch.__version__,
         "spikingjelly": metadata.version("spikingjelly"),
         "savedBytes": chosen.saved_bytes,
@@ -176,12 +195,26 @@ def measure(profile_path: str, strategy: str = "bptt", batch: Optional[int] = No
         "allocationsOmitted": None if stream else "--no-stream",
         "cuda": cuda_result,
         "verification": verification,
+        "gradScaler": None if trainer.scaler is None else {
+            "scale": scale_before, "warmUpSteps": warm_up_steps, "measuredStepTaken": measured_step_taken},
         "threads": torch.get_num_threads(),
     }
     if events.total != result["liveAtEndBytes"] - live_at_start:
         result["warning"] = ("the allocation stream does not sum to the change in live bytes over the step: "
                              "some storage allocated before the step was freed in it (PyTorch reports no such free)")
+    if not measured_step_taken:
+        result["warning"] = (f"the GradScaler skipped the measured step's optimizer update (inf/NaN gradients after "
+                             f"{warm_up_steps} warm-up steps): its stream has no optimizer updates")
     return result
+
+
+def _autocast_description(trainer: Trainer) -> Optional[dict]:
+    """How mixed precision ran: the autocast dtype and where its regions were (None for float32)."""
+    if trainer.autocast_dtype is None:
+        return None
+    return {"device": trainer.device.type, "dtype": trainer.dtype_name,
+            "regions": "per timestep (forward + loss)" if trainer.strategy == "sltt" else "forward + loss",
+            "parameters": "float32", "gradScaler": trainer.scaler is not None}
 
 
 def _live_at_peak(events: alloc.Stream, peak_index: int) -> list:

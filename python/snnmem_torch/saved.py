@@ -19,6 +19,11 @@ saves. Those inputs are named "checkpoint.saved_args[i]" and attributed to layer
 or to the neuron whose state they are. The graph walk never reads a checkpointed node's saved
 fields (that would start a recomputation): it reads only nodes the loss created.
 
+Mixed precision: a tensor autocast made from a parameter (the float16/bfloat16 copy of a conv or
+linear weight, saved by its node) is a new storage, counted as an activation of its layer, and
+marked `castOf` = the parameter's name. Tensors saved in backward (the GradScaler's `loss * scale`
+keeps the scaler's own scale tensor) are not recorded: the recorder is about what the forward keeps.
+
 The recorder holds a strong reference to every saved tensor, so no storage can be freed and its
 address reused while it records; it runs in a step of its own, not in the measured one.
 """
@@ -81,11 +86,19 @@ class SavedTensorRecorder:
         self.parameter_keys = {storage_key(p) for p in t.net.parameters()}
         self.buffer_keys = {storage_key(b) for b in t.net.buffers()}
         self.input_keys = {storage_key(t.x), storage_key(t.labels)}
+        self.parameter_names = {id(p): name for name, p in t.net.named_parameters()}
+        scaler = getattr(t, "scaler", None)
+        self.scaler_keys = set()
+        if scaler is not None:
+            self.scaler_keys = {storage_key(x) for x in (scaler._scale, scaler._growth_tracker)
+                                if isinstance(x, torch.Tensor)}
 
     # -- hooks ---------------------------------------------------------------------------------
 
     def pack(self, tensor: torch.Tensor):
         trainer = self.trainer
+        if trainer.tracker.phase == "backward":
+            return tensor  # e.g. GradScaler.scale's product: backward's own, not the forward's
         layer = trainer.tracker.current or "(outside)"
         override = None
         if trainer.checkpoint_args is not None and trainer.tracker.current is None:
@@ -182,7 +195,22 @@ class SavedTensorRecorder:
             return "buffer"
         if key in self.input_keys:
             return "input"
+        if key in self.scaler_keys:
+            return "gradScaler"
         return "activation"
+
+    def cast_of(self, t: torch.Tensor) -> Optional[str]:
+        """The parameter `t` is an autocast copy of (its node is a _to_copy of the leaf), or None."""
+        node = t.grad_fn
+        while node is not None and node.name() in _VIEW_NODES and node.next_functions:
+            node = node.next_functions[0][0]  # a view of the copy (linear saves weight.t())
+        if node is None or node.name() != "ToCopyBackward0":
+            return None
+        for next_node, _ in node.next_functions:
+            variable = getattr(next_node, "variable", None)
+            if variable is not None and id(variable) in self.parameter_names:
+                return self.parameter_names[id(variable)]
+        return None
 
     def _summarize(self, group: int, records: list) -> GroupResult:
         first: dict = {}
@@ -198,6 +226,9 @@ class SavedTensorRecorder:
             role = self.role(key)
             entry = {"name": record.name, "shape": list(t.shape), "dtype": dtype_name(t.dtype), "bytes": nbytes,
                      "role": role, "alsoSavedBy": []}
+            cast = self.cast_of(t) if t.dtype != torch.float32 else None
+            if cast is not None:
+                entry["castOf"] = cast
             first[key] = entry
             by_layer.setdefault(record.layer, []).append(entry)
             if role == "activation":
@@ -210,6 +241,9 @@ class SavedTensorRecorder:
 
     def release(self) -> None:
         self.records = []
+
+
+_VIEW_NODES = ("TBackward0", "TransposeBackward0", "PermuteBackward0", "ViewBackward0", "AliasBackward0")
 
 
 def _saved_fields(node):

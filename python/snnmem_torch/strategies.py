@@ -18,6 +18,17 @@ checkpoint  multi-step over segments of k timesteps, each under
 Every step ends the same way: optimizer.step(), optimizer.zero_grad(set_to_none=True) (phase
 "optimizer") and functional.reset_net (phase "reset"), so that at the start of every step only
 parameters, buffers, optimizer state and the input batch are live.
+
+Mixed precision (dtype float16 or bfloat16) is run as users run it: the model stays float32 (master
+weights, gradients and optimizer state in float32, the input batch float32) and the forward and the
+loss run under torch.autocast(device_type, dtype). bptt and checkpoint: one autocast region over the
+whole forward and the loss; sltt: one region per timestep (its forward and loss), so autocast's
+weight cache, cleared when a region exits, casts every weight again at each timestep. Backward and
+the optimizer run outside autocast. float16 adds torch.amp.GradScaler(device_type):
+scaler.scale(loss).backward() (phase "backward"), scaler.step(optimizer) and scaler.update() (phase
+"optimizer"); bfloat16 has no scaler. checkpoint's recomputation runs under the autocast state of the
+forward: torch.utils.checkpoint (non-reentrant) records it when the segment runs and re-enters it
+around the recomputation (a region of its own, so the weights are cast again per recomputation).
 """
 
 from __future__ import annotations
@@ -35,6 +46,9 @@ from .tracker import LayerTracker
 
 STRATEGIES = ("bptt", "sltt", "checkpoint")
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+# Upper bound on warm-up steps while a float16 GradScaler backs its scale off from 2**16 (each step
+# with an inf/NaN gradient is skipped and halves the scale); steady state is a step that was taken.
+MAX_WARM_UP_STEPS = 40
 
 
 def default_segment(timesteps: int) -> int:
@@ -47,7 +61,8 @@ class Trainer:
     """A network, its optimizer and one random batch, stepping under one strategy."""
 
     def __init__(self, profile: Profile, strategy: str = "bptt", batch: Optional[int] = None,
-                 timesteps: Optional[int] = None, segment: Optional[int] = None, device: str = "cpu", seed: int = 0):
+                 timesteps: Optional[int] = None, segment: Optional[int] = None, device: str = "cpu", seed: int = 0,
+                 dtype: Optional[str] = None):
         if strategy not in STRATEGIES:
             raise UsageError(f"unknown strategy '{strategy}'; use one of {', '.join(STRATEGIES)}")
         self.profile = profile
@@ -64,15 +79,26 @@ class Trainer:
         elif segment is not None:
             raise UsageError("--segment applies to the checkpoint strategy only")
         self.device = torch.device(device)
-        self.dtype = DTYPES[profile.dtype]
+        self.dtype_name = dtype if dtype is not None else profile.dtype
+        if self.dtype_name not in DTYPES:
+            raise UsageError(f"dtype '{self.dtype_name}': use one of {', '.join(DTYPES)}")
+        self.dtype = DTYPES[self.dtype_name]
+        # Mixed precision: the autocast dtype (None for float32); the model and the batch stay float32.
+        self.autocast_dtype = None if self.dtype is torch.float32 else self.dtype
+        if self.autocast_dtype is not None and not torch.amp.is_autocast_available(self.device.type):
+            raise UsageError(f"autocast is not available on {self.device.type} in this PyTorch")
 
         torch.manual_seed(seed)
-        self.net = build(profile, step_mode="s" if strategy == "sltt" else "m").to(self.device, self.dtype)
+        self.net = build(profile, step_mode="s" if strategy == "sltt" else "m").to(self.device)
         self.net.train()
         self.optimizer = optimizer_for(profile, self.net.parameters())
+        self.scaler = torch.amp.GradScaler(self.device.type) if self.dtype is torch.float16 else None
+        # Optimizer steps taken (a GradScaler skips the step when a gradient is inf/NaN).
+        self.optimizer_steps = 0
+        self.optimizer.register_step_post_hook(self._count_step)
         generator = torch.Generator().manual_seed(seed + 1)
         shape = (self.batch, *profile.input_shape)
-        self.x = torch.rand(shape, generator=generator).to(self.device, self.dtype)
+        self.x = torch.rand(shape, generator=generator).to(self.device)
         self.labels = torch.randint(0, profile.classes, (self.batch,), generator=generator).to(self.device)
         self.tracker = LayerTracker(self.net)
         self.neurons = self.net.neurons
@@ -87,6 +113,32 @@ class Trainer:
 
     # ------------------------------------------------------------------------------------------
 
+    def _count_step(self, optimizer, args, kwargs) -> None:
+        self.optimizer_steps += 1
+
+    def autocast(self):
+        """The autocast region a forward runs in (nothing for float32)."""
+        if self.autocast_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=self.autocast_dtype)
+
+    def _backward(self, loss: torch.Tensor) -> None:
+        if self.scaler is not None:
+            self.scaler.scale(loss).backward()
+        else:
+            loss.backward()
+
+    def warm_up(self) -> int:
+        """Steps until the step is steady: one step, and under a float16 GradScaler more until a step's
+        optimizer update was taken (not skipped for an inf/NaN gradient). Returns the steps run."""
+        steps = 0
+        while True:
+            taken = self.optimizer_steps
+            self.step()
+            steps += 1
+            if self.optimizer_steps > taken or self.scaler is None or steps >= MAX_WARM_UP_STEPS:
+                return steps
+
     def step(self) -> float:
         """One full training step; returns the loss."""
         if self.strategy == "sltt":
@@ -98,39 +150,41 @@ class Trainer:
                 if self.observer is not None:
                     self.observer.forward_done(self, loss, group=0)
             with tracker.in_phase("backward"):
-                loss.backward()
+                self._backward(loss)
                 loss_value = float(loss.detach())
                 del loss
         self._finish()
         return loss_value
 
     def forward(self, checkpointed: bool = True) -> torch.Tensor:
-        """Forward over all timesteps (bptt, checkpoint): the loss."""
-        if self.strategy == "checkpoint":
-            return self._forward_segments(checkpointed)
-        tracker = self.tracker
-        with tracker.layer("input"):
-            x_seq = self.x.unsqueeze(0).repeat(self.timesteps, 1, 1, 1, 1)
-        out = self.net(x_seq)
-        del x_seq
-        self._mark_loss_start()
-        with tracker.layer("loss"):
-            return F.cross_entropy(out.mean(0), self.labels)
+        """Forward over all timesteps (bptt, checkpoint) and the loss, under autocast for mixed precision."""
+        with self.autocast():
+            if self.strategy == "checkpoint":
+                return self._forward_segments(checkpointed)
+            tracker = self.tracker
+            with tracker.layer("input"):
+                x_seq = self.x.unsqueeze(0).repeat(self.timesteps, 1, 1, 1, 1)
+            out = self.net(x_seq)
+            del x_seq
+            self._mark_loss_start()
+            with tracker.layer("loss"):
+                return F.cross_entropy(out.mean(0), self.labels)
 
     def _step_sltt(self) -> float:
         tracker = self.tracker
         total = 0.0
         for t in range(self.timesteps):
             with tracker.in_phase("forward", t):
-                out = self.net(self.x)
-                self._mark_loss_start()
-                with tracker.layer("loss"):
-                    loss = F.cross_entropy(out, self.labels) / self.timesteps
-                del out
+                with self.autocast():
+                    out = self.net(self.x)
+                    self._mark_loss_start()
+                    with tracker.layer("loss"):
+                        loss = F.cross_entropy(out, self.labels) / self.timesteps
+                    del out
                 if self.observer is not None:
                     self.observer.forward_done(self, loss, group=t)
             with tracker.in_phase("backward", t):
-                loss.backward()
+                self._backward(loss)
                 total += float(loss.detach())
                 del loss
         return total
@@ -200,7 +254,11 @@ class Trainer:
 
         tracker = self.tracker
         with tracker.in_phase("optimizer"):
-            self.optimizer.step()
+            if self.scaler is not None:
+                self.scaler.step(self.optimizer)
+                self.scaler.update()
+            else:
+                self.optimizer.step()
             self.optimizer.zero_grad(set_to_none=True)
         with tracker.in_phase("reset"):
             functional.reset_net(self.net)
@@ -208,7 +266,10 @@ class Trainer:
     # ------------------------------------------------------------------------------------------
 
     def gradients(self, checkpointed: bool = True) -> dict:
-        """Parameter gradients of one forward and backward (no optimizer step), by parameter name."""
+        """Parameter gradients of one forward and backward (no optimizer step), by parameter name.
+
+        Under mixed precision the forward runs under autocast as in a step, the backward unscaled (a
+        GradScaler's scale changes the gradients' rounding, not which function is differentiated)."""
         if self.strategy == "sltt":
             raise UsageError("gradients() compares bptt and checkpoint; sltt computes a different gradient")
         self.optimizer.zero_grad(set_to_none=True)
@@ -233,20 +294,20 @@ def has_batchnorm(profile: Profile) -> bool:
 
 
 def reference_gradients(profile: Profile, batch: int, timesteps: int, segment: int, device: str = "cpu",
-                        seed: int = 0) -> tuple:
+                        seed: int = 0, dtype: Optional[str] = None) -> tuple:
     """(max |checkpoint grad - reference grad|, reference name) for the same weights and batch.
 
     The reference is bptt itself when checkpointing cannot change the function (no batch norm, or
     one segment); otherwise the same segmented forward run without checkpointing ("segmented").
     """
-    ckpt = Trainer(profile, "checkpoint", batch, timesteps, segment, device, seed)
+    ckpt = Trainer(profile, "checkpoint", batch, timesteps, segment, device, seed, dtype)
     got = ckpt.gradients(checkpointed=True)
     if has_batchnorm(profile) and segment < timesteps:
-        ref_trainer = Trainer(profile, "checkpoint", batch, timesteps, segment, device, seed)
+        ref_trainer = Trainer(profile, "checkpoint", batch, timesteps, segment, device, seed, dtype)
         expected = ref_trainer.gradients(checkpointed=False)
         name = "segmented"
     else:
-        ref_trainer = Trainer(profile, "bptt", batch, timesteps, None, device, seed)
+        ref_trainer = Trainer(profile, "bptt", batch, timesteps, None, device, seed, dtype)
         expected = ref_trainer.gradients()
         name = "bptt"
     if got.keys() != expected.keys():
