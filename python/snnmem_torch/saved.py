@@ -86,7 +86,12 @@ class SavedTensorRecorder:
         self.parameter_keys = {storage_key(p) for p in t.net.parameters()}
         self.buffer_keys = {storage_key(b) for b in t.net.buffers()}
         self.input_keys = {storage_key(t.x), storage_key(t.labels)}
-        self.parameter_names = {id(p): name for name, p in t.net.named_parameters()}
+        # Parameters by profile layer path ("conv1.weight"), for naming autocast's copies of them.
+        self.parameter_names = {}
+        for path, module in t.net.layers.items():
+            if module is not None:
+                for pname, p in module.named_parameters(recurse=False):
+                    self.parameter_names.setdefault(id(p), f"{path}.{pname}")
         scaler = getattr(t, "scaler", None)
         self.scaler_keys = set()
         if scaler is not None:

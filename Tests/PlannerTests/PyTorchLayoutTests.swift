@@ -1,0 +1,100 @@
+import MemoryModel
+import Planner
+import Profiles
+import XCTest
+
+/// The PyTorch runtimes' declarations on the tiny profile (conv 1->2 on 1x4x4, LIF, flatten,
+/// linear 32->3; T = 2, batch 2), every byte worked out by hand.
+final class PyTorchLayoutTests: XCTestCase {
+    func plan(_ runtime: Runtime, _ strategy: Strategy = .bptt) throws -> MemoryPlan {
+        try Planner.plan(try Fixtures.tiny(), strategy: strategy, options: .init(runtime: runtime))
+    }
+
+    func saved(_ plan: MemoryPlan) -> [String: Int] {
+        Dictionary(uniqueKeysWithValues: plan.savedBytesByLayer.map { ($0.layer, $0.bytes) })
+    }
+
+    func testCPUKeepsTheNeuronLoopsTensorsPerTimestep() throws {
+        let plan = try plan(.pytorchCPU)
+        XCTAssertEqual(plan.runtime, .pytorchCPU)
+        // conv keeps x_seq = images repeated: [T=2, B=2, 1, 4, 4] floats.
+        // lif keeps per timestep h - threshold, h and 1 - s, [B=2, 2, 4, 4] each: 3 x 2 x 256 B.
+        // fc keeps the spikes [T*B, 32]; the loss keeps log_softmax [2, 3] and total_weight.
+        XCTAssertEqual(saved(plan), ["conv": 256, "lif": 1536, "fc": 512, "loss": 28])
+    }
+
+    func testCUDAFusedNeuronKeepsItsInputVInitAndHSeq() throws {
+        // lif keeps x_seq (the conv's output, [2, 2, 2, 4, 4]), v_init [2, 2, 4, 4] and h_seq.
+        XCTAssertEqual(saved(try plan(.pytorchCUDA)), ["conv": 256, "lif": 512 + 256 + 512, "fc": 512, "loss": 28])
+    }
+
+    func testSoftResetAndDetachResetKeepLessOnTheCPU() throws {
+        let soft = try ProfileLoader.parse(yaml: Fixtures.tinyYAML.replacingOccurrences(of: "- neuron: {name: lif}",
+                                                                                    with: "- neuron: {name: lif, reset: soft}"), file: "soft.yaml")
+        let detached = try ProfileLoader.parse(yaml: Fixtures.tinyYAML.replacingOccurrences(of: "- neuron: {name: lif}",
+                                                                                        with: "- neuron: {name: lif, detachReset: true}"),
+                                           file: "detached.yaml")
+        let softPlan = try Planner.plan(soft, strategy: .bptt, options: .init(runtime: .pytorchCPU))
+        let detachedPlan = try Planner.plan(detached, strategy: .bptt, options: .init(runtime: .pytorchCPU))
+        XCTAssertEqual(saved(softPlan)["lif"], 2 * 256, "soft reset: h - threshold only")
+        XCTAssertEqual(saved(detachedPlan)["lif"], 2 * 2 * 256, "detach_reset: h - threshold and 1 - s")
+    }
+
+    func testGradientsAppearInBackwardAndLabelsAreInt64() throws {
+        let plan = try plan(.pytorchCPU)
+        let setup = plan.events.prefix { $0.phase == .setup }
+        XCTAssertFalse(setup.contains { $0.role == .gradient }, "zero_grad(set_to_none=True) left no gradients")
+        XCTAssertTrue(plan.events.contains { $0.role == .gradient && $0.kind == .allocate }, "backward creates them")
+        let labels = try XCTUnwrap(plan.tensors.first { $0.descriptor.name == "labels" })
+        XCTAssertEqual(labels.descriptor.dtype, .int64)
+        XCTAssertEqual(labels.bytes, 2 * 8)
+    }
+
+    func testSLTTKeepsOneTimestepAtATime() throws {
+        let plan = try plan(.pytorchCPU, .sltt)
+        // Each timestep keeps conv's images (the input batch itself, not counted), the neuron's
+        // three [2, 2, 4, 4] tensors, fc's spikes [2, 32] and the loss's.
+        for t in 0..<2 {
+            let bytes = Dictionary(uniqueKeysWithValues: plan.savedBytesSeenByHooks(timestep: t).map { ($0.layer, $0.bytes) })
+            XCTAssertEqual(bytes, ["lif": 768, "fc": 256, "loss": 28], "timestep \(t)")
+        }
+    }
+
+    func testCheckpointKeepsOnlyTheSegmentsInputs() throws {
+        let plan = try Planner.plan(try Fixtures.tiny(), strategy: .checkpoint, options: .init(segment: 1, runtime: .pytorchCPU))
+        // x_seq (kept by both checkpoints), the lif state at the second segment's start, the loss.
+        let bytes = Dictionary(uniqueKeysWithValues: plan.savedBytesSeenByHooks(timestep: nil).map { ($0.layer, $0.bytes) })
+        XCTAssertEqual(bytes, ["input": 256, "lif": 256, "loss": 28])
+        XCTAssertGreaterThan(plan.recomputeFlops, 0)
+    }
+
+    func testUnsupportedLayersAreRefusedWithTheReason() throws {
+        let reversible = try Fixtures.bundled("revsresnet21")
+        XCTAssertThrowsError(try Planner.plan(reversible, strategy: .bptt, options: .init(runtime: .pytorchCUDA))) { error in
+            XCTAssertTrue("\(error)".contains("--runtime snnmem"), "\(error)")
+        }
+        XCTAssertNoThrow(try Planner.plan(reversible, strategy: .bptt, options: .init(runtime: .snnmem)))
+    }
+
+    func testCUDAEstimateAddsTheTermsOutsideTheAllocator() throws {
+        let profile = try Fixtures.bundled("cifarnet")
+        let plan = try Planner.plan(profile, strategy: .bptt, options: .init(batch: 8, runtime: .pytorchCUDA))
+        let estimate = CUDAMemoryEstimate.estimate(plan, profile: profile)
+        let rounded = PeakSweep(rounding: .cuda).run(plan.events, allowLive: Set(plan.tensors.filter(\.persistent).map(\.id))).peakBytes
+        // The cuBLAS workspaces (two handles, 32 MiB each: cifarnet has a linear layer) are allocated.
+        XCTAssertEqual(estimate.cublasWorkspaceBytes, 64 << 20)
+        XCTAssertGreaterThanOrEqual(estimate.peakAllocatedBytes, rounded + (64 << 20))
+        XCTAssertGreaterThanOrEqual(estimate.peakReservedBytes, estimate.peakAllocatedBytes)
+        XCTAssertEqual(estimate.totalBytes, estimate.peakReservedBytes + (400 << 20) + (64 << 20))
+        var overheads = CUDAOverheads()
+        overheads.contextBytes = 0
+        overheads.cudnnWorkspaceBytes = 0
+        XCTAssertEqual(CUDAMemoryEstimate.estimate(plan, profile: profile, overheads: overheads).totalBytes, estimate.peakReservedBytes)
+        // max-batch on the GPU total: the largest batch fits, one more does not.
+        let budget = 2 << 30
+        let result = try MaxBatch.find(profile, strategy: .bptt, budgetBytes: budget, options: .init(runtime: .pytorchCUDA),
+                                       bytesNeeded: { CUDAMemoryEstimate.estimate($0, profile: profile).totalBytes })
+        XCTAssertLessThanOrEqual(result.peakBytesAtMax ?? .max, budget)
+        XCTAssertGreaterThan(result.peakBytesAtMaxPlusOne, budget)
+    }
+}
