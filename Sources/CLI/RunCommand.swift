@@ -129,7 +129,7 @@ enum RunReport {
         t.add(["kept for backward: predicted", Formatting.bytes(r.predictedActivationBytes), ""])
         t.add(["kept for backward: measured", Formatting.bytes(r.measuredActivationBytes),
                diff(r.measuredActivationBytes, r.predictedActivationBytes)])
-        var lines = ["", "\(profile.name) \(r.strategy.rawValue): batch \(r.batch), T \(r.timesteps)" + (r.segment.map { ", k \($0)" } ?? ""), t.text()]
+        var lines = ["", "\(profile.name) \(r.strategy.rawValue): batch \(r.batch), T \(r.timesteps)" + (r.segment.map { ", k \($0)" } ?? "") + ", runtime snnmem (this engine)", t.text()]
         let sortedMs = r.stepMs.sorted()
         if !sortedMs.isEmpty {
             lines.append("median step \(ByteCount.formatFixed(sortedMs[sortedMs.count / 2], digits: 1)) ms over \(sortedMs.count) steps"

@@ -42,7 +42,7 @@ extension ComparisonReport {
     public func render(markdown: Bool) -> String {
         // In Markdown a blank line ends a table; without it the note below becomes a table row.
         func table(_ t: TextTable) -> String { markdown ? t.markdown() + "\n" : t.text() }
-        let title = "\(profile): batch \(batch), T \(timesteps), \(steps) step\(steps == 1 ? "" : "s") per strategy"
+        let title = "\(profile): batch \(batch), T \(timesteps), \(steps) step\(steps == 1 ? "" : "s") per strategy, runtime snnmem (this engine)"
         var sections = [markdown ? "## " + title : title]
         sections.append((markdown ? "### " : "") + "Peak memory of a training step\n" + table(memoryTable()) + "\n"
                         + "predicted and measured: tracked bytes as requested; jemalloc: its thread peak, size classes and\n"

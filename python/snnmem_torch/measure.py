@@ -114,12 +114,14 @@ def measure(profile_path: str, strategy: str = "bptt", batch: Optional[int] = No
         except Exception as error:  # pragma: no cover - depends on the CUDA build
             history = {"error": str(error)}
     steps_before = trainer.optimizer_steps
+    trainer.recompute_autocast = []
     trainer.tracker.ranges = True
     try:
         events = alloc.record(trainer.step, dev.type)
     finally:
         trainer.tracker.ranges = False
     measured_step_taken = trainer.optimizer_steps > steps_before
+    recompute_autocast = list(trainer.recompute_autocast)
     if cuda:
         torch.cuda.synchronize(dev)
         cuda_result = {
@@ -175,7 +177,7 @@ def measure(profile_path: str, strategy: str = "bptt", batch: Optional[int] = No
         "batch": trainer.batch,
         "timesteps": trainer.timesteps,
         "dtype": trainer.dtype_name,
-        "autocast": _autocast_description(trainer),
+        "autocast": _autocast_description(trainer, recompute_autocast),
         "torch": torch.__version__,
         "spikingjelly": metadata.version("spikingjelly"),
         "savedBytes": chosen.saved_bytes,
@@ -208,13 +210,15 @@ def measure(profile_path: str, strategy: str = "bptt", batch: Optional[int] = No
     return result
 
 
-def _autocast_description(trainer: Trainer) -> Optional[dict]:
-    """How mixed precision ran: the autocast dtype and where its regions were (None for float32)."""
+def _autocast_description(trainer: Trainer, recompute: list) -> Optional[dict]:
+    """How mixed precision ran (None for float32): the autocast dtype, where its regions were, and for
+    checkpoint the autocast dtype each recomputation of the measured step ran under."""
     if trainer.autocast_dtype is None:
         return None
     return {"device": trainer.device.type, "dtype": trainer.dtype_name,
             "regions": "per timestep (forward + loss)" if trainer.strategy == "sltt" else "forward + loss",
-            "parameters": "float32", "gradScaler": trainer.scaler is not None}
+            "parameters": "float32", "gradScaler": trainer.scaler is not None,
+            "recomputeAutocast": recompute if trainer.strategy == "checkpoint" else None}
 
 
 def _live_at_peak(events: alloc.Stream, peak_index: int) -> list:

@@ -110,6 +110,8 @@ class Trainer:
         # Inputs of the checkpoint call being entered: [(layer path, tensor)], for attribution.
         self.checkpoint_args: Optional[list] = None
         self.loss_sequence_start: Optional[int] = None
+        # checkpoint: the autocast dtype (None: autocast off) each recomputation ran under, in order.
+        self.recompute_autocast: list = []
 
     # ------------------------------------------------------------------------------------------
 
@@ -228,6 +230,11 @@ class Trainer:
         # Run again by checkpoint inside backward: that is the recomputation.
         phase = tracker.in_phase("recompute") if tracker.phase == "backward" else contextlib.nullcontext()
         with phase:
+            if tracker.phase == "recompute":
+                # What autocast state the recomputation runs under (checkpoint restores the forward's).
+                enabled = torch.is_autocast_enabled(self.device.type)
+                self.recompute_autocast.append(
+                    str(torch.get_autocast_dtype(self.device.type)).replace("torch.", "") if enabled else None)
             depth = tracker.depth
             previous = [module.v for _, module in self.neurons]
             try:
