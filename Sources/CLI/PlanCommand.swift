@@ -97,6 +97,16 @@ struct PlanText {
                 compute.add([name, Formatting.gflops(plan.forwardFlops), Formatting.gflops(plan.recomputeFlops), extra])
             }
             sections.append(heading("Peak of one training step") + "\n" + table(summary))
+            if runtime == .pytorchCUDA {
+                var gpu = TextTable(["strategy", "allocated", "reserved", "ratio", "+ cuDNN, context", "GPU total"])
+                for plan in plans {
+                    let e = CUDAMemoryEstimate.estimate(plan, profile: profile)
+                    gpu.add([plan.strategy.rawValue, Formatting.bytes(e.peakAllocatedBytes), Formatting.bytes(e.peakReservedBytes),
+                             ByteCount.formatFixed(e.reservedOverAllocated, digits: 2) + "x",
+                             Formatting.bytes(e.cudnnWorkspaceBytes + e.contextBytes), Formatting.bytes(e.totalBytes)])
+                }
+                sections.append(heading("On the GPU: PyTorch's caching allocator replayed (cuBLAS workspaces inside)") + "\n" + table(gpu))
+            }
             sections.append(heading("Compute per step") + "\n" + table(compute))
 
             let unit = 1024.0 * 1024.0

@@ -26,8 +26,20 @@ struct PlanJSON: Codable {
         var phase: String
     }
 
+    /// pytorch-cuda: the plan replayed through PyTorch's CUDA caching allocator.
+    struct CUDA: Codable {
+        var peakAllocatedBytes: Int
+        var peakReservedBytes: Int
+        var reservedOverAllocated: Double
+        var cublasWorkspaceBytes: Int
+        var cudnnWorkspaceBytes: Int
+        var contextBytes: Int
+        var totalBytes: Int
+    }
+
     struct StrategyPlan: Codable {
         var strategy: String
+        var cuda: CUDA?
         var events: [Event]?
         var peakBytes: Int
         var peakPhase: String?
@@ -91,8 +103,13 @@ struct PlanJSON: Codable {
                 return Event(bytes: event.kind == .allocate ? bytes : -bytes, layer: d.layerPath, name: d.name, timestep: d.timestep,
                              phase: event.phase.description)
             } : nil
+            let gpu = runtime == .pytorchCUDA ? CUDAMemoryEstimate.estimate(plan, profile: profile) : nil
             return StrategyPlan(
-                strategy: plan.strategy.rawValue, events: stream, peakBytes: plan.peakBytes, peakPhase: plan.sweep.peakPhase?.description,
+                strategy: plan.strategy.rawValue,
+                cuda: gpu.map { CUDA(peakAllocatedBytes: $0.peakAllocatedBytes, peakReservedBytes: $0.peakReservedBytes,
+                                     reservedOverAllocated: $0.reservedOverAllocated, cublasWorkspaceBytes: $0.cublasWorkspaceBytes,
+                                     cudnnWorkspaceBytes: $0.cudnnWorkspaceBytes, contextBytes: $0.contextBytes, totalBytes: $0.totalBytes) },
+                events: stream, peakBytes: plan.peakBytes, peakPhase: plan.sweep.peakPhase?.description,
                 peakTensor: plan.peakTensor?.descriptor.label, segment: plan.segment,
                 bytesByRole: plan.bytesByRoleAtPeak.byReportKey, activationBytes: plan.activationBytes,
                 persistentBytes: plan.persistentBytes,
