@@ -232,23 +232,21 @@ extension TraceBuilder {
         return dLogits
     }
 
-    /// `optimizer.step()`: SGD adds the weight decay into a new tensor per parameter (one at a
-    /// time on the CPU's per-tensor loop; all at once with CUDA's default foreach kernels), then
-    /// updates momentum and weights in place. Adam's denominators are temporaries the same way.
+    /// `optimizer.step()`: weight decay adds into a new tensor per parameter (SGD and Adam);
+    /// Adam's denominator sqrt(v) / bias correction is a temporary too, which the CPU's per-tensor
+    /// loop computes in two (sqrt, then the division), one parameter at a time, while CUDA's
+    /// default foreach kernels make each temporary for all parameters at once and divide in place.
+    /// Momentum, moments and weights are updated in place.
     mutating func optimizerStepPyTorch() {
         let optimizer = profile.optimizer
-        let perParameter: Int
-        switch optimizer.type {
-        case .sgd: perParameter = optimizer.weightDecay != 0 ? 1 : 0
-        case .adam: perParameter = 1 + (optimizer.weightDecay != 0 ? 1 : 0)
-        }
-        guard perParameter > 0 else { return }
+        var names: [String] = optimizer.weightDecay != 0 ? ["decayed_grad"] : []
+        if optimizer.type == .adam { names += runtime == .pytorchCUDA ? ["denominator"] : ["sqrt_v", "denominator"] }
+        guard !names.isEmpty else { return }
         let trainable = ParameterLayout.entries(of: profile, timesteps: timesteps).filter(\.parameter.trainable)
         func temporary(_ entry: ParameterLayout.Entry, _ name: String) -> Int {
             allocate(entry.path, entry.parameter.name + "." + name, timestep: nil, role: .workspace, shape: entry.parameter.shape,
                      dtype: .float32)
         }
-        let names = Array(["decayed_grad", "denominator"].suffix(perParameter))
         if runtime == .pytorchCUDA {
             for name in names {
                 let ids = trainable.map { temporary($0, name) }
