@@ -21,7 +21,11 @@ struct ProfileOptions: ParsableArguments {
     @Option(help: "Output format: table, json or markdown.")
     var format: OutputFormat = .table
 
+    @Option(help: ArgumentHelp("Element type of activations (default: the profile's): float32, float16, bfloat16. On the PyTorch runtimes float16/bfloat16 mean mixed precision (torch.autocast over a float32 model).", valueName: "dtype"))
+    var dtype: DType?
+
     func validate() throws {
+        if let dtype, !dtype.isFloatingPoint { throw ValidationError("--dtype \(dtype.rawValue) cannot hold activations: use float32, float16 or bfloat16") }
         if let batch, batch < 1 { throw ValidationError("--batch must be at least 1, got \(batch)") }
         if let timesteps, timesteps < 1 { throw ValidationError("--timesteps must be at least 1, got \(timesteps)") }
     }
@@ -61,6 +65,8 @@ struct StrategyOption: ParsableArguments {
 extension AllocatorRounding: ExpressibleByArgument {}
 
 extension Runtime: ExpressibleByArgument {}
+
+extension DType: ExpressibleByArgument {}
 
 /// `--runtime`: whose training step to plan. Users train in PyTorch on GPUs, so that is the default.
 struct RuntimeOption: ParsableArguments {

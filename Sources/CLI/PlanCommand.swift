@@ -31,11 +31,12 @@ struct PlanCommand: ParsableCommand {
     }
 
     func run() throws {
-        let profile = try options.loadProfile()
+        var profile = try options.loadProfile()
+        if let dtype = options.dtype { profile.dtype = dtype }
         let strategies = try strategyOption.strategies()
         let plannerOptions = Planner.Options(batch: options.batch, timesteps: options.timesteps,
                                              segment: strategyOption.segment, rounding: allocator,
-                                             runtime: runtimeOption.runtime)
+                                             runtime: runtimeOption.runtime, dtype: options.dtype)
         let (plans, skipped) = try reportingErrors { () throws -> ([MemoryPlan], [(Strategy, String)]) in
             if !strategyOption.isAll,
                let reason = strategies[0].notApplicableReason(profile) ?? runtimeOption.runtime.notModelledReason(strategies[0], profile) {

@@ -8,7 +8,9 @@ extension TraceBuilder {
             // the mean over T, then autograd back through the layers.
             phase = .forward(timestep: nil)
             let sequence = repeatInputPyTorch(input)
+            retain(sequence)  // the Python variable holds x_seq until the network returns
             let logits = forward(profile.layers, sequence, span: .allTimesteps, saving: true)
+            release(sequence)
             let loss = lossPyTorch(logits, span: .allTimesteps)
             phase = .backward(timestep: nil)
             let dLogits = lossBackwardPyTorch(loss, span: .allTimesteps)

@@ -12,18 +12,29 @@ public enum Planner {
         /// Whose allocations to plan: snnmem's engine (the library default, which the engine's
         /// tests hold to the byte) or PyTorch + SpikingJelly on CUDA or the CPU.
         public var runtime: Runtime
+        /// The profile's dtype, overridden. On the PyTorch runtimes float16 and bfloat16 mean mixed
+        /// precision: a float32 model under `torch.autocast`.
+        public var dtype: DType?
 
         public init(batch: Int? = nil, timesteps: Int? = nil, segment: Int? = nil, rounding: AllocatorRounding = .exact,
-                    runtime: Runtime = .snnmem) {
+                    runtime: Runtime = .snnmem, dtype: DType? = nil) {
             self.batch = batch
             self.timesteps = timesteps
             self.segment = segment
             self.rounding = rounding
             self.runtime = runtime
+            self.dtype = dtype
         }
     }
 
     public static func plan(_ profile: Profile, strategy: Strategy, options: Options = Options()) throws -> MemoryPlan {
+        var profile = profile
+        if let dtype = options.dtype {
+            guard dtype.isFloatingPoint else {
+                throw PlannerError.invalidArgument(name: "dtype", value: dtype.rawValue, fix: "use float32, float16 or bfloat16")
+            }
+            profile.dtype = dtype
+        }
         if let reason = strategy.notApplicableReason(profile) ?? options.runtime.notModelledReason(strategy, profile) {
             throw PlannerError.notApplicable(strategy: strategy, reason: reason)
         }

@@ -32,6 +32,13 @@ public indirect enum PyTorchStep: Hashable, Sendable {
     case releaseOutputGradient
     /// Backward steps taken only when the input gradient is computed.
     case ifInputGradient([PyTorchStep])
+    /// Autocast: the half copy of the weight (`cached_cast`, once per autocast region), saved.
+    case castWeight
+    /// Autocast: a float32 input (the repeated images) is cast to half and the copy is saved
+    /// in its place; a half input is kept as it is.
+    case castInput
+    /// Autocast backward: the half weight gradients go through ToCopyBackward into float32 `.grad`.
+    case castGradients
 }
 
 /// What one layer allocates and keeps when PyTorch's eager autograd runs it as a SpikingJelly
@@ -50,6 +57,16 @@ public struct PyTorchLayerLayout: Hashable, Sendable {
     /// the repeated images): convolution and linear skip it, the others compute it anyway.
     public var canSkipInputGradient = false
     public var parameters: [ParameterDeclaration] = []
+}
+
+extension Layer {
+    /// The weight autocast casts (conv and linear), if this layer has one.
+    var pytorchWeight: ParameterDeclaration? {
+        switch kind {
+        case .conv, .linear: return LayerMemoryTable.declaration(for: self).parameters.first
+        default: return nil
+        }
+    }
 }
 
 public enum PyTorchLayerTable {
@@ -72,7 +89,8 @@ public enum PyTorchLayerTable {
         return nil
     }
 
-    public static func layout(for layer: Layer, device: Device) -> PyTorchLayerLayout {
+    /// `autocast`: the half dtype of `torch.autocast` (mixed precision), nil for float32.
+    public static func layout(for layer: Layer, device: Device, autocast: DType? = nil) -> PyTorchLayerLayout {
         var d = PyTorchLayerLayout()
         // The same learnable tensors as the engine's: PyTorch's modules hold the same weights.
         d.parameters = LayerMemoryTable.declaration(for: layer).parameters
@@ -82,8 +100,12 @@ public enum PyTorchLayerTable {
             .allocate(BufferDeclaration(name: name, role: .workspace, shape: shape, dtype: dtype))
         }
         func weightScratch(_ name: String, _ shape: TensorShape) -> PyTorchStep {
-            .allocate(BufferDeclaration(name: name, role: .workspace, shape: shape, perSample: false, dtype: .float32, perTimestep: false))
+            .allocate(BufferDeclaration(name: name, role: .workspace, shape: shape, perSample: false, dtype: autocast ?? .float32,
+                                        perTimestep: false))
         }
+        // Autocast: conv and linear compute in half on half copies of their weight and input.
+        let casts: [PyTorchStep] = autocast == nil ? [] : [.castWeight, .castInput]
+        let castsBack: [PyTorchStep] = autocast == nil ? [] : [.castGradients]
         switch layer.kind {
         case .conv(let conv):
             d.keepsInput = true
@@ -93,7 +115,7 @@ public enum PyTorchLayerTable {
                 // mkldnn_convolution: oneDNN reorders the weight (and a many-channel input) into
                 // its blocked layout, computes into its own output and copies that out.
                 let reordersInput = conv.inChannels % 8 == 0
-                d.forward = (reordersInput ? [scratch("input.reorder", input)] : []) + [
+                d.forward = casts + (reordersInput ? [scratch("input.reorder", input)] : []) + [
                     weightScratch("weight.reorder", weight), scratch("output.onednn", output), .free("weight.reorder"),
                 ] + (reordersInput ? [.free("input.reorder")] : []) + [.output, .free("output.onednn")]
                 // convolution_backward: the input gradient through reordered grad_output and
@@ -108,11 +130,16 @@ public enum PyTorchLayerTable {
                 ] + (reordersInput ? [.free("input.reorder")] : []) + [
                     .free("grad_output.reorder"), .parameterGradients, .free("grad_weight.onednn"),
                     .releaseOutputGradient, .releaseSaved,
-                ]
+                ] + castsBack
+            } else {
+                d.forward = casts + [.output]
+                d.backward = [.inputGradient, .parameterGradients, .releaseSaved, .releaseOutputGradient] + castsBack
             }
         case .linear:
             d.keepsInput = true
             d.canSkipInputGradient = true
+            d.forward = casts + [.output]
+            d.backward = [.inputGradient, .parameterGradients, .releaseOutputGradient, .releaseSaved] + castsBack
         case .batchNorm(let channels):
             // native_batch_norm over [T*B, C, H, W]: the input, and save_mean / save_invstd once
             // for all timesteps (the statistics are over T*B samples, not per timestep).
@@ -129,7 +156,9 @@ public enum PyTorchLayerTable {
                               .releaseOutputGradient, .releaseSaved]
             }
         case .neuron(let spec):
-            neuronLayout(&d, spec, output, device: device)
+            // A half input leaves the fused CUDA op (it needs a float32 v) for the step loop, on
+            // CUDA as on the CPU.
+            neuronLayout(&d, spec, output, device: autocast == nil ? device : .cpu, stateDType: autocast ?? .float32)
         case .avgPool(let pool):
             // adaptive_avg_pool2d to 1x1 is a mean over H and W and keeps only sizes.
             d.keepsInput = !pool.isGlobal
@@ -152,9 +181,10 @@ public enum PyTorchLayerTable {
     /// reference step loop, so autograd saves per timestep what the loop's ops need: the
     /// surrogate h - threshold, a hard reset's v = s * v_reset + (1 - s) * h both 1 - s and h
     /// (only 1 - s with detach_reset), a soft reset's v = h - s * threshold nothing.
-    static func neuronLayout(_ d: inout PyTorchLayerLayout, _ spec: NeuronSpec, _ output: TensorShape, device: Device) {
+    static func neuronLayout(_ d: inout PyTorchLayerLayout, _ spec: NeuronSpec, _ output: TensorShape, device: Device,
+                             stateDType: DType) {
         let oneStep = { (name: String, role: TensorRole) in
-            BufferDeclaration(name: name, role: role, shape: output, dtype: .float32, perTimestep: false)
+            BufferDeclaration(name: name, role: role, shape: output, dtype: stateDType, perTimestep: false)
         }
         let vInit = oneStep("v_init", .neuronState)
         switch device {

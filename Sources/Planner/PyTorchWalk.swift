@@ -12,7 +12,7 @@ extension TraceBuilder {
 
     /// Runs a layer's forward script (`PyTorchLayerTable`) on x (consumed); returns the output.
     mutating func forwardPyTorch(_ layer: Layer, _ x: Int, span: Span, saving: Bool, path: String) -> Int {
-        let d = PyTorchLayerTable.layout(for: layer, device: pytorchDevice)
+        let d = PyTorchLayerTable.layout(for: layer, device: pytorchDevice, autocast: autocast)
         addFlops(LayerMemoryTable.forwardFlops(for: layer) * Double(batch * steps(span)))
         if d.outputIsView { return x }
         if !temporalGradient, let held = heldSaved.removeValue(forKey: path) {
@@ -21,12 +21,14 @@ extension TraceBuilder {
             for id in held { release(id) }
         }
         var run = ScriptRun(path: path, span: span, layer: layer)
+        run.input = x
         runForward(d.forward, &run, timestep: nil)
         if let initial = run.initial, !run.initialSaved { release(initial) }
         if let initial = run.initial, run.initialSaved { run.saved.append(initial) }
+        let keepsInput = d.keepsInput && !run.inputCast
         if saving {
-            if d.keepsInput { retain(x) }
-            keep(run.saved + (d.keepsInput ? [x] : []), key: SavedKey(path: path, timestep: span.timestep))
+            if keepsInput { retain(x) }
+            keep(run.saved + (keepsInput ? [x] : []), key: SavedKey(path: path, timestep: span.timestep))
             if !run.held.isEmpty {
                 // Kept for backward (and attributed to this layer), but freed with the module's v.
                 keep(run.held, key: SavedKey(path: path, timestep: Int.min))
@@ -55,6 +57,11 @@ extension TraceBuilder {
         var initialSaved = false
         var inputGradient: Int?
         var needInputGradient = false
+        /// The layer's input (forward), and whether autocast saved a half copy in its place.
+        var input: Int?
+        var inputCast = false
+        /// Autocast backward: half weight gradients on their way to float32 `.grad`.
+        var halfGradients: [Int] = []
 
         func key(_ name: String, _ timestep: Int?) -> String { timestep.map { "\(name)@\($0)" } ?? name }
     }
@@ -105,9 +112,18 @@ extension TraceBuilder {
                 if let previous = heldStates.updateValue(state, forKey: run.path) { release(previous) }
             case .eachTimestep(let body):
                 for t in scriptTimesteps(run.span) { runForward(body, &run, timestep: t) }
+            case .castWeight:
+                guard let half = autocast, let weight = run.layer.pytorchWeight else { break }
+                run.saved.append(allocate(run.path, "weight.\(half.rawValue)", timestep: run.span.timestep, role: .parameter,
+                                          shape: weight.shape, dtype: half))
+            case .castInput:
+                guard let half = autocast, let x = run.input, tensors[x].descriptor.dtype == .float32 else { break }
+                run.saved.append(allocate(BufferDeclaration(name: "input.\(half.rawValue)", role: .activation, shape: run.layer.inputShape,
+                                                            dtype: half), path: run.path, span: run.span))
+                run.inputCast = true
             case .allocate, .free:
                 break  // runTemporary
-            case .inputGradient, .parameterGradients, .releaseSaved, .releaseOutputGradient, .ifInputGradient:
+            case .inputGradient, .parameterGradients, .releaseSaved, .releaseOutputGradient, .ifInputGradient, .castGradients:
                 preconditionFailure("\(run.path): backward step in a forward script")
             }
         }
@@ -117,7 +133,7 @@ extension TraceBuilder {
 
     /// Runs a layer's backward script on dY (consumed); returns dX when `needInputGrad`.
     mutating func backwardPyTorch(_ layer: Layer, _ dY: Int, span: Span, needInputGrad: Bool, path: String) -> Int? {
-        let d = PyTorchLayerTable.layout(for: layer, device: pytorchDevice)
+        let d = PyTorchLayerTable.layout(for: layer, device: pytorchDevice, autocast: autocast)
         addFlops(2 * LayerMemoryTable.forwardFlops(for: layer) * Double(batch * steps(span)))
         if d.outputIsView {
             if needInputGrad { return dY }
@@ -151,7 +167,19 @@ extension TraceBuilder {
                                                            span: run.span)
                 }
             case .parameterGradients:
+                if let half = autocast, parameters.contains(where: { _ in true }), run.layer.pytorchWeight != nil {
+                    // The op computes in half; ToCopyBackward makes the float32 gradients (.castGradients).
+                    run.halfGradients = parameters.filter(\.trainable).map {
+                        allocate(run.path, $0.name + ".grad.\(half.rawValue)", timestep: nil, role: .workspace, shape: $0.shape, dtype: half)
+                    }
+                } else {
+                    accumulateParameterGradients(parameters, path: run.path)
+                }
+            case .castGradients:
+                guard !run.halfGradients.isEmpty else { break }
                 accumulateParameterGradients(parameters, path: run.path)
+                for id in run.halfGradients { release(id) }
+                run.halfGradients = []
             case .releaseSaved:
                 releaseSaved(SavedKey(path: run.path, timestep: run.span.timestep))
             case .releaseOutputGradient:
@@ -162,7 +190,7 @@ extension TraceBuilder {
                 for t in scriptTimesteps(run.span) { runBackward(body, &run, dY: dY, parameters: parameters, timestep: t) }
             case .allocate, .free:
                 break  // runTemporary
-            case .save, .output, .initialState, .replaceState:
+            case .save, .output, .initialState, .replaceState, .castWeight, .castInput:
                 preconditionFailure("\(run.path): forward step in a backward script")
             }
         }
@@ -196,7 +224,8 @@ extension TraceBuilder {
 
     /// `x.unsqueeze(0).repeat(T, 1, 1, 1, 1)`: the images copied once per timestep, [T, B, ...].
     mutating func repeatInputPyTorch(_ input: Int) -> Int {
-        allocateActivation("input", "x_seq", role: .activation, shape: profile.inputShape, span: .allTimesteps)
+        allocate(BufferDeclaration(name: "x_seq", role: .activation, shape: profile.inputShape, dtype: .float32), path: "input",
+                 span: .allTimesteps)
     }
 
     /// `F.cross_entropy(out_seq.mean(0), labels)`: the mean over T, log_softmax's output (saved),
@@ -207,12 +236,24 @@ extension TraceBuilder {
             scores = allocateActivation("loss", "mean", role: .activation, shape: logitsShape, span: .once)
             release(logits)
         }
-        let logSoftmax = allocate("loss", "log_softmax", timestep: span.timestep, role: .activation, shape: logitsShape.prepending(batch))
+        // Autocast: the CPU's cross_entropy runs in float32 on a copy of the half scores; CUDA's
+        // log_softmax runs in half and nll_loss saves a float32 copy of it.
+        let cpuCast = autocast != nil && runtime == .pytorchCPU
+        let scoresCopy = cpuCast ? allocate("loss", "scores.float32", timestep: span.timestep, role: .workspace,
+                                            shape: logitsShape.prepending(batch), dtype: .float32) : nil
+        let logSoftmax = allocate("loss", "log_softmax", timestep: span.timestep, role: .activation, shape: logitsShape.prepending(batch),
+                                  dtype: cpuCast ? .float32 : nil)
+        var nllCopy: Int?
+        if autocast != nil && runtime == .pytorchCUDA {
+            nllCopy = allocate("loss", "log_softmax.float32", timestep: span.timestep, role: .activation,
+                               shape: logitsShape.prepending(batch), dtype: .float32)
+        }
         release(scores)
         let loss = allocate("loss", "loss", timestep: span.timestep, role: .activation, shape: TensorShape([]), dtype: .float32)
         let totalWeight = allocate("loss", "total_weight", timestep: span.timestep, role: .activation, shape: TensorShape([]),
                                    dtype: .float32)
-        keep([logSoftmax, totalWeight], key: SavedKey(path: "loss", timestep: span.timestep))
+        keep([logSoftmax, totalWeight] + (nllCopy.map { [$0] } ?? []), key: SavedKey(path: "loss", timestep: span.timestep))
+        if let scoresCopy { release(scoresCopy) }
         return loss
     }
 
@@ -222,8 +263,14 @@ extension TraceBuilder {
         let seed = allocate("loss", "grad_loss", timestep: span.timestep, role: .workspace, shape: TensorShape([]), dtype: .float32)
         let dLogSoftmax = allocateActivation("loss", "grad_log_softmax", role: .workspace, shape: logitsShape, span: .once)
         release(seed)
-        let dScores = allocateActivation("loss", "grad_scores", role: .workspace, shape: logitsShape, span: .once)
+        var dScores = allocateActivation("loss", "grad_scores", role: .workspace, shape: logitsShape, span: .once)
         release(dLogSoftmax)
+        if autocast != nil && runtime == .pytorchCPU {
+            // ToCopyBackward: the float32 gradient back to the half scores.
+            let half = allocateActivation("loss", "grad_scores.half", role: .workspace, shape: logitsShape, span: .once)
+            release(dScores)
+            dScores = half
+        }
         releaseSaved(SavedKey(path: "loss", timestep: span.timestep))
         release(loss)
         guard span == .allTimesteps else { return dScores }

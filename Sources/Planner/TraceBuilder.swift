@@ -15,6 +15,9 @@ struct TraceBuilder {
     let timesteps: Int
     /// Whose layer table the walk follows (`LayerMemoryTable` or `PyTorchLayerTable`).
     let runtime: Runtime
+    /// PyTorch: the half dtype `torch.autocast` computes in, for a float16/bfloat16 profile
+    /// (the model, its gradients and optimizer state stay float32).
+    var autocast: DType? { runtime.isPyTorch && profile.dtype != .float32 ? profile.dtype : nil }
     /// Whether backward carries dL/dv from one timestep to the previous (false in SLTT).
     var temporalGradient = true
 
@@ -181,7 +184,9 @@ struct TraceBuilder {
                          dtype: .float32, persistent: true)
             }
         }
-        let input = allocate("input", "images", timestep: nil, role: .input, shape: profile.inputShape.prepending(batch))
+        // PyTorch's images are float32 whatever autocast computes in.
+        let input = allocate("input", "images", timestep: nil, role: .input, shape: profile.inputShape.prepending(batch),
+                             dtype: runtime.isPyTorch ? .float32 : nil)
         let labels = allocate("input", "labels", timestep: nil, role: .input, shape: TensorShape([batch]),
                               dtype: runtime.isPyTorch ? .int64 : .int32)
         return (input, labels)

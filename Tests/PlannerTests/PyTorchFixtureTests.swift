@@ -22,6 +22,7 @@ final class PyTorchFixtureTests: XCTestCase {
         var segment: Int?
         var batch: Int
         var timesteps: Int
+        var dtype: String
         var savedBytes: Int
         /// sltt: the timestep whose saved tensors are listed (each timestep keeps its own, one at a time).
         var savedTimestep: Int?
@@ -43,12 +44,39 @@ final class PyTorchFixtureTests: XCTestCase {
         let profile = try ProfileLoader.load(path: Fixtures.repositoryRoot.appendingPathComponent(m.profileFile).path)
         let runtime = try XCTUnwrap(Runtime(rawValue: m.runtime), "unknown runtime \(m.runtime)")
         let strategy = try XCTUnwrap(Strategy(rawValue: m.strategy), "unknown strategy \(m.strategy)")
+        let dtype = try XCTUnwrap(DType(rawValue: m.dtype), "unknown dtype \(m.dtype)")
         return try Planner.plan(profile, strategy: strategy, options: .init(batch: m.batch, timesteps: m.timesteps, segment: m.segment,
-                                                                             runtime: runtime))
+                                                                             runtime: runtime, dtype: dtype))
+    }
+
+    /// Measured in PyTorch but not modelled by the PyTorch runtimes yet: reversible stages
+    /// (plain autograd and RevSNN's custom function). When they are, this list empties.
+    static let notModelled: Set<String> = ["revsresnet21", "revsresnet37", "revvgg13", "trevsnn-cifar"]
+
+    /// The fixtures the planner models, after checking that the others are refused with a reason.
+    func modelled() throws -> [(file: String, measurement: Measurement)] {
+        var out: [(file: String, measurement: Measurement)] = []
+        for (file, m) in try Self.measurements() {
+            guard Self.notModelled.contains(m.profile) else { out.append((file, m)); continue }
+            XCTAssertThrowsError(try plan(m), "\(file): now modelled; take \(m.profile) off notModelled") { error in
+                XCTAssertTrue("\(error)".contains("--runtime snnmem"), "\(file): \(error)")
+            }
+        }
+        return out
+    }
+
+    /// Step peaks within 1% of PyTorch's, except where a known gap is bounded: under bfloat16
+    /// autocast oneDNN's bf16 convolutions take scratchpads the plan does not declare (up to 6%
+    /// low), and checkpointing under autocast keeps the weight casts differently (up to 15% high).
+    func peakTolerance(_ m: Measurement) -> Double {
+        if m.dtype != "float32" && m.strategy == "checkpoint" { return 0.16 }
+        if m.dtype == "bfloat16" { return 0.065 }
+        if m.dtype == "float16" { return 0.025 }
+        return 0.01
     }
 
     func testEveryExpressibleBundledProfileHasFixturesAtTwoPoints() throws {
-        let all = try Self.measurements().map(\.measurement)
+        let all = try Self.measurements().map(\.measurement).filter { $0.dtype == "float32" }
         for name in ["cifarnet", "vgg11", "vgg13", "resnet19", "resnet18", "sew-resnet34", "digits"] {
             let points = Set(all.filter { $0.profile == name && $0.strategy == "bptt" }.map { "\($0.timesteps)x\($0.batch)" })
             XCTAssertGreaterThanOrEqual(points.count, 2, "\(name): bptt fixtures at \(points.sorted())")
@@ -58,7 +86,7 @@ final class PyTorchFixtureTests: XCTestCase {
     }
 
     func testSavedBytesPerLayerEqualPyTorchs() throws {
-        for (file, m) in try Self.measurements() {
+        for (file, m) in try modelled() {
             let plan = try plan(m)
             let counted = plan.savedBytesSeenByHooks(timestep: m.savedTimestep)
             let planned = Dictionary(uniqueKeysWithValues: counted.map { ($0.layer, $0.bytes) })
@@ -72,11 +100,14 @@ final class PyTorchFixtureTests: XCTestCase {
     }
 
     func testStepPeakWithinOnePercentOfPyTorchs() throws {
-        for (file, m) in try Self.measurements() {
+        var float32 = 0
+        for (file, m) in try modelled() {
             let plan = try plan(m)
             let error = Double(plan.peakBytes - m.stepPeakBytes) / Double(m.stepPeakBytes)
-            XCTAssertLessThanOrEqual(abs(error), 0.01,
+            if m.dtype == "float32" { float32 += 1 }
+            XCTAssertLessThanOrEqual(abs(error), peakTolerance(m),
                                      "\(file): planned peak \(plan.peakBytes) B, measured \(m.stepPeakBytes) B (\(error * 100)%)")
         }
+        XCTAssertGreaterThanOrEqual(float32, 42, "every float32 fixture of the expressible profiles is held to 1%")
     }
 }
