@@ -18,6 +18,8 @@ extension TraceBuilder {
         var carried: [String: Int] = [:]      // end states of the last segment, held by Python
         var startStates: [Int: [String: Int]] = [:]
         var outputs: [Int] = []
+        // One autocast region covers every segment's forward and the loss: a weight is cast once.
+        if autocast != nil { castCache = [:] }
         for (s, start) in starts.enumerated() {
             phase = .forward(timestep: start)
             segmentLength = min(k, timesteps - start)
@@ -50,6 +52,8 @@ extension TraceBuilder {
             logits = outputs[0]
         }
         let loss = lossPyTorch(logits, span: .allTimesteps)
+        for path in (castCache ?? [:]).keys.sorted() { release(castCache![path]!) }
+        castCache = nil
         phase = .backward(timestep: nil)
         let dLogits = lossBackwardPyTorch(loss, span: .allTimesteps)
         for (s, start) in starts.enumerated().reversed() {

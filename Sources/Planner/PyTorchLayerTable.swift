@@ -181,8 +181,11 @@ public enum PyTorchLayerTable {
     /// reference step loop, so autograd saves per timestep what the loop's ops need: the
     /// surrogate h - threshold, a hard reset's v = s * v_reset + (1 - s) * h both 1 - s and h
     /// (only 1 - s with detach_reset), a soft reset's v = h - s * threshold nothing.
+    /// `stateDType`: v's dtype. A float32 v on the CPU runs the registered op's autograd loop,
+    /// which also stacks the charged h; another dtype runs SpikingJelly's plain reference loop.
     static func neuronLayout(_ d: inout PyTorchLayerLayout, _ spec: NeuronSpec, _ output: TensorShape, device: Device,
                              stateDType: DType) {
+        let stacksCharge = stateDType == .float32
         let oneStep = { (name: String, role: TensorRole) in
             BufferDeclaration(name: name, role: role, shape: output, dtype: stateDType, perTimestep: false)
         }
@@ -222,11 +225,18 @@ public enum PyTorchLayerTable {
             case .soft:
                 reset = [.allocate(step("s*threshold", .workspace)), .replaceState(step("v", .neuronState)), .free("s*threshold")]
             }
-            d.forward = [.initialState(vInit, saved: false), .eachTimestep(charge + fire + reset),
-                         // torch.stack of the spikes is the output; the stack of the charged h is
-                         // returned too and dropped at once
-                         .output, .allocate(BufferDeclaration(name: "h_seq", role: .workspace, shape: output)),
-                         .eachTimestep([.free("spike")] + (hSaved ? [] : [.free("h")])), .free("h_seq")]
+            if stacksCharge {
+                d.forward = [.initialState(vInit, saved: false), .eachTimestep(charge + fire + reset),
+                             // torch.stack of the spikes is the output; the stack of the charged h is
+                             // returned too and dropped at once
+                             .output, .allocate(BufferDeclaration(name: "h_seq", role: .workspace, shape: output)),
+                             .eachTimestep([.free("spike")] + (hSaved ? [] : [.free("h")])), .free("h_seq")]
+            } else {
+                // The plain reference loop (a half v under autocast): no stack of h, which dies
+                // with its timestep unless saved.
+                d.forward = [.initialState(vInit, saved: false), .eachTimestep(charge + fire + reset + (hSaved ? [] : [.free("h")])),
+                             .output, .eachTimestep([.free("spike")])]
+            }
             // Backward runs one node per op and timestep; the surrogate's (atan or sigmoid)
             // gradient works through four [B, ...] temporaries at once, the most the loop holds
             // beside the per-timestep input gradients, which UnbindBackward concatenates.

@@ -114,8 +114,18 @@ extension TraceBuilder {
                 for t in scriptTimesteps(run.span) { runForward(body, &run, timestep: t) }
             case .castWeight:
                 guard let half = autocast, let weight = run.layer.pytorchWeight else { break }
-                run.saved.append(allocate(run.path, "weight.\(half.rawValue)", timestep: run.span.timestep, role: .parameter,
-                                          shape: weight.shape, dtype: half))
+                if let cached = castCache?[run.path] {
+                    retain(cached)  // a cache hit: the region's first cast serves again
+                    run.saved.append(cached)
+                    break
+                }
+                let cast = allocate(run.path, "weight.\(half.rawValue)", timestep: run.span.timestep, role: .parameter,
+                                    shape: weight.shape, dtype: half)
+                if castCache != nil {
+                    castCache![run.path] = cast
+                    retain(cast)
+                }
+                run.saved.append(cast)
             case .castInput:
                 guard let half = autocast, let x = run.input, tensors[x].descriptor.dtype == .float32 else { break }
                 run.saved.append(allocate(BufferDeclaration(name: "input.\(half.rawValue)", role: .activation, shape: run.layer.inputShape,

@@ -40,6 +40,9 @@ struct TraceBuilder {
     /// PyTorch: whether the final v's graph keeps what it saved (false inside a checkpoint's
     /// recomputation, whose saved tensors all die with the segment's backward).
     var finalStateHoldsGraph = true
+    /// PyTorch autocast: the weight casts `cached_cast` keeps until the autocast region exits,
+    /// by layer path, while a region spans several forwards of a layer (checkpoint segments).
+    var castCache: [String: Int]?
     /// PyTorch checkpoint: backward computes each neuron's start-state gradient ([B, ...]),
     /// which lives until the previous segment's backward of that neuron consumes it.
     var stateGradientsFlowBack = false

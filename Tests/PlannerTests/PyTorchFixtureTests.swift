@@ -71,7 +71,6 @@ final class PyTorchFixtureTests: XCTestCase {
     func peakTolerance(_ m: Measurement) -> Double {
         if m.dtype != "float32" && m.strategy == "checkpoint" { return 0.16 }
         if m.dtype == "bfloat16" { return 0.065 }
-        if m.dtype == "float16" { return 0.025 }
         return 0.01
     }
 
