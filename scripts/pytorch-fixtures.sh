@@ -4,9 +4,16 @@
 # snnmem-torch-measurement/1), for every bundled profile PyTorch + SpikingJelly can express, at
 # two (T, B) points each, under bptt, sltt and checkpoint (default segment round(sqrt(T)),
 # gradients verified). A file whose allocation stream would make it larger than 300 KB keeps
-# the peak, its moment and the per-layer saved tensors but leaves the stream out.
+# the stream written compactly (events without spaces or null timesteps) when that fits, else it
+# keeps the peak, its moment and the per-layer saved tensors and leaves the stream out.
 #
-# Usage: bash scripts/pytorch-fixtures.sh [PROFILE ...]     (default: all of them; ~10 min on 2 cores)
+# Mixed precision: for the profiles in MIXED_PROFILES also <profile>-<strategy>-T<T>-B<B>-<dtype>.json
+# for dtype bfloat16 and float16 (snnmem-torch measure --dtype: a float32 model under
+# torch.autocast, float16 with a GradScaler), at the same points.
+#
+# Usage: bash scripts/pytorch-fixtures.sh [PROFILE ...]     (default: all of them; ~25 min on 2 cores,
+#                                                           float16 convolutions are slow on the CPU)
+#        DTYPES="bfloat16 float16" bash scripts/pytorch-fixtures.sh cifarnet vgg11   (only those)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-python.sh >/dev/null
@@ -17,6 +24,8 @@ mkdir -p "$OUT"
 # custom backward passes: snnmem-torch refuses them, so they have no fixtures.
 CIFAR="cifarnet digits vgg11 vgg13 resnet19"
 IMAGENET="resnet18 sew-resnet34"
+MIXED_PROFILES="cifarnet vgg11"
+DTYPES=${DTYPES:-float32 bfloat16 float16}
 PROFILES=("$@")
 [ ${#PROFILES[@]} -gt 0 ] || PROFILES=($CIFAR $IMAGENET)
 
@@ -29,18 +38,25 @@ points_for() {
 
 export PYTHONWARNINGS=ignore
 for profile in "${PROFILES[@]}"; do
-    for point in $(points_for "$profile"); do
-        T=${point%%:*}
-        B=${point##*:}
-        for strategy in bptt sltt checkpoint; do
-            file="$OUT/$profile-$strategy-T$T-B$B.json"
-            extra=()
-            [ "$strategy" = checkpoint ] && extra=(--verify)
-            start=$(date +%s)
-            .venv-torch/bin/snnmem-torch measure "profiles/$profile.yaml" --strategy "$strategy" \
-                --timesteps "$T" --batch "$B" --stream-limit 300000 "${extra[@]}" -o "$file" >/dev/null 2>/tmp/pytorch-fixtures.err \
-                || { cat /tmp/pytorch-fixtures.err >&2; exit 1; }
-            echo "$file  $(( $(date +%s) - start )) s  $(stat -c %s "$file") bytes"
+    for dtype in $DTYPES; do
+        suffix=""
+        if [ "$dtype" != float32 ]; then
+            case " $MIXED_PROFILES " in *" $profile "*) ;; *) continue ;; esac
+            suffix="-$dtype"
+        fi
+        for point in $(points_for "$profile"); do
+            T=${point%%:*}
+            B=${point##*:}
+            for strategy in bptt sltt checkpoint; do
+                file="$OUT/$profile-$strategy-T$T-B$B$suffix.json"
+                extra=(--dtype "$dtype")
+                [ "$strategy" = checkpoint ] && extra+=(--verify)
+                start=$(date +%s)
+                .venv-torch/bin/snnmem-torch measure "profiles/$profile.yaml" --strategy "$strategy" \
+                    --timesteps "$T" --batch "$B" --stream-limit 300000 "${extra[@]}" -o "$file" >/dev/null 2>/tmp/pytorch-fixtures.err \
+                    || { cat /tmp/pytorch-fixtures.err >&2; exit 1; }
+                echo "$file  $(( $(date +%s) - start )) s  $(stat -c %s "$file") bytes"
+            done
         done
     done
 done

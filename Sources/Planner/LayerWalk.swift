@@ -32,6 +32,7 @@ extension TraceBuilder {
             if runtime.isPyTorch { return addOutOfPlace(main, shortcut, path: path, shape: layer.outputShape, span: span) }
             return combine(into: main, shortcut)
         case .reversible(let stage):
+            if runtime.isPyTorch { return forwardReversiblePyTorch(layer, stage, x, span: span, saving: saving, mode: reversible) }
             return forwardReversible(layer, stage, x, span: span, saving: saving, mode: reversible)
         case .trevsnn:
             preconditionFailure("a T-RevSNN network is run by its schedule, not as a layer")
@@ -94,6 +95,10 @@ extension TraceBuilder {
             guard let dMain, let dShortcut else { return nil }
             return combine(into: dMain, dShortcut)
         case .reversible(let stage):
+            if runtime.isPyTorch {
+                if reversible == .keepOutputOnly { return backwardRevSNNPyTorch(layer, stage, dY, needInputGrad: needInputGrad) }
+                return backwardReversiblePyTorch(layer, stage, dY, span: span, needInputGrad: needInputGrad)
+            }
             switch reversible {
             case .storeGraphs: return backwardStoredReversible(layer, stage, dY, span: span, needInputGrad: needInputGrad)
             case .keepOutputOnly: return backwardReconstructingReversible(layer, stage, dY, needInputGrad: needInputGrad)

@@ -78,11 +78,11 @@ public enum PyTorchLayerTable {
             switch layer.kind {
             case .conv(let conv):
                 if conv.groups != 1 { return layer }
-            case .batchNorm, .avgPool, .maxPool, .flatten, .linear, .residual:
+            case .batchNorm, .avgPool, .maxPool, .flatten, .linear, .residual, .reversible:
                 continue
             case .neuron(let spec):
                 if spec.type == .turnoff { return layer }
-            case .upsample, .scale, .reversible, .trevsnn:
+            case .upsample, .scale, .trevsnn:
                 return layer
             }
         }

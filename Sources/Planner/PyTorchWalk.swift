@@ -317,3 +317,134 @@ extension TraceBuilder {
         }
     }
 }
+
+/// A reversible stage under plain autograd (bptt, sltt, checkpoint on the PyTorch runtimes):
+/// `x1, x2 = x.chunk(2)` are views, the couplings y1 = x1 + F(x2), y2 = x2 + G(y1) are
+/// out-of-place adds and `torch.cat` joins the halves; nothing of the stage itself is saved.
+extension TraceBuilder {
+    /// `keepOutputOnly`: RevSNN's autograd function runs F and G without a graph and keeps only
+    /// the stage's output (`ctx.y`), then resets the stage's neurons.
+    mutating func forwardReversiblePyTorch(_ layer: Layer, _ stage: ReversibleStage, _ x: Int, span: Span, saving: Bool,
+                                           mode: ReversibleMode) -> Int {
+        let path = layer.path
+        let half = TensorShape([stage.channels / 2] + Array(layer.inputShape.dims.dropFirst()))
+        let graphs = saving && mode == .storeGraphs
+        var input = x  // the views' storage
+        for block in stage.blocks {
+            retain(input)  // x2's view, consumed by F
+            let f = forward(block.f, input, span: span, saving: graphs)
+            let y1 = allocateActivation(path, "y1", role: .activation, shape: half, span: span)
+            release(f)
+            retain(y1)
+            let g = forward(block.g, y1, span: span, saving: graphs)
+            let y2 = allocateActivation(path, "y2", role: .activation, shape: half, span: span)
+            release(g)
+            let joined = allocateActivation(path, "output", role: .activation, shape: layer.outputShape, span: span)
+            release(y1)
+            release(y2)
+            release(input)  // x1's view (and the previous block's output)
+            addFlops(2 * Double(half.elementCount * batch * steps(span)))
+            input = joined
+        }
+        if mode == .keepOutputOnly {
+            resetNeurons(stage.blocks.flatMap { $0.f + $0.g })
+            if saving {
+                retain(input)  // ctx.y, an alias of the returned output
+                keep([input], key: SavedKey(path: path, timestep: nil))
+            }
+        }
+        return input
+    }
+
+    /// `functional.reset_net` on some layers: their neurons drop v and what v's graph saved.
+    mutating func resetNeurons(_ layers: [Layer]) {
+        for layer in ParameterLayout.flatten(layers) {
+            guard case .neuron = layer.kind, let state = heldStates.removeValue(forKey: layer.path) else { continue }
+            release(state)
+            for id in heldSaved.removeValue(forKey: layer.path) ?? [] { release(id) }
+        }
+    }
+
+    /// RevSNN's backward, block by block from the last: rerun G on y1 with a graph and
+    /// backpropagate it at once, x2 = y2 - G(y1), then the same for F, x1 = y1 - F(x2); the
+    /// halves and their gradients are concatenated for the block before.
+    mutating func backwardRevSNNPyTorch(_ layer: Layer, _ stage: ReversibleStage, _ dY: Int, needInputGrad: Bool) -> Int? {
+        let path = layer.path
+        let span = Span.allTimesteps
+        let half = TensorShape([stage.channels / 2] + Array(layer.inputShape.dims.dropFirst()))
+        guard let kept = saved.removeValue(forKey: SavedKey(path: path, timestep: nil)), kept.count == 1 else {
+            preconditionFailure("reversible stage \(path) has no kept output")
+        }
+        var y = kept[0]
+        var gradient = dY
+        let backwardPhase = phase
+        for (index, block) in stage.blocks.enumerated().reversed() {
+            let isLastBlock = index == stage.blocks.count - 1
+            phase = .recompute(timestep: nil)
+            retain(y)
+            let gy1 = forward(block.g, y, span: span, saving: true)
+            addFlops(Double(half.elementCount * batch * multiStepLength))
+            phase = backwardPhase
+            retain(gradient)
+            let dG = backward(block.g, gradient, span: span, needInputGrad: true)!  // y1.grad
+            resetNeurons(block.g)
+            let x2 = allocateActivation(path, "x2", role: .activation, shape: half, span: span)
+            release(gy1)
+            let dX1 = allocateActivation(path, "grad_x1", role: .workspace, shape: half, span: span)
+            release(dG)
+            phase = .recompute(timestep: nil)
+            retain(x2)
+            let fx2 = forward(block.f, x2, span: span, saving: true)
+            addFlops(Double(half.elementCount * batch * multiStepLength))
+            phase = backwardPhase
+            retain(dX1)
+            let dF = backward(block.f, dX1, span: span, needInputGrad: true)!  // x2.grad
+            resetNeurons(block.f)
+            let x1 = allocateActivation(path, "x1", role: .activation, shape: half, span: span)
+            release(fx2)
+            let dX2 = allocateActivation(path, "grad_x2", role: .workspace, shape: half, span: span)
+            release(dF)
+            let x = allocateActivation(path, "input", role: .activation, shape: layer.inputShape, span: span)
+            let dX = allocateActivation(path, "grad_input", role: .workspace, shape: layer.inputShape, span: span)
+            for id in [x2, dX1, x1, dX2] { release(id) }
+            release(y)
+            if !isLastBlock { release(gradient) }
+            y = x
+            gradient = dX
+        }
+        release(y)
+        release(dY)
+        if needInputGrad { return gradient }
+        release(gradient)
+        return nil
+    }
+
+    mutating func backwardReversiblePyTorch(_ layer: Layer, _ stage: ReversibleStage, _ dY: Int, span: Span,
+                                            needInputGrad: Bool) -> Int? {
+        let path = layer.path
+        let half = TensorShape([stage.channels / 2] + Array(layer.inputShape.dims.dropFirst()))
+        var gradient = dY
+        for block in stage.blocks.reversed() {
+            // dY2 and dY1 are views of the block's output gradient.
+            retain(gradient)
+            let dG = backward(block.g, gradient, span: span, needInputGrad: true)!
+            // y1's gradient: the dY1 view plus G's input gradient.
+            let dY1 = allocateActivation(path, "grad_y1", role: .workspace, shape: half, span: span)
+            release(dG)
+            retain(dY1)  // x1's gradient too, until SplitBackward
+            let dF = backward(block.f, dY1, span: span, needInputGrad: true)!
+            // x2's gradient: the dY2 view plus F's input gradient; the output gradient is done.
+            let dX2 = allocateActivation(path, "grad_x2", role: .workspace, shape: half, span: span)
+            release(gradient)
+            release(dF)
+            // x1's gradient is y1's (an add passes it through): SplitBackward concatenates.
+            let dX = allocateActivation(path, "grad_input", role: .workspace, shape: layer.inputShape, span: span)
+            release(dY1)
+            release(dX2)
+            gradient = dX
+        }
+        if needInputGrad { return gradient }
+        release(gradient)
+        return nil
+    }
+}

@@ -32,12 +32,12 @@ public enum Runtime: String, CaseIterable, Codable, Sendable {
     public func notModelledReason(_ strategy: Strategy, _ profile: Profile) -> String? {
         guard isPyTorch else { return nil }
         switch strategy {
-        case .bptt, .sltt, .checkpoint:
+        case .bptt, .sltt, .checkpoint, .revsnn:
             if let layer = PyTorchLayerTable.firstUnsupported(profile.layers) {
                 return "layer '\(layer.path)' (\(layer.kind.keyword)) has no PyTorch + SpikingJelly counterpart in the \(rawValue) layout; plan it with --runtime snnmem"
             }
             return nil
-        case .revsnn, .trevsnn:
+        case .trevsnn:
             return "the \(rawValue) layout of \(strategy.rawValue)'s custom autograd functions is not modelled yet; plan it with --runtime snnmem"
         }
     }

@@ -49,9 +49,9 @@ final class PyTorchFixtureTests: XCTestCase {
                                                                              runtime: runtime, dtype: dtype))
     }
 
-    /// Measured in PyTorch but not modelled by the PyTorch runtimes yet: reversible stages
-    /// (plain autograd and RevSNN's custom function). When they are, this list empties.
-    static let notModelled: Set<String> = ["revsresnet21", "revsresnet37", "revvgg13", "trevsnn-cifar"]
+    /// Measured in PyTorch but not modelled by the PyTorch runtimes yet (T-RevSNN's custom
+    /// autograd functions); when they are, this list empties.
+    static let notModelled: Set<String> = ["trevsnn-cifar"]
 
     /// The fixtures the planner models, after checking that the others are refused with a reason.
     func modelled() throws -> [(file: String, measurement: Measurement)] {
@@ -107,6 +107,6 @@ final class PyTorchFixtureTests: XCTestCase {
             XCTAssertLessThanOrEqual(abs(error), peakTolerance(m),
                                      "\(file): planned peak \(plan.peakBytes) B, measured \(m.stepPeakBytes) B (\(error * 100)%)")
         }
-        XCTAssertGreaterThanOrEqual(float32, 42, "every float32 fixture of the expressible profiles is held to 1%")
+        XCTAssertGreaterThanOrEqual(float32, 50, "every float32 fixture of the expressible profiles is held to 1%")
     }
 }

@@ -69,11 +69,21 @@ final class PyTorchLayoutTests: XCTestCase {
     }
 
     func testUnsupportedLayersAreRefusedWithTheReason() throws {
-        let reversible = try Fixtures.bundled("revsresnet21")
-        XCTAssertThrowsError(try Planner.plan(reversible, strategy: .bptt, options: .init(runtime: .pytorchCUDA))) { error in
-            XCTAssertTrue("\(error)".contains("--runtime snnmem"), "\(error)")
+        let trev = try Fixtures.bundled("trevsnn-cifar")
+        for strategy in [Strategy.bptt, .trevsnn] {
+            XCTAssertThrowsError(try Planner.plan(trev, strategy: strategy, options: .init(runtime: .pytorchCUDA))) { error in
+                XCTAssertTrue("\(error)".contains("--runtime snnmem"), "\(error)")
+            }
+            XCTAssertNoThrow(try Planner.plan(trev, strategy: strategy, options: .init(runtime: .snnmem)))
         }
-        XCTAssertNoThrow(try Planner.plan(reversible, strategy: .bptt, options: .init(runtime: .snnmem)))
+        // Reversible stages are modelled: plain autograd under bptt, RevSNN's function under revsnn,
+        // which keeps only each stage's output.
+        let reversible = try Fixtures.bundled("revsresnet21")
+        let bptt = try Planner.plan(reversible, strategy: .bptt, options: .init(batch: 2, timesteps: 2, runtime: .pytorchCUDA))
+        let revsnn = try Planner.plan(reversible, strategy: .revsnn, options: .init(batch: 2, timesteps: 2, runtime: .pytorchCUDA))
+        XCTAssertLessThan(revsnn.savedBytesSeenByHooks(timestep: nil).reduce(0) { $0 + $1.bytes },
+                          bptt.savedBytesSeenByHooks(timestep: nil).reduce(0) { $0 + $1.bytes } / 2)
+        XCTAssertGreaterThan(revsnn.recomputeFlops, 0)
     }
 
     func testCUDAEstimateAddsTheTermsOutsideTheAllocator() throws {

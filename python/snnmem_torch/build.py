@@ -2,7 +2,8 @@
 
 Every profile layer becomes one module whose `path` is the Swift `Layer.path`; a residual block
 is a module running `main(x) + shortcut(x)` (an empty shortcut is the identity; SEW's ADD is
-the same construct). Multi-step mode (`step_mode='m'`, tensors [T, B, ...]) for bptt and
+the same construct); a reversible stage is `reversible.ReversibleStage` (its blocks' f and g layers
+are modules of their own). Multi-step mode (`step_mode='m'`, tensors [T, B, ...]) for bptt and
 checkpoint, single-step mode (`'s'`, [B, ...]) for SLTT.
 
 SpikingJelly 2.0 notes (read from its installed source): `LIFNode`/`IFNode` have no `backend`
@@ -26,8 +27,6 @@ from .errors import UnsupportedProfile
 from .profile import Layer, NeuronSpec, Profile
 
 _REFUSED = {
-    "reversible": "a RevSNN reversible stage needs its custom backward (inputs reconstructed from outputs), "
-                  "which plain PyTorch + SpikingJelly autograd does not express",
     "trevsnn": "T-RevSNN's columns, level fusion and reversible state are not SpikingJelly layers",
     "upsample": "upsample exists only inside T-RevSNN here; this package does not build it",
     "scale": "scale (layer scale) exists only inside T-RevSNN here; this package does not build it",
@@ -92,7 +91,7 @@ class Network(nn.Module):
         raise UnsupportedProfile(self.profile.source_path,
                                  f"{layer.kind} cannot be built in PyTorch + SpikingJelly: {why}",
                                  "use snnmem (Swift) for this profile, or a profile of conv, batchnorm, neuron, "
-                                 "avgpool, maxpool, globalavgpool, flatten, linear and residual layers",
+                                 "avgpool, maxpool, globalavgpool, flatten, linear, residual and reversible layers",
                                  layer.line, layer.column, layer.path)
 
     def _module(self, layer: Layer) -> nn.Module:
@@ -107,6 +106,17 @@ class Network(nn.Module):
             main = self._sequence(layer.main)
             shortcut = self._sequence(layer.shortcut) if layer.shortcut else None
             module = Residual(main, shortcut)
+        elif layer.kind == "reversible":
+            # A reversible stage (reversible.py): registered before its blocks' f and g layers, as
+            # Swift's allLayers lists it; plain autograd unless the revsnn strategy switches it.
+            from .reversible import ReversibleStage
+            self.layers[layer.path] = None
+            self.kinds[layer.path] = "reversible"
+            blocks = []
+            for block in layer.blocks:
+                f = self._sequence(block.f)
+                blocks.append((block.path, f, self._sequence(block.g)))
+            module = ReversibleStage(layer.path, blocks)
         elif layer.kind == "conv":
             p = layer.params
             module = sj_layer.Conv2d(p["in_channels"], p["out_channels"], p["kernel"], stride=p["stride"],

@@ -12,7 +12,7 @@ import sys
 
 from .errors import ProfileError, UsageError
 
-STRATEGIES = ("bptt", "sltt", "checkpoint")
+STRATEGIES = ("bptt", "sltt", "checkpoint", "revsnn")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -49,10 +49,13 @@ def parser() -> argparse.ArgumentParser:
                    help="SpikingJelly's CUDA neuron implementation (default torch; CPU always runs torch)")
     m.add_argument("--no-stream", action="store_true", help="leave the allocation stream out of the JSON "
                    "(the peak, its moment and the per-layer saved tensors stay)")
-    m.add_argument("--stream-limit", type=_positive, metavar="BYTES", help="leave the stream out when the JSON "
-                   "would be larger than BYTES with it")
+    m.add_argument("--stream-limit", type=_positive, metavar="BYTES", help="when the JSON would be larger than "
+                   "BYTES with the stream, write the stream compactly (events without spaces or null timesteps), "
+                   "else minimally (also without kernels, addresses numbered 1, 2, ...), whichever fits first "
+                   "(recorded in allocationsForm), else leave it out")
     m.add_argument("--verify", action="store_true", help="checkpoint: also compare its gradients with bptt's "
-                   "(or with the same segmented forward without checkpointing when batch norm spans segments)")
+                   "(or with the same segmented forward without checkpointing when batch norm spans segments); "
+                   "revsnn: with bptt's, and the reconstruction error of every reversible block's input")
     m.add_argument("--seed", type=int, default=0)
     m.add_argument("-o", "--output", help="write the JSON here (atomically); default: print only the table")
     m.add_argument("--json", action="store_true", help="print the JSON to stdout instead of the table")
@@ -88,16 +91,25 @@ def _measure(args) -> int:
     except UsageError as error:
         print(f"snnmem-torch: error: {error}", file=sys.stderr)
         return 2
+    form = "full"
     if args.stream_limit and result.get("allocations") is not None:
-        size = len(output.dumps(result))
-        if size > args.stream_limit:
+        sizes = {}
+        for candidate in output.STREAM_FORMS:
+            result["allocationsForm"] = candidate
+            sizes[candidate] = len(output.dumps(result, candidate))
+            if sizes[candidate] <= args.stream_limit:
+                form = candidate
+                break
+        else:
             result["allocations"] = None
-            result["allocationsOmitted"] = (f"the {result['allocationCount']} events would make the file {size} bytes, "
-                                            f"over --stream-limit {args.stream_limit}")
+            result["allocationsForm"] = None
+            result["allocationsOmitted"] = (f"the {result['allocationCount']} events would make the file "
+                                            f"{sizes['full']} bytes ({sizes['minimal']} written minimally), over "
+                                            f"--stream-limit {args.stream_limit}")
     if args.output:
-        output.write(args.output, result)
+        output.write(args.output, result, form)
     if args.json:
-        sys.stdout.write(output.dumps(result))
+        sys.stdout.write(output.dumps(result, form))
     else:
         print(output.table(result))
         if args.output:

@@ -64,6 +64,17 @@ def fake_cuda_autocast(dtype: torch.dtype) -> torch.autocast:
     return region
 
 
+@contextlib.contextmanager
+def autocast_off():
+    """Autocast disabled, as for a backward called after the autocast region exited (the engine runs
+    every node under the autocast state of the ``backward()`` call). Inside an enclosing region this
+    nests: the region's weight cache is not cleared on leaving."""
+    with mock.patch("torch.cuda.amp.common.amp_definitely_not_available", lambda: False):
+        region = torch.autocast("cuda", enabled=False)
+    with region, torch.autocast("cpu", enabled=False):
+        yield
+
+
 # ---------------------------------------------------------------------------------------------
 # Records
 
@@ -242,7 +253,8 @@ def _run_backward(roots: list[tuple[torch.Tensor, torch.Tensor]], stop: set, lea
 def trace(fn: Callable[[], torch.Tensor], inputs: dict, modules: dict | None = None,
           backward: bool = True, state: Callable[[], Iterable[torch.Tensor]] | None = None) -> Trace:
     """Runs ``fn`` (the layer's forward on fake CUDA tensors) and records what it saved and
-    allocated; then runs its backward with a gradient of the output's shape and records that.
+    allocated; then runs its backward with a gradient of the output's shape and records that
+    (with autocast off: training calls backward outside the autocast region).
 
     ``inputs``: name -> tensor the layer receives. ``modules``: name -> module whose parameters
     and buffers are labelled. ``state``: tensors the module holds after forward (neuron v)."""
@@ -286,7 +298,7 @@ def trace(fn: Callable[[], torch.Tensor], inputs: dict, modules: dict | None = N
         grad_out = torch.empty_like(out)
         known[_key(grad_out)] = "grad_output"
         back_rec = _Recorder(known)
-        with back_rec:
+        with autocast_off(), back_rec:  # backward is called outside autocast
             grads = _run_backward([(out, grad_out)], stop, dict(inputs))
         back = [a for _, a in back_rec.allocs]
         back_ops = back_rec.ops
@@ -483,6 +495,44 @@ def autocast_weight_casts(dtype=torch.float16, uses: int = 2) -> list:
         for _ in range(uses):
             conv(x)
     return [a for _, a in rec.allocs if a.op == "aten._to_copy" and a.shape == tuple(conv.weight.shape)]
+
+
+def network_traces(profile_path: str, T: int = 2, B: int = 2, autocast: Optional[torch.dtype] = None) -> list:
+    """A profile's network as bptt runs it (multi-step), layer by layer on fake CUDA inside one
+    autocast region (none for float32): each top-level layer gets a fresh input of the shape and
+    dtype its predecessor returned (the first one the float32 x_seq, needing no grad), then the
+    loss (mean over T, cross-entropy). Returns [(layer path or "loss", Trace)]. Call outside
+    ``fake_cuda()``; the weights are the module's own float32 parameters."""
+    import torch.nn.functional as F
+    from .build import build
+    from .profile import load
+
+    profile = load(profile_path)
+    out = []
+    with fake_cuda():
+        net = build(profile, "m")
+        net.train()
+        paths = {id(m): path for path, m in net.layers.items() if m is not None}
+        region = fake_cuda_autocast(autocast) if autocast else contextlib.nullcontext()
+        x = torch.empty((T, B, *profile.input_shape))
+        with region:
+            for module in net.body:
+                path = paths.get(id(module), type(module).__name__)
+                inp = x
+
+                def held(module=module):
+                    memories = getattr(module, "_memories", {})
+                    return [t for t in memories.values() if isinstance(t, torch.Tensor)]
+
+                tr = trace(lambda: module(inp), {"input": inp}, {path: module}, state=held)
+                out.append((path, tr))
+                shape, dtype = tr.output
+                x = torch.empty(shape, dtype=dtype, requires_grad=True)
+            labels = torch.zeros(B, dtype=torch.int64)
+            logits = x
+            out.append(("loss", trace(lambda: F.cross_entropy(logits.mean(0), labels),
+                                      {"logits_seq": logits, "target": labels})))
+    return out
 
 
 # ---------------------------------------------------------------------------------------------

@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .output import read
+from .streamfile import read  # the stream inline or in FILE.stream.json.gz
 
 
 def runs(stream: list) -> list:
@@ -43,10 +43,10 @@ def describe(m: dict, layers=None, phases=None) -> str:
                 what = ""
             else:
                 origin = made.pop(e["address"], None)
-                what = (f"  frees #{origin} {stream[origin]['layer']} {stream[origin]['kernel']}"
+                what = (f"  frees #{origin} {stream[origin]['layer']} {stream[origin].get('kernel', stream[origin]['op'])}"
                         if origin is not None else "  frees a block from before the step")
             mark = "  <== step peak" if index == peak_index else ""
-            body.append(f"    #{index:<5d} {e['bytes']:>+12d}  {e['op']} / {e['kernel']}{what}{mark}")
+            body.append(f"    #{index:<5d} {e['bytes']:>+12d}  {e['op']} / {e.get('kernel', e['op'])}{what}{mark}")
         if layers and layer not in layers:
             continue
         if phases and phase not in phases:

@@ -164,6 +164,9 @@ def measure(profile_path: str, strategy: str = "bptt", batch: Optional[int] = No
         diff, reference = reference_gradients(profile, trainer.batch, trainer.timesteps, trainer.segment, device, seed,
                                               trainer.dtype_name)
         verification = {"reference": reference, "maxAbsGradDiff": diff}
+    elif verify and strategy == "revsnn":
+        from .reversible import verify as verify_revsnn
+        verification = verify_revsnn(profile, trainer.batch, trainer.timesteps, device, seed, trainer.dtype_name)
 
     result = {
         "schema": SCHEMA,
@@ -195,6 +198,7 @@ def measure(profile_path: str, strategy: str = "bptt", batch: Optional[int] = No
         "liveAtEndBytes": sum(end.values()),
         "allocations": [e.to_json() for e in events.events] if stream else None,
         "allocationsOmitted": None if stream else "--no-stream",
+        "allocationsForm": "full" if stream else None,
         "cuda": cuda_result,
         "verification": verification,
         "gradScaler": None if trainer.scaler is None else {

@@ -32,9 +32,40 @@ def _format(value, indent: int) -> str:
     return json.dumps(value, separators=(", ", ": "))
 
 
-def dumps(measurement: dict) -> str:
-    """JSON with one line per allocation event and per saved tensor (diff-friendly, compact)."""
-    return _format(measurement, 0) + "\n"
+STREAM_FORMS = ("full", "compact", "minimal")
+
+
+def _stream_events(events: list, form: str) -> list:
+    """The allocation events as `form` writes them (see `dumps`)."""
+    if form == "compact":
+        return [{k: v for k, v in e.items() if not (k == "timestep" and v is None)} for e in events]
+    ids: dict = {}
+    out = []
+    for e in events:
+        slim = {k: v for k, v in e.items() if k != "kernel" and not (k == "timestep" and v is None)}
+        if slim.get("address") is not None:
+            slim["address"] = ids.setdefault(slim["address"], len(ids) + 1)
+        out.append(slim)
+    return out
+
+
+def dumps(measurement: dict, stream_form: str = "full") -> str:
+    """JSON with one line per allocation event and per saved tensor (diff-friendly, compact).
+
+    `stream_form`, for a stream that would not fit a size limit otherwise: "compact" writes each
+    allocation event without spaces and without a null `timestep` (a reader takes a missing timestep
+    as null); "minimal" also leaves `kernel` out (readers use `op`) and numbers the addresses 1, 2, ...
+    in order of first appearance (a free still names its allocation's number, a reused address its
+    number again). Everything else is written as in "full"."""
+    if stream_form not in STREAM_FORMS:
+        raise ValueError(f"stream form {stream_form!r}: use one of {', '.join(STREAM_FORMS)}")
+    if stream_form == "full" or not measurement.get("allocations"):
+        return _format(measurement, 0) + "\n"
+    placeholder = "\u0000stream\u0000"
+    text = _format({**measurement, "allocations": placeholder}, 0)
+    events = _stream_events(measurement["allocations"], stream_form)
+    stream = "[\n" + ",\n".join("  " + json.dumps(e, separators=(",", ":")) for e in events) + "\n ]"
+    return text.replace(json.dumps(placeholder), stream, 1) + "\n"
 
 
 def write_atomic(path: str, text: str) -> None:
@@ -60,8 +91,8 @@ def write_atomic(path: str, text: str) -> None:
         raise
 
 
-def write(path: str, measurement: dict) -> None:
-    write_atomic(path, dumps(measurement))
+def write(path: str, measurement: dict, stream_form: str = "full") -> None:
+    write_atomic(path, dumps(measurement, stream_form))
 
 
 def read(path: str) -> dict:

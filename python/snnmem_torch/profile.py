@@ -3,9 +3,10 @@ LayerBuilder.swift): the same keys, defaults, default names, layer paths and inf
 
 Scalars are read from the YAML text as the Swift loader reads them (Yams gives strings; Swift's
 `Int(_:)`, `Double(_:)` and `Bool(_:)` convert them), not with PyYAML's YAML 1.1 typing, so that
-`yes` is not a boolean here either. Layer kinds the PyTorch builder cannot run (reversible,
-trevsnn, upsample, scale) are still read, with their paths and shapes, so that the builder can
-refuse them by name.
+`yes` is not a boolean here either. A reversible stage is read with its blocks (each block's `f` and
+`g` layer lists, paths `<stage>/block<i>/f/...` and `.../g/...`, `g` defaulting to `f`). Layer kinds
+the PyTorch builder cannot run (trevsnn, upsample, scale) are still read, with their paths and
+shapes, so that the builder can refuse them by name.
 """
 
 from __future__ import annotations
@@ -94,6 +95,16 @@ class Layer:
     neuron: Optional[NeuronSpec] = None
     main: list = field(default_factory=list)      # residual
     shortcut: list = field(default_factory=list)  # residual
+    blocks: list = field(default_factory=list)    # reversible: [ReversibleBlock]
+
+
+@dataclass
+class ReversibleBlock:
+    """One block of a reversible stage: Y1 = X1 + F(X2), Y2 = X2 + G(Y1) on channel halves."""
+
+    path: str
+    f: list
+    g: list
 
 
 @dataclass
@@ -122,6 +133,10 @@ class Profile:
                 if layer.kind == "residual":
                     visit(layer.main)
                     visit(layer.shortcut)
+                elif layer.kind == "reversible":
+                    for block in layer.blocks:
+                        visit(block.f)
+                        visit(block.g)
 
         visit(self.layers)
         return out
@@ -649,13 +664,30 @@ class _LayerBuilder:
             return make(main_out, main=main, shortcut=shortcut)
 
         if kind == "reversible":
-            # Read only as far as the builder needs to refuse it: its path and its (unchanged) shape.
-            self.require_spatial(inp, "reversible", path, location)
-            p.int("blocks", 1)
-            p.require("f", "[neuron, {conv: {out: HALF, kernel: 3, padding: 1}}, batchnorm]")
-            p.value("g")
+            c, h, w = self.require_spatial(inp, "reversible", path, location)
+            if c % 2 != 0:
+                raise self.fail(f"a reversible stage splits its {c} input channels into two halves, so they must be even",
+                                "make the layer before it give an even number of channels", path, location)
+            count = p.int("blocks", 1)
+            f_node = p.require("f", "[neuron, {conv: {out: HALF, kernel: 3, padding: 1}}, batchnorm]")
+            g_node = p.value("g")
+            g_node = f_node if g_node is None else g_node
             p.reject_unknown_keys(ALLOWED_KEYS["reversible"])
-            return make(inp)
+            half = (c // 2, h, w)
+            blocks = []
+            for index in range(count):
+                block_path = f"{path}/block{index}"
+                f, f_out = self.build_list(f_node, half, block_path + "/f", "reversible `f`")
+                g, g_out = self.build_list(g_node, half, block_path + "/g", "reversible `g`")
+                for branch, out, node in (("f", f_out, f_node), ("g", g_out, g_node)):
+                    if tuple(out) != half:
+                        line, col = _loc(node)
+                        raise ProfileError(self.file, f"reversible `{branch}` must map a half {_shape_text(half)} to the "
+                                           f"same shape, but gives {_shape_text(out)}",
+                                           f"keep {c // 2} channels and the resolution inside `{branch}` (stride 1, "
+                                           f"`out: {c // 2}`)", line, col, block_path + "/" + branch)
+                blocks.append(ReversibleBlock(block_path, f, g))
+            return make(inp, blocks=blocks)
 
         if kind == "trevsnn":
             self.require_spatial(inp, "trevsnn", path, location)

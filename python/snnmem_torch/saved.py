@@ -19,6 +19,10 @@ saves. Those inputs are named "checkpoint.saved_args[i]" and attributed to layer
 or to the neuron whose state they are. The graph walk never reads a checkpointed node's saved
 fields (that would start a recomputation): it reads only nodes the loss created.
 
+RevSNN: a reversible stage's function keeps its output in its context, not through
+save_for_backward, so it reports it with `keep` ("RevSNNStageBackward.ctx.y", layer = the stage);
+what its recomputations in backward save is not recorded (phase "recompute").
+
 Mixed precision: a tensor autocast made from a parameter (the float16/bfloat16 copy of a conv or
 linear weight, saved by its node) is a new storage, counted as an activation of its layer, and
 marked `castOf` = the parameter's name. Tensors saved in backward (the GradScaler's `loss * scale`
@@ -102,8 +106,9 @@ class SavedTensorRecorder:
 
     def pack(self, tensor: torch.Tensor):
         trainer = self.trainer
-        if trainer.tracker.phase == "backward":
-            return tensor  # e.g. GradScaler.scale's product: backward's own, not the forward's
+        if trainer.tracker.phase in ("backward", "recompute"):
+            # e.g. GradScaler.scale's product, or what a RevSNN recomputation saves: backward's own.
+            return tensor
         layer = trainer.tracker.current or "(outside)"
         override = None
         if trainer.checkpoint_args is not None and trainer.tracker.current is None:
@@ -113,6 +118,10 @@ class SavedTensorRecorder:
                     break
         self.records.append(PackRecord(len(self.records), self._group, layer, tensor, override_name=override))
         return tensor
+
+    def keep(self, tensor: torch.Tensor, layer: str, name: str) -> None:
+        """A tensor kept for backward outside save_for_backward (RevSNN's ctx.y), reported by its keeper."""
+        self.records.append(PackRecord(len(self.records), self._group, layer, tensor, override_name=name))
 
     @staticmethod
     def unpack(tensor):

@@ -5,6 +5,8 @@ bptt        multi-step: x_seq = x.unsqueeze(0).repeat(T, 1, 1, 1, 1) (layer "inp
 sltt        single-step, as SLTT's reference code: for each t the network on x, every neuron's v
             detached from the previous timestep before it runs, loss_t = CE(out_t, y) / T,
             loss_t.backward() inside the loop; the optimizer steps after the loop.
+revsnn      as bptt, but each reversible stage is one RevSNN autograd function that keeps only its
+            output and reconstructs its blocks' inputs in backward (reversible.py).
 checkpoint  multi-step over segments of k timesteps, each under
             torch.utils.checkpoint.checkpoint(use_reentrant=False, preserve_rng_state=False); the
             neuron states at a segment's start are its explicit inputs (so checkpoint saves them and
@@ -44,7 +46,7 @@ from .errors import UsageError
 from .profile import Profile
 from .tracker import LayerTracker
 
-STRATEGIES = ("bptt", "sltt", "checkpoint")
+STRATEGIES = ("bptt", "sltt", "checkpoint", "revsnn")
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 # Upper bound on warm-up steps while a float16 GradScaler backs its scale off from 2**16 (each step
 # with an inf/NaN gradient is skipped and halves the scale); steady state is a step that was taken.
@@ -101,6 +103,16 @@ class Trainer:
         self.x = torch.rand(shape, generator=generator).to(self.device)
         self.labels = torch.randint(0, profile.classes, (self.batch,), generator=generator).to(self.device)
         self.tracker = LayerTracker(self.net)
+        if strategy == "revsnn":
+            # Reversible stages run RevSNN's custom autograd function (reversible.py); the rest as bptt.
+            from .reversible import configure, stages
+            if not stages(self.net):
+                raise UsageError("revsnn needs a reversible stage (`reversible:` in the profile's layers)")
+            if self.autocast_dtype is not None:
+                raise UsageError(f"revsnn under {self.dtype_name} autocast: the couplings' adds and subtractions "
+                                 "would run in half precision, so the inputs reconstructed in backward would not be "
+                                 "the forward's (gradients off by far more than rounding); use float32")
+            configure(self, "revsnn")
         self.neurons = self.net.neurons
         if strategy == "sltt":
             for _, module in self.neurons:
@@ -306,10 +318,14 @@ def reference_gradients(profile: Profile, batch: int, timesteps: int, segment: i
 
     The reference is bptt itself when checkpointing cannot change the function (no batch norm, or
     one segment); otherwise the same segmented forward run without checkpointing ("segmented").
+    Under mixed precision segments of k < T timesteps always compare with "segmented": a layer run
+    on [k*B] instead of [T*B] samples and per-segment half-precision weight gradients summed in
+    float32 round differently from bptt (|diff| ~ 1e-4), while the recomputation must reproduce
+    its own forward exactly.
     """
     ckpt = Trainer(profile, "checkpoint", batch, timesteps, segment, device, seed, dtype)
     got = ckpt.gradients(checkpointed=True)
-    if has_batchnorm(profile) and segment < timesteps:
+    if (has_batchnorm(profile) or ckpt.autocast_dtype is not None) and segment < timesteps:
         ref_trainer = Trainer(profile, "checkpoint", batch, timesteps, segment, device, seed, dtype)
         expected = ref_trainer.gradients(checkpointed=False)
         name = "segmented"

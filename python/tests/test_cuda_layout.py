@@ -268,3 +268,28 @@ def test_real_gpu_matches_the_fake_device():
     result = cm.gpu_check(SEQ)
     assert result["mismatches"] == {}, result["mismatches"]
     assert result["neuron_implementation"]["lif"]["implementation"] in ("triton", "cuda")
+
+
+@pytest.mark.parametrize("dt", [torch.float16, torch.bfloat16])
+def test_network_under_autocast_on_cuda(dt):
+    """cifarnet layer by layer as bptt runs it under autocast on fake CUDA: half spikes from the
+    step loop (no fused neuron op), conv/linear keep half copies of their weights, the first conv a
+    half copy of the float32 input; the loss keeps a half log_softmax and a float32 copy of it."""
+    traces = dict(cm.network_traces(os.path.join(os.path.dirname(__file__), "..", "..", "profiles", "cifarnet.yaml"),
+                                    T=2, B=1, autocast=dt))
+    conv1 = {s.slot: s for s in traces["conv1"].saved}
+    assert (conv1["input"].dtype, conv1["input"].origin) == (dt, "new:aten._to_copy")
+    assert (conv1["weight"].dtype, conv1["weight"].origin) == (dt, "new:aten._to_copy")
+    conv2 = {s.slot: s for s in traces["conv2"].saved}
+    assert (conv2["input"].dtype, conv2["input"].origin) == (dt, "input:input")  # the spikes are already half
+    lif = traces["lif1"]
+    assert "sj_lif.forward" not in lif.ops and lif.output[1] == dt
+    gpu = [s for s in lif.saved if s.origin != "cpu-scalar"]
+    assert len(gpu) == 3 * 2 and all(s.dtype == dt and s.shape == (1, 64, 32, 32) for s in gpu)
+    bn = traces["bn1"]
+    assert ("aten.cudnn_batch_norm" in bn.ops) == (dt == torch.float16) and bn.output[1] == dt
+    loss = {(s.node, s.slot): s.dtype for s in traces["loss"].saved}
+    assert loss[("LogSoftmaxBackward0", "result")] == dt and loss[("NllLossBackward0", "self")] == torch.float32
+    # backward runs outside autocast: the bias gradient is summed in half, then cast to float32
+    fc_back = [(a.op, a.dtype) for a in traces["fc"].backward]
+    assert ("aten.sum", dt) in fc_back and ("aten._to_copy", torch.float32) in fc_back
