@@ -20,8 +20,8 @@ bash scripts/install-python.sh >/dev/null
 
 OUT=Tests/PlannerTests/Fixtures/pytorch
 mkdir -p "$OUT"
-# Reversible (revsresnet21, revsresnet37, revvgg13) and T-RevSNN (trevsnn-cifar) profiles need
-# custom backward passes: snnmem-torch refuses them, so they have no fixtures.
+# Reversible profiles (revsresnet21, revvgg13) are measured by pytorch-reversible-fixtures.sh, called
+# at the end; T-RevSNN (trevsnn-cifar) is refused by snnmem-torch and has no fixtures.
 CIFAR="cifarnet digits vgg11 vgg13 resnet19"
 IMAGENET="resnet18 sew-resnet34"
 MIXED_PROFILES="cifarnet vgg11"
@@ -60,3 +60,7 @@ for profile in "${PROFILES[@]}"; do
         done
     done
 done
+
+# The reversible profiles have a script of their own (their streams live in side files); with no
+# profiles named, regenerate them too.
+if [ $# -eq 0 ]; then bash scripts/pytorch-reversible-fixtures.sh; fi
