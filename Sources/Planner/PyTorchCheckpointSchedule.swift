@@ -75,9 +75,11 @@ extension TraceBuilder {
             phase = .backward(timestep: start)
             // The gradient of each start state flows back to the previous segment's end state.
             stateGradientsFlowBack = s > 0
+            defersGradientCasts = autocast != nil && s > 0
             retain(dLogits)  // the segment's gradient is a view of dLogits
             _ = backward(profile.layers, dLogits, span: .allTimesteps, needInputGrad: false)
             stateGradientsFlowBack = false
+            defersGradientCasts = false
             releaseSaved(SavedKey(path: "input", timestep: -1 - s))
             for path in neurons { releaseSaved(SavedKey(path: path, timestep: -1 - s)) }
         }

@@ -187,8 +187,20 @@ extension TraceBuilder {
                 }
             case .castGradients:
                 guard !run.halfGradients.isEmpty else { break }
-                accumulateParameterGradients(parameters, path: run.path)
-                for id in run.halfGradients { release(id) }
+                if let pending = pendingHalfGradients[run.path] {
+                    // Added into the gradient buffer a previous checkpoint segment left.
+                    for id in run.halfGradients { release(id) }
+                    run.halfGradients = pending
+                    pendingHalfGradients[run.path] = nil
+                }
+                if defersGradientCasts {
+                    // One cast weight (autocast's cache) serves every segment: its ToCopyBackward
+                    // runs once, after the last segment's backward, on the summed half gradient.
+                    pendingHalfGradients[run.path] = run.halfGradients
+                } else {
+                    accumulateParameterGradients(parameters, path: run.path)
+                    for id in run.halfGradients { release(id) }
+                }
                 run.halfGradients = []
             case .releaseSaved:
                 releaseSaved(SavedKey(path: run.path, timestep: run.span.timestep))

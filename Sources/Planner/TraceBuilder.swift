@@ -43,6 +43,10 @@ struct TraceBuilder {
     /// PyTorch autocast: the weight casts `cached_cast` keeps until the autocast region exits,
     /// by layer path, while a region spans several forwards of a layer (checkpoint segments).
     var castCache: [String: Int]?
+    /// PyTorch autocast under checkpoint: backward segments before the last keep their half
+    /// weight gradients for the one ToCopyBackward of the shared cast.
+    var defersGradientCasts = false
+    var pendingHalfGradients: [String: [Int]] = [:]
     /// PyTorch checkpoint: backward computes each neuron's start-state gradient ([B, ...]),
     /// which lives until the previous segment's backward of that neuron consumes it.
     var stateGradientsFlowBack = false
@@ -214,6 +218,7 @@ struct TraceBuilder {
         heldSaved = [:]
         precondition(saved.isEmpty, "saved tensors left after backward: \(saved.keys.map(\.path))")
         precondition(stateGradients.isEmpty, "state gradients left after backward: \(stateGradients.keys.sorted())")
+        precondition(pendingHalfGradients.isEmpty, "half gradients left after backward: \(pendingHalfGradients.keys.sorted())")
         precondition(forwardStates.isEmpty && backwardStates.isEmpty, "neuron states left after the step")
     }
 
