@@ -22,23 +22,24 @@ struct MaxBatchCommand: ParsableCommand {
     @Option(help: "Round each tensor as an allocator would: exact, jemalloc or cuda (snnmem and pytorch-cpu; pytorch-cuda replays PyTorch's caching allocator itself).")
     var allocator: AllocatorRounding?
 
-    @Option(name: .customLong("cuda-context"), help: "pytorch-cuda: memory outside the caching allocator (CUDA context, kernels), e.g. 400MiB.")
-    var cudaContext: String = "400MiB"
+    @Option(name: .customLong("cuda-context"), help: "pytorch-cuda: memory outside the caching allocator (CUDA context, kernels); default 400MiB.")
+    var cudaContext: String?
 
-    @Option(name: .customLong("cublas-workspace"), help: "pytorch-cuda: cuBLAS workspace per handle (32MiB on Hopper, 8MiB before).")
-    var cublasWorkspace: String = "32MiB"
+    @Option(name: .customLong("cublas-workspace"), help: "pytorch-cuda: cuBLAS workspace per handle; default 32MiB (Hopper; 8MiB before).")
+    var cublasWorkspace: String?
 
-    @Option(name: .customLong("cudnn-workspace"), help: "pytorch-cuda: allowance for cuDNN's convolution workspaces on top of the replayed peak.")
-    var cudnnWorkspace: String = "64MiB"
+    @Option(name: .customLong("cudnn-workspace"), help: "pytorch-cuda: allowance for cuDNN's convolution workspaces on top of the replayed peak; default 64MiB.")
+    var cudnnWorkspace: String?
 
     @Flag(name: .customLong("expandable-segments"), help: "pytorch-cuda: replay PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True.")
     var expandableSegments = false
 
+    /// `CUDAOverheads`' documented defaults, with what the options override.
     func cudaOverheads() throws -> CUDAOverheads {
         var o = CUDAOverheads()
-        o.contextBytes = try parseSize(cudaContext, option: "--cuda-context")
-        o.cublasWorkspaceBytes = try parseSize(cublasWorkspace, option: "--cublas-workspace")
-        o.cudnnWorkspaceBytes = try parseSize(cudnnWorkspace, option: "--cudnn-workspace")
+        if let cudaContext { o.contextBytes = try parseSize(cudaContext, option: "--cuda-context") }
+        if let cublasWorkspace { o.cublasWorkspaceBytes = try parseSize(cublasWorkspace, option: "--cublas-workspace") }
+        if let cudnnWorkspace { o.cudnnWorkspaceBytes = try parseSize(cudnnWorkspace, option: "--cudnn-workspace") }
         o.allocator.expandableSegments = expandableSegments
         return o
     }
@@ -51,7 +52,7 @@ struct MaxBatchCommand: ParsableCommand {
         if isCUDA, allocator != nil {
             throw ValidationError("--allocator rounds tensors for snnmem and pytorch-cpu; pytorch-cuda replays PyTorch's CUDA caching allocator itself: remove --allocator")
         }
-        if !isCUDA, expandableSegments || cudaContext != "400MiB" || cublasWorkspace != "32MiB" || cudnnWorkspace != "64MiB" {
+        if !isCUDA, expandableSegments || cudaContext != nil || cublasWorkspace != nil || cudnnWorkspace != nil {
             throw ValidationError("--cuda-context, --cublas-workspace, --cudnn-workspace and --expandable-segments describe a GPU: add --runtime pytorch-cuda")
         }
         _ = try cudaOverheads()
@@ -103,7 +104,7 @@ struct MaxBatchCommand: ParsableCommand {
                                     strategies: zip(results, cuda).map { result, gpu in
                                         .init(strategy: result.strategy.rawValue, maxBatch: result.maxBatch, peakBytesAtMax: result.peakBytesAtMax,
                                               peakBytesAtMaxPlusOne: result.peakBytesAtMaxPlusOne,
-                                              cuda: gpu.map(MaxBatchJSON.CUDA.init))
+                                              cuda: gpu.map(CUDAEstimateJSON.init))
                                     },
                                     notApplicable: skipped.map { .init(strategy: $0.0.rawValue, reason: $0.1) })
             print(try Formatting.json(json))
@@ -144,35 +145,13 @@ struct MaxBatchCommand: ParsableCommand {
 }
 
 struct MaxBatchJSON: Codable {
-    /// pytorch-cuda at the largest batch that fits: the caching allocator's figures and the rest.
-    struct CUDA: Codable {
-        var peakAllocatedBytes: Int
-        var peakReservedBytes: Int
-        var reservedOverAllocated: Double
-        var cublasWorkspaceBytes: Int
-        var cudnnWorkspaceBytes: Int
-        var contextBytes: Int
-        var totalBytes: Int
-        var decidingTerm: String
-
-        init(_ e: CUDAMemoryEstimate) {
-            peakAllocatedBytes = e.peakAllocatedBytes
-            peakReservedBytes = e.peakReservedBytes
-            reservedOverAllocated = e.reservedOverAllocated
-            cublasWorkspaceBytes = e.cublasWorkspaceBytes
-            cudnnWorkspaceBytes = e.cudnnWorkspaceBytes
-            contextBytes = e.contextBytes
-            totalBytes = e.totalBytes
-            decidingTerm = e.decidingTerm
-        }
-    }
     struct Entry: Codable {
         var strategy: String
         var maxBatch: Int
         /// What must fit at the largest batch: the planned peak, or the GPU total on pytorch-cuda.
         var peakBytesAtMax: Int?
         var peakBytesAtMaxPlusOne: Int
-        var cuda: CUDA?
+        var cuda: CUDAEstimateJSON?
     }
     struct NotApplicable: Codable {
         var strategy: String

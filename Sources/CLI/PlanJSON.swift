@@ -26,20 +26,9 @@ struct PlanJSON: Codable {
         var phase: String
     }
 
-    /// pytorch-cuda: the plan replayed through PyTorch's CUDA caching allocator.
-    struct CUDA: Codable {
-        var peakAllocatedBytes: Int
-        var peakReservedBytes: Int
-        var reservedOverAllocated: Double
-        var cublasWorkspaceBytes: Int
-        var cudnnWorkspaceBytes: Int
-        var contextBytes: Int
-        var totalBytes: Int
-    }
-
     struct StrategyPlan: Codable {
         var strategy: String
-        var cuda: CUDA?
+        var cuda: CUDAEstimateJSON?
         var events: [Event]?
         var peakBytes: Int
         var peakPhase: String?
@@ -106,9 +95,7 @@ struct PlanJSON: Codable {
             let gpu = runtime == .pytorchCUDA ? CUDAMemoryEstimate.estimate(plan, profile: profile) : nil
             return StrategyPlan(
                 strategy: plan.strategy.rawValue,
-                cuda: gpu.map { CUDA(peakAllocatedBytes: $0.peakAllocatedBytes, peakReservedBytes: $0.peakReservedBytes,
-                                     reservedOverAllocated: $0.reservedOverAllocated, cublasWorkspaceBytes: $0.cublasWorkspaceBytes,
-                                     cudnnWorkspaceBytes: $0.cudnnWorkspaceBytes, contextBytes: $0.contextBytes, totalBytes: $0.totalBytes) },
+                cuda: gpu.map(CUDAEstimateJSON.init),
                 events: stream, peakBytes: plan.peakBytes, peakPhase: plan.sweep.peakPhase?.description,
                 peakTensor: plan.peakTensor?.descriptor.label, segment: plan.segment,
                 bytesByRole: plan.bytesByRoleAtPeak.byReportKey, activationBytes: plan.activationBytes,
@@ -162,5 +149,29 @@ struct LayerRow {
         }
         add(profile.layers, columns: 1)
         return rows
+    }
+}
+
+/// A pytorch-cuda step on the GPU (`plan` and `max-batch`): the caching allocator's figures and
+/// the terms outside it.
+struct CUDAEstimateJSON: Codable {
+    var peakAllocatedBytes: Int
+    var peakReservedBytes: Int
+    var reservedOverAllocated: Double
+    var cublasWorkspaceBytes: Int
+    var cudnnWorkspaceBytes: Int
+    var contextBytes: Int
+    var totalBytes: Int
+    var decidingTerm: String
+
+    init(_ e: CUDAMemoryEstimate) {
+        peakAllocatedBytes = e.peakAllocatedBytes
+        peakReservedBytes = e.peakReservedBytes
+        reservedOverAllocated = e.reservedOverAllocated
+        cublasWorkspaceBytes = e.cublasWorkspaceBytes
+        cudnnWorkspaceBytes = e.cudnnWorkspaceBytes
+        contextBytes = e.contextBytes
+        totalBytes = e.totalBytes
+        decidingTerm = e.decidingTerm
     }
 }

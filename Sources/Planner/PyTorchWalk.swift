@@ -23,18 +23,16 @@ extension TraceBuilder {
         var run = ScriptRun(path: path, span: span, layer: layer)
         run.input = x
         runForward(d.forward, &run, timestep: nil)
-        if let initial = run.initial, !run.initialSaved { release(initial) }
-        if let initial = run.initial, run.initialSaved { run.saved.append(initial) }
+        if let initial = run.initial {
+            if run.initialSaved { run.saved.append(initial) } else { release(initial) }
+        }
         let keepsInput = d.keepsInput && !run.inputCast
         if saving {
             if keepsInput { retain(x) }
             keep(run.saved + (keepsInput ? [x] : []), key: SavedKey(path: path, timestep: span.timestep))
-            if !run.held.isEmpty {
-                // Kept for backward (and attributed to this layer), but freed with the module's v.
-                keep(run.held, key: SavedKey(path: path, timestep: Int.min))
-                saved[SavedKey(path: path, timestep: Int.min)] = nil
-                heldSaved[path, default: []] += run.held
-            }
+            // Kept for backward (and attributed to this layer), but freed with the module's v.
+            markKept(run.held, by: path)
+            heldSaved[path, default: []] += run.held
         } else {
             for id in run.saved + run.held { release(id) }
         }
@@ -177,7 +175,7 @@ extension TraceBuilder {
                                                            span: run.span)
                 }
             case .parameterGradients:
-                if let half = autocast, parameters.contains(where: { _ in true }), run.layer.pytorchWeight != nil {
+                if let half = autocast, run.layer.pytorchWeight != nil {
                     // The op computes in half; ToCopyBackward makes the float32 gradients (.castGradients).
                     run.halfGradients = parameters.filter(\.trainable).map {
                         allocate(run.path, $0.name + ".grad.\(half.rawValue)", timestep: nil, role: .workspace, shape: $0.shape, dtype: half)
@@ -265,11 +263,10 @@ extension TraceBuilder {
                                             shape: logitsShape.prepending(batch), dtype: .float32) : nil
         let logSoftmax = allocate("loss", "log_softmax", timestep: span.timestep, role: .activation, shape: logitsShape.prepending(batch),
                                   dtype: cpuCast ? .float32 : nil)
-        var nllCopy: Int?
-        if autocast != nil && runtime == .pytorchCUDA {
-            nllCopy = allocate("loss", "log_softmax.float32", timestep: span.timestep, role: .activation,
-                               shape: logitsShape.prepending(batch), dtype: .float32)
-        }
+        let nllCopy = autocast != nil && runtime == .pytorchCUDA
+            ? allocate("loss", "log_softmax.float32", timestep: span.timestep, role: .activation, shape: logitsShape.prepending(batch),
+                       dtype: .float32)
+            : nil
         release(scores)
         let loss = allocate("loss", "loss", timestep: span.timestep, role: .activation, shape: TensorShape([]), dtype: .float32)
         let totalWeight = allocate("loss", "total_weight", timestep: span.timestep, role: .activation, shape: TensorShape([]),
@@ -389,29 +386,14 @@ extension TraceBuilder {
         }
         var y = kept[0]
         var gradient = dY
-        let backwardPhase = phase
         for (index, block) in stage.blocks.enumerated().reversed() {
             let isLastBlock = index == stage.blocks.count - 1
-            phase = .recompute(timestep: nil)
-            retain(y)
-            let gy1 = forward(block.g, y, span: span, saving: true)
-            addFlops(Double(half.elementCount * batch * multiStepLength))
-            phase = backwardPhase
-            retain(gradient)
-            let dG = backward(block.g, gradient, span: span, needInputGrad: true)!  // y1.grad
-            resetNeurons(block.g)
+            let (gy1, dG) = rerunAndBackpropagate(block.g, on: y, gradient: gradient, half: half)  // dG is y1.grad
             let x2 = allocateActivation(path, "x2", role: .activation, shape: half, span: span)
             release(gy1)
             let dX1 = allocateActivation(path, "grad_x1", role: .workspace, shape: half, span: span)
             release(dG)
-            phase = .recompute(timestep: nil)
-            retain(x2)
-            let fx2 = forward(block.f, x2, span: span, saving: true)
-            addFlops(Double(half.elementCount * batch * multiStepLength))
-            phase = backwardPhase
-            retain(dX1)
-            let dF = backward(block.f, dX1, span: span, needInputGrad: true)!  // x2.grad
-            resetNeurons(block.f)
+            let (fx2, dF) = rerunAndBackpropagate(block.f, on: x2, gradient: dX1, half: half)  // dF is x2.grad
             let x1 = allocateActivation(path, "x1", role: .activation, shape: half, span: span)
             release(fx2)
             let dX2 = allocateActivation(path, "grad_x2", role: .workspace, shape: half, span: span)
@@ -429,6 +411,22 @@ extension TraceBuilder {
         if needInputGrad { return gradient }
         release(gradient)
         return nil
+    }
+
+    /// One half of a RevSNN block's backward: F or G rerun on its input with a graph,
+    /// backpropagated at once from `gradient`, its neurons reset. Returns its output and its
+    /// input gradient; the input and the gradient stay the caller's.
+    mutating func rerunAndBackpropagate(_ layers: [Layer], on input: Int, gradient: Int, half: TensorShape) -> (output: Int, inputGradient: Int) {
+        let backwardPhase = phase
+        phase = .recompute(timestep: nil)
+        retain(input)
+        let output = forward(layers, input, span: .allTimesteps, saving: true)
+        addFlops(Double(half.elementCount * batch * multiStepLength))
+        phase = backwardPhase
+        retain(gradient)
+        let inputGradient = backward(layers, gradient, span: .allTimesteps, needInputGrad: true)!
+        resetNeurons(layers)
+        return (output, inputGradient)
     }
 
     mutating func backwardReversiblePyTorch(_ layer: Layer, _ stage: ReversibleStage, _ dY: Int, span: Span,

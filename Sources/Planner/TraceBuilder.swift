@@ -138,11 +138,16 @@ struct TraceBuilder {
         return copy
     }
 
-    mutating func keep(_ ids: [Int], key: SavedKey) {
+    /// Marks tensors as held for backward by a layer (the first one to keep each is recorded).
+    mutating func markKept(_ ids: [Int], by layerPath: String) {
         for id in ids {
             markKept(id)
-            if tensors[id].keptForBackward && tensors[id].keptByLayer == nil { tensors[id].keptByLayer = key.path }
+            if tensors[id].keptForBackward && tensors[id].keptByLayer == nil { tensors[id].keptByLayer = layerPath }
         }
+    }
+
+    mutating func keep(_ ids: [Int], key: SavedKey) {
+        markKept(ids, by: key.path)
         saved[key, default: []] += ids
     }
 
