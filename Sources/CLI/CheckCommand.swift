@@ -44,8 +44,12 @@ struct CheckCommand: ParsableCommand {
     func validate() throws {
         if profiles.isEmpty { throw ValidationError("name at least one profile") }
         _ = try parseSize(budget, option: "--budget")
-        if tolerance < 0 { throw ValidationError("--tolerance must be 0 or more percent") }
+        // `nan < 0` is false: test for the accepted range, not against the rejected one.
+        guard tolerance.isFinite, tolerance >= 0, tolerance <= 1_000_000 else {
+            throw ValidationError("--tolerance is \(tolerance): give a percentage from 0 to 1000000, e.g. --tolerance 5")
+        }
         if let batch, batch < 1 { throw ValidationError("--batch must be at least 1") }
+        try checkPlannable(batch: batch, timesteps: nil)
         let runtimes = try self.runtimes()
         if measure && runtimes != [.snnmem] {
             throw ValidationError("--measure trains with snnmem's engine, which only the snnmem runtime describes: add --runtime snnmem")

@@ -28,6 +28,7 @@ struct ProfileOptions: ParsableArguments {
         if let dtype, !dtype.isFloatingPoint { throw ValidationError("--dtype \(dtype.rawValue) cannot hold activations: use float32, float16 or bfloat16") }
         if let batch, batch < 1 { throw ValidationError("--batch must be at least 1, got \(batch)") }
         if let timesteps, timesteps < 1 { throw ValidationError("--timesteps must be at least 1, got \(timesteps)") }
+        try checkPlannable(batch: batch, timesteps: timesteps)
     }
 
     func loadProfile() throws -> Profile {
@@ -73,6 +74,17 @@ struct RuntimeOption: ParsableArguments {
     @Option(help: ArgumentHelp("Whose training step to plan: pytorch-cuda (PyTorch + SpikingJelly on a GPU), pytorch-cpu, or snnmem (this tool's engine, what `run` measures).",
                                valueName: "runtime"))
     var runtime: Runtime = Runtime.userDefault
+}
+
+/// The bounds every profile value has (`PlanningLimits`), for the options that override them.
+/// Whether batch and T fit the profile's shapes together is the planner's check, after loading.
+func checkPlannable(batch: Int?, timesteps: Int?) throws {
+    if let batch, batch > PlanningLimits.maxBatch {
+        throw ValidationError("--batch \(batch) is more than the \(PlanningLimits.formatted(PlanningLimits.maxBatch)) samples snnmem plans")
+    }
+    if let timesteps, timesteps > PlanningLimits.maxTimesteps {
+        throw ValidationError("--timesteps \(timesteps) is more than the \(PlanningLimits.formatted(PlanningLimits.maxTimesteps)) timesteps snnmem plans")
+    }
 }
 
 func parseSize(_ text: String, option: String) throws -> Int {

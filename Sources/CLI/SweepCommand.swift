@@ -49,9 +49,10 @@ struct SweepCommand: ParsableCommand {
         guard (timesteps == nil) != (depthScale == nil) else {
             throw ValidationError("give exactly one of --timesteps and --depth-scale")
         }
-        if let timesteps { _ = try values(timesteps, option: "--timesteps") }
+        if let timesteps { for t in try values(timesteps, option: "--timesteps") { try checkPlannable(batch: nil, timesteps: t) } }
         if let depthScale { _ = try values(depthScale, option: "--depth-scale") }
         if let batch, batch < 1 { throw ValidationError("--batch must be at least 1") }
+        try checkPlannable(batch: batch, timesteps: nil)
         _ = try CompareCommand.parse(strategies: strategies)
         if measure && runtimeOption.runtime != .snnmem {
             throw ValidationError("--measure trains with snnmem's engine, which only the snnmem runtime describes: add --runtime snnmem (PyTorch is measured by the Python package: python/README.md)")
@@ -64,6 +65,18 @@ struct SweepCommand: ParsableCommand {
         let points = try values(timesteps ?? depthScale!, option: axis == "timesteps" ? "--timesteps" : "--depth-scale")
         if axis == "depth" && !base.canScaleDepth {
             throw CLIFailure.badInput("\(profile): depth scaling repeats reversible blocks or T-RevSNN blocks, and this profile has none")
+        }
+        // Every point is checked against what can be planned before any work starts.
+        for value in points {
+            if axis == "depth" && value > base.largestDepthFactor {
+                throw CLIFailure.badInput("--depth-scale \(value): \(profile) deepened \(value) times would have more than \(PlanningLimits.formatted(PlanningLimits.maxLayers)) layers, the most snnmem plans; the largest factor for it is \(base.largestDepthFactor)")
+            }
+            let t = axis == "timesteps" ? value : base.timesteps
+            let scaled = axis == "depth" ? base.scalingDepth(by: value)! : base
+            if let problem = scaled.sizeProblem(batch: batch ?? base.batch, timesteps: t) {
+                let option = problem.quantity == .batch ? "--batch" : (axis == "timesteps" ? "--timesteps" : "the profile's timesteps")
+                throw CLIFailure.badInput("\(option): \(profile): \(problem)")
+            }
         }
         var series: [SweepReport.Series] = []
         var skipped: [ComparisonReport.NotApplicable] = []

@@ -31,6 +31,14 @@ public enum MaxBatch {
             evaluated += 1
             return bytesNeeded(try Planner.plan(profile, strategy: strategy, options: o))
         }
+        // The search never asks for a batch past what can be planned at this T (PlanningLimits).
+        var ceiling = searchLimit
+        if let problem = profile.sizeProblem(batch: searchLimit, timesteps: options.timesteps ?? profile.timesteps) {
+            guard problem.quantity == .batch, problem.largest >= 2 else {
+                throw PlannerError.tooLarge(profile: profile.sourcePath, problem: problem)
+            }
+            ceiling = problem.largest
+        }
         let peakAtOne = try peak(1)
         if peakAtOne > budgetBytes {
             return MaxBatchResult(strategy: strategy, budgetBytes: budgetBytes, maxBatch: 0, peakBytesAtMax: nil,
@@ -42,11 +50,11 @@ public enum MaxBatch {
         while tooBigPeak <= budgetBytes {
             fits = tooBig
             fitsPeak = tooBigPeak
-            guard tooBig < searchLimit else {
+            guard tooBig < ceiling else {
                 throw PlannerError.invalidArgument(name: "memory", value: "\(budgetBytes) bytes",
-                                                   fix: "the budget fits more than \(searchLimit) samples; use a realistic memory size")
+                                                   fix: "the budget fits more than \(ceiling) samples, the largest batch snnmem plans here; use a realistic memory size")
             }
-            tooBig *= 2
+            tooBig = min(tooBig * 2, ceiling)
             tooBigPeak = try peak(tooBig)
         }
         while tooBig - fits > 1 {

@@ -46,6 +46,9 @@ public enum Planner {
         guard timesteps >= 1 else {
             throw PlannerError.invalidArgument(name: "timesteps", value: "\(timesteps)", fix: "use at least 1 timestep")
         }
+        if let problem = profile.sizeProblem(batch: batch, timesteps: timesteps) {
+            throw PlannerError.tooLarge(profile: profile.sourcePath, problem: problem)
+        }
         var segment: Int?
         if strategy == .checkpoint {
             let k = options.segment ?? Strategy.defaultSegment(timesteps: timesteps)

@@ -87,11 +87,13 @@ extension TraceBuilder {
     }
 
     /// A multi-step run loops over T timesteps of [B, ...] tensors; a single-step run is one.
-    func scriptTimesteps(_ span: Span) -> [Int] { span == .allTimesteps ? Array(0..<multiStepLength) : [span.timestep ?? 0] }
+    func scriptTimesteps(_ span: Span) -> Range<Int> {
+        span == .allTimesteps ? 0..<multiStepLength : (span.timestep ?? 0)..<(span.timestep ?? 0) + 1
+    }
 
     mutating func runForward(_ steps: [PyTorchStep], _ run: inout ScriptRun, timestep: Int?) {
         let stepSpan = scriptSpan(run, timestep)
-        let isLastTimestep = timestep.map { $0 == scriptTimesteps(run.span).last } ?? true
+        let isLastTimestep = timestep.map { $0 == scriptTimesteps(run.span).upperBound - 1 } ?? true
         for step in steps {
             if runTemporary(step, &run, timestep: timestep) { continue }
             switch step {

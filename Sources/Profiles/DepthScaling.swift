@@ -1,11 +1,33 @@
+import MemoryModel
+
 /// Deeper copies of a network, for scaling studies: every reversible stage gets `factor` times
 /// its blocks, and every T-RevSNN level `factor` times its ConvNeXt blocks. The copies are the
 /// same blocks again (same shapes), named block0, block1, ... as the profile loader names them.
 extension Profile {
     public var canScaleDepth: Bool { !reversibleStages.isEmpty || trevsnnNetwork != nil }
 
+    /// Layers of the network deepened `factor` times, or nil past Int64: a sweep checks it
+    /// against `PlanningLimits.maxLayers` before building any copy.
+    public func layerCountScalingDepth(by factor: Int) -> Int? {
+        var scaledLayers = 0
+        for layer in allLayers {
+            switch layer.kind {
+            case .reversible(let stage): scaledLayers += stage.blocks.reduce(0) { $0 + ($1.f + $1.g).reduce(0) { $0 + $1.nestedLayerCount } }
+            case .trevsnn(let net): scaledLayers += net.levels.reduce(0) { $0 + $1.blocks.reduce(0) { $0 + $1.nestedLayerCount } }
+            default: break
+            }
+        }
+        return CheckedArithmetic.product(scaledLayers, factor - 1).flatMap { CheckedArithmetic.sum($0, allLayers.count) }
+    }
+
+    /// The largest depth factor whose network stays within `PlanningLimits.maxLayers`.
+    public var largestDepthFactor: Int {
+        guard let once = layerCountScalingDepth(by: 2), let base = layerCountScalingDepth(by: 1), once > base else { return 1 }
+        return 1 + max(0, PlanningLimits.maxLayers - base) / (once - base)
+    }
+
     public func scalingDepth(by factor: Int) -> Profile? {
-        guard canScaleDepth, factor >= 1 else { return nil }
+        guard canScaleDepth, factor >= 1, (layerCountScalingDepth(by: factor) ?? Int.max) <= PlanningLimits.maxLayers else { return nil }
         var copy = self
         copy.layers = layers.map { layer in
             var scaled = layer
@@ -42,6 +64,18 @@ extension Profile {
 }
 
 extension Layer {
+    /// This layer and every layer nested in it.
+    var nestedLayerCount: Int {
+        switch kind {
+        case .residual(let spec): return 1 + (spec.main + spec.shortcut).reduce(0) { $0 + $1.nestedLayerCount }
+        case .reversible(let stage): return 1 + stage.blocks.reduce(0) { $0 + ($1.f + $1.g).reduce(0) { $0 + $1.nestedLayerCount } }
+        case .trevsnn(let net):
+            return 1 + net.levels.reduce(0) { $0 + ($1.down + $1.up + $1.blocks).reduce(0) { $0 + $1.nestedLayerCount } }
+                + net.head.reduce(0) { $0 + $1.nestedLayerCount }
+        default: return 1
+        }
+    }
+
     /// The same layer with `old` replaced by `new` at the start of its path and its sub-layers' paths.
     func renamingPrefix(_ old: String, to new: String) -> Layer {
         var layer = self

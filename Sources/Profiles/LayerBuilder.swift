@@ -5,6 +5,8 @@ import Yams
 struct LayerBuilder {
     let file: String
     let defaultNeuron: NeuronSpec
+    /// Layers built so far, shared by the nested builds of one profile.
+    let budget = LayerBudget()
 
     static let kinds = ["conv", "batchnorm", "neuron", "avgpool", "maxpool", "globalavgpool", "flatten", "linear",
                         "upsample", "scale", "residual", "repeat", "reversible", "trevsnn"]
@@ -104,7 +106,7 @@ struct LayerBuilder {
             return try buildRepeat(&params, name: name, input: input, parentPath: parentPath, location: location)
         }
         let (kind, output) = try buildKind(kindName, params: &params, input: input, path: path, location: location)
-        return [Layer(name: name, path: path, location: location, kind: kind, inputShape: input, outputShape: output)]
+        return [try admit(Layer(name: name, path: path, location: location, kind: kind, inputShape: input, outputShape: output))]
     }
 
     func join(_ parent: String, _ name: String) -> String { parent.isEmpty ? name : parent + "/" + name }
@@ -154,6 +156,10 @@ struct LayerBuilder {
                 throw fail("padding \(padding) is not smaller than the kernel \(kernel)", fix: "use padding at most \(kernel - 1)", path: path, at: location)
             }
             let spec = ConvSpec(inChannels: c, outChannels: out, kernel: kernel, stride: stride, padding: padding, groups: groups, bias: bias)
+            if (CheckedArithmetic.product([out, c / groups, kernel, kernel]) ?? Int.max) > PlanningLimits.maxLayerParameters {
+                throw fail("a \(kernel)x\(kernel) conv from \(c) to \(out) channels has more than the \(PlanningLimits.formatted(PlanningLimits.maxLayerParameters)) weights one layer may have",
+                           fix: "use fewer channels or a smaller kernel", path: path, at: location)
+            }
             return (.conv(spec), TensorShape([out, hOut, wOut]))
 
         case "batchnorm":
@@ -210,7 +216,7 @@ struct LayerBuilder {
                            fix: "insert `- flatten` before this linear layer", path: path, at: location)
             }
             if let inNode = params.value("in") {
-                let declared = try YAMLMapping.integer(inNode, key: "in", min: 1, file: file, layerPath: path, context: "linear")
+                let declared = try YAMLMapping.integer(inNode, key: "in", min: 1, max: PlanningLimits.maxSampleElements, file: file, layerPath: path, context: "linear")
                 guard declared == input.dims[0] else {
                     throw fail("linear declares \(declared) input features but receives \(input.dims[0])",
                                fix: "set `in: \(input.dims[0])`, remove `in:` to infer it, or change the layers before it",
@@ -218,6 +224,10 @@ struct LayerBuilder {
                 }
             }
             try params.rejectUnknownKeys(allowed: ["out", "in", "bias", "name"])
+            if (CheckedArithmetic.product(out, input.dims[0]) ?? Int.max) > PlanningLimits.maxLayerParameters {
+                throw fail("a linear layer from \(input.dims[0]) to \(out) features has more than the \(PlanningLimits.formatted(PlanningLimits.maxLayerParameters)) weights one layer may have",
+                           fix: "use fewer features (pool before flattening)", path: path, at: location)
+            }
             return (.linear(LinearSpec(inFeatures: input.dims[0], outFeatures: out, bias: bias)), TensorShape([out]))
 
         case "upsample":
@@ -265,13 +275,19 @@ struct LayerBuilder {
 
     func buildRepeat(_ params: inout YAMLMapping, name: String, input: TensorShape, parentPath: String,
                      location: SourceLocation) throws -> [Layer] {
-        let times = try params.int("times", example: "2")
+        let timesNode = params.value("times")
+        let times = try params.int("times", max: PlanningLimits.maxLayers, example: "2")
         let body = try params.require("layers", example: "[...]  (the layers to repeat)")
         try params.rejectUnknownKeys(allowed: ["times", "layers", "name"])
         var layers: [Layer] = []
         var shape = input
+        let builtBefore = budget.built
         for copy in 0..<times {
             let (built, output) = try buildList(body, input: shape, parentPath: join(parentPath, "\(name).\(copy)"), context: "repeat `layers`")
+            if copy == 0 {
+                try budget.admitCopies(requested: times, alreadyBuilt: 1, each: budget.built - builtBefore, key: "times", node: timesNode ?? params.node, file: file,
+                                       layerPath: join(parentPath, name))
+            }
             // Repeated layers are spliced into the parent list; their names carry the copy number.
             layers += built.map { layer in
                 var renamed = layer
@@ -290,7 +306,9 @@ struct LayerBuilder {
             throw fail("a reversible stage splits its \(c) input channels into two halves, so they must be even",
                        fix: "make the layer before it give an even number of channels", path: path, at: location)
         }
-        let blockCount = try params.int("blocks", default: 1)
+        let blocksNode = params.value("blocks")
+        let blockCount = try params.int("blocks", default: 1, max: PlanningLimits.maxLayers)
+        let builtBefore = budget.built
         let fNode = try params.require("f", example: "[neuron, {conv: {out: HALF, kernel: 3, padding: 1}}, batchnorm]")
         let gNode = params.value("g") ?? fNode
         try params.rejectUnknownKeys(allowed: ["blocks", "f", "g", "name"])
@@ -306,6 +324,10 @@ struct LayerBuilder {
                                    fix: "keep \(c / 2) channels and the resolution inside `\(branch)` (stride 1, `out: \(c / 2)`)")
             }
             blocks.append(ReversibleStage.Block(path: blockPath, f: f, g: g))
+            if index == 0 {
+                try budget.admitCopies(requested: blockCount, alreadyBuilt: 1, each: budget.built - builtBefore, key: "blocks", node: blocksNode ?? params.node,
+                                       file: file, layerPath: path)
+            }
         }
         return (.reversible(ReversibleStage(channels: c, blocks: blocks)), input)
     }
@@ -315,6 +337,7 @@ struct LayerBuilder {
         let (stemChannels, stemH, stemW) = try requireSpatial(input, kind: "trevsnn", path: path, location: location)
         let levelsNode = try params.require("levels", example: "[{channels: 32}, {channels: 64}]")
         let kernel = try params.int("kernel", default: 3)
+        let expansionNode = params.value("expansion")
         let expansion = try params.int("expansion", default: 4)
         let alphaNode = params.value("alpha")
         let alpha = try params.double("alpha", default: 0.5)
@@ -342,14 +365,22 @@ struct LayerBuilder {
         var below = (c: stemChannels, h: stemH, w: stemW)
         for (index, item) in levelItems.enumerated() {
             var level = try YAMLMapping(item, file: file, layerPath: path + "/level\(index)", context: "trevsnn level")
-            let channels = try level.int("channels", example: "64")
-            let blocks = try level.int("blocks", default: 1, min: 0)
-            let stride = try level.int("stride", default: index == 0 ? 1 : 2)
             try level.rejectUnknownKeys(allowed: ["channels", "blocks", "stride"])
+            let channels = try level.int("channels", example: "64")
+            let blocksNode = level.value("blocks")
+            let blocks = try level.int("blocks", default: 1, min: 0, max: PlanningLimits.maxLayers)
+            let stride = try level.int("stride", default: index == 0 ? 1 : 2)
+            // Each ConvNeXt block is a residual of 6 layers; refuse a count past the budget before building any.
+            try budget.admitCopies(requested: blocks, alreadyBuilt: 0, each: 7, key: "blocks", node: blocksNode ?? item, file: file, layerPath: path + "/level\(index)")
             guard stride <= 2 else {
                 throw level.error("level stride \(stride) is not supported", fix: "use stride 1 (1x1 conv) or 2 (3x3 conv)")
             }
             let h = (below.h - 1) / stride + 1, w = (below.w - 1) / stride + 1
+            // The blocks widen to channels x expansion: refuse it at `expansion`, not deep inside a block.
+            if blocks > 0, (CheckedArithmetic.product([channels, expansion, h, w]) ?? Int.max) > PlanningLimits.maxSampleElements {
+                throw params.error("expansion \(expansion) widens level \(index)'s \(channels)x\(h)x\(w) state past the \(PlanningLimits.formatted(PlanningLimits.maxSampleElements)) elements snnmem plans for one tensor",
+                                   fix: "use a smaller expansion (4 is the paper's)", at: expansionNode)
+            }
             specs.append((channels, blocks, stride, TensorShape([channels, h, w]), item.location))
             below = (channels, h, w)
         }
@@ -362,7 +393,7 @@ struct LayerBuilder {
             let stride = spec.stride
             let downConv = ConvSpec(inChannels: belowShape.dims[0], outChannels: c, kernel: stride == 1 ? 1 : 3, stride: stride,
                                     padding: stride == 1 ? 0 : 1, groups: 1, bias: false)
-            let down = chain(path: levelPath + "/down", location: spec.location, input: belowShape, steps: [
+            let down = try chain(path: levelPath + "/down", location: spec.location, input: belowShape, steps: [
                 ("neuron0", .neuron(neuron), belowShape),
                 ("conv1", .conv(downConv), spec.shape),
                 ("batchnorm2", .batchNorm(channels: c), spec.shape),
@@ -378,7 +409,7 @@ struct LayerBuilder {
                 let factor = spec.shape.dims[1] / above.dims[1]
                 let upConv = ConvSpec(inChannels: above.dims[0], outChannels: c, kernel: 1, stride: 1, padding: 0, groups: 1, bias: false)
                 let small = TensorShape([c, above.dims[1], above.dims[2]])
-                up = chain(path: levelPath + "/up", location: spec.location, input: above, steps: [
+                up = try chain(path: levelPath + "/up", location: spec.location, input: above, steps: [
                     ("neuron0", .neuron(neuron), above),
                     ("conv1", .conv(upConv), small),
                     ("batchnorm2", .batchNorm(channels: c), small),
@@ -389,7 +420,7 @@ struct LayerBuilder {
             for b in 0..<spec.blocks {
                 let blockPath = levelPath + "/block\(b)"
                 let wide = TensorShape([c * expansion, spec.shape.dims[1], spec.shape.dims[2]])
-                let main = chain(path: blockPath + "/main", location: spec.location, input: spec.shape, steps: [
+                let main = try chain(path: blockPath + "/main", location: spec.location, input: spec.shape, steps: [
                     ("neuron0", .neuron(neuron), spec.shape),
                     ("dwconv1", .conv(ConvSpec(inChannels: c, outChannels: c, kernel: kernel, stride: 1, padding: kernel / 2, groups: c, bias: false)), spec.shape),
                     ("pwconv2", .conv(ConvSpec(inChannels: c, outChannels: c * expansion, kernel: 1, stride: 1, padding: 0, groups: 1, bias: true)), wide),
@@ -397,8 +428,8 @@ struct LayerBuilder {
                     ("pwconv4", .conv(ConvSpec(inChannels: c * expansion, outChannels: c, kernel: 1, stride: 1, padding: 0, groups: 1, bias: true)), spec.shape),
                     ("scale5", .scale(initial: layerScale), spec.shape),
                 ])
-                blocks.append(Layer(name: "block\(b)", path: blockPath, location: spec.location,
-                                    kind: .residual(ResidualSpec(main: main, shortcut: [])), inputShape: spec.shape, outputShape: spec.shape))
+                blocks.append(try admit(Layer(name: "block\(b)", path: blockPath, location: spec.location,
+                                              kind: .residual(ResidualSpec(main: main, shortcut: [])), inputShape: spec.shape, outputShape: spec.shape)))
             }
             levels.append(TRevNetwork.Level(path: levelPath, channels: c, stateShape: spec.shape, down: down, up: up, blocks: blocks))
         }
@@ -407,7 +438,7 @@ struct LayerBuilder {
             throw fail("the top level is \(top.dims[1])x\(top.dims[2]); the heads' global pooling needs a square map",
                        fix: "use a square input", path: path, at: location)
         }
-        let head = chain(path: path + "/head", location: location, input: top, steps: [
+        let head = try chain(path: path + "/head", location: location, input: top, steps: [
             ("neuron0", .neuron(neuron), top),
             ("avgpool1", .avgPool(PoolSpec(kernel: top.dims[1], stride: top.dims[1], padding: 0)), TensorShape([top.dims[0], 1, 1])),
             ("flatten2", .flatten, TensorShape([top.dims[0]])),
@@ -419,13 +450,32 @@ struct LayerBuilder {
 
     /// Builds a fixed chain of layers whose output shapes are already known.
     func chain(path: String, location: SourceLocation, input: TensorShape,
-               steps: [(name: String, kind: LayerKind, output: TensorShape)]) -> [Layer] {
+               steps: [(name: String, kind: LayerKind, output: TensorShape)]) throws -> [Layer] {
         var shape = input
-        return steps.map { step in
+        return try steps.map { step in
             defer { shape = step.output }
-            return Layer(name: step.name, path: path + "/" + step.name, location: location, kind: step.kind,
-                         inputShape: shape, outputShape: step.output)
+            return try admit(Layer(name: step.name, path: path + "/" + step.name, location: location, kind: step.kind,
+                                   inputShape: shape, outputShape: step.output))
         }
+    }
+
+    /// Counts a built layer against the layer budget and checks its sizes against `PlanningLimits`.
+    func admit(_ layer: Layer) throws -> Layer {
+        budget.built += 1
+        if budget.built > PlanningLimits.maxLayers {
+            throw fail("the network expands to more than \(PlanningLimits.formatted(PlanningLimits.maxLayers)) layers (through `repeat`, `blocks` or YAML aliases), the most snnmem plans",
+                       fix: "use fewer repeats or blocks", path: layer.path, at: layer.location)
+        }
+        let elements = layer.outputShape.checkedElementCount ?? Int.max
+        if elements > PlanningLimits.maxSampleElements || layer.outputShape.dims.contains(where: { $0 > PlanningLimits.maxSampleElements }) {
+            throw fail("\(layer.kind.keyword) gives \(layer.outputShape) per sample, more than the \(PlanningLimits.formatted(PlanningLimits.maxSampleElements)) elements snnmem plans for one tensor",
+                       fix: "use fewer channels, a smaller resolution or a smaller factor", path: layer.path, at: layer.location)
+        }
+        if (layer.parameterElementsBound ?? Int.max) > PlanningLimits.maxLayerParameters + 4 * PlanningLimits.maxDimension {
+            throw fail("\(layer.kind.keyword) has more than the \(PlanningLimits.formatted(PlanningLimits.maxLayerParameters)) parameters one layer may have",
+                       fix: "use fewer channels or a smaller kernel", path: layer.path, at: layer.location)
+        }
+        return layer
     }
 }
 
@@ -434,5 +484,25 @@ extension YAMLMapping {
     init(rebinding other: YAMLMapping, layerPath: String) {
         self = other
         self.layerPath = layerPath
+    }
+}
+
+/// The layers one profile has built so far. A class because the builder's nested calls (repeat,
+/// residual branches, reversible blocks) must all count against one total.
+final class LayerBudget {
+    var built = 0
+
+    /// Refuses a count (`times`, `blocks`) whose copies, `each` layers apiece, would pass
+    /// `PlanningLimits.maxLayers`, before building them. `alreadyBuilt` copies are counted in `built`.
+    func admitCopies(requested: Int, alreadyBuilt: Int, each: Int, key: String, node: Node, file: String,
+                     layerPath: String) throws {
+        let remaining = requested - alreadyBuilt
+        guard remaining > 0, each > 0 else { return }
+        let total = CheckedArithmetic.product(remaining, each).flatMap { CheckedArithmetic.sum($0, built) } ?? Int.max
+        guard total > PlanningLimits.maxLayers else { return }
+        let largest = alreadyBuilt + max(0, PlanningLimits.maxLayers - built) / each
+        throw ProfileError(file: file, location: node.location, layerPath: layerPath,
+                           problem: "'\(key)' is \(PlanningLimits.formatted(requested)): at \(each) layers each, the network would have more than \(PlanningLimits.formatted(PlanningLimits.maxLayers)) layers, the most snnmem plans",
+                           fix: "set `\(key)` to at most \(largest)")
     }
 }

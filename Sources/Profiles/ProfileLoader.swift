@@ -52,24 +52,24 @@ public enum ProfileLoader {
             return ProfileError(file: file, location: SourceLocation(line: mark.line, column: mark.column),
                                 problem: "invalid YAML: \(detail)\(problem)",
                                 fix: "check indentation, colons and brackets at this position")
-        case .duplicatedKeysInMapping(let duplicates, _):
-            // Point at the second line that starts with the repeated key.
+        case .duplicatedKeysInMapping(let duplicates, let context):
+            // Yams marks the key's first occurrence; the error belongs at the repeat.
             let key = duplicates.first ?? ""
-            var seen = 0
-            var location: SourceLocation?
-            for (index, line) in yaml.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
-                let trimmed = line.drop { $0 == " " || $0 == "-" }
-                if trimmed.hasPrefix(key + ":") {
-                    seen += 1
-                    if seen == 2 {
-                        location = SourceLocation(line: index + 1, column: line.count - trimmed.count + 1)
-                        break
-                    }
-                }
-            }
+            let first = SourceLocation(line: context.mark.line, column: context.mark.column)
+            let location = DuplicateKeyLocator(yaml: yaml).repeatOf(key, after: first) ?? first
             return ProfileError(file: file, location: location,
-                                problem: "the key '\(duplicates.joined(separator: "', '"))' appears twice in one mapping",
+                                problem: "the key '\(duplicates.joined(separator: "', '"))' appears twice in one mapping (first at line \(first.line))",
                                 fix: "keep one of each key")
+        case .reader(let problem, let offset, let value, _):
+            // libyaml gives a byte offset; editors count lines and columns.
+            let location = offset.map { byteOffset -> SourceLocation in
+                let prefix = String(decoding: yaml.utf8.prefix(byteOffset), as: UTF8.self)
+                let lines = prefix.split(separator: "\n", omittingEmptySubsequences: false)
+                return SourceLocation(line: lines.count, column: (lines.last?.unicodeScalars.count ?? 0) + 1)
+            }
+            let character = value >= 0 ? String(format: " (U+%04X)", Int(value)) : ""
+            return ProfileError(file: file, location: location, problem: "invalid YAML: \(problem)\(character)",
+                                fix: "remove the character; a profile is plain text")
         default:
             return ProfileError(file: file, location: nil, problem: "invalid YAML: \(error)", fix: "check the file's YAML syntax")
         }
@@ -77,27 +77,33 @@ public enum ProfileLoader {
 
     static func parse(root: Node, file: String) throws -> Profile {
         var top = try YAMLMapping(root, file: file, layerPath: nil, context: "the profile")
+        // Unknown keys first: a misspelled `bacth:` is the error, not the `batch` it leaves missing.
+        try top.rejectUnknownKeys(allowed: topLevelKeys)
         let fallbackName = URL(fileURLWithPath: file).deletingPathExtension().lastPathComponent
         let name = try top.string("name", default: fallbackName) ?? fallbackName
         let description = try top.string("description", default: "") ?? ""
 
         var input = try YAMLMapping(try top.require("input", example: "{channels: 3, height: 32, width: 32}"),
                                     file: file, layerPath: nil, context: "input")
+        try input.rejectUnknownKeys(allowed: ["channels", "height", "width"])
         let inputShape = TensorShape([try input.int("channels", example: "3"), try input.int("height", example: "32"),
                                       try input.int("width", example: "32")])
-        try input.rejectUnknownKeys(allowed: ["channels", "height", "width"])
+        if (inputShape.checkedElementCount ?? Int.max) > PlanningLimits.maxSampleElements {
+            throw input.error("the input \(inputShape) has more than the \(PlanningLimits.formatted(PlanningLimits.maxSampleElements)) elements per sample snnmem plans",
+                              fix: "use a smaller input (channels x height x width)")
+        }
 
-        let timesteps = try top.int("timesteps", example: "4")
-        let batch = try top.int("batch", example: "16")
+        let timesteps = try top.int("timesteps", max: PlanningLimits.maxTimesteps, example: "4")
+        let batch = try top.int("batch", max: PlanningLimits.maxBatch, example: "16")
+        let dtypeNode = top.value("dtype")
         let dtype = try top.choice("dtype", default: DType.float32)
         if !dtype.isFloatingPoint {
-            throw top.error("dtype \(dtype.rawValue) cannot hold activations", fix: "use float32, float16 or bfloat16")
+            throw top.error("dtype \(dtype.rawValue) cannot hold activations", fix: "use float32, float16 or bfloat16", at: dtypeNode)
         }
         let neuron = try top.value("neuron").map { try parseNeuron($0, base: NeuronSpec(), file: file, layerPath: nil) } ?? NeuronSpec()
         let optimizer = try top.value("optimizer").map { try parseOptimizer($0, file: file) } ?? OptimizerSpec()
         let classesNode = top.value("classes")
         let layersNode = try top.require("layers", example: "[...]  (a list of layers)")
-        try top.rejectUnknownKeys(allowed: topLevelKeys)
 
         let builder = LayerBuilder(file: file, defaultNeuron: neuron)
         let (layers, output) = try builder.buildList(layersNode, input: inputShape, parentPath: "", context: "layers")
@@ -123,8 +129,14 @@ public enum ProfileLoader {
                                problem: "the network gives \(output.dims[0]) output, but classification needs at least 2 classes",
                                fix: "set the last linear layer's `out` to the number of classes")
         }
-        return Profile(name: name, sourcePath: file, description: description, inputShape: inputShape, timesteps: timesteps,
-                       batch: batch, dtype: dtype, neuron: neuron, optimizer: optimizer, layers: layers, classes: output.dims[0])
+        let profile = Profile(name: name, sourcePath: file, description: description, inputShape: inputShape, timesteps: timesteps,
+                              batch: batch, dtype: dtype, neuron: neuron, optimizer: optimizer, layers: layers, classes: output.dims[0])
+        // The profile's own batch and T must be plannable together with its shapes.
+        if let problem = profile.sizeProblem(batch: batch, timesteps: timesteps) {
+            let key = problem.quantity == .batch ? "batch" : "timesteps"
+            throw top.error(problem.description, fix: "set `\(key)` to at most \(problem.largest)", at: top.value(key))
+        }
+        return profile
     }
 
     static func parseNeuron(_ node: Node, base: NeuronSpec, file: String, layerPath: String?) throws -> NeuronSpec {

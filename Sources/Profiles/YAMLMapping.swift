@@ -46,22 +46,42 @@ struct YAMLMapping {
     }
 
     mutating func require(_ key: String, example: String) throws -> Node {
-        guard let node = value(key) else {
-            throw error("\(context) is missing the required key '\(key)'", fix: "add `\(key): \(example)`")
-        }
+        guard let node = value(key) else { throw missingKey(key, example: example) }
         return node
     }
 
-    mutating func int(_ key: String, default defaultValue: Int? = nil, min: Int = 1, example: String = "1") throws -> Int {
-        guard let node = value(key) else {
-            if let defaultValue { return defaultValue }
-            throw error("\(context) is missing the required key '\(key)'", fix: "add `\(key): \(example)`")
+    /// A required key is absent. Where another key in this mapping is a near miss (`bacth:` for
+    /// `batch:`), that key is the error, at its own line: the user wrote it, only misspelled.
+    func missingKey(_ key: String, example: String) -> ProfileError {
+        if let typo = pairs.first(where: { $0.key != key && editDistance($0.key.lowercased(), key) <= 2 && !used.contains($0.key) }) {
+            return error("unknown key '\(typo.key)' in \(context) (did you mean '\(key)'?)",
+                         fix: "rename it to `\(key):`", at: typo.keyNode)
         }
-        return try Self.integer(node, key: key, min: min, file: file, layerPath: layerPath, context: context)
+        return error("\(context) is missing the required key '\(key)'", fix: "add `\(key): \(example)`")
     }
 
-    static func integer(_ node: Node, key: String, min: Int, file: String, layerPath: String?, context: String) throws -> Int {
-        guard let scalar = node.scalar, let value = Int(scalar.string) else {
+    mutating func int(_ key: String, default defaultValue: Int? = nil, min: Int = 1, max: Int = PlanningLimits.maxDimension,
+                      example: String = "1") throws -> Int {
+        guard let node = value(key) else {
+            if let defaultValue { return defaultValue }
+            throw missingKey(key, example: example)
+        }
+        return try Self.integer(node, key: key, min: min, max: max, file: file, layerPath: layerPath, context: context)
+    }
+
+    /// A whole number within min...max. `max` bounds what snnmem plans (see `PlanningLimits`):
+    /// a size past it is refused here, at its line, instead of overflowing a byte count later.
+    static func integer(_ node: Node, key: String, min: Int, max: Int = PlanningLimits.maxDimension, file: String,
+                        layerPath: String?, context: String) throws -> Int {
+        let text = node.scalar?.string ?? ""
+        let digits = text.hasPrefix("+") || text.hasPrefix("-") ? text.dropFirst() : Substring(text)
+        if node.scalar != nil, !digits.isEmpty, digits.allSatisfy(\.isASCII), digits.allSatisfy(\.isNumber), Int(text) == nil {
+            // All digits, but past Int64: a size, only far too large (or small).
+            throw ProfileError(file: file, location: node.location, layerPath: layerPath,
+                               problem: "'\(key)' in \(context) is \(text), beyond any size snnmem plans (at most \(PlanningLimits.formatted(max)))",
+                               fix: "set `\(key)` to \(text.hasPrefix("-") ? "\(min) or more" : "at most \(max)")")
+        }
+        guard node.scalar != nil, let value = Int(text) else {
             throw ProfileError(file: file, location: node.location, layerPath: layerPath,
                                problem: "'\(key)' in \(context) must be a whole number, found '\(node.displayText)'",
                                fix: "write a whole number such as `\(key): \(Swift.max(min, 1))`")
@@ -70,6 +90,11 @@ struct YAMLMapping {
             throw ProfileError(file: file, location: node.location, layerPath: layerPath,
                                problem: "'\(key)' in \(context) is \(value), but it must be at least \(min)",
                                fix: "set `\(key)` to \(min) or more")
+        }
+        guard value <= max else {
+            throw ProfileError(file: file, location: node.location, layerPath: layerPath,
+                               problem: "'\(key)' in \(context) is \(PlanningLimits.formatted(value)), more than the \(PlanningLimits.formatted(max)) snnmem plans",
+                               fix: "set `\(key)` to at most \(max)")
         }
         return value
     }

@@ -1,0 +1,127 @@
+import MemoryModel
+
+/// The largest profiles and runs snnmem plans, checked where the numbers are read.
+///
+/// Why bounds at all: every byte and element count is an Int product of user numbers. Checking
+/// them at the boundary (profile, command-line options) keeps every later product, in the
+/// planner, the allocator replays and the reports, provably inside Int64, and keeps one plan to
+/// a few seconds. Each bound is far past any network that trains on today's hardware.
+public enum PlanningLimits {
+    /// Any one size written in a profile: channels, height, width, `out`, kernel, stride,
+    /// padding, upsample factor, expansion.
+    public static let maxDimension = 1 << 24
+    /// Elements of one sample's tensor at one timestep (channels x height x width): 64 GiB of float32.
+    public static let maxSampleElements = 1 << 34
+    /// Parameters of one layer.
+    public static let maxLayerParameters = 1 << 36
+    /// Layers once `repeat`, reversible blocks, T-RevSNN blocks and YAML aliases are expanded.
+    public static let maxLayers = 100_000
+    public static let maxBatch = 1 << 24
+    public static let maxTimesteps = 1 << 16
+    /// Timesteps x layers: the planner's work (and the size of a plan) is linear in it.
+    public static let maxLayerTimesteps = 1 << 17
+    /// Bound on the bytes one training step can allocate in all (64 PiB). The estimate behind it
+    /// (`Profile.stepBytesBound`) over-counts every layer 8-fold at 8 bytes an element, and Int64
+    /// holds 128 times this bound, so no sum the planner forms can overflow.
+    public static let maxStepBytes = 1 << 56
+
+    /// "16,777,216": limits are printed with separators so that their size reads at a glance.
+    public static func formatted(_ value: Int) -> String {
+        let digits = String(value.magnitude)
+        var out = ""
+        for (index, digit) in digits.enumerated() {
+            if index > 0 && (digits.count - index) % 3 == 0 { out.append(",") }
+            out.append(digit)
+        }
+        return (value < 0 ? "-" : "") + out
+    }
+}
+
+/// A batch or T (or a network) too large to plan: which number, its value, and the largest one
+/// that can be planned with everything else as it is.
+public struct PlanSizeProblem: Hashable, Sendable, CustomStringConvertible {
+    public enum Quantity: String, Sendable { case batch, timesteps }
+    public var quantity: Quantity
+    public var value: Int
+    /// The largest value of `quantity` that can be planned; 0 where none can.
+    public var largest: Int
+    public var reason: String
+
+    public var description: String {
+        "\(quantity.rawValue) \(PlanningLimits.formatted(value)) is too large to plan: \(reason); the largest \(quantity.rawValue) snnmem plans here is \(PlanningLimits.formatted(largest))"
+    }
+}
+
+extension Profile {
+    /// Every layer's input and output elements for one sample and one timestep, summed; nil past Int64.
+    var sampleElementsPerTimestep: Int? {
+        var total: Int? = inputShape.checkedElementCount
+        for layer in allLayers {
+            total = total.flatMap { CheckedArithmetic.sum($0, layer.inputShape.checkedElementCount ?? Int.max) }
+                .flatMap { CheckedArithmetic.sum($0, layer.outputShape.checkedElementCount ?? Int.max) }
+        }
+        return total
+    }
+
+    /// Parameters of the whole network, at most; nil past Int64.
+    var parameterElementsBound: Int? {
+        var total: Int? = 0
+        for layer in allLayers { total = total.flatMap { sum in layer.parameterElementsBound.flatMap { CheckedArithmetic.sum(sum, $0) } } }
+        return total
+    }
+
+    /// An upper bound on the bytes one training step allocates in all, or nil past Int64: 8
+    /// tensors of 8-byte elements per layer input and output and per parameter (the planners
+    /// keep at most a few per layer: output, saved input, gradients, neuron states).
+    public func stepBytesBound(batch: Int, timesteps: Int) -> Int? {
+        guard let perSample = sampleElementsPerTimestep, let parameters = parameterElementsBound,
+              let activationBytes = CheckedArithmetic.product([perSample, batch, timesteps, 64]),
+              let parameterBytes = CheckedArithmetic.product(parameters, 64) else { return nil }
+        return CheckedArithmetic.sum(activationBytes, parameterBytes)
+    }
+
+    /// Why this profile cannot be planned at this batch and T, or nil where it can.
+    public func sizeProblem(batch: Int, timesteps: Int) -> PlanSizeProblem? {
+        let layerCount = max(1, allLayers.count)
+        if timesteps > PlanningLimits.maxTimesteps {
+            return PlanSizeProblem(quantity: .timesteps, value: timesteps, largest: PlanningLimits.maxTimesteps,
+                                   reason: "snnmem plans at most \(PlanningLimits.formatted(PlanningLimits.maxTimesteps)) timesteps")
+        }
+        if batch > PlanningLimits.maxBatch {
+            return PlanSizeProblem(quantity: .batch, value: batch, largest: PlanningLimits.maxBatch,
+                                   reason: "snnmem plans batches of at most \(PlanningLimits.formatted(PlanningLimits.maxBatch)) samples")
+        }
+        if (CheckedArithmetic.product(timesteps, layerCount) ?? Int.max) > PlanningLimits.maxLayerTimesteps {
+            return PlanSizeProblem(quantity: .timesteps, value: timesteps, largest: PlanningLimits.maxLayerTimesteps / layerCount,
+                                   reason: "\(layerCount) layers x \(PlanningLimits.formatted(timesteps)) timesteps is more than the \(PlanningLimits.formatted(PlanningLimits.maxLayerTimesteps)) layer-timesteps one plan covers in a few seconds")
+        }
+        if stepBytesBound(batch: batch, timesteps: timesteps).map({ $0 > PlanningLimits.maxStepBytes }) ?? true {
+            var largest = 0
+            if let perSample = sampleElementsPerTimestep, let parameters = parameterElementsBound,
+               let perBatchBytes = CheckedArithmetic.product([perSample, timesteps, 64]),
+               let parameterBytes = CheckedArithmetic.product(parameters, 64), parameterBytes < PlanningLimits.maxStepBytes {
+                largest = (PlanningLimits.maxStepBytes - parameterBytes) / perBatchBytes
+            }
+            return PlanSizeProblem(quantity: .batch, value: batch, largest: largest,
+                                   reason: "at T = \(timesteps) the step's tensors could exceed \(ByteCount.format(PlanningLimits.maxStepBytes)), past what snnmem's byte counts hold")
+        }
+        return nil
+    }
+}
+
+extension Layer {
+    /// At most this many parameters (weights, bias, batch-norm affine and running statistics);
+    /// nil past Int64. Composite layers count their sub-layers through `Profile.allLayers`.
+    var parameterElementsBound: Int? {
+        switch kind {
+        case .conv(let conv):
+            return CheckedArithmetic.product([conv.outChannels, conv.inChannels / max(1, conv.groups), conv.kernel, conv.kernel])
+                .flatMap { CheckedArithmetic.sum($0, conv.outChannels) }
+        case .linear(let linear):
+            return CheckedArithmetic.product(linear.outFeatures, linear.inFeatures).flatMap { CheckedArithmetic.sum($0, linear.outFeatures) }
+        case .batchNorm(let channels): return CheckedArithmetic.product(4, channels)
+        case .scale: return 1
+        default: return 0
+        }
+    }
+}
