@@ -65,7 +65,7 @@ let package = Package(
         // Snapshots are the expected report files, compared by the tests, not resources.
         .testTarget(name: "ReportsTests", dependencies: ["Reports", "Planner", "Profiles", "Allocator", "MemoryModel"],
                     exclude: ["__Snapshots__"]),
-        .testTarget(name: "CLITests", dependencies: ["CLI", "Planner"]),
+        .testTarget(name: "CLITests", dependencies: ["CLI", "Planner", "Profiles", "MemoryModel", "Engine"]),
         .testTarget(name: "EngineTests", dependencies: ["Engine", "Allocator", "Planner", "Profiles", "MemoryModel", "CGemm", "CLanes", "COpenBLAS"]),
     ],
     swiftLanguageModes: [.v5]

@@ -7,6 +7,8 @@ struct SnnmemProcess {
         var exitCode: Int32
         var stdout: String
         var stderr: String
+        /// Killed after the timeout given to `run`.
+        var timedOut = false
     }
 
     static let repositoryRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
@@ -22,7 +24,7 @@ struct SnnmemProcess {
         return beside.appendingPathComponent("snnmem")
     }
 
-    static func run(_ arguments: [String], environment: [String: String]? = nil) throws -> Result {
+    static func run(_ arguments: [String], environment: [String: String]? = nil, timeoutSeconds: Double? = nil) throws -> Result {
         let process = Process()
         process.executableURL = executable
         process.arguments = arguments
@@ -32,12 +34,18 @@ struct SnnmemProcess {
         process.standardOutput = out
         process.standardError = err
         try process.run()
+        let killed = TimeoutFlag()
+        if let timeoutSeconds {
+            DispatchQueue.global().asyncAfter(deadline: .now() + timeoutSeconds) { [process] in
+                if process.isRunning { killed.set(); process.terminate() }
+            }
+        }
         // Read before waiting so a large output cannot fill the pipe and block the child.
         let stdout = out.fileHandleForReading.readDataToEndOfFile()
         let stderr = err.fileHandleForReading.readDataToEndOfFile()
         process.waitUntilExit()
         return Result(exitCode: process.terminationStatus, stdout: String(decoding: stdout, as: UTF8.self),
-                      stderr: String(decoding: stderr, as: UTF8.self))
+                      stderr: String(decoding: stderr, as: UTF8.self), timedOut: killed.isSet)
     }
 
     static func json(_ arguments: [String]) throws -> [String: Any] {
@@ -46,4 +54,12 @@ struct SnnmemProcess {
         let object = try JSONSerialization.jsonObject(with: Data(result.stdout.utf8))
         return try XCTUnwrap(object as? [String: Any], "not a JSON object: \(result.stdout.prefix(200))")
     }
+}
+
+/// Set from the timer's queue, read by the test's thread.
+final class TimeoutFlag: @unchecked Sendable {
+    private let lock = NSLock()
+    private var value = false
+    func set() { lock.lock(); value = true; lock.unlock() }
+    var isSet: Bool { lock.lock(); defer { lock.unlock() }; return value }
 }

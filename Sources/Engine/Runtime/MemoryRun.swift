@@ -44,6 +44,14 @@ public enum MemoryRun {
         var rounded = options
         rounded.rounding = .jemalloc
         let allocatedPlan = try Planner.plan(profile, strategy: strategy, options: rounded)
+        if memoryLimit == nil {
+            let machineBytes = Int(clamping: ProcessInfo.processInfo.physicalMemory)
+            if allocatedPlan.peakBytes > machineBytes {
+                let largest = (try? MaxBatch.find(profile, strategy: strategy, budgetBytes: machineBytes, options: rounded).maxBatch) ?? 0
+                throw TrainerError.exceedsMachineMemory(plannedPeakBytes: allocatedPlan.peakBytes, machineBytes: machineBytes,
+                                                        largestBatch: largest)
+            }
+        }
 
         let recorder = AllocationRecorder(budgetBytes: memoryLimit)
         // Room for every event up front, so that recording allocates nothing while it measures.

@@ -8,9 +8,15 @@ import Profiles
 public enum TrainerError: Error, CustomStringConvertible, Equatable {
     case unsupported(String)
     case badBatch(expected: Int, images: Int, labels: Int)
+    /// The plan's peak is more than this machine's memory and no `--memory-limit` asked to see
+    /// where it would stop: refused before training instead of being killed by the kernel.
+    case exceedsMachineMemory(plannedPeakBytes: Int, machineBytes: Int, largestBatch: Int)
 
     public var description: String {
         switch self {
+        case .exceedsMachineMemory(let planned, let machine, let largest):
+            let advice = largest >= 1 ? "use --batch \(largest) or less" : "use a smaller T or network"
+            return "the plan needs \(ByteCount.format(planned)), more than this machine's \(ByteCount.format(machine)) of memory: \(advice), or give --memory-limit to watch where it stops"
         case .unsupported(let reason): return reason
         case .badBatch(let expected, let images, let labels):
             return "a batch needs \(expected) image values and labels matching the batch size; got \(images) values and \(labels) labels"
