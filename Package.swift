@@ -29,10 +29,14 @@ let package = Package(
         .target(name: "Profiles", dependencies: ["MemoryModel", .product(name: "Yams", package: "Yams")]),
         // What each layer keeps for backward, per strategy; the planned lifetime trace; max batch.
         .target(name: "Planner", dependencies: ["MemoryModel", "Profiles"]),
+        // The one file-system call Swift's Glibc does not offer: swapping two paths atomically.
+        .target(name: "CFileSystem"),
+        // Atomic, kill-safe writes of files and report folders, which replace only snnmem's own output.
+        .target(name: "OutputFiles", dependencies: ["CFileSystem"]),
         // jemalloc's C API behind a module map; linking it makes jemalloc the process malloc (intended).
         .systemLibrary(name: "CJemalloc", pkgConfig: "jemalloc", providers: [.apt(["libjemalloc-dev"])]),
         // The instrumented allocator: every tensor buffer, its lifetime, the budget, jemalloc's own counters.
-        .target(name: "Allocator", dependencies: ["MemoryModel", "CJemalloc"]),
+        .target(name: "Allocator", dependencies: ["MemoryModel", "CJemalloc", "OutputFiles"]),
         // Recording overhead per allocate+free, tracked against raw mallocx/sdallocx. Run in release.
         .executableTarget(name: "AllocatorBenchmark", dependencies: ["Allocator", "MemoryModel", "CJemalloc"]),
         // OpenBLAS's CBLAS behind a module map (the engine's GEMMs).
@@ -50,10 +54,10 @@ let package = Package(
         // Conv forward+backward GFLOP/s of CIFARNet's conv shapes beside raw cblas_sgemm. Run in release.
         .executableTarget(name: "EngineKernelBenchmark", dependencies: ["Engine", "Profiles", "COpenBLAS", "CGemm"]),
         // Reports read measured and planned traces and write tables, timelines and CI gates.
-        .target(name: "Reports", dependencies: ["MemoryModel", "Planner", "Allocator"]),
+        .target(name: "Reports", dependencies: ["MemoryModel", "Planner", "Allocator", "OutputFiles"]),
         // Thin argument-parser commands over the library targets.
         .target(name: "CLI", dependencies: [
-            "MemoryModel", "Profiles", "Planner", "Allocator", "Engine", "Reports",
+            "MemoryModel", "Profiles", "Planner", "Allocator", "Engine", "Reports", "OutputFiles",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .executableTarget(name: "snnmem", dependencies: ["CLI"]),
@@ -63,7 +67,7 @@ let package = Package(
         .testTarget(name: "PlannerTests", dependencies: ["Planner", "Profiles", "MemoryModel"], exclude: ["Fixtures"]),
         .testTarget(name: "AllocatorTests", dependencies: ["Allocator", "MemoryModel", "CJemalloc"]),
         // Snapshots are the expected report files, compared by the tests, not resources.
-        .testTarget(name: "ReportsTests", dependencies: ["Reports", "Planner", "Profiles", "Allocator", "MemoryModel"],
+        .testTarget(name: "ReportsTests", dependencies: ["Reports", "Planner", "Profiles", "Allocator", "MemoryModel", "OutputFiles"],
                     exclude: ["__Snapshots__"]),
         .testTarget(name: "CLITests", dependencies: ["CLI", "Planner", "Profiles", "MemoryModel", "Engine"]),
         .testTarget(name: "EngineTests", dependencies: ["Engine", "Allocator", "Planner", "Profiles", "MemoryModel", "CGemm", "CLanes", "COpenBLAS"]),

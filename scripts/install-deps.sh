@@ -3,7 +3,7 @@
 # pkg-config (the allocator and the engine link them), and checks that a Swift 6 toolchain is there.
 set -euo pipefail
 
-packages=(libjemalloc-dev libopenblas-dev zlib1g-dev pkg-config)
+packages=(libjemalloc-dev libopenblas-dev zlib1g-dev pkg-config strace)
 missing=()
 for package in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")

@@ -1,4 +1,5 @@
 import Foundation
+import OutputFiles
 
 #if canImport(Glibc)
 import Glibc
@@ -73,38 +74,8 @@ public enum TraceFile {
     }
 
     private static func writeAtomically(_ data: Data, to path: String) throws {
-        let url = URL(fileURLWithPath: path)
-        let folder = url.deletingLastPathComponent().path
-        let temporaryPath = folder + "/." + url.lastPathComponent + ".tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
-        let descriptor = open(temporaryPath, O_WRONLY | O_CREAT | O_EXCL, 0o644)
-        guard descriptor >= 0 else {
-            throw AllocatorError.traceWriteFailed(path: path, detail: "cannot create \(temporaryPath): \(AllocatorError.errnoText(errno))")
-        }
-        var failure: String?
-        data.withUnsafeBytes { bytes in
-            var offset = 0
-            while offset < bytes.count {
-                let written = systemWrite(descriptor, bytes.baseAddress! + offset, bytes.count - offset)
-                if written < 0 {
-                    if errno == EINTR { continue }
-                    failure = "write failed: \(AllocatorError.errnoText(errno))"
-                    return
-                }
-                offset += written
-            }
-        }
-        if failure == nil, fsync(descriptor) != 0 { failure = "fsync failed: \(AllocatorError.errnoText(errno))" }
-        if close(descriptor) != 0, failure == nil { failure = "close failed: \(AllocatorError.errnoText(errno))" }
-        if failure == nil, rename(temporaryPath, path) != 0 { failure = "rename failed: \(AllocatorError.errnoText(errno))" }
-        if let failure {
-            unlink(temporaryPath)
-            throw AllocatorError.traceWriteFailed(path: path, detail: failure)
+        do { try AtomicOutput.write(data, to: path) } catch let error as AtomicOutput.WriteError {
+            throw AllocatorError.traceWriteFailed(path: path, detail: error.reason)
         }
     }
 }
-
-#if canImport(Glibc)
-private let systemWrite = Glibc.write
-#elseif canImport(Darwin)
-private let systemWrite = Darwin.write
-#endif

@@ -1,3 +1,4 @@
+import OutputFiles
 import Allocator
 import Engine
 import Planner
@@ -18,6 +19,8 @@ struct CLIFailure: Error {
         case let error as ProfileError: return CLIFailure(message: error.description, exitCode: 2)
         case let error as PlannerError: return CLIFailure(message: "error: " + error.description, exitCode: 2)
         case let error as TrainerError: return CLIFailure(message: "error: " + error.description, exitCode: 2)
+        // A missing, unreadable or malformed data set is bad input (exit 2); 1 is a failed check.
+        case let error as DigitsDatasetError: return CLIFailure(message: "error: " + error.description + "\n  fix: pass --data digits or a digits-format .csv/.csv.gz (65 integer fields per line)", exitCode: 2)
         case let error as AllocatorError: return CLIFailure(message: "error: " + error.description, exitCode: 2)
         case let error as AtomicOutput.WriteError: return CLIFailure(message: "error: " + error.description, exitCode: 2)
         case let error as MemoryBaseline.ReadError: return CLIFailure(message: "error: " + error.description, exitCode: 2)

@@ -1,3 +1,4 @@
+import OutputFiles
 import ArgumentParser
 import Engine
 import Foundation
@@ -87,6 +88,7 @@ struct CheckCommand: ParsableCommand {
     }
 
     func run() throws {
+        if let writeBaseline { try reportingErrors { try AtomicOutput.checkFileTarget(writeBaseline) } }
         let budgetBytes = try parseSize(budget, option: "--budget")
         let old = try baseline.map { path in try reportingErrors { try MemoryBaseline.read(path: path) } }
         var entries: [MemoryBaseline.Entry] = []

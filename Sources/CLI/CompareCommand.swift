@@ -1,3 +1,4 @@
+import OutputFiles
 import Allocator
 import ArgumentParser
 import Engine
@@ -37,6 +38,8 @@ struct CompareCommand: ParsableCommand {
     func parseStrategies() throws -> [Strategy] { try Self.parse(strategies: strategies) }
 
     func run() throws {
+        // Output paths are checked before the training, not after it.
+        if let out { try reportingErrors { try AtomicOutput.checkFolderTarget(out) } }
         let profile = try options.loadProfile()
         let requested = try parseStrategies()
         var applicable: [Strategy] = []

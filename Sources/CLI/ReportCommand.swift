@@ -1,3 +1,4 @@
+import OutputFiles
 import Allocator
 import ArgumentParser
 import Foundation
@@ -30,6 +31,7 @@ struct ReportCommand: ParsableCommand {
     }
 
     func run() throws {
+        try reportingErrors { try AtomicOutput.checkFolderTarget(out) }
         var pytorchLines: [String] = []
         var schedules: [(planned: Timeline, measured: Timeline?)] = []
         var names: [String] = []

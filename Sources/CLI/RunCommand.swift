@@ -1,3 +1,4 @@
+import OutputFiles
 import Allocator
 import ArgumentParser
 import Reports
@@ -43,6 +44,7 @@ struct RunCommand: ParsableCommand {
     }
 
     func run() throws {
+        if let trace { try reportingErrors { try AtomicOutput.checkFileTarget(trace) } }
         let profile = try options.loadProfile()
         let strategy = Strategy(rawValue: strategy)!
         let limit = try memoryLimit.map { try parseSize($0, option: "--memory-limit") }

@@ -1,3 +1,4 @@
+import OutputFiles
 import ArgumentParser
 import Engine
 import Foundation
@@ -60,6 +61,7 @@ struct SweepCommand: ParsableCommand {
     }
 
     func run() throws {
+        if let out { try reportingErrors { try AtomicOutput.checkFolderTarget(out) } }
         let base = try reportingErrors { try ProfileLoader.load(path: profile) }
         let axis = timesteps != nil ? "timesteps" : "depth"
         let points = try values(timesteps ?? depthScale!, option: axis == "timesteps" ? "--timesteps" : "--depth-scale")

@@ -91,6 +91,10 @@ public struct DigitsDataset: Sendable {
 
     /// The whole file through zlib's gz reader (which also passes plain files through unchanged).
     static func readGzip(path: String) throws -> String {
+        var isFolder: ObjCBool = false
+        if FileManager.default.fileExists(atPath: path, isDirectory: &isFolder), isFolder.boolValue {
+            throw DigitsDatasetError.isAFolder(path: path)
+        }
         guard let file = gzopen(path, "rb") else { throw DigitsDatasetError.cannotOpen(path: path) }
         defer { gzclose(file) }
         var bytes: [UInt8] = []
@@ -107,12 +111,14 @@ public struct DigitsDataset: Sendable {
 
 public enum DigitsDatasetError: Error, CustomStringConvertible, Equatable {
     case cannotOpen(path: String)
+    case isAFolder(path: String)
     case cannotDecompress(path: String)
     case malformedLine(path: String, line: Int, reason: String)
 
     public var description: String {
         switch self {
-        case .cannotOpen(let path): return "\(path): cannot open the digits data set"
+        case .cannotOpen(let path): return "\(path): cannot open the digits data set (no such file, or not readable)"
+        case .isAFolder(let path): return "\(path): is a folder, not a digits data set file"
         case .cannotDecompress(let path): return "\(path): not a readable gzip file"
         case .malformedLine(let path, let line, let reason): return "\(path):\(line): \(reason)"
         }

@@ -50,3 +50,20 @@ final class LimitsCommandTests: XCTestCase {
         }
     }
 }
+
+/// `train --data` with a file that is not a data set is bad input: exit 2, not 1 (a failed check).
+final class TrainDataErrorTests: XCTestCase {
+    func testBadDataFilesExitTwo() throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("snnmem-data-\(getpid())")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let malformed = folder.appendingPathComponent("bad.csv")
+        try Data("1,2,x\n".utf8).write(to: malformed)
+        for (path, text) in [("/nonexistent/digits.csv", "cannot open"), (folder.path, "is a folder"), (malformed.path, "bad.csv:1:")] {
+            let result = try SnnmemProcess.run(["train", "profiles/digits.yaml", "--data", path, "--epochs", "1"])
+            XCTAssertEqual(result.exitCode, 2, "\(path): \(result.stderr)")
+            XCTAssertTrue(result.stderr.contains(text), "\(path): \(result.stderr)")
+            XCTAssertTrue(result.stderr.contains("fix:"), result.stderr)
+        }
+    }
+}

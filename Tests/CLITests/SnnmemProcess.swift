@@ -48,6 +48,23 @@ struct SnnmemProcess {
                       stderr: String(decoding: stderr, as: UTF8.self), timedOut: killed.isSet)
     }
 
+    /// Runs snnmem under `strace` with the given injections (a kill arrives as a signal exit).
+    static func run(_ arguments: [String], viaStrace injections: [String]) throws -> Result {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/strace")
+        process.arguments = ["-f", "-qq", "-o", "/dev/null"] + injections + [executable.path] + arguments
+        process.currentDirectoryURL = repositoryRoot
+        let out = Pipe(), err = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        try process.run()
+        let stdout = out.fileHandleForReading.readDataToEndOfFile()
+        let stderr = err.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return Result(exitCode: process.terminationStatus, stdout: String(decoding: stdout, as: UTF8.self),
+                      stderr: String(decoding: stderr, as: UTF8.self))
+    }
+
     static func json(_ arguments: [String]) throws -> [String: Any] {
         let result = try run(arguments)
         XCTAssertEqual(result.exitCode, 0, result.stderr)

@@ -1,3 +1,4 @@
+import OutputFiles
 import Foundation
 import Reports
 import XCTest
@@ -39,6 +40,57 @@ final class AtomicOutputTests: XCTestCase {
         XCTAssertEqual(try String(contentsOfFile: file, encoding: .utf8), "{}")
         XCTAssertThrowsError(try AtomicOutput.write(Data(), to: base.path + "/nope/out.json")) { error in
             XCTAssertTrue("\(error)".contains("does not exist"))
+        }
+    }
+
+    /// `--out .` once deleted the user's files: a folder holding files snnmem did not write is refused, untouched.
+    func testFolderWithForeignFilesIsRefusedAndKept() throws {
+        let base = try temporaryFolder()
+        defer { try? FileManager.default.removeItem(at: base) }
+        let mine = base.appendingPathComponent("thesis.tex")
+        try Data("precious".utf8).write(to: mine)
+        XCTAssertThrowsError(try AtomicOutput.checkFolderTarget(base.path))
+        XCTAssertThrowsError(try AtomicOutput.writeFolder(["report.md": Data("x".utf8)], to: base.path)) { error in
+            XCTAssertTrue("\(error)".contains("thesis.tex"), "\(error)")
+        }
+        XCTAssertEqual(try Data(contentsOf: mine), Data("precious".utf8))
+        // A report folder snnmem wrote, with a user's file added to it, is refused too.
+        let out = base.appendingPathComponent("out")
+        try AtomicOutput.writeFolder(["report.md": Data("one".utf8)], to: out.path)
+        try Data("notes".utf8).write(to: out.appendingPathComponent("notes.txt"))
+        XCTAssertThrowsError(try AtomicOutput.writeFolder(["report.md": Data("two".utf8)], to: out.path))
+        XCTAssertEqual(try Data(contentsOf: out.appendingPathComponent("notes.txt")), Data("notes".utf8))
+        // An empty folder is fine.
+        let empty = base.appendingPathComponent("empty")
+        try FileManager.default.createDirectory(at: empty, withIntermediateDirectories: false)
+        XCTAssertNoThrow(try AtomicOutput.writeFolder(["report.md": Data("x".utf8)], to: empty.path))
+    }
+
+    /// Temporaries of a killed run (a PID that no longer lives) are removed by the next write; a
+    /// retired old folder is put back when the target is missing.
+    func testStaleTemporariesAreCleanedAndTheJournalFinished() throws {
+        let base = try temporaryFolder()
+        defer { try? FileManager.default.removeItem(at: base) }
+        let deadPID = 999_999_9  // above Linux's pid_max default: never a live process
+        let fm = FileManager.default
+        try Data("half".utf8).write(to: base.appendingPathComponent(".trace.json.tmp-\(deadPID)"))
+        try AtomicOutput.write(Data("{}".utf8), to: base.appendingPathComponent("trace.json").path)
+        XCTAssertEqual(try fm.contentsOfDirectory(atPath: base.path).sorted(), ["trace.json"])
+
+        let out = base.appendingPathComponent("out")
+        try AtomicOutput.writeFolder(["a.txt": Data("old".utf8)], to: out.path)
+        try fm.moveItem(at: out, to: base.appendingPathComponent(".out.old-\(deadPID)"))
+        try fm.createDirectory(at: base.appendingPathComponent(".out.new-\(deadPID)"), withIntermediateDirectories: false)
+        AtomicOutput.removeStaleTemporariesForTesting(of: out)
+        XCTAssertEqual(try String(contentsOf: out.appendingPathComponent("a.txt"), encoding: .utf8), "old", "the journal was finished")
+        XCTAssertEqual(try fm.contentsOfDirectory(atPath: base.path).sorted(), ["out", "trace.json"])
+    }
+
+    func testOutputPathsAreCheckedBeforeWork() {
+        XCTAssertThrowsError(try AtomicOutput.checkFolderTarget("/nonexistent-snnmem/out"))
+        XCTAssertThrowsError(try AtomicOutput.checkFileTarget("/nonexistent-snnmem/baseline.json"))
+        XCTAssertThrowsError(try AtomicOutput.checkFileTarget(FileManager.default.temporaryDirectory.path)) { error in
+            XCTAssertTrue("\(error)".contains("is a folder"), "\(error)")
         }
     }
 }

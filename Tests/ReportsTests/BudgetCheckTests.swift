@@ -1,3 +1,4 @@
+import OutputFiles
 import MemoryModel
 import Reports
 import XCTest

@@ -1,0 +1,19 @@
+// glibc declares renameat2 only under _GNU_SOURCE, which Swift's Glibc module does not set;
+// it is reached here instead.
+#define _GNU_SOURCE
+#include "snn_fs.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+
+int snn_exchange_paths(const char *first, const char *second) {
+#if defined(__linux__) && defined(RENAME_EXCHANGE)
+    return renameat2(AT_FDCWD, first, AT_FDCWD, second, RENAME_EXCHANGE);
+#else
+    (void)first;
+    (void)second;
+    errno = ENOSYS;
+    return -1;
+#endif
+}
