@@ -1,4 +1,5 @@
 import Foundation
+import Profiles
 import MemoryModel
 
 /// Recorded peak figures that later runs are held against (`snnmem check --baseline`).
@@ -68,10 +69,35 @@ public struct MemoryBaseline: Codable, Equatable, Sendable {
         guard version.formatVersion == currentFormatVersion else {
             throw ReadError(path: path, reason: "baseline format version \(version.formatVersion), this snnmem reads version \(currentFormatVersion); write it again with --write-baseline")
         }
+        let baseline: MemoryBaseline
         do {
-            return try JSONDecoder().decode(MemoryBaseline.self, from: data)
+            baseline = try JSONDecoder().decode(MemoryBaseline.self, from: data)
         } catch {
             throw ReadError(path: path, reason: "the baseline is damaged (\(error)); write it again with --write-baseline")
+        }
+        try baseline.validate(path: path)
+        return baseline
+    }
+
+    /// Every field in the range snnmem writes: a negative or absurd figure is a damaged file,
+    /// refused with the entry and field named instead of compared (or overflowing) later.
+    func validate(path: String) throws {
+        for (index, entry) in entries.enumerated() {
+            let place = "entry \(index) (\(entry.profile) \(entry.strategy))"
+            func check(_ field: String, _ value: Int, _ range: ClosedRange<Int>) throws {
+                guard range.contains(value) else {
+                    throw ReadError(path: path, reason: "\(place): '\(field)' is \(value), outside \(range.lowerBound)...\(range.upperBound); write the baseline again with --write-baseline")
+                }
+            }
+            try check("batch", entry.batch, 1...PlanningLimits.maxBatch)
+            try check("timesteps", entry.timesteps, 1...PlanningLimits.maxTimesteps)
+            try check("peakBytes", entry.peakBytes, 0...PlanningLimits.maxStepBytes)
+            for role in TensorRole.allCases {
+                try check("bytesByRole.\(role.rawValue)", entry.bytesByRole[role], 0...PlanningLimits.maxStepBytes)
+            }
+            guard entry.bytesByRole.total <= entry.peakBytes || entry.measured else {
+                throw ReadError(path: path, reason: "\(place): its roles add up to \(entry.bytesByRole.total) bytes, more than its peak of \(entry.peakBytes); write the baseline again with --write-baseline")
+            }
         }
     }
 }

@@ -19,7 +19,7 @@ final class CompareSweepCommandTests: XCTestCase {
         XCTAssertLessThan(checkpoint["gradientMaxRelDiff"] as? Double ?? 1, 1e-5)
         XCTAssertEqual((json["notApplicable"] as? [[String: String]])?.map { $0["strategy"] }, ["revsnn", "trevsnn"])
         let files = try FileManager.default.contentsOfDirectory(atPath: out).sorted()
-        XCTAssertEqual(files, ["measured-bptt.json", "measured-checkpoint.json", "measured-sltt.json", "report.html", "report.json", "report.md", "trace.json"])
+        XCTAssertEqual(files, [".snnmem-output", "measured-bptt.json", "measured-checkpoint.json", "measured-sltt.json", "report.html", "report.json", "report.md", "trace.json"])
     }
 
     func testSweepSlopes() throws {
@@ -70,7 +70,7 @@ final class ReportCommandTests: XCTestCase {
         XCTAssertEqual(try SnnmemProcess.run(["run", "profiles/digits.yaml", "--steps", "1", "--batch", "4", "--trace", trace]).exitCode, 0)
         let result = try SnnmemProcess.run(["report", trace, "--out", base])
         XCTAssertEqual(result.exitCode, 0, result.stderr)
-        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: base).sorted(), ["report.html", "report.json", "report.md", "trace.json"])
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: base).sorted(), [".snnmem-output", "report.html", "report.json", "report.md", "trace.json"])
         let html = try String(contentsOfFile: base + "/report.html", encoding: .utf8)
         XCTAssertTrue(html.contains("<svg"))
         // A damaged trace is bad input, and the existing folder stays as it was.
@@ -84,6 +84,6 @@ final class ReportCommandTests: XCTestCase {
         let out = FileManager.default.temporaryDirectory.appendingPathComponent("snnmem-sweep-\(UUID().uuidString)").path
         defer { try? FileManager.default.removeItem(atPath: out) }
         XCTAssertEqual(try SnnmemProcess.run(["sweep", "profiles/cifarnet.yaml", "--timesteps", "1,2,4", "--out", out]).exitCode, 0)
-        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: out).sorted(), ["sweep.html", "sweep.json", "sweep.md", "sweep.svg"])
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: out).sorted(), [".snnmem-output", "sweep.html", "sweep.json", "sweep.md", "sweep.svg"])
     }
 }

@@ -11,7 +11,7 @@ final class PyTorchReportCommandTests: XCTestCase {
         XCTAssertEqual(result.exitCode, 0, result.stderr)
         XCTAssertTrue(result.stdout.contains("plan (pytorch-cpu) against PyTorch"), result.stdout)
         XCTAssertTrue(result.stdout.contains("0 of 17 layers differ"), result.stdout)
-        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: out).sorted(), ["report.html", "report.json", "report.md", "trace.json"])
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: out).sorted(), [".snnmem-output", "report.html", "report.json", "report.md", "trace.json"])
         let html = try String(contentsOfFile: out + "/report.html", encoding: .utf8)
         XCTAssertTrue(html.contains("PyTorch, measured"), "the measured stream is drawn beside the plan")
         // The wrong profile for the measurement is refused, naming both.

@@ -1,6 +1,7 @@
 import OutputFiles
 import Foundation
 import Reports
+import MemoryModel
 import XCTest
 
 final class AtomicOutputTests: XCTestCase {
@@ -91,6 +92,31 @@ final class AtomicOutputTests: XCTestCase {
         XCTAssertThrowsError(try AtomicOutput.checkFileTarget("/nonexistent-snnmem/baseline.json"))
         XCTAssertThrowsError(try AtomicOutput.checkFileTarget(FileManager.default.temporaryDirectory.path)) { error in
             XCTAssertTrue("\(error)".contains("is a folder"), "\(error)")
+        }
+    }
+}
+
+/// A baseline's figures are validated on read, with the entry and field named.
+final class BaselineValidationTests: XCTestCase {
+    func testNegativeOrAbsurdFiguresAreRefused() throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("snnmem-baseline-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let good = MemoryBaseline(toolVersion: "test", entries: [
+            MemoryBaseline.Entry(profile: "p", strategy: "bptt", batch: 2, timesteps: 4, peakBytes: 100, bytesByRole: RoleBytes(), measured: false),
+        ])
+        let path = folder.appendingPathComponent("baseline.json").path
+        try AtomicOutput.write(try good.encoded(), to: path)
+        XCTAssertNoThrow(try MemoryBaseline.read(path: path))
+        let text = try String(contentsOfFile: path, encoding: .utf8)
+        for (field, bad) in [("\"peakBytes\" : 100", "\"peakBytes\" : -5"), ("\"batch\" : 2", "\"batch\" : 9223372036854775807"),
+                             ("\"timesteps\" : 4", "\"timesteps\" : 0")] {
+            XCTAssertTrue(text.contains(field), "fixture lost \(field): \(text)")
+            try AtomicOutput.write(Data(text.replacingOccurrences(of: field, with: bad).utf8), to: path)
+            XCTAssertThrowsError(try MemoryBaseline.read(path: path)) { error in
+                let name = field.split(separator: "\"")[0]
+                XCTAssertTrue("\(error)".contains("'\(name)'") && "\(error)".contains("entry 0"), "\(error)")
+            }
         }
     }
 }
