@@ -1,15 +1,8 @@
 import Foundation
 import OutputFiles
 
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
-
-/// Writing and reading `MemoryTrace` files (JSON). Writes are atomic: the trace goes to a
-/// temporary file in the same folder, is flushed to disk, then renamed over the destination, so a
-/// run interrupted mid-write leaves the old file or none, never half of one.
+/// Writing and reading `MemoryTrace` files (JSON). Writes go through `AtomicOutput`: a run
+/// interrupted mid-write leaves the old file or the new one, never half of one.
 public enum TraceFile {
     public static func write(_ trace: MemoryTrace, to path: String) throws {
         let encoder = JSONEncoder()

@@ -68,13 +68,17 @@ struct SweepCommand: ParsableCommand {
         if axis == "depth" && !base.canScaleDepth {
             throw CLIFailure.badInput("\(profile): depth scaling repeats reversible blocks or T-RevSNN blocks, and this profile has none")
         }
-        // Every point is checked against what can be planned before any work starts.
+        // Every point is checked against what can be planned before any work starts; the deepened
+        // profiles are built once, here, for every strategy below.
+        let largestFactor = axis == "depth" ? base.largestDepthFactor : 0
+        var pointProfiles: [Profile] = []
         for value in points {
-            if axis == "depth" && value > base.largestDepthFactor {
-                throw CLIFailure.badInput("--depth-scale \(value): \(profile) deepened \(value) times would have more than \(PlanningLimits.formatted(PlanningLimits.maxLayers)) layers, the most snnmem plans; the largest factor for it is \(base.largestDepthFactor)")
+            if axis == "depth" && value > largestFactor {
+                throw CLIFailure.badInput("--depth-scale \(value): \(profile) deepened \(value) times would have more than \(PlanningLimits.formatted(PlanningLimits.maxLayers)) layers, the most snnmem plans; the largest factor for it is \(largestFactor)")
             }
             let t = axis == "timesteps" ? value : base.timesteps
             let scaled = axis == "depth" ? base.scalingDepth(by: value)! : base
+            pointProfiles.append(scaled)
             if let problem = scaled.sizeProblem(batch: batch ?? base.batch, timesteps: t) {
                 let option = problem.quantity == .batch ? "--batch" : (axis == "timesteps" ? "--timesteps" : "the profile's timesteps")
                 throw CLIFailure.badInput("\(option): \(profile): \(problem)")
@@ -90,8 +94,7 @@ struct SweepCommand: ParsableCommand {
                 continue
             }
             var row: [SweepReport.Point] = []
-            for value in points {
-                let profile = axis == "depth" ? base.scalingDepth(by: value)! : base
+            for (value, profile) in zip(points, pointProfiles) {
                 let options = Planner.Options(batch: batch, timesteps: axis == "timesteps" ? value : nil, runtime: runtimeOption.runtime)
                 let plan = try reportingErrors { try Planner.plan(profile, strategy: strategy, options: options) }
                 var measured: Int?

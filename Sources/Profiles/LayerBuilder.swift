@@ -467,7 +467,7 @@ struct LayerBuilder {
                        fix: "use fewer repeats or blocks", path: layer.path, at: layer.location)
         }
         let elements = layer.outputShape.checkedElementCount ?? Int.max
-        if elements > PlanningLimits.maxSampleElements || layer.outputShape.dims.contains(where: { $0 > PlanningLimits.maxSampleElements }) {
+        if elements > PlanningLimits.maxSampleElements {
             throw fail("\(layer.kind.keyword) gives \(layer.outputShape) per sample, more than the \(PlanningLimits.formatted(PlanningLimits.maxSampleElements)) elements snnmem plans for one tensor",
                        fix: "use fewer channels, a smaller resolution or a smaller factor", path: layer.path, at: layer.location)
         }

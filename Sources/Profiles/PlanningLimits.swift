@@ -53,28 +53,34 @@ public struct PlanSizeProblem: Hashable, Sendable, CustomStringConvertible {
 }
 
 extension Profile {
-    /// Every layer's input and output elements for one sample and one timestep, summed; nil past Int64.
-    var sampleElementsPerTimestep: Int? {
-        var total: Int? = inputShape.checkedElementCount
-        for layer in allLayers {
-            total = total.flatMap { CheckedArithmetic.sum($0, layer.inputShape.checkedElementCount ?? Int.max) }
-                .flatMap { CheckedArithmetic.sum($0, layer.outputShape.checkedElementCount ?? Int.max) }
-        }
-        return total
+    /// What the size checks need from the layer tree, gathered in one walk of it.
+    struct SizeTotals {
+        var layerCount: Int
+        /// Every layer's input and output elements for one sample and one timestep; nil past Int64.
+        var sampleElementsPerTimestep: Int?
+        /// Parameters of the whole network, at most; nil past Int64.
+        var parameterElements: Int?
     }
 
-    /// Parameters of the whole network, at most; nil past Int64.
-    var parameterElementsBound: Int? {
-        var total: Int? = 0
-        for layer in allLayers { total = total.flatMap { sum in layer.parameterElementsBound.flatMap { CheckedArithmetic.sum(sum, $0) } } }
-        return total
+    var sizeTotals: SizeTotals {
+        let layers = allLayers
+        var elements: Int? = inputShape.checkedElementCount
+        var parameters: Int? = 0
+        for layer in layers {
+            elements = elements.flatMap { CheckedArithmetic.sum($0, layer.inputShape.checkedElementCount ?? Int.max) }
+                .flatMap { CheckedArithmetic.sum($0, layer.outputShape.checkedElementCount ?? Int.max) }
+            parameters = parameters.flatMap { sum in layer.parameterElementsBound.flatMap { CheckedArithmetic.sum(sum, $0) } }
+        }
+        return SizeTotals(layerCount: layers.count, sampleElementsPerTimestep: elements, parameterElements: parameters)
     }
 
     /// An upper bound on the bytes one training step allocates in all, or nil past Int64: 8
     /// tensors of 8-byte elements per layer input and output and per parameter (the planners
     /// keep at most a few per layer: output, saved input, gradients, neuron states).
-    public func stepBytesBound(batch: Int, timesteps: Int) -> Int? {
-        guard let perSample = sampleElementsPerTimestep, let parameters = parameterElementsBound,
+    public func stepBytesBound(batch: Int, timesteps: Int) -> Int? { Self.stepBytesBound(sizeTotals, batch: batch, timesteps: timesteps) }
+
+    static func stepBytesBound(_ totals: SizeTotals, batch: Int, timesteps: Int) -> Int? {
+        guard let perSample = totals.sampleElementsPerTimestep, let parameters = totals.parameterElements,
               let activationBytes = CheckedArithmetic.product([perSample, batch, timesteps, 64]),
               let parameterBytes = CheckedArithmetic.product(parameters, 64) else { return nil }
         return CheckedArithmetic.sum(activationBytes, parameterBytes)
@@ -82,7 +88,6 @@ extension Profile {
 
     /// Why this profile cannot be planned at this batch and T, or nil where it can.
     public func sizeProblem(batch: Int, timesteps: Int) -> PlanSizeProblem? {
-        let layerCount = max(1, allLayers.count)
         if timesteps > PlanningLimits.maxTimesteps {
             return PlanSizeProblem(quantity: .timesteps, value: timesteps, largest: PlanningLimits.maxTimesteps,
                                    reason: "snnmem plans at most \(PlanningLimits.formatted(PlanningLimits.maxTimesteps)) timesteps")
@@ -91,13 +96,15 @@ extension Profile {
             return PlanSizeProblem(quantity: .batch, value: batch, largest: PlanningLimits.maxBatch,
                                    reason: "snnmem plans batches of at most \(PlanningLimits.formatted(PlanningLimits.maxBatch)) samples")
         }
+        let totals = sizeTotals
+        let layerCount = max(1, totals.layerCount)
         if (CheckedArithmetic.product(timesteps, layerCount) ?? Int.max) > PlanningLimits.maxLayerTimesteps {
             return PlanSizeProblem(quantity: .timesteps, value: timesteps, largest: PlanningLimits.maxLayerTimesteps / layerCount,
                                    reason: "\(layerCount) layers x \(PlanningLimits.formatted(timesteps)) timesteps is more than the \(PlanningLimits.formatted(PlanningLimits.maxLayerTimesteps)) layer-timesteps one plan covers in a few seconds")
         }
-        if stepBytesBound(batch: batch, timesteps: timesteps).map({ $0 > PlanningLimits.maxStepBytes }) ?? true {
+        if Self.stepBytesBound(totals, batch: batch, timesteps: timesteps).map({ $0 > PlanningLimits.maxStepBytes }) ?? true {
             var largest = 0
-            if let perSample = sampleElementsPerTimestep, let parameters = parameterElementsBound,
+            if let perSample = totals.sampleElementsPerTimestep, let parameters = totals.parameterElements,
                let perBatchBytes = CheckedArithmetic.product([perSample, timesteps, 64]),
                let parameterBytes = CheckedArithmetic.product(parameters, 64), parameterBytes < PlanningLimits.maxStepBytes {
                 largest = (PlanningLimits.maxStepBytes - parameterBytes) / perBatchBytes
