@@ -20,6 +20,8 @@ public enum AllocatorError: Error, CustomStringConvertible, Equatable {
     case traceFileMissing(path: String)
     case traceWrongFormatVersion(path: String, foundVersion: Int, supportedVersion: Int)
     case traceCorrupt(path: String, detail: String)
+    /// The file decodes, but a field holds what no recording writes (see `MemoryTrace.firstProblem`).
+    case traceInvalid(path: String, problem: TraceFieldProblem)
     case traceWriteFailed(path: String, detail: String)
 
     public var description: String {
@@ -40,6 +42,9 @@ public enum AllocatorError: Error, CustomStringConvertible, Equatable {
                 + "re-record the trace with this snnmem, or read it with the snnmem that wrote it"
         case .traceCorrupt(let path, let detail):
             return "\(path): not a complete memory trace (\(detail)); the file may be truncated or damaged, "
+                + "run the measurement again to write it"
+        case .traceInvalid(let path, let problem):
+            return "\(path): \(problem.field) \(problem.reason); the trace is damaged or was edited, "
                 + "run the measurement again to write it"
         case .traceWriteFailed(let path, let detail):
             return "\(path): could not write the memory trace (\(detail)); check the folder exists and is writable"

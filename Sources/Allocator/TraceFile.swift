@@ -37,11 +37,14 @@ public enum TraceFile {
             throw AllocatorError.traceWrongFormatVersion(
                 path: path, foundVersion: probe.header.formatVersion, supportedVersion: MemoryTrace.currentFormatVersion)
         }
+        let trace: MemoryTrace
         do {
-            return try decoder.decode(MemoryTrace.self, from: data)
+            trace = try decoder.decode(MemoryTrace.self, from: data)
         } catch {
             throw AllocatorError.traceCorrupt(path: path, detail: describe(error, size: data.count))
         }
+        if let problem = trace.firstProblem() { throw AllocatorError.traceInvalid(path: path, problem: problem) }
+        return trace
     }
 
     private struct VersionProbe: Decodable {

@@ -1,4 +1,5 @@
 import Foundation
+import Allocator
 import MemoryModel
 
 /// One training step measured in PyTorch by the project's Python package (`snnmem-torch
@@ -71,8 +72,8 @@ public struct PyTorchMeasurement: Codable, Equatable, Sendable {
         } catch {
             throw ReadError(path: path, reason: "the measurement is damaged (\(error)); measure it again")
         }
-        if measurement.batch < 1 || measurement.timesteps < 1 || measurement.stepPeakBytes < 0 || measurement.liveAtStartBytes < 0 {
-            throw ReadError(path: path, reason: "batch, timesteps and byte counts must be positive; measure it again")
+        if let problem = measurement.firstProblem() {
+            throw ReadError(path: path, reason: "\(problem.field) \(problem.reason); the measurement is damaged or was edited, measure it again")
         }
         return measurement
     }

@@ -80,6 +80,25 @@ final class ReportCommandTests: XCTestCase {
         XCTAssertEqual(try String(contentsOfFile: base + "/report.html", encoding: .utf8), html)
     }
 
+    /// A trace that decodes but holds what no recording writes (here a negative byte count, as a
+    /// hand edit leaves it) is refused with the field named, exit 2, and no report folder.
+    func testReportRefusesATraceWithNegativeBytes() throws {
+        let base = FileManager.default.temporaryDirectory.appendingPathComponent("snnmem-negative-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: base) }
+        let trace = base + "-trace.json"
+        defer { try? FileManager.default.removeItem(atPath: trace) }
+        XCTAssertEqual(try SnnmemProcess.run(["run", "profiles/digits.yaml", "--steps", "1", "--batch", "2", "--trace", trace]).exitCode, 0)
+        var document = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: trace))) as? [String: Any])
+        var events = try XCTUnwrap(document["events"] as? [[String: Any]])
+        events[2]["requestedBytes"] = -4096
+        document["events"] = events
+        try JSONSerialization.data(withJSONObject: document).write(to: URL(fileURLWithPath: trace))
+        let result = try SnnmemProcess.run(["report", trace, "--out", base])
+        XCTAssertEqual(result.exitCode, 2, result.stdout)
+        XCTAssertTrue(result.stderr.contains("\(trace): events[2].requestedBytes is -4096 bytes"), result.stderr)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: base))
+    }
+
     func testSweepOut() throws {
         let out = FileManager.default.temporaryDirectory.appendingPathComponent("snnmem-sweep-\(UUID().uuidString)").path
         defer { try? FileManager.default.removeItem(atPath: out) }
