@@ -27,7 +27,7 @@ public enum AllocatorError: Error, CustomStringConvertible, Equatable {
     public var description: String {
         switch self {
         case .outOfMemory(let report):
-            return report.description
+            return "out of memory budget: " + report.description
         case .systemOutOfMemory(let bytes, let layerPath, let role):
             return "the system allocator returned no memory for \(ByteCount.format(bytes)) (\(role.label)) in \(layerPath)"
         case .doubleFree(let problem):

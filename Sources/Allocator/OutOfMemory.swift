@@ -35,7 +35,7 @@ public struct OutOfMemory: Hashable, Codable, Sendable, CustomStringConvertible 
         let held = TensorRole.allCases.filter { liveBytesByRole[$0] != 0 }
             .map { "\($0.label) \(ByteCount.format(liveBytesByRole[$0]))" }
             .joined(separator: ", ")
-        return "out of memory budget: \(tensor) (\(role.label)) asked for \(ByteCount.format(requestedBytes)) "
+        return "\(tensor) (\(role.label)) asked for \(ByteCount.format(requestedBytes)) "
             + "in \(phase) of step \(trainingStep); \(ByteCount.format(liveBytes)) live"
             + (held.isEmpty ? "" : " (\(held))")
             + ", limit \(ByteCount.format(limitBytes))"

@@ -22,6 +22,9 @@ struct RecorderState {
     var stepPeakAllocatedBytes = 0
     var stepPeakRequestedBytes = 0
     var problemsAtStepStart = 0
+    /// Tensors already reported as leaked: a leak is reported once, at the end of the step that
+    /// left it live, not again at every later step.
+    var reportedLeaks = Set<Int>()
 
     init(clock: any MonotonicClock, budgetBytes: Int?, persistentRoles: Set<TensorRole>, keepsEvents: Bool) {
         self.clock = clock
@@ -101,7 +104,12 @@ struct RecorderState {
 
     mutating func endStep() -> StepReport {
         var stepProblems = Array(problems[problemsAtStepStart...])
-        for record in slots where record.id != LiveTensor.vacant && !persistentRoles.contains(record.role) {
+        // What the set-up allocated (parameters, their gradient buffers, optimizer state) is the
+        // model's for the whole run and lives across steps by design; a leak is a tensor that a
+        // step allocated and did not free.
+        for record in slots where record.id != LiveTensor.vacant && !persistentRoles.contains(record.role)
+            && record.phase != .setup && !reportedLeaks.contains(record.id) {
+            reportedLeaks.insert(record.id)
             let leak = AllocationProblem(
                 kind: .leak, tensorID: record.id, requestedBytes: record.requestedBytes, role: record.role,
                 layerPath: record.layerPath, name: record.name, timestep: record.timestep, phase: record.phase,

@@ -5,34 +5,50 @@ import Profiles
 
 enum OutputFormat: String, ExpressibleByArgument, CaseIterable {
     case table, json, markdown
+
+    /// The `--format` help; the parser lists the values each command's format type accepts.
+    static let help = ArgumentHelp("Output format.")
 }
 
-/// Options shared by commands that take a profile.
+/// `run` and `train` print a step or epoch log, which has no Markdown form: their `--format`
+/// offers only what they print.
+enum LogFormat: String, ExpressibleByArgument, CaseIterable {
+    case table, json
+
+    static let help = OutputFormat.help
+}
+
+/// Options shared by commands that take a profile. The batch is its own group, since `max-batch`
+/// searches it and must not offer it.
 struct ProfileOptions: ParsableArguments {
     @Argument(help: "A profile YAML file (see profiles/).")
     var profile: String
 
-    @Option(help: "Batch size (default: the profile's).")
-    var batch: Int?
-
     @Option(help: "Timesteps T (default: the profile's).")
     var timesteps: Int?
 
-    @Option(help: "Output format: table, json or markdown.")
-    var format: OutputFormat = .table
-
-    @Option(help: ArgumentHelp("Element type of activations (default: the profile's): float32, float16, bfloat16. On the PyTorch runtimes float16/bfloat16 mean mixed precision (torch.autocast over a float32 model).", valueName: "dtype"))
+    @Option(help: ArgumentHelp("Element type of activations (default: the profile's). On the PyTorch runtimes float16/bfloat16 mean mixed precision (torch.autocast over a float32 model).", valueName: "dtype"))
     var dtype: DType?
 
     func validate() throws {
         if let dtype, !dtype.isFloatingPoint { throw ValidationError("--dtype \(dtype.rawValue) cannot hold activations: use float32, float16 or bfloat16") }
-        if let batch, batch < 1 { throw ValidationError("--batch must be at least 1, got \(batch)") }
         if let timesteps, timesteps < 1 { throw ValidationError("--timesteps must be at least 1, got \(timesteps)") }
-        try checkPlannable(batch: batch, timesteps: timesteps)
+        try checkPlannable(batch: nil, timesteps: timesteps)
     }
 
     func loadProfile() throws -> Profile {
         try reportingErrors { try ProfileLoader.load(path: profile) }
+    }
+}
+
+/// `--batch`, for the commands that take a batch instead of searching for one.
+struct BatchOption: ParsableArguments {
+    @Option(help: "Batch size (default: the profile's).")
+    var batch: Int?
+
+    func validate() throws {
+        if let batch, batch < 1 { throw ValidationError("--batch must be at least 1, got \(batch)") }
+        try checkPlannable(batch: batch, timesteps: nil)
     }
 }
 
@@ -67,7 +83,11 @@ extension AllocatorRounding: ExpressibleByArgument {}
 
 extension Runtime: ExpressibleByArgument {}
 
-extension DType: ExpressibleByArgument {}
+extension DType: ExpressibleByArgument {
+    /// Only the types that can hold activations are offered: the help must not list int32 and
+    /// then refuse it.
+    public static var allValueStrings: [String] { allCases.filter(\.isFloatingPoint).map(\.rawValue) }
+}
 
 /// `--runtime`: whose training step to plan. Users train in PyTorch on GPUs, so that is the default.
 struct RuntimeOption: ParsableArguments {

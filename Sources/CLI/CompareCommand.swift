@@ -14,6 +14,10 @@ struct CompareCommand: ParsableCommand {
         abstract: "Run every applicable schedule on the same seed and data; measured against predicted, side by side.")
 
     @OptionGroup var options: ProfileOptions
+    @OptionGroup var batchOption: BatchOption
+
+    @Option(help: OutputFormat.help)
+    var format: OutputFormat = .table
 
     @Option(help: "Comma-separated strategies, or all.")
     var strategies: String = "all"
@@ -55,27 +59,29 @@ struct CompareCommand: ParsableCommand {
             throw CLIFailure.badInput("none of the strategies applies to \(profile.sourcePath): "
                 + skipped.map { "\($0.strategy): \($0.reason)" }.joined(separator: "; "))
         }
-        let progress = Progress(total: applicable.count * steps + 1, label: "\(profile.name) compare")
+        let progress = ProgressBar(total: applicable.count * steps + 1, label: "\(profile.name) compare")
+        progress.begin("gradients of every schedule")
+        defer { progress.finish() }
         var done = 0
         var entries: [ComparisonReport.Entry] = []
         var traces: [String: Data] = [:]
         var schedules: [(planned: Timeline, measured: Timeline?)] = []
         let agreements = try reportingErrors {
-            try GradientAgreement.measure(profile: profile, strategies: applicable, batch: options.batch, timesteps: options.timesteps,
+            try GradientAgreement.measure(profile: profile, strategies: applicable, batch: batchOption.batch, timesteps: options.timesteps,
                                           segment: segment, seed: seed)
         }
         done += 1
         progress.update(done, detail: "gradients")
         for (strategy, agreement) in zip(applicable, agreements) {
             let result = try reportingErrors {
-                try MemoryRun.measure(profile: profile, strategy: strategy, batch: options.batch, timesteps: options.timesteps,
+                try MemoryRun.measure(profile: profile, strategy: strategy, batch: batchOption.batch, timesteps: options.timesteps,
                                       segment: strategy == .checkpoint ? segment : nil, steps: steps, seed: seed) { _, _, _ in
                     done += 1
                     progress.update(done, detail: strategy.rawValue)
                 }
             }
             let plan = try reportingErrors {
-                try Planner.plan(profile, strategy: strategy, options: .init(batch: options.batch, timesteps: options.timesteps,
+                try Planner.plan(profile, strategy: strategy, options: .init(batch: batchOption.batch, timesteps: options.timesteps,
                                                                             segment: strategy == .checkpoint ? segment : nil))
             }
             let sortedMs = result.stepMs.sorted()
@@ -83,19 +89,20 @@ struct CompareCommand: ParsableCommand {
                 strategy: strategy.rawValue, segment: result.segment, predictedPeakBytes: result.predictedPeakBytes,
                 measuredPeakBytes: result.measuredPeakBytes, predictedAllocatedPeakBytes: result.predictedAllocatedPeakBytes,
                 measuredAllocatedPeakBytes: result.measuredAllocatedPeakBytes, jemallocPeakBytes: result.jemallocPeakBytes,
-                activationBytes: result.measuredActivationBytes, predictedActivationBytes: result.predictedActivationBytes,
+                measuredHeldForBackwardBytes: result.measuredActivationBytes, predictedHeldForBackwardBytes: result.predictedActivationBytes,
                 stepMs: sortedMs[sortedMs.count / 2], forwardFlops: plan.forwardFlops, recomputeFlops: plan.recomputeFlops,
                 backwardFlops: plan.backwardFlops, gradientMaxRelDiff: agreement.maxRelativeDifference,
                 gradientReference: agreement.reference, loss: result.loss.last ?? .nan, firstDifference: result.comparison?.firstDifference))
             if out != nil {
-                traces["measured-\(strategy.rawValue).json"] = try Formatting.jsonData(result.trace)
+                traces["measured-\(strategy.rawValue).json"] = try JSONDocument.plainData(result.trace)
                 schedules.append((Timeline(plan: plan), Timeline(trace: result.trace)))
             }
         }
-        let report = ComparisonReport(profile: profile.name, batch: options.batch ?? profile.batch, timesteps: options.timesteps ?? profile.timesteps,
+        progress.finish()
+        let report = ComparisonReport(profile: profile.name, batch: batchOption.batch ?? profile.batch, timesteps: options.timesteps ?? profile.timesteps,
                                       steps: steps, strategies: entries, notApplicable: skipped)
-        switch options.format {
-        case .json: print(try Formatting.json(report))
+        switch format {
+        case .json: print(try Formatting.json(report, kind: .compare))
         case .table: print(report.render(markdown: false))
         case .markdown: print(report.render(markdown: true))
         }

@@ -1,5 +1,6 @@
 import Foundation
 import MemoryModel
+import Reports
 
 /// Number formatting shared by the tables.
 enum Formatting {
@@ -13,15 +14,9 @@ enum Formatting {
         ByteCount.formatFixed(ratio * 100, digits: 0) + "%"
     }
 
-    static func json<T: Encodable>(_ value: T) throws -> String {
-        String(decoding: try jsonData(value), as: UTF8.self)
-    }
-
-    static func jsonData<T: Encodable>(_ value: T) throws -> Data {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-        encoder.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
-        return try encoder.encode(value)
+    /// A versioned JSON document (`JSONDocument`) for standard output; `print` adds the newline.
+    static func json<T: Encodable>(_ value: T, kind: JSONDocument.Kind) throws -> String {
+        String(decoding: try JSONDocument.data(value, kind: kind).dropLast(), as: UTF8.self)
     }
 
     /// Wraps text at spaces so no line is longer than `width`; continuation lines get `indent`.

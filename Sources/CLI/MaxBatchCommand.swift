@@ -7,11 +7,15 @@ import Profiles
 struct MaxBatchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "max-batch",
-        abstract: "The largest batch whose planned peak fits in memory, per strategy.")
+        abstract: "The largest batch whose planned peak fits in memory, per strategy.",
+        discussion: "Exits 1 when no requested strategy fits even at batch 1, 2 on bad input.")
 
     @OptionGroup var options: ProfileOptions
     @OptionGroup var strategyOption: StrategyOption
     @OptionGroup var runtimeOption: RuntimeOption
+
+    @Option(help: OutputFormat.help)
+    var format: OutputFormat = .table
 
     @Option(help: "Memory available, e.g. 24GiB, 16GB, 8000MiB.")
     var memory: String
@@ -45,7 +49,6 @@ struct MaxBatchCommand: ParsableCommand {
     }
 
     func validate() throws {
-        if options.batch != nil { throw ValidationError("max-batch searches the batch: remove --batch") }
         let memoryBytes = try parseSize(memory, option: "--memory")
         let reserveBytes = try parseSize(reserve, option: "--reserve")
         let isCUDA = runtimeOption.runtime == .pytorchCUDA
@@ -96,7 +99,7 @@ struct MaxBatchCommand: ParsableCommand {
             try results.map { runtime == .pytorchCUDA && $0.maxBatch > 0 ? try estimate($0.strategy, $0.maxBatch) : nil }
         }
         let timesteps = options.timesteps ?? profile.timesteps
-        switch options.format {
+        switch format {
         case .json:
             let json = MaxBatchJSON(profile: profile.name, runtime: runtime.rawValue, timesteps: timesteps, memoryBytes: memoryBytes,
                                     reserveBytes: memoryBytes - budget, budgetBytes: budget,
@@ -107,24 +110,24 @@ struct MaxBatchCommand: ParsableCommand {
                                               cuda: gpu.map(CUDAEstimateJSON.init))
                                     },
                                     notApplicable: skipped.map { .init(strategy: $0.0.rawValue, reason: $0.1) })
-            print(try Formatting.json(json))
+            print(try Formatting.json(json, kind: .maxBatch))
         case .table, .markdown:
-            let markdown = options.format == .markdown
+            let markdown = format == .markdown
             var table: TextTable
             if runtime == .pytorchCUDA {
                 table = TextTable(["strategy", "max batch", "allocated", "reserved", "ratio", "GPU total", "at max+1"])
                 for (result, gpu) in zip(results, cuda) {
+                    let (atMax, atMaxPlusOne) = Self.distinctPeaks(result, budgetBytes: budget)
                     table.add([result.strategy.rawValue, "\(result.maxBatch)", gpu.map { Formatting.bytes($0.peakAllocatedBytes) } ?? "-",
                                gpu.map { Formatting.bytes($0.peakReservedBytes) } ?? "-",
                                gpu.map { ByteCount.formatFixed($0.reservedOverAllocated, digits: 2) + "x" } ?? "-",
-                               result.peakBytesAtMax.map(Formatting.bytes) ?? "does not fit",
-                               Formatting.bytes(result.peakBytesAtMaxPlusOne)])
+                               atMax, atMaxPlusOne])
                 }
             } else {
                 table = TextTable(["strategy", "max batch", "peak at max", "peak at max+1"])
                 for result in results {
-                    table.add([result.strategy.rawValue, "\(result.maxBatch)", result.peakBytesAtMax.map(Formatting.bytes) ?? "does not fit",
-                               Formatting.bytes(result.peakBytesAtMaxPlusOne)])
+                    let (atMax, atMaxPlusOne) = Self.distinctPeaks(result, budgetBytes: budget)
+                    table.add([result.strategy.rawValue, "\(result.maxBatch)", atMax, atMaxPlusOne])
                 }
             }
             let counted = runtime == .pytorchCUDA
@@ -141,6 +144,20 @@ struct MaxBatchCommand: ParsableCommand {
             }
             print(text)
         }
+        // Nothing the user asked for fits: a script that goes on to train would run out of memory.
+        let fitting = results.filter { $0.maxBatch > 0 }
+        if fitting.isEmpty, !results.isEmpty {
+            let needs = results.map { "\($0.strategy.rawValue) needs \(Formatting.bytes($0.peakBytesAtMaxPlusOne)) at batch 1" }
+            throw CLIFailure(message: "error: nothing fits in \(Formatting.bytes(budget)): " + needs.joined(separator: ", ")
+                             + "; give more --memory, fewer --timesteps, or another strategy", exitCode: 1)
+        }
+    }
+
+    /// The peaks at the largest batch and the next, each with as many digits as it takes to tell
+    /// both apart from each other and from the budget (at max <= budget < at max+1).
+    static func distinctPeaks(_ result: MaxBatchResult, budgetBytes: Int) -> (atMax: String, atMaxPlusOne: String) {
+        let texts = ByteCount.formatDistinct([result.peakBytesAtMax ?? 0, result.peakBytesAtMaxPlusOne, budgetBytes])
+        return (result.peakBytesAtMax == nil ? "does not fit" : texts[0], texts[1])
     }
 }
 

@@ -10,8 +10,12 @@ struct PlanCommand: ParsableCommand {
         abstract: "Plan one training step: every tensor kept for backward, the peak, and bytes by role at the peak.")
 
     @OptionGroup var options: ProfileOptions
+    @OptionGroup var batchOption: BatchOption
     @OptionGroup var strategyOption: StrategyOption
     @OptionGroup var runtimeOption: RuntimeOption
+
+    @Option(help: OutputFormat.help)
+    var format: OutputFormat = .table
 
     @Flag(help: "Also list every layer with its inferred input and output shapes.")
     var layers = false
@@ -22,19 +26,19 @@ struct PlanCommand: ParsableCommand {
     @Flag(help: "With --format json, also list every planned allocation and free in order (bytes, layer, tensor, phase).")
     var events = false
 
-    @Option(help: "How many of the largest tensors live at the peak to list (table and markdown).")
-    var top: Int = 8
+    @Option(help: "How many of the largest tensors live at the peak to list per strategy (table and markdown; default 8 for one strategy, none for several).")
+    var top: Int?
 
     func validate() throws {
-        if top < 0 { throw ValidationError("--top must be 0 or more, got \(top)") }
-        if events && options.format != .json { throw ValidationError("--events lists the allocation stream in JSON: add --format json") }
+        if let top, top < 0 { throw ValidationError("--top must be 0 or more, got \(top)") }
+        if events && format != .json { throw ValidationError("--events lists the allocation stream in JSON: add --format json") }
     }
 
     func run() throws {
         var profile = try options.loadProfile()
         if let dtype = options.dtype { profile.dtype = dtype }
         let strategies = try strategyOption.strategies()
-        let plannerOptions = Planner.Options(batch: options.batch, timesteps: options.timesteps,
+        let plannerOptions = Planner.Options(batch: batchOption.batch, timesteps: options.timesteps,
                                              segment: strategyOption.segment, rounding: allocator,
                                              runtime: runtimeOption.runtime, dtype: options.dtype)
         let (plans, skipped) = try reportingErrors { () throws -> ([MemoryPlan], [(Strategy, String)]) in
@@ -45,16 +49,16 @@ struct PlanCommand: ParsableCommand {
             let result = try Planner.planAll(profile, strategies: strategies, options: plannerOptions)
             return (result.plans, result.notApplicable)
         }
-        let batch = options.batch ?? profile.batch
+        let batch = batchOption.batch ?? profile.batch
         let timesteps = options.timesteps ?? profile.timesteps
         let layerRows = layers ? LayerRow.rows(profile) : nil
-        switch options.format {
+        switch format {
         case .json:
             print(try Formatting.json(PlanJSON(profile: profile, runtime: runtimeOption.runtime, batch: batch, timesteps: timesteps, rounding: allocator,
-                                               plans: plans, notApplicable: skipped, layers: layerRows, events: events)))
+                                               plans: plans, notApplicable: skipped, layers: layerRows, events: events), kind: .plan))
         case .table, .markdown:
             let report = PlanText(profile: profile, runtime: runtimeOption.runtime, batch: batch, timesteps: timesteps, rounding: allocator, plans: plans,
-                                  notApplicable: skipped, layers: layerRows, top: top, markdown: options.format == .markdown)
+                                  notApplicable: skipped, layers: layerRows, top: top, markdown: format == .markdown)
             print(report.render())
         }
     }
@@ -70,10 +74,13 @@ struct PlanText {
     var plans: [MemoryPlan]
     var notApplicable: [(Strategy, String)]
     var layers: [LayerRow]?
-    var top: Int
+    /// Tensors to list per strategy; nil: 8 for one plan, none for several, since five tables
+    /// of tensors would bury the summary.
+    var top: Int?
     var markdown: Bool
 
-    func table(_ table: TextTable) -> String { markdown ? table.markdown() : table.text() }
+    /// In Markdown a blank line ends a table: without it, the line below renders as a table row.
+    func table(_ table: TextTable) -> String { markdown ? table.markdown() + "\n" : table.text() }
 
     func heading(_ text: String) -> String { markdown ? "### " + text : text }
 
@@ -87,14 +94,14 @@ struct PlanText {
             sections.append(heading("Layers and inferred shapes (per sample, per timestep)") + "\n" + table(t))
         }
         if !plans.isEmpty {
-            var summary = TextTable(["strategy", "peak", "activations", "persistent", "peak at"],
+            var summary = TextTable(["strategy", "peak", "held for backward", "persistent", "peak at"],
                                     alignments: [.left, .right, .right, .right, .left])
-            var compute = TextTable(["strategy", "forward GFLOP", "recompute GFLOP", "extra"])
+            var compute = TextTable(["strategy", "forward GFLOP", "recompute GFLOP", "recompute / forward"])
             for plan in plans {
                 let name = plan.strategy.rawValue + (plan.segment.map { " k=\($0)" } ?? "")
                 summary.add([name, Formatting.bytes(plan.peakBytes), Formatting.bytes(plan.activationBytes),
                              Formatting.bytes(plan.persistentBytes), plan.sweep.peakPhase?.description ?? "-"])
-                let extra = plan.forwardFlops > 0 ? "+" + Formatting.percent(plan.recomputeFlops / plan.forwardFlops) : "-"
+                let extra = plan.forwardFlops > 0 ? Formatting.percent(plan.recomputeFlops / plan.forwardFlops) : "-"
                 compute.add([name, Formatting.gflops(plan.forwardFlops), Formatting.gflops(plan.recomputeFlops), extra])
             }
             sections.append(heading("Peak of one training step") + "\n" + table(summary))
@@ -117,19 +124,21 @@ struct PlanText {
                     ByteCount.formatFixed(Double(plan.bytesByRoleAtPeak[$0]) / unit, digits: 2)
                 })
             }
-            sections.append(heading("Bytes by role at the peak (MiB)") + "\n" + table(roles))
+            sections.append(heading("At the peak, by role (MiB)") + "\n" + table(roles))
 
-            if plans.count == 1, top > 0, let plan = plans.first {
+            let listed = top ?? (plans.count == 1 ? 8 : 0)
+            for plan in plans where listed > 0 {
                 var live = TextTable(["tensor live at the peak", "role", "shape", "bytes"], alignments: [.left, .left, .right, .right])
-                for tensor in plan.tensorsLiveAtPeak.prefix(top) {
+                for tensor in plan.tensorsLiveAtPeak.prefix(listed) {
                     live.add([Formatting.elide(tensor.descriptor.label, to: 40), tensor.descriptor.role.shortLabel,
                               tensor.descriptor.shape.description,
                               Formatting.bytes(rounding.roundedBytes(tensor.bytes))])
                 }
                 let saved = plan.savedTensors
                 let savedBytes = saved.reduce(0) { $0 + rounding.roundedBytes($1.bytes) }
-                sections.append(heading("Largest tensors live at the peak") + "\n" + table(live) +
-                                "\n\(saved.count) tensors kept for backward, \(Formatting.bytes(savedBytes)) in all (--format json lists them)")
+                let which = plans.count > 1 ? ": \(plan.strategy.rawValue)" : ""
+                sections.append(heading("Largest tensors live at the peak" + which) + "\n" + table(live) +
+                                "\n" + Formatting.wrap("\(saved.count) tensors saved for backward over the step, \(Formatting.bytes(savedBytes)) summed, not all live at once (--format json lists them)", indent: ""))
             }
         }
         if !notApplicable.isEmpty {

@@ -34,9 +34,11 @@ struct PlanJSON: Codable {
         var peakPhase: String?
         var peakTensor: String?
         var segment: Int?
-        var bytesByRole: [String: Int]
-        var activationBytes: Int
+        var bytesByRoleAtPeak: [String: Int]
+        /// The most bytes saved for backward live at one moment (README "Quantities").
+        var heldForBackwardBytes: Int
         var persistentBytes: Int
+        /// Every tensor saved for backward over the step, summed whether live together or not.
         var savedTensorBytes: Int
         var savedByLayer: [LayerBytes]
         var savedTensors: [SavedTensor]
@@ -98,7 +100,7 @@ struct PlanJSON: Codable {
                 cuda: gpu.map(CUDAEstimateJSON.init),
                 events: stream, peakBytes: plan.peakBytes, peakPhase: plan.sweep.peakPhase?.description,
                 peakTensor: plan.peakTensor?.descriptor.label, segment: plan.segment,
-                bytesByRole: plan.bytesByRoleAtPeak.byReportKey, activationBytes: plan.activationBytes,
+                bytesByRoleAtPeak: plan.bytesByRoleAtPeak.byReportKey, heldForBackwardBytes: plan.activationBytes,
                 persistentBytes: plan.persistentBytes,
                 savedTensorBytes: saved.reduce(0) { $0 + rounding.roundedBytes($1.bytes) },
                 savedByLayer: plan.savedBytesByLayer.map { LayerBytes(layer: $0.layer, bytes: $0.bytes) },

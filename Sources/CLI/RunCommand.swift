@@ -14,8 +14,12 @@ struct RunCommand: ParsableCommand {
         abstract: "Train K steps on random data through jemalloc and hold every measured byte against the plan.")
 
     @OptionGroup var options: ProfileOptions
+    @OptionGroup var batchOption: BatchOption
 
-    @Option(help: "The training strategy: bptt, checkpoint, sltt or revsnn.")
+    @Option(help: LogFormat.help)
+    var format: LogFormat = .table
+
+    @Option(help: ArgumentHelp("The training strategy: \(Strategy.allCases.map(\.rawValue).joined(separator: ", ")).", valueName: "strategy"))
     var strategy: String = "bptt"
 
     @Option(help: "Checkpoint segment length k (checkpoint only).")
@@ -40,7 +44,6 @@ struct RunCommand: ParsableCommand {
         if steps < 1 { throw ValidationError("--steps must be at least 1, got \(steps)") }
         if let memoryLimit { _ = try parseSize(memoryLimit, option: "--memory-limit") }
         if segment != nil && strategy != "checkpoint" { throw ValidationError("--segment applies to --strategy checkpoint only") }
-        if options.format == .markdown { throw ValidationError("run prints table or json") }
     }
 
     func run() throws {
@@ -48,47 +51,55 @@ struct RunCommand: ParsableCommand {
         let profile = try options.loadProfile()
         let strategy = Strategy(rawValue: strategy)!
         let limit = try memoryLimit.map { try parseSize($0, option: "--memory-limit") }
-        let table = options.format == .table
-        let progress = Progress(total: steps, label: "\(profile.name) \(strategy.rawValue)")
+        let table = format == .table
+        let progress = ProgressBar(total: steps, label: "\(profile.name) \(strategy.rawValue)")
+        progress.begin("step 1")
+        defer { progress.finish() }
         let result = try reportingErrors {
-            try MemoryRun.measure(profile: profile, strategy: strategy, batch: options.batch, timesteps: options.timesteps,
+            try MemoryRun.measure(profile: profile, strategy: strategy, batch: batchOption.batch, timesteps: options.timesteps,
                                   segment: segment, steps: steps, memoryLimit: limit, seed: seed) { done, total, step in
-                progress.update(done, detail: "loss \(ByteCount.formatFixed(step.loss, digits: 4))")
                 if table {
-                    if done == 1 { print("step      loss   step ms") }
-                    print(String(done).padding(toLength: 4, withPad: " ", startingAt: 0)
+                    if done == 1 { progress.printLine("step      loss   step ms") }
+                    progress.printLine(String(done).padding(toLength: 4, withPad: " ", startingAt: 0)
                           + ByteCount.formatFixed(step.loss, digits: 4).leftPadded(10) + ByteCount.formatFixed(step.stepMs, digits: 1).leftPadded(10))
                 }
+                progress.update(done, detail: "loss \(ByteCount.formatFixed(step.loss, digits: 4))")
             }
         }
+        progress.finish()
         if let trace {
             try reportingErrors { try TraceFile.write(result.trace, to: trace) }
         }
         if table {
             print(RunReport.table(result, profile: profile, tracePath: trace))
         } else {
-            print(try Formatting.json(RunJSON(result)))
+            print(try Formatting.json(RunJSON(result, profile: profile), kind: .run))
         }
         if let refused = result.outOfMemory {
-            FileHandle.standardError.write(Data("out of memory: \(refused)\n".utf8))
-            throw CLIFailure(message: "", exitCode: 3)
+            // The table says where it stopped; the error line says why, once, for scripts and logs.
+            throw CLIFailure(message: "error: out of memory: \(refused); the plan's peak is \(Formatting.bytes(result.predictedPeakBytes))",
+                             exitCode: 3)
         }
     }
 }
 
-/// `snnmem run --format json`.
+/// `snnmem run --format json`. After an out-of-memory stop nothing was measured: the measured
+/// figures are null, not the bytes live when the request was refused.
 struct RunJSON: Codable {
+    var profile: String
+    var runtime: String
     var strategy: String
     var batch: Int
     var timesteps: Int
+    var segment: Int?
     var predictedPeakBytes: Int
     var predictedAllocatedPeakBytes: Int
-    var measuredPeakBytes: Int
-    var measuredAllocatedPeakBytes: Int
-    var jemallocPeakBytes: Int
-    var untrackedBytes: Int
-    var predictedActivationBytes: Int
-    var measuredActivationBytes: Int
+    var measuredPeakBytes: Int?
+    var measuredAllocatedPeakBytes: Int?
+    var jemallocPeakBytes: Int?
+    var untrackedBytes: Int?
+    var predictedHeldForBackwardBytes: Int
+    var measuredHeldForBackwardBytes: Int?
     var firstDifference: String?
     var stepMs: [Double]
     var loss: [Double]
@@ -97,18 +108,22 @@ struct RunJSON: Codable {
     /// The Float GEMM the step ran on: "avx512" (snnmem's) or "openblas".
     var gemm: String
 
-    init(_ r: MemoryRunResult) {
+    init(_ r: MemoryRunResult, profile: Profile) {
+        self.profile = profile.name
+        runtime = Runtime.snnmem.rawValue
         strategy = r.strategy.rawValue
         batch = r.batch
         timesteps = r.timesteps
+        segment = r.segment
         predictedPeakBytes = r.predictedPeakBytes
         predictedAllocatedPeakBytes = r.predictedAllocatedPeakBytes
-        measuredPeakBytes = r.measuredPeakBytes
-        measuredAllocatedPeakBytes = r.measuredAllocatedPeakBytes
-        jemallocPeakBytes = r.jemallocPeakBytes
-        untrackedBytes = r.untrackedBytes
-        predictedActivationBytes = r.predictedActivationBytes
-        measuredActivationBytes = r.measuredActivationBytes
+        predictedHeldForBackwardBytes = r.predictedActivationBytes
+        let measured = r.outOfMemory == nil
+        measuredPeakBytes = measured ? r.measuredPeakBytes : nil
+        measuredAllocatedPeakBytes = measured ? r.measuredAllocatedPeakBytes : nil
+        jemallocPeakBytes = measured ? r.jemallocPeakBytes : nil
+        untrackedBytes = measured ? r.untrackedBytes : nil
+        measuredHeldForBackwardBytes = measured ? r.measuredActivationBytes : nil
         firstDifference = r.comparison?.firstDifference
         stepMs = r.stepMs
         loss = r.loss
@@ -120,6 +135,7 @@ struct RunJSON: Codable {
 
 enum RunReport {
     static func table(_ r: MemoryRunResult, profile: Profile, tracePath: String?) -> String {
+        if let refused = r.outOfMemory { return stoppedTable(r, refused: refused, profile: profile, tracePath: tracePath) }
         var t = TextTable(["", "bytes", "difference"], alignments: [.left, .right, .right])
         func diff(_ a: Int, _ b: Int) -> String { a == b ? "0 B" : (a > b ? "+" : "") + Formatting.bytes(a - b) }
         t.add(["predicted peak (planner, requested bytes)", Formatting.bytes(r.predictedPeakBytes), ""])
@@ -128,10 +144,10 @@ enum RunReport {
         t.add(["measured peak (tracked, allocated bytes)", Formatting.bytes(r.measuredAllocatedPeakBytes),
                diff(r.measuredAllocatedPeakBytes, r.predictedAllocatedPeakBytes)])
         t.add(["jemalloc thread peak", Formatting.bytes(r.jemallocPeakBytes), diff(r.jemallocPeakBytes, r.measuredAllocatedPeakBytes)])
-        t.add(["kept for backward: predicted", Formatting.bytes(r.predictedActivationBytes), ""])
-        t.add(["kept for backward: measured", Formatting.bytes(r.measuredActivationBytes),
+        t.add(["held for backward: predicted", Formatting.bytes(r.predictedActivationBytes), ""])
+        t.add(["held for backward: measured", Formatting.bytes(r.measuredActivationBytes),
                diff(r.measuredActivationBytes, r.predictedActivationBytes)])
-        var lines = ["", "\(profile.name) \(r.strategy.rawValue): batch \(r.batch), T \(r.timesteps)" + (r.segment.map { ", k \($0)" } ?? "") + ", runtime snnmem (this engine)", t.text()]
+        var lines = ["", title(r, profile: profile), t.text()]
         let sortedMs = r.stepMs.sorted()
         if !sortedMs.isEmpty {
             lines.append("median step \(ByteCount.formatFixed(sortedMs[sortedMs.count / 2], digits: 1)) ms over \(sortedMs.count) steps"
@@ -146,8 +162,27 @@ enum RunReport {
         } else if r.comparison != nil {
             lines.append("every allocation and free of the first step matched the plan")
         }
-        if let refused = r.outOfMemory { lines.append("stopped: out of memory: \(refused)") }
         if let tracePath { lines.append("trace written to \(tracePath)") }
+        return lines.joined(separator: "\n")
+    }
+
+    static func title(_ r: MemoryRunResult, profile: Profile) -> String {
+        "\(profile.name) \(r.strategy.rawValue): batch \(r.batch), T \(r.timesteps)" + (r.segment.map { ", k \($0)" } ?? "")
+            + ", runtime snnmem (this engine)"
+    }
+
+    /// A step stopped by the memory limit measured no peak: the table shows what the plan needs,
+    /// the limit, and what was live when the request was refused, and nothing as if measured.
+    static func stoppedTable(_ r: MemoryRunResult, refused: OutOfMemory, profile: Profile, tracePath: String?) -> String {
+        var t = TextTable(["", "bytes"], alignments: [.left, .right])
+        t.add(["predicted peak (planner, requested bytes)", Formatting.bytes(r.predictedPeakBytes)])
+        t.add(["memory limit (--memory-limit)", Formatting.bytes(refused.limitBytes)])
+        t.add(["live when refused (tracked, requested bytes)", Formatting.bytes(refused.liveBytes)])
+        t.add(["refused request", Formatting.bytes(refused.requestedBytes)])
+        var lines = ["", title(r, profile: profile), t.text(),
+                     Formatting.wrap("STOPPED, out of memory: \(refused). "
+                                     + "Nothing was measured; a limit of \(Formatting.bytes(r.predictedPeakBytes)) or more fits the plan.", indent: "")]
+        if let tracePath { lines.append("trace up to the refusal written to \(tracePath)") }
         return lines.joined(separator: "\n")
     }
 }

@@ -32,7 +32,7 @@ struct SweepCommand: ParsableCommand {
 
     @OptionGroup var runtimeOption: RuntimeOption
 
-    @Option(help: "Output format: table, json or markdown.")
+    @Option(help: OutputFormat.help)
     var format: OutputFormat = .table
 
     @Option(help: "Write sweep.svg (log-log plot), sweep.html, sweep.md and sweep.json into this folder (replaced whole).")
@@ -86,13 +86,20 @@ struct SweepCommand: ParsableCommand {
         }
         var series: [SweepReport.Series] = []
         var skipped: [ComparisonReport.NotApplicable] = []
-        let progress = Progress(total: points.count * Strategy.allCases.count, label: "sweep")
-        var done = 0
+        var applicable: [Strategy] = []
         for strategy in try CompareCommand.parse(strategies: strategies) {
             if let reason = strategy.notApplicableReason(base) ?? runtimeOption.runtime.notModelledReason(strategy, base) {
                 skipped.append(.init(strategy: strategy.rawValue, reason: reason))
-                continue
+            } else {
+                applicable.append(strategy)
             }
+        }
+        // Only the points that run are counted, so the bar reaches its end and is erased.
+        let progress = ProgressBar(total: points.count * applicable.count, label: "sweep")
+        if let first = applicable.first { progress.begin("\(first.rawValue) \(points[0])") }
+        defer { progress.finish() }
+        var done = 0
+        for strategy in applicable {
             var row: [SweepReport.Point] = []
             for (value, profile) in zip(points, pointProfiles) {
                 let options = Planner.Options(batch: batch, timesteps: axis == "timesteps" ? value : nil, runtime: runtimeOption.runtime)
@@ -110,9 +117,10 @@ struct SweepCommand: ParsableCommand {
             }
             series.append(SweepReport.Series(strategy: strategy.rawValue, points: row))
         }
+        progress.finish()
         let report = SweepReport(axis: axis, profile: base.name, runtime: runtimeOption.runtime.rawValue, batch: batch ?? base.batch, strategies: series, notApplicable: skipped)
         switch format {
-        case .json: print(try Formatting.json(report))
+        case .json: print(try Formatting.json(report, kind: .sweep))
         case .table: print(report.render(markdown: false))
         case .markdown: print(report.render(markdown: true))
         }

@@ -12,6 +12,10 @@ struct TrainCommand: ParsableCommand {
         abstract: "Train a profile on a real data set and report train and test accuracy per epoch.")
 
     @OptionGroup var options: ProfileOptions
+    @OptionGroup var batchOption: BatchOption
+
+    @Option(help: LogFormat.help)
+    var format: LogFormat = .table
 
     @Option(help: "The data set: digits (the bundled UCI handwritten digits), or a path to a digits-format .csv or .csv.gz.")
     var data: String = "digits"
@@ -19,7 +23,7 @@ struct TrainCommand: ParsableCommand {
     @Option(help: "Epochs to train.")
     var epochs: Int = 10
 
-    @Option(help: "The training strategy: bptt, checkpoint, sltt or revsnn.")
+    @Option(help: ArgumentHelp("The training strategy: \(Strategy.allCases.map(\.rawValue).joined(separator: ", ")).", valueName: "strategy"))
     var strategy: String = "bptt"
 
     @Option(help: "Seed for weights, the split and the shuffles.")
@@ -30,7 +34,6 @@ struct TrainCommand: ParsableCommand {
             throw ValidationError("unknown strategy '\(strategy)': use one of \(Strategy.allCases.map(\.rawValue).joined(separator: ", "))")
         }
         if epochs < 1 { throw ValidationError("--epochs must be at least 1, got \(epochs)") }
-        if options.format == .markdown { throw ValidationError("train prints table or json") }
     }
 
     /// `digits` is looked for in ./data, then beside the checkout the executable was built in.
@@ -56,12 +59,12 @@ struct TrainCommand: ParsableCommand {
         let allocator = try reportingErrors { try JemallocAllocator(recorder: recorder, sampling: false) }
         try reportingErrors { try JemallocAllocator.retainFreedPages() }
         let trainer = try reportingErrors {
-            try Trainer<Float>(profile: profile, strategy: strategy, batch: options.batch, timesteps: options.timesteps, allocator: allocator, seed: seed)
+            try Trainer<Float>(profile: profile, strategy: strategy, batch: batchOption.batch, timesteps: options.timesteps, allocator: allocator, seed: seed)
         }
         let batch = trainer.batch
         let stepsPerEpoch = train.count / batch
         guard stepsPerEpoch > 0 else { throw CLIFailure.badInput("--batch \(batch) is larger than the \(train.count) training samples") }
-        let table = options.format == .table
+        let table = format == .table
         if table {
             print("\(profile.name) \(strategy.rawValue) on digits: \(train.count) train, \(test.count) test, batch \(batch), T \(trainer.timesteps)")
             print("epoch   loss   train acc   test acc   seconds")
@@ -73,7 +76,9 @@ struct TrainCommand: ParsableCommand {
             let start = DispatchTime.now().uptimeNanoseconds
             var order = Array(0..<train.count)
             random.shuffle(&order)
-            let progress = Progress(total: stepsPerEpoch, label: "epoch \(epoch)/\(epochs)")
+            let progress = ProgressBar(total: stepsPerEpoch, label: "epoch \(epoch)/\(epochs)")
+            progress.begin("step 1")
+            defer { progress.finish() }
             var lossSum = 0.0
             for step in 0..<stepsPerEpoch {
                 let indices = order[step * batch..<(step + 1) * batch]
@@ -84,6 +89,7 @@ struct TrainCommand: ParsableCommand {
                 lossSum += result.loss
                 progress.update(step + 1, detail: "loss \(ByteCount.formatFixed(result.loss, digits: 3))")
             }
+            progress.finish()
             let trainCorrect = try reportingErrors { try trainer.evaluate(images: train.images, labels: train.labels).correct }
             let testCorrect = try reportingErrors { try trainer.evaluate(images: test.images, labels: test.labels).correct }
             let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
@@ -101,7 +107,7 @@ struct TrainCommand: ParsableCommand {
         if !table {
             print(try Formatting.json(TrainJSON(profile: profile.name, strategy: strategy.rawValue, batch: batch, timesteps: trainer.timesteps,
                                                 trainSamples: train.count, testSamples: test.count, epochs: results,
-                                                peakTrackedBytes: recorder.requested.peakBytes)))
+                                                peakTrackedBytes: recorder.requested.peakBytes), kind: .train))
         } else {
             print("peak tracked memory \(Formatting.bytes(recorder.requested.peakBytes))")
         }

@@ -32,17 +32,42 @@ public enum ByteCount {
     }
 
     /// Binary units with three significant digits: "1.50 MiB", "812 KiB", "96 B".
-    public static func format(_ bytes: Int) -> String {
+    public static func format(_ bytes: Int) -> String { format(bytes, significantDigits: 3) }
+
+    /// Each value in binary units, with the fewest significant digits (three at least) at which
+    /// values that differ also print differently: "24.0 GiB" twice hides which of two peaks
+    /// fits a 24 GiB budget, "23.998 GiB" and "24.003 GiB" shows it. Bytes are exact, so any
+    /// two different values part at the latest there.
+    public static func formatDistinct(_ values: [Int]) -> [String] {
+        var digits = 3
+        while true {
+            let texts = values.map { format($0, significantDigits: digits) }
+            var byText: [String: Int] = [:]
+            let clash = zip(texts, values).contains { text, value in
+                if let other = byText.updateValue(value, forKey: text) { return other != value }
+                return false
+            }
+            if !clash || digits >= maxSignificantDigits { return texts }
+            digits += 1
+        }
+    }
+
+    /// A Double holds 15 significant decimal digits exactly; `formatFixed` scales to an Int.
+    static let maxSignificantDigits = 15
+
+    /// Binary units with `significantDigits` digits before and after the point together.
+    public static func format(_ bytes: Int, significantDigits: Int) -> String {
         let sign = bytes < 0 ? "-" : ""
-        var value = Double(abs(bytes))
+        var value = Double(bytes.magnitude)
         let names = ["B", "KiB", "MiB", "GiB", "TiB"]
         var index = 0
         while value >= 1024, index < names.count - 1 {
             value /= 1024
             index += 1
         }
-        if index == 0 { return "\(sign)\(abs(bytes)) B" }
-        let digits = value >= 100 ? 0 : (value >= 10 ? 1 : 2)
+        if index == 0 { return "\(sign)\(bytes.magnitude) B" }
+        let wholeDigits = String(Int(value.rounded(.down))).count
+        let digits = max(0, min(significantDigits, maxSignificantDigits) - wholeDigits)
         return sign + formatFixed(value, digits: digits) + " " + names[index]
     }
 

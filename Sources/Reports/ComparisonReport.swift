@@ -5,14 +5,17 @@ public struct ComparisonReport: Codable, Equatable, Sendable {
     public struct Entry: Codable, Equatable, Sendable {
         public var strategy: String
         public var segment: Int?
+        /// Whose step this is: always snnmem's engine, which is what `compare` trains.
+        public var runtime: String = "snnmem"
         public var predictedPeakBytes: Int
         public var measuredPeakBytes: Int
         public var predictedAllocatedPeakBytes: Int
         public var measuredAllocatedPeakBytes: Int
         public var jemallocPeakBytes: Int
-        /// Kept-for-backward bytes at their peak, as measured (`predictedActivationBytes` as planned).
-        public var activationBytes: Int
-        public var predictedActivationBytes: Int
+        /// The most bytes saved for backward live at one moment, as measured and as planned
+        /// (README "Quantities").
+        public var measuredHeldForBackwardBytes: Int
+        public var predictedHeldForBackwardBytes: Int
         /// Median step time.
         public var stepMs: Double
         public var forwardFlops: Double
@@ -26,7 +29,7 @@ public struct ComparisonReport: Codable, Equatable, Sendable {
         public var firstDifference: String?
 
         public init(strategy: String, segment: Int?, predictedPeakBytes: Int, measuredPeakBytes: Int, predictedAllocatedPeakBytes: Int,
-                    measuredAllocatedPeakBytes: Int, jemallocPeakBytes: Int, activationBytes: Int, predictedActivationBytes: Int,
+                    measuredAllocatedPeakBytes: Int, jemallocPeakBytes: Int, measuredHeldForBackwardBytes: Int, predictedHeldForBackwardBytes: Int,
                     stepMs: Double, forwardFlops: Double, recomputeFlops: Double, backwardFlops: Double, gradientMaxRelDiff: Double?,
                     gradientReference: String?, loss: Double, firstDifference: String?) {
             self.strategy = strategy
@@ -36,8 +39,8 @@ public struct ComparisonReport: Codable, Equatable, Sendable {
             self.predictedAllocatedPeakBytes = predictedAllocatedPeakBytes
             self.measuredAllocatedPeakBytes = measuredAllocatedPeakBytes
             self.jemallocPeakBytes = jemallocPeakBytes
-            self.activationBytes = activationBytes
-            self.predictedActivationBytes = predictedActivationBytes
+            self.measuredHeldForBackwardBytes = measuredHeldForBackwardBytes
+            self.predictedHeldForBackwardBytes = predictedHeldForBackwardBytes
             self.stepMs = stepMs
             self.forwardFlops = forwardFlops
             self.recomputeFlops = recomputeFlops
@@ -48,11 +51,9 @@ public struct ComparisonReport: Codable, Equatable, Sendable {
             self.firstDifference = firstDifference
         }
 
-        /// Recomputation the planner predicts, as a share of a bptt step's work (forward + backward).
-        public var predictedExtraWork: Double {
-            let step = forwardFlops + backwardFlops
-            return step > 0 ? recomputeFlops / step : 0
-        }
+        /// Recomputation the planner predicts over the forward pass's FLOPs: the same ratio as
+        /// `plan`'s "recompute / forward".
+        public var recomputeOverForward: Double { forwardFlops > 0 ? recomputeFlops / forwardFlops : 0 }
     }
 
     public struct NotApplicable: Codable, Equatable, Sendable {

@@ -18,21 +18,21 @@ extension ComparisonReport {
     }
 
     public func memoryTable() -> TextTable {
-        var table = TextTable(["strategy", "predicted", "measured", "diff", "jemalloc", "kept for bwd"])
+        var table = TextTable(["strategy", "predicted", "measured", "diff", "jemalloc", "held for bwd"])
         for e in strategies {
             table.add([e.strategy + (e.segment.map { " k=\($0)" } ?? ""), Self.bytes(e.predictedPeakBytes), Self.bytes(e.measuredPeakBytes),
                        Self.signedBytes(e.measuredPeakBytes - e.predictedPeakBytes), Self.bytes(e.jemallocPeakBytes),
-                       Self.bytes(e.activationBytes)])
+                       Self.bytes(e.measuredHeldForBackwardBytes)])
         }
         return table
     }
 
     public func computeTable() -> TextTable {
-        var table = TextTable(["strategy", "step ms", "time", "extra FLOPs", "grad diff", "vs", "loss"],
+        var table = TextTable(["strategy", "step ms", "time", "recompute", "grad diff", "vs", "loss"],
                               alignments: [.left, .right, .right, .right, .right, .left, .right])
         for e in strategies {
             let time = timeRatio(e).map { ($0 >= 1 ? "+" : "") + Self.percent($0 - 1) } ?? "-"
-            table.add([e.strategy, ByteCount.formatFixed(e.stepMs, digits: 1), time, "+" + Self.percent(e.predictedExtraWork),
+            table.add([e.strategy, ByteCount.formatFixed(e.stepMs, digits: 1), time, Self.percent(e.recomputeOverForward),
                        e.gradientMaxRelDiff.map(Self.scientific) ?? "-", e.gradientReference.map { $0 == "bptt" ? "bptt" : "bptt cut" } ?? "",
                        ByteCount.formatFixed(e.loss, digits: 4)])
         }
@@ -46,10 +46,10 @@ extension ComparisonReport {
         var sections = [markdown ? "## " + title : title]
         sections.append((markdown ? "### " : "") + "Peak memory of a training step\n" + table(memoryTable()) + "\n"
                         + "predicted and measured: tracked bytes as requested; jemalloc: its thread peak, size classes and\n"
-                        + "untracked bookkeeping included; kept for bwd: the most bytes held from forward for backward")
+                        + "untracked bookkeeping included; held for bwd: the most bytes saved for backward live at once")
         sections.append((markdown ? "### " : "") + "Time and exactness\n" + table(computeTable()) + "\n"
-                        + "time: median step time against bptt's; extra FLOPs: the planner's recomputation as a share of\n"
-                        + "a bptt step; grad diff: largest gradient difference against the reference, relative per tensor")
+                        + "time: median step time against bptt's; recompute: the planner's recomputed FLOPs over the\n"
+                        + "forward pass's; grad diff: largest gradient difference against the reference, relative per tensor")
         let mismatches = strategies.filter { $0.firstDifference != nil }
         sections.append(mismatches.isEmpty
             ? "Every allocation and free of every schedule's first step matched the plan."

@@ -230,12 +230,29 @@ extension CountingAllocatorTests {
         let grad = try allocator.allocate(bytes: 64, role: .gradient, layerPath: "fc", name: "dWeight", timestep: nil,
                                           phase: .backward(timestep: nil))
         let input = try allocator.allocate(bytes: 64, role: .input, layerPath: "data", name: "images", timestep: nil,
-                                           phase: .setup)
+                                           phase: .forward(timestep: 0))
         let report = allocator.recorder.endStep()
         XCTAssertEqual(report.leaks.map(\.role), [.input])
         XCTAssertEqual(report.leaks.map(\.layerPath), ["data"])
         try allocator.free(grad)
         try allocator.free(input)
+    }
+
+    /// The engine allocates each weight's gradient buffer once, in the set-up, and keeps it across
+    /// steps: that is the model's memory, not a leak. A tensor a step leaves live is reported
+    /// once, at the end of that step, not again at every later one.
+    func testSetUpTensorsAreNotLeaksAndALeakIsReportedOnce() throws {
+        let allocator = CountingAllocator()
+        let gradient = try allocator.allocate(bytes: 256, role: .gradient, layerPath: "conv1", name: "weight.grad",
+                                              timestep: nil, phase: .setup)
+        XCTAssertTrue(allocator.recorder.endStep().isClean)
+        let lost = try allocator.allocate(bytes: 32, role: .workspace, layerPath: "conv1", name: "columns",
+                                          timestep: 0, phase: .forward(timestep: 0))
+        XCTAssertEqual(allocator.recorder.endStep().leaks.map(\.tensorID), [lost.id])
+        XCTAssertTrue(allocator.recorder.endStep().isClean, "the same leak reported again")
+        XCTAssertEqual(allocator.recorder.problems.count, 1)
+        try allocator.free(lost)
+        try allocator.free(gradient)
     }
 }
 

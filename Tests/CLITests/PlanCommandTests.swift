@@ -13,7 +13,7 @@ final class PlanCommandTests: XCTestCase {
         XCTAssertEqual(strategies.compactMap { $0["strategy"] as? String }, ["bptt", "checkpoint", "sltt"])
         for strategy in strategies {
             XCTAssertGreaterThan(strategy["peakBytes"] as? Int ?? 0, 0)
-            let roles = try XCTUnwrap(strategy["bytesByRole"] as? [String: Int])
+            let roles = try XCTUnwrap(strategy["bytesByRoleAtPeak"] as? [String: Int])
             XCTAssertEqual(Set(roles.keys), ["parameters", "gradients", "optimizerState", "activations", "neuronState", "workspace", "input"])
             XCTAssertEqual(roles.values.reduce(0, +), strategy["peakBytes"] as? Int, "roles at the peak add up to the peak")
             let saved = try XCTUnwrap(strategy["savedTensors"] as? [[String: Any]])

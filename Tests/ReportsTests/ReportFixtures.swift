@@ -47,11 +47,11 @@ enum ReportFixtures {
         profile: "fixed", batch: 2, timesteps: 2, steps: 1,
         strategies: [
             .init(strategy: "bptt", segment: nil, predictedPeakBytes: 16256, measuredPeakBytes: 16256, predictedAllocatedPeakBytes: 16384,
-                  measuredAllocatedPeakBytes: 16384, jemallocPeakBytes: 20480, activationBytes: 4096, predictedActivationBytes: 4096,
+                  measuredAllocatedPeakBytes: 16384, jemallocPeakBytes: 20480, measuredHeldForBackwardBytes: 4096, predictedHeldForBackwardBytes: 4096,
                   stepMs: 12.5, forwardFlops: 1000, recomputeFlops: 0, backwardFlops: 2000, gradientMaxRelDiff: nil,
                   gradientReference: nil, loss: 1.25, firstDifference: nil),
             .init(strategy: "checkpoint", segment: 1, predictedPeakBytes: 14208, measuredPeakBytes: 15232, predictedAllocatedPeakBytes: 14336,
-                  measuredAllocatedPeakBytes: 15360, jemallocPeakBytes: 18432, activationBytes: 2048, predictedActivationBytes: 2048,
+                  measuredAllocatedPeakBytes: 15360, jemallocPeakBytes: 18432, measuredHeldForBackwardBytes: 2048, predictedHeldForBackwardBytes: 2048,
                   stepMs: 15, forwardFlops: 1000, recomputeFlops: 500, backwardFlops: 2000, gradientMaxRelDiff: 0.5,
                   gradientReference: "bptt", loss: 1.25, firstDifference: "event 5: measured allocates conv:im2col, the plan does not"),
         ],

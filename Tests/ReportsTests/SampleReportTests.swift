@@ -26,8 +26,8 @@ final class SampleReportTests: XCTestCase {
             let m = measured.sweep
             entries.append(.init(strategy: strategy.rawValue, segment: plan.segment, predictedPeakBytes: plan.peakBytes, measuredPeakBytes: m.peakBytes,
                                  predictedAllocatedPeakBytes: plan.peakBytes, measuredAllocatedPeakBytes: m.peakBytes,
-                                 jemallocPeakBytes: m.peakBytes + m.peakBytes / 20, activationBytes: plan.activationBytes,
-                                 predictedActivationBytes: plan.activationBytes, stepMs: measured.events.last?.timeMs ?? 0,
+                                 jemallocPeakBytes: m.peakBytes + m.peakBytes / 20, measuredHeldForBackwardBytes: plan.activationBytes,
+                                 predictedHeldForBackwardBytes: plan.activationBytes, stepMs: measured.events.last?.timeMs ?? 0,
                                  forwardFlops: plan.forwardFlops, recomputeFlops: plan.recomputeFlops, backwardFlops: plan.backwardFlops,
                                  gradientMaxRelDiff: strategy == .bptt ? nil : 3e-7, gradientReference: strategy == .bptt ? nil : "bptt",
                                  loss: 2.3021, firstDifference: nil))
