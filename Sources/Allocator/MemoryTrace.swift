@@ -3,8 +3,9 @@ import MemoryModel
 /// A measured training run as stored on disk: what was run, every allocator event, jemalloc's
 /// samples at phase boundaries and the lifetime problems found. Reporters read only this.
 public struct MemoryTrace: Hashable, Codable, Sendable {
-    /// Raise when a field changes meaning or is removed; readers refuse other versions.
-    public static let currentFormatVersion = 1
+    /// Raise when a field changes meaning, is added or is removed; readers refuse other versions.
+    /// 2: the header carries `profileSHA256`.
+    public static let currentFormatVersion = 2
 
     public struct Header: Hashable, Codable, Sendable {
         public var formatVersion: Int
@@ -12,6 +13,9 @@ public struct MemoryTrace: Hashable, Codable, Sendable {
         public var toolVersion: String
         /// The architecture profile's name.
         public var profile: String
+        /// SHA-256 of the profile file's bytes (`Profile.sourceSHA256`, what `sha256sum` prints):
+        /// `report --profile` refuses a profile file other than the one that was measured.
+        public var profileSHA256: String
         /// The memory strategy (e.g. "bptt", "checkpoint").
         public var strategy: String
         public var batch: Int
@@ -20,10 +24,11 @@ public struct MemoryTrace: Hashable, Codable, Sendable {
         public var allocatorName: String
 
         public init(formatVersion: Int = MemoryTrace.currentFormatVersion, toolVersion: String, profile: String,
-                    strategy: String, batch: Int, timesteps: Int, allocatorName: String) {
+                    profileSHA256: String, strategy: String, batch: Int, timesteps: Int, allocatorName: String) {
             self.formatVersion = formatVersion
             self.toolVersion = toolVersion
             self.profile = profile
+            self.profileSHA256 = profileSHA256
             self.strategy = strategy
             self.batch = batch
             self.timesteps = timesteps

@@ -35,6 +35,12 @@ extension MemoryTrace {
 
     private func headerProblem() -> TraceFieldProblem? {
         if header.profile.isEmpty { return .init(field: "header.profile", reason: "is empty") }
+        // What `Profile.sourceSHA256` writes: 64 lowercase hex digits. Anything else could never
+        // match a profile file, so `report --profile` would refuse every file for the wrong reason.
+        let digest = header.profileSHA256.utf8
+        if digest.count != 64 || !digest.allSatisfy({ (0x30...0x39).contains($0) || (0x61...0x66).contains($0) }) {
+            return .init(field: "header.profileSHA256", reason: "is '\(header.profileSHA256.prefix(80))', not a SHA-256 digest (64 lowercase hex digits)")
+        }
         if header.strategy.isEmpty { return .init(field: "header.strategy", reason: "is empty") }
         if !(1...(1 << 24)).contains(header.batch) {
             return .init(field: "header.batch", reason: "is \(header.batch), outside 1...16777216")

@@ -10,7 +10,23 @@ import Reports
 struct CheckCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "check",
-        abstract: "Fail (exit 1) when a peak exceeds the budget or grows past its baseline: a CI gate.")
+        abstract: "Fail (exit 1) when a peak exceeds the budget, grows past its baseline or no longer matches it: a CI gate.",
+        discussion: """
+            Baseline entries are keyed by profile file (the path as named), runtime and strategy, \
+            and carry the file's SHA-256 and the batch and T it was planned at. Each entry gets one \
+            verdict: ok; grew (past the tolerance: fails); improved \
+            (shrank past the tolerance); changed (the file's content, batch, T or --measure differ \
+            from the baseline's, so the figures are not comparable: fails until the baseline is \
+            written again); new (no baseline entry: reported, fails with --fail-on-new); stale (a \
+            baseline entry nothing matches now, e.g. a removed or renamed profile file: fails). A \
+            renamed profile shows as new plus stale. Baseline entries of runtimes or strategies not \
+            selected, or of profile files that exist but were not named, are not checked. Paths are \
+            relative to the working directory: check from the folder the baseline was written in.
+
+            Exit codes: 0 nothing failed or improved; 1 a failure (over budget, grew, changed, stale, \
+            or new with --fail-on-new); 2 bad input (a profile, option or baseline file); 4 nothing \
+            failed but an entry improved past the tolerance: write the baseline again.
+            """)
 
     @Argument(help: "Profile YAML files.")
     var profiles: [String]
@@ -27,8 +43,15 @@ struct CheckCommand: ParsableCommand {
     @Option(help: "A baseline written by --write-baseline; peaks may not grow past it by more than the tolerance.")
     var baseline: String?
 
-    @Option(help: "Allowed growth over the baseline, in percent.")
+    @Option(help: "Allowed change from the baseline's peak, in percent of it. An entry is within tolerance when within this OR --tolerance-bytes.")
     var tolerance: Double = 0
+
+    @Option(name: .customLong("tolerance-bytes"),
+            help: ArgumentHelp("Allowed change from the baseline's peak in bytes, e.g. 1MiB. An entry is within tolerance when within this OR --tolerance.", valueName: "size"))
+    var toleranceBytes: String = "0"
+
+    @Flag(name: .customLong("fail-on-new"), help: "Fail (exit 1) on entries the baseline does not have (default: report them).")
+    var failOnNew = false
 
     @Flag(help: "Measure each peak with a training step of snnmem's engine instead of only planning it (slower; --runtime snnmem).")
     var measure = false
@@ -45,6 +68,7 @@ struct CheckCommand: ParsableCommand {
     func validate() throws {
         if profiles.isEmpty { throw ValidationError("name at least one profile") }
         _ = try parseSize(budget, option: "--budget")
+        _ = try parseSize(toleranceBytes, option: "--tolerance-bytes")
         // `nan < 0` is false: test for the accepted range, not against the rejected one.
         guard tolerance.isFinite, tolerance >= 0, tolerance <= 1_000_000 else {
             throw ValidationError("--tolerance is \(tolerance): give a percentage from 0 to 1000000, e.g. --tolerance 5")
@@ -70,7 +94,7 @@ struct CheckCommand: ParsableCommand {
         }
     }
 
-    func entry(_ profile: Profile, runtime: Runtime, strategy: Strategy) throws -> MemoryBaseline.Entry {
+    func entry(_ profile: Profile, file: String, runtime: Runtime, strategy: Strategy) throws -> MemoryBaseline.Entry {
         let rounding: AllocatorRounding = runtime == .pytorchCUDA ? .cuda : .exact
         let plan = try reportingErrors {
             try Planner.plan(profile, strategy: strategy, options: .init(batch: batch, rounding: rounding, runtime: runtime))
@@ -83,16 +107,24 @@ struct CheckCommand: ParsableCommand {
             let events = result.trace.events.filter { $0.trainingStep == 0 }.lifetimeEvents(measuring: .requested)
             roles = PeakSweep().run(events, allowLive: Set(events.map(\.tensorID))).bytesByRoleAtPeak
         }
-        return MemoryBaseline.Entry(profile: profile.name, runtime: runtime.rawValue, strategy: strategy.rawValue, batch: plan.batch,
-                                    timesteps: plan.timesteps, peakBytes: peak, bytesByRole: roles, measured: measure)
+        return MemoryBaseline.Entry(profileFile: file, profileSHA256: profile.sourceSHA256, profile: profile.name, runtime: runtime.rawValue,
+                                    strategy: strategy.rawValue, batch: plan.batch, timesteps: plan.timesteps, peakBytes: peak,
+                                    bytesByRoleAtPeak: roles, measured: measure)
     }
 
     func run() throws {
         if let writeBaseline { try reportingErrors { try AtomicOutput.checkFileTarget(writeBaseline) } }
         let budgetBytes = try parseSize(budget, option: "--budget")
         let old = try baseline.map { path in try reportingErrors { try MemoryBaseline.read(path: path) } }
-        var entries: [MemoryBaseline.Entry] = []
+        let currentDirectory = FileManager.default.currentDirectoryPath
+        // What to check is gathered first, so that a measured check can show its progress out of
+        // the whole before the first (slow) training step.
+        var jobs: [(profile: Profile, file: String, runtime: Runtime, strategy: Strategy)] = []
+        var named = Set<String>()
         for path in profiles {
+            // One key per file however it is spelled; a file named twice is checked once.
+            let file = MemoryBaseline.fileKey(path, currentDirectory: currentDirectory)
+            guard named.insert(file).inserted else { continue }
             let profile = try reportingErrors { try ProfileLoader.load(path: path) }
             for runtime in try runtimes() {
                 let strategies: [Strategy]
@@ -107,19 +139,37 @@ struct CheckCommand: ParsableCommand {
                     }
                     strategies = [one]
                 }
-                for strategy in strategies {
-                    entries.append(try entry(profile, runtime: runtime, strategy: strategy))
-                }
+                for strategy in strategies { jobs.append((profile, file, runtime, strategy)) }
             }
         }
+        let progress = ProgressBar(total: measure ? jobs.count : 0, label: "check --measure")
+        if let first = jobs.first { progress.begin("\(first.profile.name) \(first.strategy.rawValue)") }
+        var entries: [MemoryBaseline.Entry] = []
+        for (done, job) in jobs.enumerated() {
+            entries.append(try entry(job.profile, file: job.file, runtime: job.runtime, strategy: job.strategy))
+            // The detail names what runs next: that is what the wait is for.
+            let next = done + 1 < jobs.count ? jobs[done + 1] : job
+            progress.update(done + 1, detail: "\(next.profile.name) \(next.strategy.rawValue)")
+        }
+        progress.finish()
         if let writeBaseline {
             let data = try MemoryBaseline(toolVersion: SnnmemVersion.current, entries: entries).encoded()
             try reportingErrors { try AtomicOutput.write(data, to: writeBaseline) }
             FileHandle.standardError.write(Data("wrote \(entries.count) entries to \(writeBaseline)\n".utf8))
         }
-        let check = BudgetCheck(entries: entries, budgetBytes: budgetBytes, baseline: old, tolerancePercent: tolerance)
+        // An unmatched baseline entry is stale unless this run did not set out to check it: another
+        // runtime or strategy, or a file that still exists but was not named (checking one profile
+        // against the whole baseline). A file that is gone was removed or renamed: stale.
+        let selectedRuntimes = Set(try runtimes().map(\.rawValue))
+        let notChecked = { (entry: MemoryBaseline.Entry) -> Bool in
+            !selectedRuntimes.contains(entry.runtime) || (strategy != "all" && entry.strategy != strategy)
+                || (!named.contains(entry.profileFile) && FileManager.default.fileExists(atPath: entry.profileFile))
+        }
+        let check = BudgetCheck(entries: entries, budgetBytes: budgetBytes, baseline: old, tolerancePercent: tolerance,
+                                toleranceBytes: try parseSize(toleranceBytes, option: "--tolerance-bytes"), failOnNew: failOnNew,
+                                notChecked: notChecked)
         switch format {
-        case .json: print(try Formatting.json(check))
+        case .json: print(try Formatting.json(check, kind: .check))
         case .table: print(check.render(markdown: false))
         case .markdown: print(check.render(markdown: true))
         }
@@ -133,6 +183,11 @@ struct CheckCommand: ParsableCommand {
                 FileManager.default.createFile(atPath: summary, contents: Data(text.utf8))
             }
         }
-        if !check.passed { throw CLIFailure(message: "", exitCode: 1) }
+        switch check.outcome {
+        case .passed: break
+        case .failed: throw CLIFailure(message: "", exitCode: 1)
+        // As package-benchmark: a distinct code, so CI can tell "update the baseline" from a failure.
+        case .improved: throw CLIFailure(message: "", exitCode: 4)
+        }
     }
 }

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Engine
 import MemoryModel
 import Planner
 import Profiles
@@ -104,6 +105,14 @@ func checkPlannable(batch: Int?, timesteps: Int?) throws {
     }
     if let timesteps, timesteps > PlanningLimits.maxTimesteps {
         throw ValidationError("--timesteps \(timesteps) is more than the \(PlanningLimits.formatted(PlanningLimits.maxTimesteps)) timesteps snnmem plans")
+    }
+}
+
+/// Every step of a run records at least one event, so no run can take more steps than the
+/// events it may record; the bound for the profile at hand is checked once it is planned.
+func checkStepCount(_ steps: Int) throws {
+    if steps > MemoryRun.maxRecordedEvents {
+        throw ValidationError("--steps \(steps): a run records every allocation of every step for its trace, at most \(MemoryRun.maxRecordedEvents) in all; use --steps \(MemoryRun.maxRecordedEvents) or less")
     }
 }
 

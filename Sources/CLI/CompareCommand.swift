@@ -37,6 +37,7 @@ struct CompareCommand: ParsableCommand {
     func validate() throws {
         _ = try parseStrategies()
         if steps < 1 { throw ValidationError("--steps must be at least 1, got \(steps)") }
+        try checkStepCount(steps)
     }
 
     func parseStrategies() throws -> [Strategy] { try Self.parse(strategies: strategies) }

@@ -7,7 +7,7 @@ import Profiles
 struct PlanCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "plan",
-        abstract: "Plan one training step: every tensor kept for backward, the peak, and bytes by role at the peak.")
+        abstract: "Plan one training step: every tensor saved for backward, the peak, and the peak by role.")
 
     @OptionGroup var options: ProfileOptions
     @OptionGroup var batchOption: BatchOption

@@ -55,6 +55,11 @@ struct ReportCommand: ParsableCommand {
             guard loaded.name == header.profile else {
                 throw CLIFailure.badInput("\(path): the trace is of profile '\(header.profile)' but \(profilePath) is '\(loaded.name)'; pass the matching --profile")
             }
+            // Refused, not warned: the report draws this file's plan against the measurement, and a
+            // plan of another network (an edited batch, layer or neuron) would read as the trace's.
+            guard loaded.sourceSHA256 == header.profileSHA256 else {
+                throw CLIFailure.badInput("\(path): the trace was measured on a profile file with sha256 \(header.profileSHA256), but \(profilePath) has sha256 \(loaded.sourceSHA256) (it was edited since, or is another file); pass the profile file the trace was measured on with --profile, or measure again with `snnmem run \(profilePath) --strategy \(header.strategy) --batch \(header.batch) --timesteps \(header.timesteps) --trace FILE`")
+            }
             guard trace.events.contains(where: { $0.trainingStep == step }) else {
                 throw CLIFailure.badInput("\(path): the trace has no step \(step)")
             }

@@ -42,6 +42,7 @@ struct RunCommand: ParsableCommand {
             throw ValidationError("unknown strategy '\(strategy)': use one of \(Strategy.allCases.map(\.rawValue).joined(separator: ", "))")
         }
         if steps < 1 { throw ValidationError("--steps must be at least 1, got \(steps)") }
+        try checkStepCount(steps)
         if let memoryLimit { _ = try parseSize(memoryLimit, option: "--memory-limit") }
         if segment != nil && strategy != "checkpoint" { throw ValidationError("--segment applies to --strategy checkpoint only") }
     }

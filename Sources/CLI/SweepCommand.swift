@@ -10,7 +10,7 @@ import Reports
 struct SweepCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "sweep",
-        abstract: "Kept-for-backward bytes per strategy over T or over depth, with the fitted growth.")
+        abstract: "Bytes held for backward per strategy over T or over depth, with the fitted growth.")
 
     @Argument(help: "A profile YAML file.")
     var profile: String
@@ -110,7 +110,7 @@ struct SweepCommand: ParsableCommand {
                         try MemoryRun.measure(profile: profile, strategy: strategy, batch: batch, timesteps: options.timesteps, steps: 1)
                     }.measuredActivationBytes
                 }
-                row.append(SweepReport.Point(value: value, activationBytes: plan.activationBytes, measuredActivationBytes: measured,
+                row.append(SweepReport.Point(value: value, heldForBackwardBytes: plan.activationBytes, measuredHeldForBackwardBytes: measured,
                                              peakBytes: plan.peakBytes))
                 done += 1
                 progress.update(done, detail: "\(strategy.rawValue) \(value)")

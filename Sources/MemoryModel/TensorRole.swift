@@ -9,7 +9,7 @@ public enum TensorRole: String, Codable, CaseIterable, Sendable, Comparable {
     case workspace
     case input
 
-    /// The key used for this role in JSON reports (`bytesByRole`).
+    /// The key used for this role in JSON reports (`bytesByRoleAtPeak`).
     public var reportKey: String {
         switch self {
         case .parameter: return "parameters"

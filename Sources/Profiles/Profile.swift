@@ -5,6 +5,11 @@ public struct Profile: Hashable, Sendable {
     public var name: String
     /// The file it was read from (as given), for messages.
     public var sourcePath: String
+    /// SHA-256 of the bytes it was read from (`sha256sum` of the file; of the UTF-8 text when
+    /// parsed from text), as 64 hex digits: baselines and traces carry it so that figures of an
+    /// edited profile are never compared as the same. Of the file's bytes, not a canonical form:
+    /// any edit, a comment included, counts, and anyone can check it with `sha256sum`.
+    public var sourceSHA256: String = ""
     public var description: String
     /// Per-sample input [channels, height, width].
     public var inputShape: TensorShape

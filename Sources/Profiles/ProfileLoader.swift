@@ -21,7 +21,10 @@ public enum ProfileLoader {
             throw ProfileError(file: path, location: nil, problem: "the file is not UTF-8 text",
                                fix: "save the profile as UTF-8 YAML")
         }
-        return try parse(yaml: text, file: path)
+        var profile = try parse(yaml: text, file: path)
+        // The file's bytes, not the decoded text: the digest must equal `sha256sum FILE`.
+        profile.sourceSHA256 = SHA256.hex(data)
+        return profile
     }
 
     /// Parses profile text; `file` names it in messages.
@@ -41,7 +44,9 @@ public enum ProfileLoader {
             throw ProfileError(file: file, location: nil, problem: "the YAML cannot be read (\(error))",
                                fix: "check the file's YAML syntax")
         }
-        return try parse(root: root, file: file)
+        var profile = try parse(root: root, file: file)
+        profile.sourceSHA256 = SHA256.hex(Array(yaml.utf8))
+        return profile
     }
 
     static func yamlSyntaxError(_ error: YamlError, file: String, yaml: String) -> ProfileError {

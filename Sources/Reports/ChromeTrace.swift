@@ -34,13 +34,34 @@ public enum ChromeTrace {
         var displayTimeUnit: String
     }
 
-    /// The timelines' trace events. Measured timelines are in microseconds since their step began;
-    /// planned ones have no clock, so each event advances the clock by one "microsecond" and the
-    /// process name says so.
-    public static func json(_ timelines: [Timeline]) throws -> Data {
+    /// The schedules' trace events, a process per timeline, on one time base: microseconds since
+    /// the measured step began. A plan has no clock, so each planned event takes the time of its
+    /// measured counterpart (`PlanAlignment`: the same event where the streams correspond one to
+    /// one, else placed phase by phase), and plan and measurement line up in Perfetto. Only a plan
+    /// with no measurement falls back to one "microsecond" per event, and its process name says so.
+    public static func json(schedules: [(planned: Timeline, measured: Timeline?)]) throws -> Data {
         var events: [Event] = []
-        for (position, timeline) in timelines.enumerated() {
-            events += self.events(timeline, pid: position + 1)
+        var pid = 0
+        for schedule in schedules {
+            let clock = schedule.measured.flatMap(StepClock.init)
+            // The measurement's time base: its clock, or its event index when it recorded no times
+            // (a PyTorch measurement), which the plan then shares all the same.
+            let measuredStamps = schedule.measured.map { measured in
+                clock.map(Stamps.init) ?? Stamps(indexOf: measured, note: " (no times recorded: ts = event index, not time)")
+            }
+            var plannedStamps = Stamps(indexOf: schedule.planned, note: " (no measurement: ts = event index, not time)")
+            if let measured = schedule.measured, let base = measuredStamps, !measured.events.isEmpty {
+                let alignment = PlanAlignment(plan: schedule.planned, measured: measured)
+                let at: (Double) -> Double = { position in clock.map { $0.time(at: position) * 1000 } ?? position }
+                plannedStamps = Stamps(times: (0..<schedule.planned.events.count).map { at(alignment.position($0)) }, end: base.end,
+                                       note: " (on the measurement's \(clock == nil ? "event index" : "clock"): \(alignment.description))")
+            }
+            pid += 1
+            events += self.events(schedule.planned, stamps: plannedStamps, pid: pid)
+            if let measured = schedule.measured, let measuredStamps {
+                pid += 1
+                events += self.events(measured, stamps: measuredStamps, pid: pid)
+            }
         }
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
@@ -49,17 +70,33 @@ public enum ChromeTrace {
 
     static let stepThread = 1
 
-    static func events(_ timeline: Timeline, pid: Int) -> [Event] {
-        let timed = !timeline.events.isEmpty && timeline.events.allSatisfy { $0.timeMs != nil }
-        // Clocks only move forward; a running maximum guards against a reordered sample.
-        var clock = 0.0
-        let stamps: [Double] = timeline.events.enumerated().map { index, event in
-            clock = max(clock, timed ? (event.timeMs ?? 0) * 1000 : Double(index))
-            return clock
+    /// Each event's timestamp in microseconds, where the timeline ends, and what the process name
+    /// adds about the time base.
+    struct Stamps {
+        var times: [Double]
+        var end: Double
+        var note: String
+
+        init(times: [Double], end: Double, note: String) {
+            self.times = times
+            self.end = end
+            self.note = note
         }
-        let processName = timeline.title + (timed ? "" : " (planned: ts = event index, not time)")
+
+        /// A measured step's own clock.
+        init(_ clock: StepClock) {
+            self.init(times: clock.times.map { $0 * 1000 }, end: clock.end * 1000, note: "")
+        }
+
+        /// No clock: event i at i microseconds.
+        init(indexOf timeline: Timeline, note: String) {
+            self.init(times: timeline.events.indices.map(Double.init), end: Double(timeline.events.count), note: note)
+        }
+    }
+
+    static func events(_ timeline: Timeline, stamps: Stamps, pid: Int) -> [Event] {
         var out: [Event] = [
-            Event(name: "process_name", ph: "M", pid: pid, tid: stepThread, args: ["name": .string(processName)]),
+            Event(name: "process_name", ph: "M", pid: pid, tid: stepThread, args: ["name": .string(timeline.title + stamps.note)]),
             Event(name: "process_sort_index", ph: "M", pid: pid, tid: stepThread, args: ["sort_index": .int(pid)]),
             Event(name: "thread_name", ph: "M", pid: pid, tid: stepThread, args: ["name": .string("phases and layers")]),
         ]
@@ -68,22 +105,22 @@ public enum ChromeTrace {
         for (index, roleBytes) in series.enumerated() {
             // Every event changes some role's bytes; one counter sample per event keeps each change.
             let args = Dictionary(uniqueKeysWithValues: roles.map { ($0.reportKey, Event.Value.int(roleBytes[$0])) })
-            out.append(Event(name: "live bytes", ph: "C", pid: pid, tid: stepThread, ts: stamps[index], cat: "memory", args: args))
+            out.append(Event(name: "live bytes", ph: "C", pid: pid, tid: stepThread, ts: stamps.times[index], cat: "memory", args: args))
         }
-        out += slices(timeline, stamps: stamps, timed: timed, pid: pid)
+        out += slices(timeline, stamps: stamps, pid: pid)
         return out
     }
 
     /// A slice per phase span and, nested inside, one per contiguous run of a layer. A slice ends
-    /// where the next one begins (the last one at the last event, or one tick later when planned).
-    static func slices(_ timeline: Timeline, stamps: [Double], timed: Bool, pid: Int) -> [Event] {
+    /// where the next one begins (the last one where the timeline ends).
+    static func slices(_ timeline: Timeline, stamps: Stamps, pid: Int) -> [Event] {
         var out: [Event] = []
         let spans = timeline.phaseSpans
         func end(after last: Int) -> Double {
-            last + 1 < stamps.count ? stamps[last + 1] : stamps[last] + (timed ? 0 : 1)
+            last + 1 < stamps.times.count ? stamps.times[last + 1] : stamps.end
         }
         for span in spans {
-            let start = stamps[span.first], finish = end(after: span.last)
+            let start = stamps.times[span.first], finish = end(after: span.last)
             out.append(Event(name: String(describing: span.phase), ph: "X", pid: pid, tid: stepThread, ts: start, dur: max(0, finish - start),
                              cat: "phase", args: ["events": .int(span.last - span.first + 1)]))
             var runStart = span.first
@@ -91,10 +128,10 @@ public enum ChromeTrace {
                 let isLast = index == span.last || timeline.events[index + 1].layerPath != timeline.events[runStart].layerPath
                 guard isLast else { continue }
                 let event = timeline.events[runStart]
-                let runEnd = index == span.last ? finish : stamps[index + 1]
+                let runEnd = index == span.last ? finish : stamps.times[index + 1]
                 let allocated = timeline.events[runStart...index].filter { $0.kind == .allocate }.reduce(0) { $0 + $1.bytes }
                 out.append(Event(name: event.layerPath.isEmpty ? "(no layer)" : event.layerPath, ph: "X", pid: pid, tid: stepThread,
-                                 ts: stamps[runStart], dur: max(0, runEnd - stamps[runStart]), cat: "layer",
+                                 ts: stamps.times[runStart], dur: max(0, runEnd - stamps.times[runStart]), cat: "layer",
                                  args: ["phase": .string(String(describing: span.phase)), "events": .int(index - runStart + 1),
                                         "allocatedBytes": .int(allocated)]))
                 runStart = index + 1

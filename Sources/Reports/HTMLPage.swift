@@ -24,6 +24,10 @@ enum HTMLPage {
     figure { margin: 4px 0; }
     svg { display: block; max-width: 100%; height: auto; }
     .warning { color: #8a1c00; font-weight: 600; }
+    code { font-family: ui-monospace, 'DejaVu Sans Mono', Menlo, Consolas, monospace; font-size: 0.92em; background: #f2f2f2;
+           padding: 0 3px; border-radius: 3px; }
+    /* Narrow windows: tighter cells and headers that may wrap, so wide tables need less scrolling. */
+    @media (max-width: 900px) { body { padding: 6px 12px 32px; } th, td { padding: 2px 6px; } th { white-space: normal; } }
     @media print { nav { display: none; } section { break-inside: avoid; } body { max-width: none; } }
     """
 

@@ -3,6 +3,10 @@ import MemoryModel
 /// One self-contained page for a set of schedules: the summary side by side at the top, then per
 /// schedule its timeline chart, the peak's moment and the tensors live at the peak.
 public enum HTMLReport {
+    /// The timeline charts' size in the page: narrow enough that at 800 px wide, scaled to fit,
+    /// their 12 px labels stay about 10 px; at 1280 px they are drawn 1:1.
+    static let chartWidth = 960, chartHeight = 440
+
     public static func render(title: String, comparison: ComparisonReport?, schedules: [(planned: Timeline, measured: Timeline?)]) -> String {
         let summary = ReportSummary(title: title, comparison: comparison, schedules: schedules)
         let ids = sectionIDs(schedules.map { $0.planned.strategy })
@@ -18,25 +22,33 @@ public enum HTMLReport {
         if let comparison {
             body.append(HTMLPage.table(comparisonTable(comparison)))
             body.append("<p class=\"meta\">predicted and measured: tracked bytes as requested; jemalloc: its thread peak, size classes and "
-                        + "bookkeeping included; kept for bwd: the most bytes held from forward for backward; time: median step time "
-                        + "against bptt's; grad diff: largest gradient difference against the reference, relative per tensor.</p>")
+                        + "bookkeeping included; held for bwd: the most bytes of tensors saved for backward live at one moment; "
+                        + "time: median step time against bptt's; grad diff: largest gradient difference against the reference, "
+                        + "relative per tensor.</p>")
             for entry in comparison.strategies {
                 if let difference = entry.firstDifference {
-                    body.append("<p class=\"warning\">Plan and measurement differ for \(Markup.escape(entry.strategy)): \(Markup.escape(difference))</p>")
+                    body.append("<p class=\"warning\">Plan and measurement differ for \(Markup.escape(entry.strategy)): \(Markup.prose(difference))</p>")
                 }
             }
             if !comparison.notApplicable.isEmpty {
                 body.append("<p class=\"meta\">Not applicable to this profile: " + comparison.notApplicable.map {
-                    "\(Markup.escape($0.strategy)) (\(Markup.escape($0.reason)))"
+                    "\(Markup.escape($0.strategy)) (\(Markup.prose($0.reason)))"
                 }.joined(separator: "; ") + ".</p>")
             }
         } else {
             body.append(HTMLPage.table(summary.peakTable()))
             body.append("<p class=\"meta\">Role columns: bytes live at the \(schedules.contains { $0.measured != nil } ? "measured (else planned)" : "planned") peak.</p>")
         }
+        // One y axis for every chart on the page, so schedules compare by eye: a chart scaled to its
+        // own peak makes a schedule ten times smaller look the same height.
+        let sharedTop = TimelineChart.highestBytes(schedules.flatMap { [$0.planned] + ($0.measured.map { [$0] } ?? []) })
+        if schedules.count > 1 {
+            body.append("<p class=\"meta\">The charts below share one y axis, up to the highest live bytes of any schedule here ("
+                        + Markup.escape(ByteCount.format(sharedTop)) + "), so their heights compare directly.</p>")
+        }
         body.append("</section>")
         for (index, schedule) in schedules.enumerated() {
-            body.append(section(id: ids[index], schedule: schedule, summary: summary.schedules[index]))
+            body.append(section(id: ids[index], schedule: schedule, summary: summary.schedules[index], yMaxBytes: sharedTop))
         }
         return HTMLPage.document(title: title, body: body)
     }
@@ -63,7 +75,7 @@ public enum HTMLReport {
 
     /// Memory, time and exactness in one row per strategy.
     static func comparisonTable(_ comparison: ComparisonReport) -> TextTable {
-        var table = TextTable(["strategy", "predicted peak", "measured peak", "diff", "jemalloc peak", "kept for bwd", "step ms", "time",
+        var table = TextTable(["strategy", "predicted peak", "measured peak", "diff", "jemalloc peak", "held for bwd", "step ms", "time",
                                "grad diff", "loss", "plan"],
                               alignments: [.left, .right, .right, .right, .right, .right, .right, .right, .right, .right, .left])
         for e in comparison.strategies {
@@ -71,18 +83,18 @@ public enum HTMLReport {
             let reference = e.gradientReference.map { $0 == "bptt" ? " vs bptt" : " vs bptt cut" } ?? ""
             table.add([e.strategy + (e.segment.map { " k=\($0)" } ?? ""), ByteCount.format(e.predictedPeakBytes), ByteCount.format(e.measuredPeakBytes),
                        ComparisonReport.signedBytes(e.measuredPeakBytes - e.predictedPeakBytes), ByteCount.format(e.jemallocPeakBytes),
-                       ByteCount.format(e.activationBytes), ByteCount.formatFixed(e.stepMs, digits: 1), time,
+                       ByteCount.format(e.measuredHeldForBackwardBytes), ByteCount.formatFixed(e.stepMs, digits: 1), time,
                        (e.gradientMaxRelDiff.map(ComparisonReport.scientific) ?? "-") + reference, ByteCount.formatFixed(e.loss, digits: 4),
                        e.firstDifference == nil ? "matched" : "DIFFERS"])
         }
         return table
     }
 
-    static func section(id: String, schedule: (planned: Timeline, measured: Timeline?), summary: ReportSummary.Schedule) -> String {
+    static func section(id: String, schedule: (planned: Timeline, measured: Timeline?), summary: ReportSummary.Schedule, yMaxBytes: Int) -> String {
         let shown = summary.measured ?? summary.planned
         var lines = ["<section id=\"\(id)\">", "<h2>\(Markup.escape(summary.strategy))</h2>"]
-        lines.append("<figure>" + TimelineChart.render(planned: schedule.planned, measured: schedule.measured, width: 1200, height: 400,
-                                                       namespace: false) + "</figure>")
+        lines.append("<figure>" + TimelineChart.render(planned: schedule.planned, measured: schedule.measured, width: chartWidth,
+                                                       height: chartHeight, yMaxBytes: yMaxBytes, namespace: false) + "</figure>")
         lines.append("<p>" + Markup.escape(peakSentence(shown, timeline: schedule.measured ?? schedule.planned)) + "</p>")
         if let measured = summary.measured {
             let difference = measured.peakBytes - summary.planned.peakBytes

@@ -27,6 +27,24 @@ enum Markup {
         return out
     }
 
+    /// A sentence written for the terminal or Markdown ("add a `reversible:` stage") as HTML:
+    /// escaped, each pair of backticks a `<code>` span. An unpaired backtick stays as it is.
+    static func prose(_ text: String) -> String {
+        let parts = text.split(separator: "`", omittingEmptySubsequences: false)
+        // An odd number of parts means every backtick is paired; otherwise the last one is not.
+        let paired = parts.count % 2 == 1 ? parts.count : parts.count - 1
+        var out = ""
+        for (index, part) in parts.enumerated() {
+            let text = escape(String(part))
+            if index % 2 == 0 {
+                out += text
+            } else {
+                out += index < paired ? "<code>" + text + "</code>" : "`" + text
+            }
+        }
+        return out
+    }
+
     /// A coordinate with one decimal, trailing ".0" dropped ("12.5", "40").
     static func number(_ value: Double) -> String {
         let text = ByteCount.formatFixed(value, digits: 1)

@@ -7,32 +7,34 @@ import MemoryModel
 public enum ReportBundle {
     public static func files(title: String, comparison: ComparisonReport?, schedules: [(planned: Timeline, measured: Timeline?)]) throws -> [String: Data] {
         let summary = ReportSummary(title: title, comparison: comparison, schedules: schedules)
-        let timelines = schedules.flatMap { [$0.planned] + ($0.measured.map { [$0] } ?? []) }
         return [
             "report.html": Data(HTMLReport.render(title: title, comparison: comparison, schedules: schedules).utf8),
             "report.md": Data(summary.markdown().utf8),
-            "report.json": try json(summary),
-            "trace.json": try ChromeTrace.json(timelines),
+            "report.json": try JSONDocument.data(summary, kind: .report),
+            "trace.json": try ChromeTrace.json(schedules: schedules),
         ]
     }
 
     public static func sweepFiles(_ report: SweepReport) -> [String: Data] {
-        let title = "\(report.profile): kept-for-backward bytes against \(report.axis == "depth" ? "depth" : "T")"
+        let title = "\(report.profile): bytes held for backward against \(report.axis == "depth" ? "depth" : "T")"
+        let measured = report.strategies.contains { $0.points.contains { $0.measuredHeldForBackwardBytes != nil } }
         let page = HTMLPage.document(title: title, body: [
             "<h1>\(Markup.escape(title))</h1>",
-            "<p class=\"meta\">batch \(report.batch) · predicted by the planner\(report.strategies.contains { $0.points.contains { $0.measuredActivationBytes != nil } } ? ", measured by the engine" : "") · written by snnmem</p>",
+            "<p class=\"meta\">batch \(report.batch) · predicted by the planner for the \(Markup.escape(report.runtime)) runtime"
+                + (measured ? ", measured by the engine" : "") + " · written by snnmem</p>",
             "<figure>" + ScalingChart.render(report, width: 960, height: 540, namespace: false) + "</figure>",
             HTMLPage.table(sweepTable(report)),
-            "<p class=\"meta\">Kept-for-backward bytes: predicted / measured where measured; slope: fitted log-log growth (1: linear, 0: flat).</p>",
-            report.notApplicable.isEmpty ? "" : "<p>Not applicable: " + report.notApplicable.map { Markup.escape("\($0.strategy) (\($0.reason))") }
-                .joined(separator: "; ") + "</p>",
+            "<p class=\"meta\">Bytes held for backward (the most saved-for-backward bytes live at one moment): predicted / measured "
+                + "where measured; slope: fitted log-log growth (1: linear, 0: flat).</p>",
+            report.notApplicable.isEmpty ? "" : "<p>Not applicable: "
+                + report.notApplicable.map { Markup.escape($0.strategy) + " (" + Markup.prose($0.reason) + ")" }.joined(separator: "; ") + "</p>",
         ])
         return [
             "sweep.svg": Data(ScalingChart.svg(report).utf8),
             "sweep.md": Data((report.render(markdown: true) + "\n").utf8),
             // A SweepReport is numbers and strings with non-finite slopes written as strings:
             // encoding it cannot fail.
-            "sweep.json": try! json(report),
+            "sweep.json": try! JSONDocument.data(report, kind: .sweep),
             "sweep.html": Data(page.utf8),
         ]
     }
@@ -45,20 +47,10 @@ public enum ReportBundle {
         for series in report.strategies {
             table.add([series.strategy] + values.map { value in
                 guard let p = series.points.first(where: { $0.value == value }) else { return "-" }
-                return ByteCount.format(p.activationBytes) + (p.measuredActivationBytes.map { " / " + ByteCount.format($0) } ?? "")
+                return ByteCount.format(p.heldForBackwardBytes) + (p.measuredHeldForBackwardBytes.map { " / " + ByteCount.format($0) } ?? "")
             } + [series.slope.map { ByteCount.formatFixed($0, digits: 2) } ?? "-",
                  series.measuredSlope.map { ByteCount.formatFixed($0, digits: 2) } ?? "-"])
         }
         return table
-    }
-
-    /// Pretty, key-sorted JSON: stable across runs, so reports diff cleanly.
-    static func json<T: Encodable>(_ value: T) throws -> Data {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-        encoder.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
-        var data = try encoder.encode(value)
-        data.append(0x0A)
-        return data
     }
 }

@@ -42,6 +42,15 @@ struct SVGCanvas {
     /// average glyph width keeps labels from overlapping in any common sans-serif font).
     static func textWidth(_ string: String, size: Double) -> Double { Double(string.count) * size * 0.6 }
 
+    /// The first of `candidates` (longest first) that fits `width`; the last one, cut short with
+    /// an ellipsis, when none does. Labels built from user input (profile names) can be any length.
+    static func fitting(_ candidates: [String], size: Double, width: Double) -> String {
+        if let fits = candidates.first(where: { textWidth($0, size: size) <= width }) { return fits }
+        let last = candidates.last ?? ""
+        let keep = max(0, Int(width / (size * 0.6)) - 1)
+        return String(last.prefix(keep)) + "…"
+    }
+
     /// The document. `namespace` is for standalone files; SVG inline in HTML takes its namespace
     /// from the parser, and leaving the URI out keeps the page free of anything that looks like a link.
     func document(label: String, namespace: Bool = true) -> String {

@@ -4,13 +4,13 @@ import MemoryModel
 public struct SweepReport: Codable, Equatable, Sendable {
     public struct Point: Codable, Equatable, Sendable {
         public var value: Int
-        public var activationBytes: Int
-        public var measuredActivationBytes: Int?
+        public var heldForBackwardBytes: Int
+        public var measuredHeldForBackwardBytes: Int?
         public var peakBytes: Int
-        public init(value: Int, activationBytes: Int, measuredActivationBytes: Int?, peakBytes: Int) {
+        public init(value: Int, heldForBackwardBytes: Int, measuredHeldForBackwardBytes: Int?, peakBytes: Int) {
             self.value = value
-            self.activationBytes = activationBytes
-            self.measuredActivationBytes = measuredActivationBytes
+            self.heldForBackwardBytes = heldForBackwardBytes
+            self.measuredHeldForBackwardBytes = measuredHeldForBackwardBytes
             self.peakBytes = peakBytes
         }
     }
@@ -24,8 +24,8 @@ public struct SweepReport: Codable, Equatable, Sendable {
         public init(strategy: String, points: [Point]) {
             self.strategy = strategy
             self.points = points
-            slope = Slope.logLog(points.map { (Double($0.value), Double($0.activationBytes)) })
-            let measured = points.compactMap { p in p.measuredActivationBytes.map { (Double(p.value), Double($0)) } }
+            slope = Slope.logLog(points.map { (Double($0.value), Double($0.heldForBackwardBytes)) })
+            let measured = points.compactMap { p in p.measuredHeldForBackwardBytes.map { (Double(p.value), Double($0)) } }
             measuredSlope = measured.count == points.count ? Slope.logLog(measured) : nil
         }
     }
@@ -55,13 +55,13 @@ public struct SweepReport: Codable, Equatable, Sendable {
         var table = TextTable(["strategy"] + values.map { "\(name)\($0)" } + ["slope"])
         for series in strategies {
             table.add([series.strategy] + series.points.map { p in
-                ByteCount.format(p.activationBytes) + (p.measuredActivationBytes.map { $0 == p.activationBytes ? " =" : " (\(ByteCount.format($0)))" } ?? "")
+                ByteCount.format(p.heldForBackwardBytes) + (p.measuredHeldForBackwardBytes.map { $0 == p.heldForBackwardBytes ? " =" : " (\(ByteCount.format($0)))" } ?? "")
             } + [series.slope.map { ByteCount.formatFixed($0, digits: 2) } ?? "-"])
         }
-        var lines = [(markdown ? "## " : "") + "\(profile): kept-for-backward bytes against \(axis == "depth" ? "depth (blocks per stage x)" : "T"), batch \(batch), runtime \(runtime)",
+        var lines = [(markdown ? "## " : "") + "\(profile): bytes held for backward against \(axis == "depth" ? "depth (blocks per stage x)" : "T"), batch \(batch), runtime \(runtime)",
                      // In Markdown a blank line ends a table; without it the notes become table rows.
                      markdown ? table.markdown() + "\n" : table.text()]
-        if strategies.contains(where: { $0.points.contains { $0.measuredActivationBytes != nil } }) {
+        if strategies.contains(where: { $0.points.contains { $0.measuredHeldForBackwardBytes != nil } }) {
             lines.append("'=' marks a measurement equal to the prediction; other measurements are in parentheses")
         }
         lines.append("slope: fitted log-log growth (1: linear, 0: flat)")

@@ -56,8 +56,8 @@ final class BudgetTests: XCTestCase {
         try allocator.free(weights)
 
         // The trace up to and after the refusal can be written out.
-        let trace = allocator.recorder.trace(header: .init(toolVersion: "test", profile: "p", strategy: "s",
-                                                           batch: 1, timesteps: 2, allocatorName: allocator.name))
+        let trace = allocator.recorder.trace(header: .init(toolVersion: "test", profile: "p",
+                                                           profileSHA256: TraceFileTests.emptyFileSHA256, strategy: "s", batch: 1, timesteps: 2, allocatorName: allocator.name))
         let path = try TemporaryFolder.make().path + "/oom.json"
         try TraceFile.write(trace, to: path)
         XCTAssertEqual(try TraceFile.read(from: path).events.filter { $0.kind == .outOfMemory }.count, 1,

@@ -4,6 +4,9 @@ import MemoryModel
 import XCTest
 
 final class TraceFileTests: XCTestCase {
+    /// `sha256sum` of an empty file: a well-formed digest for traces not measured on a profile file.
+    static let emptyFileSHA256 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+
     private func sampleTrace() throws -> MemoryTrace {
         let allocator = try JemallocAllocator()
         try allocator.beginPhase(.setup)
@@ -19,7 +22,7 @@ final class TraceFileTests: XCTestCase {
         try allocator.free(weights)
         allocator.recorder.endStep()
         return allocator.recorder.trace(header: .init(toolVersion: "snnmem test", profile: "tiny-mlp",
-                                                      strategy: "bptt", batch: 8, timesteps: 1,
+                                                      profileSHA256: Self.emptyFileSHA256, strategy: "bptt", batch: 8, timesteps: 1,
                                                       allocatorName: allocator.name))
     }
 
@@ -51,6 +54,24 @@ final class TraceFileTests: XCTestCase {
         }
     }
 
+    /// A trace written before the header carried the profile's digest (format 1) cannot be
+    /// checked against a profile file: it is refused, with the way out (measure again) named.
+    func testFormatOneTraceWithoutProfileDigestIsRefused() throws {
+        var trace = try sampleTrace()
+        trace.header.formatVersion = 1
+        let path = try TemporaryFolder.make().path + "/old.json"
+        try TraceFile.write(trace, to: path)
+        var object = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: path))) as? [String: Any])
+        var header = try XCTUnwrap(object["header"] as? [String: Any])
+        header.removeValue(forKey: "profileSHA256")
+        object["header"] = header
+        try JSONSerialization.data(withJSONObject: object).write(to: URL(fileURLWithPath: path))
+        XCTAssertThrowsError(try TraceFile.read(from: path)) { error in
+            XCTAssertEqual(error as? AllocatorError, .traceWrongFormatVersion(path: path, foundVersion: 1, supportedVersion: 2))
+            XCTAssertTrue("\(error)".contains(path) && "\(error)".contains("re-record"), "\(error)")
+        }
+    }
+
     func testTruncatedFileIsAClearError() throws {
         let path = try TemporaryFolder.make().path + "/cut.json"
         try TraceFile.write(try sampleTrace(), to: path)
@@ -69,7 +90,7 @@ final class TraceFileTests: XCTestCase {
 
     func testValidJSONThatIsNotATraceIsCorrupt() throws {
         let path = try TemporaryFolder.make().path + "/other.json"
-        try Data(#"{"header": {"formatVersion": 1}, "events": [{"tensorID": 1}]}"#.utf8)
+        try Data(#"{"header": {"formatVersion": \#(MemoryTrace.currentFormatVersion)}, "events": [{"tensorID": 1}]}"#.utf8)
             .write(to: URL(fileURLWithPath: path))
         XCTAssertThrowsError(try TraceFile.read(from: path)) { error in
             guard case AllocatorError.traceCorrupt(_, let detail) = error else { return XCTFail("\(error)") }

@@ -21,8 +21,8 @@ final class TraceValidationTests: XCTestCase {
         try allocator.free(state)
         recorder.endStep()
         try allocator.free(weights)
-        var trace = recorder.trace(header: .init(toolVersion: "test", profile: "tiny", strategy: "bptt", batch: 2,
-                                                 timesteps: 2, allocatorName: "jemalloc"))
+        var trace = recorder.trace(header: .init(toolVersion: "test", profile: "tiny", profileSHA256: TraceFileTests.emptyFileSHA256,
+                                                 strategy: "bptt", batch: 2, timesteps: 2, allocatorName: "jemalloc"))
         let snapshot = JemallocSnapshot(allocatedBytes: 1 << 20, activeBytes: 1 << 21, residentBytes: 1 << 22,
                                         threadAllocatedBytes: 0, threadDeallocatedBytes: 0, threadPeakBytes: 0)
         trace.samples = [
@@ -109,6 +109,17 @@ final class TraceValidationTests: XCTestCase {
         trace = try Self.soundTrace()
         trace.header.timesteps = -4
         assertRefused(trace, field: "header.timesteps", saying: "is -4")
+    }
+
+    /// The profile's digest is what `report --profile` compares against: one that no profile
+    /// file could have (empty, short, upper case, not hex) is a damaged header.
+    func testProfileDigestMustBeASHA256() throws {
+        for bad in ["", "abc", String(repeating: "A", count: 64), String(repeating: "g", count: 64),
+                    TraceFileTests.emptyFileSHA256 + "0"] {
+            var trace = try Self.soundTrace()
+            trace.header.profileSHA256 = bad
+            assertRefused(trace, field: "header.profileSHA256", saying: "not a SHA-256 digest")
+        }
     }
 
     func testSamplesThatDisagreeWithTheEventsAreRefused() throws {

@@ -19,7 +19,7 @@ final class CheckCommandTests: XCTestCase {
         // 1: over budget, naming profile and strategy.
         let over = try SnnmemProcess.run(["check", "--runtime", "snnmem", "profiles/cifarnet.yaml", "--budget", "100MiB"])
         XCTAssertEqual(over.exitCode, 1)
-        XCTAssertTrue(over.stdout.contains("cifarnet snnmem bptt") && over.stdout.contains("exceeds the budget"), over.stdout)
+        XCTAssertTrue(over.stdout.contains("profiles/cifarnet.yaml snnmem bptt") && over.stdout.contains("exceeds the budget"), over.stdout)
         // 1: grown past the baseline: figures recorded at batch 12, relabelled as batch 16, then checked at 16.
         let small = temporary("small.json")
         defer { try? FileManager.default.removeItem(atPath: small) }
@@ -62,12 +62,179 @@ final class CheckCommandTests: XCTestCase {
         XCTAssertEqual(result.exitCode, 0)
         let text = try String(contentsOfFile: summary, encoding: .utf8)
         XCTAssertTrue(text.hasPrefix("previous\n"))
-        XCTAssertTrue(text.contains("| digits"), text)
+        XCTAssertTrue(text.contains("| profiles/digits.yaml"), text)
+        // GitHub renders a line right after a table as one more row: a blank line must end it.
+        let lines = text.components(separatedBy: "\n")
+        let lastRow = try XCTUnwrap(lines.lastIndex { $0.hasPrefix("|") })
+        XCTAssertEqual(lines[lastRow + 1], "", text)
+        XCTAssertTrue(lines[(lastRow + 2)...].contains("all 3 within bounds"), text)
     }
 
     func testCommittedBaselineHolds() throws {
         let result = try SnnmemProcess.run(["check"] + (try FileManager.default.contentsOfDirectory(atPath: SnnmemProcess.repositoryRoot.appendingPathComponent("profiles").path)
             .filter { $0.hasSuffix(".yaml") }.sorted().map { "profiles/" + $0 }) + ["--budget", "24GiB", "--runtime", "all", "--baseline", "baselines/memory.json"])
         XCTAssertEqual(result.exitCode, 0, result.stdout)
+    }
+
+    /// A scratch folder holding a copy of a bundled profile, removed after the test.
+    func scratchProfile(_ name: String, as file: String = "p.yaml") throws -> (folder: String, profile: String) {
+        let folder = temporary("profiles")
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        addTeardownBlock { try? FileManager.default.removeItem(atPath: folder) }
+        let profile = folder + "/" + file
+        try FileManager.default.copyItem(atPath: SnnmemProcess.repositoryRoot.appendingPathComponent("profiles/\(name).yaml").path, toPath: profile)
+        return (folder, profile)
+    }
+
+    func edit(_ path: String, _ body: (String) -> String) throws {
+        let text = try String(contentsOfFile: path, encoding: .utf8)
+        let edited = body(text)
+        XCTAssertNotEqual(edited, text, "the edit changed nothing in \(path)")
+        try edited.write(toFile: path, atomically: true, encoding: .utf8)
+    }
+
+    /// The issue's case: batch 16 -> 256 and T 4 -> 16 (peak 18.7 GiB, still under the budget)
+    /// printed `ok` and exited 0 because entries were matched on name, batch and T. Now the
+    /// entry is the file's, and its content, batch and T differ: CHANGED, exit 1.
+    func testEditedProfileIsChangedAndFails() throws {
+        let (folder, profile) = try scratchProfile("cifarnet")
+        let baseline = folder + "/baseline.json"
+        let write = try SnnmemProcess.run(["check", profile, "--budget", "24GiB", "--write-baseline", baseline])
+        XCTAssertEqual(write.exitCode, 0, write.stderr)
+        try edit(profile) { $0.replacingOccurrences(of: "\nbatch: 16\n", with: "\nbatch: 256\n")
+            .replacingOccurrences(of: "\ntimesteps: 4\n", with: "\ntimesteps: 16\n") }
+        let bigger = try SnnmemProcess.run(["check", profile, "--budget", "24GiB", "--baseline", baseline])
+        XCTAssertEqual(bigger.exitCode, 1, bigger.stdout)
+        XCTAssertTrue(bigger.stdout.contains("CHANGED") && bigger.stdout.contains("batch 16 -> 256, T 4 -> 16")
+                      && bigger.stdout.contains("not comparable"), bigger.stdout)
+        XCTAssertFalse(bigger.stdout.contains(" ok"), bigger.stdout)
+        // A tolerance does not make changed figures comparable.
+        XCTAssertEqual(try SnnmemProcess.run(["check", profile, "--budget", "24GiB", "--baseline", baseline, "--tolerance", "10000"]).exitCode, 1)
+
+        // An edit that leaves batch and T alone (a wider layer, here only a comment) is a content change.
+        XCTAssertEqual(try SnnmemProcess.run(["check", profile, "--budget", "24GiB", "--write-baseline", baseline]).exitCode, 0)
+        try edit(profile) { $0 + "\n# edited\n" }
+        let content = try SnnmemProcess.run(["check", profile, "--budget", "24GiB", "--baseline", baseline])
+        XCTAssertEqual(content.exitCode, 1, content.stdout)
+        XCTAssertTrue(content.stdout.contains("the profile file's content (sha256"), content.stdout)
+    }
+
+    /// Renaming the file (same name inside) made no difference before; now it is new plus stale.
+    func testRenamedProfileIsNewAndStale() throws {
+        let (folder, profile) = try scratchProfile("digits")
+        let baseline = folder + "/baseline.json"
+        XCTAssertEqual(try SnnmemProcess.run(["check", profile, "--budget", "1GiB", "--write-baseline", baseline]).exitCode, 0)
+        let renamed = folder + "/renamed.yaml"
+        try FileManager.default.moveItem(atPath: profile, toPath: renamed)
+        let result = try SnnmemProcess.run(["check", renamed, "--budget", "1GiB", "--baseline", baseline])
+        XCTAssertEqual(result.exitCode, 1, result.stdout)
+        XCTAssertTrue(result.stdout.contains("STALE") && result.stdout.contains("new"), result.stdout)
+        XCTAssertTrue(result.stdout.contains("removed or renamed (its content is now \(renamed))"), result.stdout)
+    }
+
+    /// New entries are reported; --fail-on-new fails on them.
+    func testFailOnNew() throws {
+        let (folder, profile) = try scratchProfile("digits")
+        let baseline = folder + "/baseline.json"
+        XCTAssertEqual(try SnnmemProcess.run(["check", profile, "--budget", "1GiB", "--strategy", "bptt", "--write-baseline", baseline]).exitCode, 0)
+        let reported = try SnnmemProcess.run(["check", profile, "--budget", "1GiB", "--baseline", baseline])
+        XCTAssertEqual(reported.exitCode, 0, reported.stdout)
+        XCTAssertTrue(reported.stdout.contains("NEW (not failing"), reported.stdout)
+        let failing = try SnnmemProcess.run(["check", profile, "--budget", "1GiB", "--baseline", baseline, "--fail-on-new"])
+        XCTAssertEqual(failing.exitCode, 1, failing.stdout)
+        XCTAssertTrue(failing.stdout.contains("(failing: --fail-on-new)"), failing.stdout)
+    }
+
+    /// Rewrites every entry's peak (and activations with it) by `delta` bytes.
+    func shift(_ baseline: String, by delta: Int) throws {
+        let url = URL(fileURLWithPath: baseline)
+        var object = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(contentsOf: url)) as? [String: Any])
+        object["entries"] = try XCTUnwrap(object["entries"] as? [[String: Any]]).map { entry in
+            var entry = entry
+            var roles = entry["bytesByRoleAtPeak"] as! [String: Int]
+            roles["activations"]! += delta
+            entry["bytesByRoleAtPeak"] = roles
+            entry["peakBytes"] = (entry["peakBytes"] as! Int) + delta
+            return entry
+        }
+        try JSONSerialization.data(withJSONObject: object).write(to: url)
+    }
+
+    /// Shrunk past the tolerance: exit 4 ("update the baseline"); grown: exit 1; the absolute
+    /// tolerance covers either when the change is within it.
+    func testImprovedExitsFourAndAbsoluteTolerance() throws {
+        let (folder, profile) = try scratchProfile("digits")
+        let baseline = folder + "/baseline.json"
+        let arguments = ["check", profile, "--budget", "1GiB", "--strategy", "bptt", "--baseline", baseline]
+        XCTAssertEqual(try SnnmemProcess.run(Array(arguments.dropLast(2)) + ["--write-baseline", baseline]).exitCode, 0)
+        try shift(baseline, by: 1 << 20)
+        let improved = try SnnmemProcess.run(arguments)
+        XCTAssertEqual(improved.exitCode, 4, improved.stdout)
+        XCTAssertTrue(improved.stdout.contains("IMPROVED") && improved.stdout.contains("update the baseline"), improved.stdout)
+        XCTAssertEqual(try SnnmemProcess.run(arguments + ["--tolerance-bytes", "1MiB"]).exitCode, 0)
+        try shift(baseline, by: -(2 << 20))
+        let grew = try SnnmemProcess.run(arguments)
+        XCTAssertEqual(grew.exitCode, 1, grew.stdout)
+        XCTAssertTrue(grew.stdout.contains("GREW") && grew.stdout.contains("+1.00 MiB"), grew.stdout)
+        XCTAssertEqual(try SnnmemProcess.run(arguments + ["--tolerance-bytes", "1MiB"]).exitCode, 0, "exactly at the tolerance passes")
+        XCTAssertEqual(try SnnmemProcess.run(arguments + ["--tolerance-bytes", "1048575"]).exitCode, 1)
+        XCTAssertEqual(try SnnmemProcess.run(arguments + ["--tolerance-bytes", "lots"]).exitCode, 2)
+    }
+
+    /// Checking one profile, runtime or strategy against the whole committed baseline marks the
+    /// rest "not checked", not stale: their files still exist and were not named.
+    func testSubsetOfTheCommittedBaselineIsNotStale() throws {
+        for extra in [["--runtime", "all"], ["--runtime", "snnmem", "--strategy", "sltt"]] {
+            let result = try SnnmemProcess.run(["check", "profiles/digits.yaml", "--budget", "24GiB", "--baseline", "baselines/memory.json"] + extra)
+            XCTAssertEqual(result.exitCode, 0, result.stdout)
+            XCTAssertTrue(result.stdout.contains("baseline entries not checked"), result.stdout)
+            XCTAssertFalse(result.stdout.contains("STALE"), result.stdout)
+        }
+        // However the file is spelled, it is the committed entry's.
+        let spelled = try SnnmemProcess.run(["check", "./profiles//digits.yaml", SnnmemProcess.repositoryRoot.path + "/profiles/digits.yaml",
+                                             "--budget", "24GiB", "--baseline", "baselines/memory.json", "--fail-on-new"])
+        XCTAssertEqual(spelled.exitCode, 0, spelled.stdout)
+    }
+
+    /// Each committed entry carries `sha256sum` of its profile file.
+    func testCommittedBaselineCarriesEachFilesDigest() throws {
+        let url = SnnmemProcess.repositoryRoot.appendingPathComponent("baselines/memory.json")
+        let object = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(contentsOf: url)) as? [String: Any])
+        XCTAssertEqual(object["formatVersion"] as? Int, 2)
+        let entries = try XCTUnwrap(object["entries"] as? [[String: Any]])
+        let files = Set(entries.compactMap { $0["profileFile"] as? String })
+        XCTAssertFalse(files.isEmpty)
+        for file in files.sorted() {
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: "/usr/bin/sha256sum")
+            process.arguments = [SnnmemProcess.repositoryRoot.appendingPathComponent(file).path]
+            let pipe = Pipe()
+            process.standardOutput = pipe
+            try process.run()
+            let digest = String(String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self).prefix(64))
+            process.waitUntilExit()
+            for entry in entries where entry["profileFile"] as? String == file {
+                XCTAssertEqual(entry["profileSHA256"] as? String, digest, "\(file): write the baseline again")
+            }
+        }
+    }
+
+    /// A baseline of format 1 (keyed by profile name) is refused with how to write it again.
+    func testFormatOneBaselineIsRefused() throws {
+        let path = temporary("v1.json")
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        try #"{"formatVersion": 1, "toolVersion": "0.1.0", "entries": []}"#.write(toFile: path, atomically: true, encoding: .utf8)
+        let result = try SnnmemProcess.run(["check", "profiles/digits.yaml", "--budget", "1GiB", "--baseline", path])
+        XCTAssertEqual(result.exitCode, 2, result.stderr)
+        XCTAssertTrue(result.stderr.contains(path) && result.stderr.contains("version 1") && result.stderr.contains("--write-baseline"), result.stderr)
+    }
+
+    func testHelpDocumentsVerdictsAndExitCodes() throws {
+        let help = try SnnmemProcess.run(["check", "--help"])
+        XCTAssertEqual(help.exitCode, 0)
+        let text = help.stdout.replacingOccurrences(of: "\n", with: " ").split(separator: " ").joined(separator: " ")
+        for words in ["--tolerance-bytes", "--fail-on-new", "stale", "changed", "improved", "Exit codes: 0", "4 nothing failed"] {
+            XCTAssertTrue(text.contains(words), "check --help lacks '\(words)': \(help.stdout)")
+        }
     }
 }

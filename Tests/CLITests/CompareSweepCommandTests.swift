@@ -49,7 +49,7 @@ final class CompareSweepCommandTests: XCTestCase {
                                            "--strategies", "bptt,sltt", "--format", "json"])
         for series in try XCTUnwrap(json["strategies"] as? [[String: Any]]) {
             for point in try XCTUnwrap(series["points"] as? [[String: Any]]) {
-                XCTAssertEqual(point["measuredActivationBytes"] as? Int, point["activationBytes"] as? Int)
+                XCTAssertEqual(point["measuredHeldForBackwardBytes"] as? Int, point["heldForBackwardBytes"] as? Int)
             }
         }
     }

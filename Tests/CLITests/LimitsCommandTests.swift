@@ -21,6 +21,15 @@ final class LimitsCommandTests: XCTestCase {
         try assertRefused(["run", "profiles/cifarnet.yaml", "--batch", "4611686018427387904", "--steps", "1"], mentioning: "16,777,216")
     }
 
+    /// A run keeps every step's events for its trace: a step count whose events cannot be held
+    /// is refused before training (it used to abort reserving petabytes).
+    func testHugeStepCountIsRefused() throws {
+        for steps in ["100000000000", "9223372036854775807"] {
+            try assertRefused(["run", "profiles/digits.yaml", "--steps", steps, "--memory-limit", "1KiB"], mentioning: "use --steps")
+            try assertRefused(["compare", "profiles/digits.yaml", "--steps", steps], mentioning: "use --steps")
+        }
+    }
+
     func testHugeTimestepsAreRefused() throws {
         try assertRefused(["plan", "profiles/cifarnet.yaml", "--timesteps", "1099511627776"], mentioning: "65,536")
         try assertRefused(["max-batch", "profiles/cifarnet.yaml", "--memory", "24GiB", "--timesteps", "1099511627776"], mentioning: "65,536")

@@ -66,12 +66,9 @@ final class ProgressBarTests: XCTestCase {
         XCTAssertEqual(screen.writes, [])
     }
 
-    /// On a real terminal (a pseudo-terminal through `script`), `sweep --measure` on a profile
-    /// where some strategies do not apply still brings its bar to the end and erases it, so the
-    /// table starts on a line of its own.
-    func testSweepMeasureOnATerminalEndsItsBar() throws {
-        guard FileManager.default.isExecutableFile(atPath: "/usr/bin/script") else { throw XCTSkip("no script(1) for a pseudo-terminal") }
-        let command = "\(SnnmemProcess.executable.path) sweep profiles/digits.yaml --timesteps 1,2 --batch 2 --measure --runtime snnmem"
+    /// What a terminal shows of a command: it runs under `script`, on a pseudo-terminal.
+    private func onTerminal(_ arguments: [String]) throws -> (status: Int32, screen: String) {
+        let command = ([SnnmemProcess.executable.path] + arguments).joined(separator: " ")
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/script")
         process.arguments = ["-qec", command, "/dev/null"]
@@ -82,15 +79,38 @@ final class ProgressBarTests: XCTestCase {
         try process.run()
         let data = out.fileHandleForReading.readDataToEndOfFile()
         process.waitUntilExit()
-        XCTAssertEqual(process.terminationStatus, 0)
-        let screen = String(decoding: data, as: UTF8.self)
-        XCTAssertTrue(screen.contains("sweep ["), "no bar drawn on a terminal: \(screen.debugDescription)")
-        XCTAssertTrue(screen.contains("2/2") || screen.contains("4/4") || screen.contains("6/6"), screen.debugDescription)
-        // The last redraw is an erase, and the table's heading comes after it, not glued to a bar.
+        return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+    }
+
+    /// The bar was drawn, reached `finished`, and was erased before `following` was printed.
+    private func assertBarEnded(_ screen: String, label: String, finished: String, following: String,
+                                file: StaticString = #filePath, line: UInt = #line) {
+        XCTAssertTrue(screen.contains(label + " ["), "no bar drawn on a terminal: \(screen.debugDescription)", file: file, line: line)
+        XCTAssertTrue(screen.contains(finished), screen.debugDescription, file: file, line: line)
         guard let erase = screen.range(of: "\r" + ProgressBar.eraseToEndOfLine, options: .backwards) else {
-            return XCTFail("the bar was never erased: \(screen.debugDescription)")
+            return XCTFail("the bar was never erased: \(screen.debugDescription)", file: file, line: line)
         }
-        XCTAssertFalse(screen[erase.upperBound...].contains("sweep ["), screen.debugDescription)
-        XCTAssertTrue(screen[erase.upperBound...].contains("bptt"), screen.debugDescription)
+        XCTAssertFalse(screen[erase.upperBound...].contains(label + " ["), screen.debugDescription, file: file, line: line)
+        XCTAssertTrue(screen[erase.upperBound...].contains(following), screen.debugDescription, file: file, line: line)
+    }
+
+    /// On a real terminal, `sweep --measure` on a profile where some strategies do not apply still
+    /// brings its bar to the end and erases it, so the table starts on a line of its own.
+    func testSweepMeasureOnATerminalEndsItsBar() throws {
+        guard FileManager.default.isExecutableFile(atPath: "/usr/bin/script") else { throw XCTSkip("no script(1) for a pseudo-terminal") }
+        let (status, screen) = try onTerminal(["sweep", "profiles/digits.yaml", "--timesteps", "1,2", "--batch", "2", "--measure",
+                                               "--runtime", "snnmem"])
+        XCTAssertEqual(status, 0)
+        // digits takes bptt, checkpoint and sltt: 3 strategies x 2 points.
+        assertBarEnded(screen, label: "sweep", finished: "6/6", following: "bptt")
+    }
+
+    /// `check --measure` trains a step per entry: it shows how far it is.
+    func testCheckMeasureOnATerminalShowsProgress() throws {
+        guard FileManager.default.isExecutableFile(atPath: "/usr/bin/script") else { throw XCTSkip("no script(1) for a pseudo-terminal") }
+        let (status, screen) = try onTerminal(["check", "profiles/digits.yaml", "--budget", "1GiB", "--batch", "2", "--runtime", "snnmem",
+                                               "--measure"])
+        XCTAssertEqual(status, 0, screen)
+        assertBarEnded(screen, label: "check --measure", finished: "3/3", following: "within")
     }
 }

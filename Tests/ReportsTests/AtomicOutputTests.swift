@@ -103,7 +103,8 @@ final class BaselineValidationTests: XCTestCase {
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: folder) }
         let good = MemoryBaseline(toolVersion: "test", entries: [
-            MemoryBaseline.Entry(profile: "p", strategy: "bptt", batch: 2, timesteps: 4, peakBytes: 100, bytesByRole: RoleBytes(), measured: false),
+            MemoryBaseline.Entry(profileFile: "p.yaml", profileSHA256: ReaderFuzzTests.emptyFileSHA256, profile: "p", strategy: "bptt",
+                                 batch: 2, timesteps: 4, peakBytes: 100, bytesByRoleAtPeak: RoleBytes(), measured: false),
         ])
         let path = folder.appendingPathComponent("baseline.json").path
         try AtomicOutput.write(try good.encoded(), to: path)

@@ -9,6 +9,9 @@ import XCTest
 /// file, or be accepted and then go through the reporters without a trap (a trap ends the test
 /// process, which fails the suite). Bounded in time, so it runs in CI.
 final class ReaderFuzzTests: XCTestCase {
+    /// `sha256sum` of an empty file: a well-formed digest for the seeds' profile fields.
+    static let emptyFileSHA256 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+
     /// Numbers where byte arithmetic overflows or signs flip, and values of the wrong kind.
     static let extremeValues: [Any] = [0, -1, 1, 7, -4096, 1 << 31, 1 << 40, 1 << 56, (1 << 56) + 1, 1 << 62, Int.max, Int.min,
                                        1.5, -0.0, 1e300, "", "x", NSNull(), [Any](), [String: Any](), true]
@@ -131,11 +134,13 @@ final class ReaderFuzzTests: XCTestCase {
 
     func testBaselineReaderRefusesOrChecksEveryMutant() throws {
         let entries = [
-            MemoryBaseline.Entry(profile: "cifarnet", runtime: "pytorch-cuda", strategy: "bptt", batch: 16, timesteps: 4,
-                                 peakBytes: 400_000_000, bytesByRole: roles([.activation: 300_000_000, .parameter: 4_000_000]),
+            MemoryBaseline.Entry(profileFile: "profiles/cifarnet.yaml", profileSHA256: Self.emptyFileSHA256, profile: "cifarnet",
+                                 runtime: "pytorch-cuda", strategy: "bptt", batch: 16, timesteps: 4,
+                                 peakBytes: 400_000_000, bytesByRoleAtPeak: roles([.activation: 300_000_000, .parameter: 4_000_000]),
                                  measured: false),
-            MemoryBaseline.Entry(profile: "digits", strategy: "sltt", batch: 8, timesteps: 2, peakBytes: 90_000,
-                                 bytesByRole: roles([.activation: 60_000, .workspace: 4096]), measured: true),
+            MemoryBaseline.Entry(profileFile: "profiles/digits.yaml", profileSHA256: Self.emptyFileSHA256, profile: "digits",
+                                 strategy: "sltt", batch: 8, timesteps: 2, peakBytes: 90_000,
+                                 bytesByRoleAtPeak: roles([.activation: 60_000, .workspace: 4096]), measured: true),
         ]
         let seed = try MemoryBaseline(toolVersion: "fuzz", entries: entries).encoded()
         let (accepted, refused) = try fuzz("baseline", seed: seed, seconds: 8, limit: 3000, randomSeed: 12) { path in
@@ -168,7 +173,8 @@ final class ReaderFuzzTests: XCTestCase {
             if step == 0 { try allocator.free(kept[0]) }
         }
         try allocator.free(weights)
-        return allocator.recorder.trace(header: .init(toolVersion: "fuzz", profile: "tiny", strategy: "bptt", batch: 2, timesteps: 3,
+        return allocator.recorder.trace(header: .init(toolVersion: "fuzz", profile: "tiny", profileSHA256: Self.emptyFileSHA256,
+                                                      strategy: "bptt", batch: 2, timesteps: 3,
                                                       allocatorName: allocator.name))
     }
 }

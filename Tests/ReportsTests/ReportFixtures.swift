@@ -61,14 +61,14 @@ enum ReportFixtures {
         axis: "timesteps", profile: "fixed", batch: 2,
         strategies: [
             .init(strategy: "bptt", points: [4, 8, 16, 32].map { t in
-                .init(value: t, activationBytes: 3072 * t, measuredActivationBytes: t == 32 ? nil : 3072 * t, peakBytes: 3072 * t + 9000)
+                .init(value: t, heldForBackwardBytes: 3072 * t, measuredHeldForBackwardBytes: t == 32 ? nil : 3072 * t, peakBytes: 3072 * t + 9000)
             }),
             .init(strategy: "checkpoint", points: [4, 8, 16, 32].map { t in
                 let k = Int(Double(t).squareRoot().rounded())
-                return .init(value: t, activationBytes: 1024 * (t / k + 2 * k), measuredActivationBytes: nil, peakBytes: 1024 * (t / k + 2 * k) + 9000)
+                return .init(value: t, heldForBackwardBytes: 1024 * (t / k + 2 * k), measuredHeldForBackwardBytes: nil, peakBytes: 1024 * (t / k + 2 * k) + 9000)
             }),
             .init(strategy: "sltt", points: [4, 8, 16, 32].map { t in
-                .init(value: t, activationBytes: 3072, measuredActivationBytes: nil, peakBytes: 12072)
+                .init(value: t, heldForBackwardBytes: 3072, measuredHeldForBackwardBytes: nil, peakBytes: 12072)
             }),
         ],
         notApplicable: [.init(strategy: "revsnn", reason: "no reversible stages")])

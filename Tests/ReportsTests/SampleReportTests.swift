@@ -41,7 +41,7 @@ final class SampleReportTests: XCTestCase {
         let series = try [Strategy.bptt, .checkpoint, .sltt].map { strategy in
             SweepReport.Series(strategy: strategy.rawValue, points: try sweepPoints.map { t in
                 let plan = try Planner.plan(profile, strategy: strategy, options: .init(timesteps: t))
-                return .init(value: t, activationBytes: plan.activationBytes, measuredActivationBytes: t <= 4 ? plan.activationBytes : nil,
+                return .init(value: t, heldForBackwardBytes: plan.activationBytes, measuredHeldForBackwardBytes: t <= 4 ? plan.activationBytes : nil,
                              peakBytes: plan.peakBytes)
             })
         }

@@ -13,7 +13,13 @@ final class SVGReader: NSObject, XMLParserDelegate {
     var peakAttributes: [String: String] = [:]
     var peakText = ""
     var roleBands: [String] = []
+    /// Every `<text>`: its attributes, its characters and the classes of the groups around it.
+    var texts: [(attributes: [String: String], string: String, groups: [String])] = []
+    /// Every `<path>` with the classes of the groups around it, in drawing order.
+    var paths: [(attributes: [String: String], groups: [String])] = []
     private var peakDepth = 0
+    private var openGroups: [String] = []
+    private var inText = false
 
     static func read(_ svg: String) throws -> SVGReader {
         let reader = SVGReader()
@@ -29,14 +35,51 @@ final class SVGReader: NSObject, XMLParserDelegate {
         elements[name, default: 0] += 1
         if attributes["id"] == "peak-marker" { peakAttributes = attributes; peakDepth = 1 } else if peakDepth > 0 { peakDepth += 1 }
         if attributes["class"] == "role-band", let role = attributes["data-role"] { roleBands.append(role) }
+        switch name {
+        case "g": openGroups.append(attributes["class"] ?? "")
+        case "text": texts.append((attributes, "", openGroups)); inText = true
+        case "path": paths.append((attributes, openGroups))
+        default: break
+        }
     }
 
     func parser(_ parser: XMLParser, didEndElement name: String, namespaceURI: String?, qualifiedName: String?) {
         if peakDepth > 0 { peakDepth -= 1 }
+        if name == "g" { openGroups.removeLast() }
+        if name == "text" { inText = false }
     }
 
     func parser(_ parser: XMLParser, foundCharacters string: String) {
         if peakDepth > 0 { peakText += string }
+        if inText { texts[texts.count - 1].string += string }
+    }
+
+    /// Horizontal extent of each text, from its anchor and the same generous width estimate the
+    /// charts lay out with (0.6 of the font size per character).
+    static func extent(_ text: (attributes: [String: String], string: String, groups: [String])) -> (y: Double, from: Double, to: Double) {
+        let x = Double(text.attributes["x"] ?? "") ?? 0, y = Double(text.attributes["y"] ?? "") ?? 0
+        let width = Double(text.string.count) * (Double(text.attributes["font-size"] ?? "") ?? 12) * 0.6
+        switch text.attributes["text-anchor"] {
+        case "end": return (y, x - width, x)
+        case "middle": return (y, x - width / 2, x + width / 2)
+        default: return (y, x, x + width)
+        }
+    }
+
+    /// Texts on the same baseline that overlap, and texts that leave the picture (rotated axis
+    /// titles aside: their extent is vertical).
+    func collisions(width: Double) -> [String] {
+        var found: [String] = []
+        let texts = self.texts.filter { $0.attributes["transform"] == nil }
+        for (i, a) in texts.enumerated() {
+            let ea = Self.extent(a)
+            if ea.from < 0 || ea.to > width { found.append("'\(a.string)' spans \(ea.from)...\(ea.to), outside 0...\(width)") }
+            for b in texts[(i + 1)...] {
+                let eb = Self.extent(b)
+                if abs(ea.y - eb.y) < 8, ea.from < eb.to, eb.from < ea.to { found.append("'\(a.string)' overlaps '\(b.string)'") }
+            }
+        }
+        return found
     }
 }
 
@@ -59,7 +102,7 @@ final class TimelineChartTests: XCTestCase {
     func testPlannedOnlyIsLabelledInEvents() throws {
         let svg = TimelineChart.svg(planned: ReportFixtures.planned, measured: nil)
         _ = try SVGReader.read(svg)
-        XCTAssertTrue(svg.contains("(event index)"))
+        XCTAssertTrue(svg.contains("(event index, not time: a plan has no clock)"))
         XCTAssertFalse(svg.contains("class=\"predicted\""))
     }
 
@@ -100,6 +143,51 @@ final class TimelineChartTests: XCTestCase {
             XCTAssertEqual(reader.peakAttributes["data-bytes"], String(plan.peakBytes), "\(strategy)")
             XCTAssertEqual(reader.peakAttributes["data-phase"], plan.sweep.peakPhase.map(String.init(describing:)), "\(strategy)")
             XCTAssertFalse(reader.roleBands.isEmpty)
+        }
+    }
+
+    /// x is time where the timeline has times: a tick at 1 ms sits 1/2.75 of the way along a
+    /// 2.75 ms step, and the phases' bands start where their first event happens.
+    func testMeasuredAxisIsSpacedByTime() throws {
+        let reader = try SVGReader.read(TimelineChart.svg(planned: ReportFixtures.planned, measured: ReportFixtures.measured))
+        func x(_ label: String) throws -> Double {
+            let text = try XCTUnwrap(reader.texts.first { $0.string == label && !$0.groups.contains("y-axis") }, "no text '\(label)'")
+            return try XCTUnwrap(Double(text.attributes["x"] ?? ""))
+        }
+        // Ticks at 0, 1 and 2 ms are evenly spaced (events are not: 7 happen in the first ms, 5 in the second).
+        let millisecond = try x("1.0") - x("0")
+        XCTAssertEqual(try x("2.0") - x("1.0"), millisecond, accuracy: 0.1)
+        // The backward band runs from the first backward event (1.5 ms) to the optimizer step (2.6 ms).
+        XCTAssertEqual(try x("backward t=1..0"), try x("0") + (1.5 + 2.6) / 2 * millisecond, accuracy: 0.1)
+        XCTAssertTrue(reader.texts.contains { $0.string == "milliseconds since the step began" })
+    }
+
+    /// Where prediction and measurement agree the predicted line lies on the measured area's top
+    /// edge: it is drawn after the area, dashed, over a wider white casing, so it stays visible.
+    func testPredictedLineStaysVisibleWhereItAgrees() throws {
+        let planned = Timeline(plan: try ReportFixtures.tinyPlan(.bptt, timesteps: 2))
+        let reader = try SVGReader.read(TimelineChart.svg(planned: planned, measured: ReportFixtures.fakeMeasurement(of: planned)))
+        let lastBand = try XCTUnwrap(reader.paths.lastIndex { $0.attributes["class"] == "role-band" })
+        let predicted = reader.paths.indices.filter { reader.paths[$0].groups.contains("predicted") }
+        guard predicted.count == 2 else { return XCTFail("expected a casing and the line, found \(predicted.count) predicted paths") }
+        XCTAssertTrue(predicted.allSatisfy { $0 > lastBand }, "drawn on top of the stack")
+        let casing = reader.paths[predicted[0]].attributes, line = reader.paths[predicted[1]].attributes
+        XCTAssertEqual(casing["d"], line["d"])
+        XCTAssertEqual(casing["stroke"], "#FFFFFF")
+        XCTAssertGreaterThan(Double(casing["stroke-width"] ?? "") ?? 0, Double(line["stroke-width"] ?? "") ?? 0)
+        XCTAssertNotNil(line["stroke-dasharray"], "dashed: distinct from the area's solid edge")
+    }
+
+    /// No legend entry, label or tick runs into another, or off the picture, at the page's size
+    /// and at a narrow one.
+    func testTextsDoNotCollide() throws {
+        let plan = Timeline(plan: try ReportFixtures.tinyPlan(.checkpoint, timesteps: 4))
+        for width in [960, 640] {
+            for (planned, measured) in [(ReportFixtures.planned, ReportFixtures.measured), (plan, ReportFixtures.fakeMeasurement(of: plan)),
+                                        (plan, nil)] as [(Timeline, Timeline?)] {
+                let reader = try SVGReader.read(TimelineChart.svg(planned: planned, measured: measured, width: width))
+                XCTAssertEqual(reader.collisions(width: Double(width)), [], "\(planned.title) at \(width)")
+            }
         }
     }
 

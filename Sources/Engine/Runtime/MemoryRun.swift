@@ -34,6 +34,13 @@ public struct MemoryRunResult: Sendable {
 }
 
 public enum MemoryRun {
+    /// The most allocation events one run records (about 1.5 GiB of `TraceEvent`s): every step's
+    /// events are kept for the trace, so the step count is bounded by what that costs.
+    public static let maxRecordedEvents = 16_000_000
+
+    /// The most steps a run of this plan may take.
+    public static func largestStepCount(eventsPerStep: Int) -> Int { max(1, maxRecordedEvents / max(1, eventsPerStep) - 1) }
+
     /// Trains `steps` steps of random data through jemalloc and measures every allocation.
     /// With `memoryLimit`, an allocation past it stops the run: `outOfMemory` says where.
     public static func measure(profile: Profile, strategy: Strategy, batch: Int? = nil, timesteps: Int? = nil, segment: Int? = nil,
@@ -44,6 +51,10 @@ public enum MemoryRun {
         var rounded = options
         rounded.rounding = .jemalloc
         let allocatedPlan = try Planner.plan(profile, strategy: strategy, options: rounded)
+        let largestSteps = largestStepCount(eventsPerStep: plan.events.count)
+        guard steps <= largestSteps else {
+            throw TrainerError.tooManySteps(steps: steps, eventsPerStep: plan.events.count, largestSteps: largestSteps)
+        }
         if memoryLimit == nil {
             let machineBytes = Int(clamping: ProcessInfo.processInfo.physicalMemory)
             if allocatedPlan.peakBytes > machineBytes {
@@ -64,7 +75,8 @@ public enum MemoryRun {
         var outOfMemory: OutOfMemory?
         var jemallocPeak = 0
         var firstStepEvents = 0
-        let header = MemoryTrace.Header(toolVersion: EngineVersion.current, profile: profile.name, strategy: strategy.rawValue,
+        let header = MemoryTrace.Header(toolVersion: EngineVersion.current, profile: profile.name,
+                                        profileSHA256: profile.sourceSHA256, strategy: strategy.rawValue,
                                         batch: plan.batch, timesteps: plan.timesteps, allocatorName: allocator.name)
         do {
             let trainer = try Trainer<Float>(profile: profile, strategy: strategy, batch: plan.batch, timesteps: plan.timesteps,

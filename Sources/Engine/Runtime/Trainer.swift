@@ -11,12 +11,18 @@ public enum TrainerError: Error, CustomStringConvertible, Equatable {
     /// The plan's peak is more than this machine's memory and no `--memory-limit` asked to see
     /// where it would stop: refused before training instead of being killed by the kernel.
     case exceedsMachineMemory(plannedPeakBytes: Int, machineBytes: Int, largestBatch: Int)
+    /// A run keeps every allocation of every step for its trace: more steps than
+    /// `MemoryRun.maxRecordedEvents` allow are refused before training, with the largest count.
+    case tooManySteps(steps: Int, eventsPerStep: Int, largestSteps: Int)
 
     public var description: String {
         switch self {
         case .exceedsMachineMemory(let planned, let machine, let largest):
             let advice = largest >= 1 ? "use --batch \(largest) or less" : "use a smaller T or network"
             return "the plan needs \(ByteCount.format(planned)), more than this machine's \(ByteCount.format(machine)) of memory: \(advice), or give --memory-limit to watch where it stops"
+        case .tooManySteps(let steps, let eventsPerStep, let largest):
+            return "--steps \(steps): a run records every allocation and free of every step (\(eventsPerStep) a step here) for its trace, "
+                + "and at most \(MemoryRun.maxRecordedEvents) in all; use --steps \(largest) or less"
         case .unsupported(let reason): return reason
         case .badBatch(let expected, let images, let labels):
             return "a batch needs \(expected) image values and labels matching the batch size; got \(images) values and \(labels) labels"
