@@ -20,8 +20,8 @@ bash scripts/install-python.sh >/dev/null
 
 OUT=Tests/PlannerTests/Fixtures/pytorch
 mkdir -p "$OUT"
-# Reversible profiles (revsresnet21, revvgg13) are measured by pytorch-reversible-fixtures.sh, called
-# at the end; T-RevSNN (trevsnn-cifar) is refused by snnmem-torch and has no fixtures.
+# Reversible profiles (revsresnet21, revvgg13) are measured by pytorch-reversible-fixtures.sh and
+# T-RevSNN (trevsnn-cifar) by pytorch-trevsnn-fixtures.sh, both called at the end.
 CIFAR="cifarnet digits vgg11 vgg13 resnet19"
 IMAGENET="resnet18 sew-resnet34"
 MIXED_PROFILES="cifarnet vgg11"
@@ -61,6 +61,6 @@ for profile in "${PROFILES[@]}"; do
     done
 done
 
-# The reversible profiles have a script of their own (their streams live in side files); with no
-# profiles named, regenerate them too.
-if [ $# -eq 0 ]; then bash scripts/pytorch-reversible-fixtures.sh; fi
+# The reversible and T-RevSNN profiles have scripts of their own (their streams live in side files);
+# with no profiles named, regenerate them too.
+if [ $# -eq 0 ]; then bash scripts/pytorch-reversible-fixtures.sh; bash scripts/pytorch-trevsnn-fixtures.sh; fi

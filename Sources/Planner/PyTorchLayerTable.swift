@@ -72,17 +72,21 @@ extension Layer {
 public enum PyTorchLayerTable {
     public enum Device: String, Sendable { case cpu, cuda }
 
-    /// The first layer (depth first) that has no PyTorch + SpikingJelly layout, if any.
+    /// The first layer (depth first) that has no PyTorch + SpikingJelly layout, if any. The layers
+    /// only T-RevSNN uses (grouped convs, turn-off neurons, scale, upsample) have layouts inside a
+    /// `trevsnn:` network, which the Python package builds and measures; elsewhere it refuses them.
     public static func firstUnsupported(_ layers: [Layer]) -> Layer? {
         for layer in ParameterLayout.flatten(layers) {
             switch layer.kind {
             case .conv(let conv):
                 if conv.groups != 1 { return layer }
-            case .batchNorm, .avgPool, .maxPool, .flatten, .linear, .residual, .reversible:
+            // A T-RevSNN network's own layers (depthwise convs, turn-off neurons, scale,
+            // upsample) are modelled inside it; the profile loader admits only turn-off neurons there.
+            case .batchNorm, .avgPool, .maxPool, .flatten, .linear, .residual, .reversible, .trevsnn:
                 continue
             case .neuron(let spec):
                 if spec.type == .turnoff { return layer }
-            case .upsample, .scale, .trevsnn:
+            case .upsample, .scale:
                 return layer
             }
         }
@@ -115,22 +119,26 @@ public enum PyTorchLayerTable {
                 // mkldnn_convolution: oneDNN reorders the weight (and a many-channel input) into
                 // its blocked layout, computes into its own output and copies that out.
                 let reordersInput = conv.inChannels % 8 == 0
+                // A depthwise conv whose output map is smaller than its kernel (T-RevSNN's top level,
+                // 2x2 under a 3x3 kernel) computes its weight gradient without reordering grad_output
+                // or the input (measured; oneDNN's own scratchpad there, 111136 B at 384 channels on
+                // this project's machine, depends on the ISA and is not declared).
+                let plainWeightGradient = conv.groups > 1 && (output.dims[1] < conv.kernel || output.dims[2] < conv.kernel)
                 d.forward = casts + (reordersInput ? [scratch("input.reorder", input)] : []) + [
                     weightScratch("weight.reorder", weight), scratch("output.onednn", output), .free("weight.reorder"),
                 ] + (reordersInput ? [.free("input.reorder")] : []) + [.output, .free("output.onednn")]
                 // convolution_backward: the input gradient through reordered grad_output and
                 // weight, then the weight gradient through grad_output (and input) reorders.
+                let weightGradient: [PyTorchStep] = plainWeightGradient
+                    ? [weightScratch("grad_weight.onednn", weight), .parameterGradients, .free("grad_weight.onednn")]
+                    : [scratch("grad_output.reorder", output)] + (reordersInput ? [scratch("input.reorder", input)] : [])
+                        + [weightScratch("grad_weight.onednn", weight)] + (reordersInput ? [.free("input.reorder")] : [])
+                        + [.free("grad_output.reorder"), .parameterGradients, .free("grad_weight.onednn")]
                 d.backward = [
                     .ifInputGradient([scratch("grad_output.reorder", output), weightScratch("weight.reorder", weight),
                                       scratch("grad_input.onednn", input), .free("weight.reorder"), .free("grad_output.reorder"),
                                       .inputGradient, .free("grad_input.onednn")]),
-                    scratch("grad_output.reorder", output),
-                ] + (reordersInput ? [scratch("input.reorder", input)] : []) + [
-                    weightScratch("grad_weight.onednn", weight),
-                ] + (reordersInput ? [.free("input.reorder")] : []) + [
-                    .free("grad_output.reorder"), .parameterGradients, .free("grad_weight.onednn"),
-                    .releaseOutputGradient, .releaseSaved,
-                ] + castsBack
+                ] + weightGradient + [.releaseOutputGradient, .releaseSaved] + castsBack
             } else {
                 d.forward = casts + [.output]
                 d.backward = [.inputGradient, .parameterGradients, .releaseSaved, .releaseOutputGradient] + castsBack
@@ -155,6 +163,8 @@ public enum PyTorchLayerTable {
                 d.backward = [.inputGradient, .parameterGradients, scratch("grad_input.work", input), .free("grad_input.work"),
                               .releaseOutputGradient, .releaseSaved]
             }
+        case .neuron(let spec) where spec.type == .turnoff:
+            turnOffLayout(&d, spec, output)
         case .neuron(let spec):
             // A half input leaves the fused CUDA op (it needs a float32 v) for the step loop, on
             // CUDA as on the CPU.
@@ -168,12 +178,43 @@ public enum PyTorchLayerTable {
                                         heldByFinalState: false)]
         case .flatten:
             d.outputIsView = true
+        case .scale:
+            // `x * scale` (a one-element parameter): MulBackward0 keeps x. Backward computes
+            // dY * x for the scale's gradient (summed to its one element, which becomes .grad) and
+            // dY * scale for the input's; the product dies with the sum.
+            d.keepsInput = true
+            d.backward = [scratch("grad*input", output), .inputGradient, .parameterGradients, .free("grad*input"),
+                          .releaseSaved, .releaseOutputGradient]
+        case .upsample:
+            // F.interpolate(mode='nearest') keeps only sizes. On the CPU upsample_nearest2d also
+            // copies its input and makes an output-sized buffer it frees before returning.
+            d.forward = device == .cpu
+                ? [.output, scratch("input.copy", input), scratch("output.work", output), .free("output.work"), .free("input.copy")]
+                : [.output]
+            d.backward = [.inputGradient, .releaseOutputGradient, .releaseSaved]
         case .residual:
             break  // the add keeps nothing; the walk allocates its output
-        case .upsample, .scale, .reversible, .trevsnn:
-            preconditionFailure("\(layer.path): no PyTorch layout (Runtime.notModelledReason refuses it first)")
+        case .reversible, .trevsnn:
+            preconditionFailure("\(layer.path): a container, run by the walk or its schedule")
         }
         return d
+    }
+
+    /// T-RevSNN's stateless neuron as the Python package runs it: SpikingJelly's surrogate spike
+    /// function on x - threshold. The subtraction's result is saved (the surrogate's backward
+    /// needs it); Heaviside goes through a bool mask. Backward: the surrogate's derivative holds
+    /// at most four input-sized tensors at once for atan (x², 1 + x², its reciprocal, products)
+    /// and three for sigmoid (sigmoid(x), 1 - sigmoid(x), their product), ending in the input
+    /// gradient; then the output gradient and the saved difference die. The same ops on CUDA and
+    /// the CPU.
+    static func turnOffLayout(_ d: inout PyTorchLayerLayout, _ spec: NeuronSpec, _ output: TensorShape) {
+        let step = { (name: String, role: TensorRole) in BufferDeclaration(name: name, role: role, shape: output) }
+        d.forward = [.save(step("x-threshold", .activation), heldByFinalState: false),
+                     .allocate(BufferDeclaration(name: "x>=threshold", role: .workspace, shape: output, dtype: .bool)),
+                     .output, .free("x>=threshold")]
+        let held = spec.surrogate == .atan ? 4 : 3
+        let work = (0..<held).map { step("surrogate.work\($0)", .workspace) }
+        d.backward = work.map { .allocate($0) } + work.map { .free($0.name) } + [.inputGradient, .releaseOutputGradient, .releaseSaved]
     }
 
     /// SpikingJelly's LIF/IF (`torch.ops.sj_lif` / `sj_if`). On CUDA one registered op runs

@@ -310,7 +310,10 @@ extension TraceBuilder {
         var names: [String] = optimizer.weightDecay != 0 ? ["decayed_grad"] : []
         if optimizer.type == .adam { names += runtime == .pytorchCUDA ? ["denominator"] : ["sqrt_v", "denominator"] }
         guard !names.isEmpty else { return }
-        let trainable = ParameterLayout.entries(of: profile, timesteps: timesteps).filter(\.parameter.trainable)
+        // A parameter without a gradient (T-RevSNN's first column's up paths and alphas) is skipped.
+        let withoutGradient = parametersWithoutPyTorchGradient
+        let trainable = ParameterLayout.entries(of: profile, timesteps: timesteps)
+            .filter { $0.parameter.trainable && !withoutGradient.contains($0.path + "/" + $0.parameter.name) }
         func temporary(_ entry: ParameterLayout.Entry, _ name: String) -> Int {
             allocate(entry.path, entry.parameter.name + "." + name, timestep: nil, role: .workspace, shape: entry.parameter.shape,
                      dtype: .float32)

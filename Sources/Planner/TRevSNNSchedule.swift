@@ -12,6 +12,8 @@ import Profiles
 /// graph is kept and backward only backpropagates.
 extension TraceBuilder {
     mutating func runTRev(reconstruct: Bool) {
+        // PyTorch runs the columns single-step with its own saved tensors and backward order.
+        if runtime.isPyTorch { return runTRevPyTorch(reconstruct: reconstruct) }
         guard let netIndex = profile.layers.firstIndex(where: { if case .trevsnn = $0.kind { return true }; return false }),
               case .trevsnn(let net) = profile.layers[netIndex].kind else {
             preconditionFailure("runTRev needs a trevsnn network")

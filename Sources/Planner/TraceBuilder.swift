@@ -183,10 +183,12 @@ struct TraceBuilder {
     mutating func setUp() -> (input: Int, labels: Int) {
         phase = .setup
         let stateNames = profile.optimizer.stateNames
+        // PyTorch's optimizers keep no state for a parameter that never had a gradient.
+        let withoutGradient = parametersWithoutPyTorchGradient
         for entry in ParameterLayout.entries(of: profile, timesteps: timesteps) {
             let parameter = entry.parameter
             allocate(entry.path, parameter.name, timestep: nil, role: .parameter, shape: parameter.shape, dtype: .float32, persistent: true)
-            guard parameter.trainable else { continue }
+            guard parameter.trainable, !withoutGradient.contains(entry.path + "/" + parameter.name) else { continue }
             if !runtime.isPyTorch {
                 allocate(entry.path, parameter.name + ".grad", timestep: nil, role: .gradient, shape: parameter.shape, dtype: .float32,
                          persistent: true)

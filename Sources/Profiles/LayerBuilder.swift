@@ -347,6 +347,13 @@ struct LayerBuilder {
                                 surrogateAlpha: defaultNeuron.surrogateAlpha)
         if let neuronNode = params.value("neuron") {
             neuron = try ProfileLoader.parseNeuron(neuronNode, base: neuron, file: file, layerPath: path)
+            // Each column is one timestep with weights of its own: there is no next timestep in a
+            // column for a membrane potential to carry into, so T-RevSNN's neurons are stateless.
+            guard neuron.type == .turnoff else {
+                throw params.error("a T-RevSNN network's neurons are stateless turn-off neurons; `type: \(neuron.type.rawValue)` would carry a membrane potential that no column uses",
+                                   fix: "write `neuron: {type: turnoff, threshold: 1.0}` or leave `neuron:` out (threshold and surrogate come from the profile's neuron)",
+                                   at: neuronNode)
+            }
         }
         try params.rejectUnknownKeys(allowed: ["levels", "kernel", "expansion", "alpha", "layerScale", "classes", "neuron", "name"])
         guard abs(alpha) >= 1e-3 else {

@@ -68,12 +68,12 @@ final class PyTorchLayoutTests: XCTestCase {
         XCTAssertGreaterThan(plan.recomputeFlops, 0)
     }
 
-    func testUnsupportedLayersAreRefusedWithTheReason() throws {
+    func testReversibleNetworksAreModelled() throws {
+        // T-RevSNN: plain autograd through the columns under bptt, its autograd function under
+        // trevsnn (PyTorchTRevTests); the layers only it uses are refused elsewhere.
         let trev = try Fixtures.bundled("trevsnn-cifar")
         for strategy in [Strategy.bptt, .trevsnn] {
-            XCTAssertThrowsError(try Planner.plan(trev, strategy: strategy, options: .init(runtime: .pytorchCUDA))) { error in
-                XCTAssertTrue("\(error)".contains("--runtime snnmem"), "\(error)")
-            }
+            XCTAssertNoThrow(try Planner.plan(trev, strategy: strategy, options: .init(runtime: .pytorchCUDA)))
             XCTAssertNoThrow(try Planner.plan(trev, strategy: strategy, options: .init(runtime: .snnmem)))
         }
         // Reversible stages are modelled: plain autograd under bptt, RevSNN's function under revsnn,

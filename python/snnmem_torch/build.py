@@ -3,8 +3,10 @@
 Every profile layer becomes one module whose `path` is the Swift `Layer.path`; a residual block
 is a module running `main(x) + shortcut(x)` (an empty shortcut is the identity; SEW's ADD is
 the same construct); a reversible stage is `reversible.ReversibleStage` (its blocks' f and g layers
-are modules of their own). Multi-step mode (`step_mode='m'`, tensors [T, B, ...]) for bptt and
-checkpoint, single-step mode (`'s'`, [B, ...]) for SLTT.
+are modules of their own); a `trevsnn:` network is `trevsnn.TRevNet`, one column of modules per
+timestep, its layers registered as "col<t>/<path>". Multi-step mode (`step_mode='m'`, tensors
+[T, B, ...]) for bptt and checkpoint, single-step mode (`'s'`, [B, ...]) for SLTT and for every
+profile with a T-RevSNN network (its columns are the timesteps).
 
 SpikingJelly 2.0 notes (read from its installed source): `LIFNode`/`IFNode` have no `backend`
 argument any more; on the CPU their multi-step forward is a registered operator
@@ -26,10 +28,11 @@ import torch.nn as nn
 from .errors import UnsupportedProfile
 from .profile import Layer, NeuronSpec, Profile
 
-_REFUSED = {
-    "trevsnn": "T-RevSNN's columns, level fusion and reversible state are not SpikingJelly layers",
-    "upsample": "upsample exists only inside T-RevSNN here; this package does not build it",
-    "scale": "scale (layer scale) exists only inside T-RevSNN here; this package does not build it",
+# Layers that exist only inside a T-RevSNN network, where trevsnn.py builds them; the Swift loader
+# accepts them anywhere, this package only there.
+_TREV_ONLY = {
+    "upsample": "upsample is built only inside a `trevsnn:` network (T-RevSNN's up path)",
+    "scale": "scale (layer scale) is built only inside a `trevsnn:` network (its ConvNeXt-style blocks)",
 }
 
 
@@ -63,14 +66,22 @@ class Residual(nn.Module):
 
 
 class Network(nn.Module):
-    """A profile's network; `layers` maps each profile layer path to its module, in forward order."""
+    """A profile's network; `layers` maps each profile layer path to its module, in forward order.
 
-    def __init__(self, profile: Profile, step_mode: str = "m"):
+    A profile with a `trevsnn:` network runs single-step whatever `step_mode` says: its stem encodes
+    the images once and each column is one timestep (trevsnn.py). Its columns' layers are registered
+    as "col<t>/<path>" (Swift's `ParameterLayout.columnPrefix`), `timesteps` columns of them."""
+
+    def __init__(self, profile: Profile, step_mode: str = "m", timesteps: Optional[int] = None):
         super().__init__()
         self.profile = profile
-        self.step_mode = step_mode
+        self.is_trev = any(layer.kind == "trevsnn" for layer in profile.layers)
+        self.step_mode = "s" if self.is_trev else step_mode
+        self.timesteps = timesteps if timesteps is not None else profile.timesteps
         self.layers: dict = {}
         self.kinds: dict = {}
+        self._prefix = ""  # the column prefix while a T-RevSNN column is built
+        self._inside_trev = False
         self.body = self._sequence(profile.layers)
 
     @property
@@ -91,18 +102,50 @@ class Network(nn.Module):
         raise UnsupportedProfile(self.profile.source_path,
                                  f"{layer.kind} cannot be built in PyTorch + SpikingJelly: {why}",
                                  "use snnmem (Swift) for this profile, or a profile of conv, batchnorm, neuron, "
-                                 "avgpool, maxpool, globalavgpool, flatten, linear, residual and reversible layers",
+                                 "avgpool, maxpool, globalavgpool, flatten, linear, residual, reversible and trevsnn "
+                                 "layers",
                                  layer.line, layer.column, layer.path)
+
+    def _trev(self, layer: Layer) -> nn.Module:
+        """A `trevsnn:` network: `timesteps` columns of levels and a head, each with its own weights."""
+        from .trevsnn import Column, Level, TRevNet
+        spec = layer.trev
+        columns = []
+        self._inside_trev = True
+        for t in range(self.timesteps):
+            self._prefix = f"col{t}/"
+            levels = []
+            for level in spec.levels:
+                down = self._sequence(level.down)
+                up = self._sequence(level.up) if level.up else None
+                levels.append(Level(level.path, level.channels, down, up, self._sequence(level.blocks)))
+            columns.append(Column(self._prefix, levels, spec.alpha_init, self._sequence(spec.head)))
+        self._prefix = ""
+        self._inside_trev = False
+        return TRevNet(layer.path, columns)
 
     def _module(self, layer: Layer) -> nn.Module:
         sj_layer, _, _ = _sj()
         m = self.step_mode
-        if layer.kind in _REFUSED:
-            self._refuse(layer, _REFUSED[layer.kind])
-        if layer.kind == "residual":
+        path = self._prefix + layer.path
+        if layer.kind in _TREV_ONLY and not self._inside_trev:
+            self._refuse(layer, _TREV_ONLY[layer.kind])
+        if layer.kind == "trevsnn":
+            # Registered before its columns' layers; its module's hooks put its path on the tracker's
+            # stack while it runs (the alpha terms between levels are attributed to their level).
+            self.layers[path] = None
+            self.kinds[path] = "trevsnn"
+            module = self._trev(layer)
+        elif layer.kind == "upsample":
+            from .trevsnn import Upsample
+            module = Upsample(layer.params["factor"])
+        elif layer.kind == "scale":
+            from .trevsnn import Scale
+            module = Scale(layer.params["initial"])
+        elif layer.kind == "residual":
             # Registered before its children, as Swift's allLayers lists a parent before them.
-            self.layers[layer.path] = None
-            self.kinds[layer.path] = "residual"
+            self.layers[path] = None
+            self.kinds[path] = "residual"
             main = self._sequence(layer.main)
             shortcut = self._sequence(layer.shortcut) if layer.shortcut else None
             module = Residual(main, shortcut)
@@ -144,16 +187,24 @@ class Network(nn.Module):
             module = sj_layer.Linear(p["in_features"], p["out_features"], bias=p["bias"], step_mode=m)
         else:  # pragma: no cover - the loader knows no other kinds
             raise AssertionError(layer.kind)
-        self.layers[layer.path] = module
-        self.kinds[layer.path] = layer.kind
+        self.layers[path] = module
+        # A turn-off neuron has no state: it is not one of `neurons` (no v, nothing to reset).
+        self.kinds[path] = "turnoff" if layer.kind == "neuron" and layer.neuron.type == "turnoff" else layer.kind
         return module
 
     def _neuron(self, layer: Layer, spec: NeuronSpec) -> nn.Module:
         _, sj_neuron, sj_surrogate = _sj()
-        if spec.type == "turnoff":
-            self._refuse(layer, "the stateless turn-off neuron of T-RevSNN is not a SpikingJelly neuron")
         alpha = float(spec.surrogate_alpha)
         surrogate = sj_surrogate.ATan(alpha=alpha) if spec.surrogate == "atan" else sj_surrogate.Sigmoid(alpha=alpha)
+        if self._inside_trev and spec.type != "turnoff":
+            self._refuse(layer, f"a {spec.type} neuron inside a `trevsnn:` network would carry its v into T-RevSNN's "
+                                "recomputations; only the stateless turn-off neuron is built there")
+        if spec.type == "turnoff":
+            if not self._inside_trev:
+                self._refuse(layer, "the stateless turn-off neuron is built only inside a `trevsnn:` network")
+            # T-RevSNN's stateless neuron: SpikingJelly's surrogate spike function on x - threshold.
+            from .trevsnn import TurnOffNeuron
+            return TurnOffNeuron(float(spec.threshold), surrogate)
         v_reset = float(spec.v_reset) if spec.reset == "hard" else None
         if spec.type == "lif":
             if not spec.tau > 1.0:
@@ -165,9 +216,10 @@ class Network(nn.Module):
                                 detach_reset=bool(spec.detach_reset), step_mode=self.step_mode)
 
 
-def build(profile: Profile, step_mode: str = "m") -> Network:
-    """The network of `profile`, or `UnsupportedProfile` naming the first layer PyTorch cannot run."""
-    return Network(profile, step_mode)
+def build(profile: Profile, step_mode: str = "m", timesteps: Optional[int] = None) -> Network:
+    """The network of `profile`, or `UnsupportedProfile` naming the first layer PyTorch cannot run.
+    `timesteps`: the columns a T-RevSNN network gets (the profile's T unless given)."""
+    return Network(profile, step_mode, timesteps)
 
 
 def optimizer_for(profile: Profile, parameters) -> torch.optim.Optimizer:

@@ -12,7 +12,7 @@ import sys
 
 from .errors import ProfileError, UsageError
 
-STRATEGIES = ("bptt", "sltt", "checkpoint", "revsnn")
+STRATEGIES = ("bptt", "sltt", "checkpoint", "revsnn", "trevsnn")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -55,7 +55,8 @@ def parser() -> argparse.ArgumentParser:
                    "(recorded in allocationsForm), else leave it out")
     m.add_argument("--verify", action="store_true", help="checkpoint: also compare its gradients with bptt's "
                    "(or with the same segmented forward without checkpointing when batch norm spans segments); "
-                   "revsnn: with bptt's, and the reconstruction error of every reversible block's input")
+                   "revsnn: with bptt's, and the reconstruction error of every reversible block's input; "
+                   "trevsnn: with bptt's, and the reconstruction error of every rebuilt column state")
     m.add_argument("--seed", type=int, default=0)
     m.add_argument("-o", "--output", help="write the JSON here (atomically); default: print only the table")
     m.add_argument("--json", action="store_true", help="print the JSON to stdout instead of the table")

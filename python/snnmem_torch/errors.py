@@ -30,7 +30,8 @@ class ProfileError(Exception):
 
 
 class UnsupportedProfile(ProfileError):
-    """A valid profile that PyTorch + SpikingJelly cannot express here (reversible, trevsnn, ...)."""
+    """A valid profile that PyTorch + SpikingJelly cannot express here (a T-RevSNN-only layer outside a
+    `trevsnn:` network, a LIF with tau = 1, ...)."""
 
 
 class UsageError(Exception):

@@ -167,6 +167,9 @@ def measure(profile_path: str, strategy: str = "bptt", batch: Optional[int] = No
     elif verify and strategy == "revsnn":
         from .reversible import verify as verify_revsnn
         verification = verify_revsnn(profile, trainer.batch, trainer.timesteps, device, seed, trainer.dtype_name)
+    elif verify and strategy == "trevsnn":
+        from .trevsnn import verify as verify_trevsnn
+        verification = verify_trevsnn(profile, trainer.batch, trainer.timesteps, device, seed)
 
     result = {
         "schema": SCHEMA,

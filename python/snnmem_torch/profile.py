@@ -4,9 +4,11 @@ LayerBuilder.swift): the same keys, defaults, default names, layer paths and inf
 Scalars are read from the YAML text as the Swift loader reads them (Yams gives strings; Swift's
 `Int(_:)`, `Double(_:)` and `Bool(_:)` convert them), not with PyYAML's YAML 1.1 typing, so that
 `yes` is not a boolean here either. A reversible stage is read with its blocks (each block's `f` and
-`g` layer lists, paths `<stage>/block<i>/f/...` and `.../g/...`, `g` defaulting to `f`). Layer kinds
-the PyTorch builder cannot run (trevsnn, upsample, scale) are still read, with their paths and
-shapes, so that the builder can refuse them by name.
+`g` layer lists, paths `<stage>/block<i>/f/...` and `.../g/...`, `g` defaulting to `f`). A `trevsnn:`
+network is read with its levels' down, up and block layers and its head (`TRevSpec`), as Swift's
+`buildTRev` makes them (paths without the column prefix, which the builder adds per column). The
+layers only T-RevSNN uses (upsample, scale, the turn-off neuron) are read anywhere, with their paths
+and shapes, so that the builder can refuse them by name outside a `trevsnn:` network.
 """
 
 from __future__ import annotations
@@ -96,6 +98,33 @@ class Layer:
     main: list = field(default_factory=list)      # residual
     shortcut: list = field(default_factory=list)  # residual
     blocks: list = field(default_factory=list)    # reversible: [ReversibleBlock]
+    trev: Optional["TRevSpec"] = None             # trevsnn
+
+
+@dataclass
+class TRevLevel:
+    """One level of a T-RevSNN column (Swift's `TRevNetwork.Level`); its layers' paths carry no column
+    prefix (the builder adds "col<t>/" per column, as Swift's `ParameterLayout.columnPrefix`)."""
+
+    path: str
+    channels: int
+    state_shape: tuple
+    down: list   # neuron0, conv1 (3x3 stride 2, or 1x1), batchnorm2: from the level below, same column
+    up: list     # neuron0, conv1 (1x1), batchnorm2, upsample3: from the level above, previous column ([] at the top)
+    blocks: list  # residual ConvNeXt-style blocks (main: neuron0, dwconv1, pwconv2, neuron3, pwconv4, scale5)
+
+
+@dataclass
+class TRevSpec:
+    """A `trevsnn:` network after the stem (Swift's `TRevNetwork`): one column per timestep, each with its
+    own weights; c[l][t] = F_l(c[l-1][t], c[l+1][t-1]) + alpha_l * c[l][t-1], c[l][-1] = 0."""
+
+    levels: list       # [TRevLevel]
+    kernel: int
+    expansion: int
+    alpha_init: float
+    head: list         # neuron0, avgpool1 (the whole top map), flatten2, linear3: on each column's top level
+    classes: int
 
 
 @dataclass
@@ -690,14 +719,122 @@ class _LayerBuilder:
             return make(inp, blocks=blocks)
 
         if kind == "trevsnn":
-            self.require_spatial(inp, "trevsnn", path, location)
-            for key in ("levels", "kernel", "expansion", "alpha", "layerScale", "neuron"):
-                p.value(key)
-            classes = p.int("classes", min_value=2, example="10")
-            p.reject_unknown_keys(ALLOWED_KEYS["trevsnn"])
-            return make((classes,))
+            spec = self.build_trev(p, inp, path, location)
+            return make((spec.classes,), trev=spec)
 
         raise AssertionError(f"layer kind {kind} is listed but not built")
+
+    def build_trev(self, p: _Mapping, inp: tuple, path: str, location: tuple) -> TRevSpec:
+        """Swift's `LayerBuilder.buildTRev`: the levels' down, up and block layers and the head, with
+        their shapes (layer budgets aside: PyTorch builds what Swift plans)."""
+        stem_c, stem_h, stem_w = self.require_spatial(inp, "trevsnn", path, location)
+        levels_node = p.require("levels", "[{channels: 32}, {channels: 64}]")
+        kernel = p.int("kernel", 3)
+        expansion = p.int("expansion", 4)
+        alpha_node = p.value("alpha")
+        alpha = p.double("alpha", 0.5)
+        layer_scale = p.double("layerScale", 1e-6)
+        classes = p.int("classes", min_value=2, example="10")
+        base = self.default_neuron.copy()
+        neuron = NeuronSpec(type="turnoff", threshold=base.threshold, surrogate=base.surrogate,
+                            surrogate_alpha=base.surrogate_alpha)
+        neuron_node = p.value("neuron")
+        if neuron_node is not None:
+            neuron = parse_neuron(neuron_node, neuron, self.file, path)
+            # As the Swift loader: a column is one timestep, so its neurons carry no membrane potential.
+            if neuron.type != "turnoff":
+                raise p.error(f"a T-RevSNN network's neurons are stateless turn-off neurons; `type: {neuron.type}` would carry "
+                              "a membrane potential that no column uses",
+                              "write `neuron: {type: turnoff, threshold: 1.0}` or leave `neuron:` out (threshold and surrogate "
+                              "come from the profile's neuron)", neuron_node)
+        p.reject_unknown_keys(ALLOWED_KEYS["trevsnn"])
+        if abs(alpha) < 1e-3:
+            raise p.error(f"alpha = {alpha} is too small: the inverse divides by it",
+                          "use |alpha| >= 0.001 (0.5 is the paper's value)", alpha_node)
+        if kernel % 2 != 1:
+            raise p.error(f"kernel {kernel} must be odd so the depthwise conv keeps the resolution", "use 3, 5 or 7")
+        if not isinstance(levels_node, yaml.SequenceNode) or not levels_node.value:
+            raise self.fail("trevsnn `levels` must be a non-empty list", "write `levels: [{channels: 32}, {channels: 64}]`",
+                            path, _loc(levels_node))
+
+        specs = []  # (channels, blocks, stride, shape, location)
+        below = (stem_c, stem_h, stem_w)
+        for index, item in enumerate(levels_node.value):
+            level = _Mapping(item, self.file, f"{path}/level{index}", "trevsnn level")
+            channels = level.int("channels", example="64")
+            blocks = level.int("blocks", 1, min_value=0)
+            stride = level.int("stride", 1 if index == 0 else 2)
+            level.reject_unknown_keys(["channels", "blocks", "stride"])
+            if stride > 2:
+                raise level.error(f"level stride {stride} is not supported", "use stride 1 (1x1 conv) or 2 (3x3 conv)")
+            h, w = (below[1] - 1) // stride + 1, (below[2] - 1) // stride + 1
+            specs.append((channels, blocks, stride, (channels, h, w), _loc(item)))
+            below = (channels, h, w)
+
+        def chain(chain_path: str, at: tuple, shape: tuple, steps: list) -> list:
+            """Layers of known shapes (Swift's `chain`): steps are (name, kind, output shape, extra fields)."""
+            out = []
+            for name, kind, output, extra in steps:
+                out.append(Layer(name=name, path=f"{chain_path}/{name}", kind=kind, input_shape=tuple(shape),
+                                 output_shape=tuple(output), line=at[0], column=at[1], **extra))
+                shape = output
+            return out
+
+        def conv(cin, cout, k, stride, padding, groups, bias):
+            return dict(params=dict(in_channels=cin, out_channels=cout, kernel=k, stride=stride, padding=padding,
+                                    groups=groups, bias=bias))
+
+        levels = []
+        for index, (c, block_count, stride, shape, at) in enumerate(specs):
+            level_path = f"{path}/level{index}"
+            below_shape = tuple(inp) if index == 0 else specs[index - 1][3]
+            down = chain(level_path + "/down", at, below_shape, [
+                ("neuron0", "neuron", below_shape, dict(neuron=neuron.copy())),
+                ("conv1", "conv", shape, conv(below_shape[0], c, 1 if stride == 1 else 3, stride, 0 if stride == 1 else 1, 1,
+                                              False)),
+                ("batchnorm2", "batchnorm", shape, dict(params=dict(channels=c))),
+            ])
+            up = []
+            if index + 1 < len(specs):
+                above = specs[index + 1][3]
+                if shape[1] % above[1] or shape[2] % above[2] or shape[1] // above[1] != shape[2] // above[2]:
+                    raise self.fail(f"level {index + 1} ({_shape_text(above)}) cannot be upsampled by a whole factor to "
+                                    f"level {index} ({_shape_text(shape)})", "use input sizes divisible by 2 at every level",
+                                    level_path, at)
+                factor = shape[1] // above[1]
+                small = (c, above[1], above[2])
+                up = chain(level_path + "/up", at, above, [
+                    ("neuron0", "neuron", above, dict(neuron=neuron.copy())),
+                    ("conv1", "conv", small, conv(above[0], c, 1, 1, 0, 1, False)),
+                    ("batchnorm2", "batchnorm", small, dict(params=dict(channels=c))),
+                    ("upsample3", "upsample", shape, dict(params=dict(factor=factor))),
+                ])
+            blocks = []
+            for b in range(block_count):
+                block_path = f"{level_path}/block{b}"
+                wide = (c * expansion, shape[1], shape[2])
+                main = chain(block_path + "/main", at, shape, [
+                    ("neuron0", "neuron", shape, dict(neuron=neuron.copy())),
+                    ("dwconv1", "conv", shape, conv(c, c, kernel, 1, kernel // 2, c, False)),
+                    ("pwconv2", "conv", wide, conv(c, c * expansion, 1, 1, 0, 1, True)),
+                    ("neuron3", "neuron", wide, dict(neuron=neuron.copy())),
+                    ("pwconv4", "conv", shape, conv(c * expansion, c, 1, 1, 0, 1, True)),
+                    ("scale5", "scale", shape, dict(params=dict(initial=layer_scale))),
+                ])
+                blocks.append(Layer(name=f"block{b}", path=block_path, kind="residual", input_shape=shape,
+                                    output_shape=shape, line=at[0], column=at[1], main=main))
+            levels.append(TRevLevel(level_path, c, shape, down, up, blocks))
+        top = specs[-1][3]
+        if top[1] != top[2]:
+            raise self.fail(f"the top level is {top[1]}x{top[2]}; the heads' global pooling needs a square map",
+                            "use a square input", path, location)
+        head = chain(path + "/head", location, top, [
+            ("neuron0", "neuron", top, dict(neuron=neuron.copy())),
+            ("avgpool1", "avgpool", (top[0], 1, 1), dict(params=dict(kernel=top[1], stride=top[1], padding=0))),
+            ("flatten2", "flatten", (top[0],), {}),
+            ("linear3", "linear", (classes,), dict(params=dict(in_features=top[0], out_features=classes, bias=True))),
+        ])
+        return TRevSpec(levels, kernel, expansion, alpha, head, classes)
 
     def build_repeat(self, p: _Mapping, name: str, inp: tuple, parent_path: str) -> list:
         times = p.int("times", example="2")

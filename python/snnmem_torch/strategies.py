@@ -7,6 +7,11 @@ sltt        single-step, as SLTT's reference code: for each t the network on x, 
             loss_t.backward() inside the loop; the optimizer steps after the loop.
 revsnn      as bptt, but each reversible stage is one RevSNN autograd function that keeps only its
             output and reconstructs its blocks' inputs in backward (reversible.py).
+trevsnn     a profile with a `trevsnn:` network (trevsnn.py): the stem once on the images, the columns
+            one per timestep, the loss the mean of the columns' cross-entropies; the whole network is
+            one T-RevSNN autograd function that keeps the stem output and the last column's states
+            and rebuilds the earlier columns in backward. bptt on such a profile runs the same network
+            under plain autograd; sltt, checkpoint and revsnn do not apply to it (as in Swift).
 checkpoint  multi-step over segments of k timesteps, each under
             torch.utils.checkpoint.checkpoint(use_reentrant=False, preserve_rng_state=False); the
             neuron states at a segment's start are its explicit inputs (so checkpoint saves them and
@@ -46,7 +51,7 @@ from .errors import UsageError
 from .profile import Profile
 from .tracker import LayerTracker
 
-STRATEGIES = ("bptt", "sltt", "checkpoint", "revsnn")
+STRATEGIES = ("bptt", "sltt", "checkpoint", "revsnn", "trevsnn")
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 # Upper bound on warm-up steps while a float16 GradScaler backs its scale off from 2**16 (each step
 # with an inf/NaN gradient is skipped and halves the scale); steady state is a step that was taken.
@@ -90,8 +95,18 @@ class Trainer:
         if self.autocast_dtype is not None and not torch.amp.is_autocast_available(self.device.type):
             raise UsageError(f"autocast is not available on {self.device.type} in this PyTorch")
 
+        self.is_trev = any(layer.kind == "trevsnn" for layer in profile.layers)
+        if self.is_trev and strategy not in ("bptt", "trevsnn"):
+            raise UsageError(f"{strategy} does not apply to a T-RevSNN network (its columns carry state through "
+                             "level states, not membrane potentials); use trevsnn (or bptt)")
+        if strategy == "trevsnn" and not self.is_trev:
+            raise UsageError("trevsnn needs a `trevsnn:` network in the profile's layers")
+        if self.is_trev and self.autocast_dtype is not None:
+            raise UsageError(f"a T-RevSNN network under {self.dtype_name} autocast is not measured by this package "
+                             "(its function does not rerun the levels under the forward's autocast); use float32")
+
         torch.manual_seed(seed)
-        self.net = build(profile, step_mode="s" if strategy == "sltt" else "m").to(self.device)
+        self.net = build(profile, step_mode="s" if strategy == "sltt" else "m", timesteps=self.timesteps).to(self.device)
         self.net.train()
         self.optimizer = optimizer_for(profile, self.net.parameters())
         self.scaler = torch.amp.GradScaler(self.device.type) if self.dtype is torch.float16 else None
@@ -113,6 +128,10 @@ class Trainer:
                                  "would run in half precision, so the inputs reconstructed in backward would not be "
                                  "the forward's (gradients off by far more than rounding); use float32")
             configure(self, "revsnn")
+        if self.is_trev:
+            # Plain autograd through the columns under bptt, T-RevSNN's autograd function under trevsnn.
+            from .trevsnn import configure as configure_trev
+            configure_trev(self, "trevsnn" if strategy == "trevsnn" else "autograd")
         self.neurons = self.net.neurons
         if strategy == "sltt":
             for _, module in self.neurons:
@@ -176,6 +195,13 @@ class Trainer:
             if self.strategy == "checkpoint":
                 return self._forward_segments(checkpointed)
             tracker = self.tracker
+            if self.is_trev:
+                # The stem encodes the images once (no repeat over T); each column scores its top level.
+                from .trevsnn import column_loss
+                logits = self.net(self.x)
+                self._mark_loss_start()
+                with tracker.layer("loss"):
+                    return column_loss(logits, self.labels)
             with tracker.layer("input"):
                 x_seq = self.x.unsqueeze(0).repeat(self.timesteps, 1, 1, 1, 1)
             out = self.net(x_seq)

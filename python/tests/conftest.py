@@ -12,7 +12,33 @@ BUNDLED = ["cifarnet", "digits", "vgg11", "vgg13", "resnet19", "resnet18", "sew-
 EXPRESSIBLE = ["cifarnet", "digits", "vgg11", "vgg13", "resnet19", "resnet18", "sew-resnet34"]
 # Reversible stages build (reversible.py); revsnn runs them through RevSNN's custom function.
 REVERSIBLE = ["revsresnet21", "revsresnet37", "revvgg13"]
-REFUSED = {"trevsnn-cifar": ("trev", "trevsnn")}
+# T-RevSNN (trevsnn.py): bptt runs its columns under plain autograd, trevsnn through its custom function.
+TREV = ["trevsnn-cifar"]
+
+# Two levels (4 channels at 4x4, 8 at 2x2) on a 3x8x8 image: every T-RevSNN construct (down and up
+# paths, upsample, a ConvNeXt-style block with depthwise conv and layer scale, turn-off neurons with
+# a sigmoid surrogate, per-channel alpha, a head per column), small enough to step in milliseconds.
+TREV_TINY = """
+name: trev-tiny
+input: {channels: 3, height: 8, width: 8}
+timesteps: 3
+batch: 2
+neuron: {type: lif, threshold: 0.5, surrogate: {type: sigmoid, alpha: 4.0}}
+optimizer: {type: adam, learningRate: 0.001}
+layers:
+  - conv: {name: stem, out: 4, kernel: 3, stride: 2, padding: 1}
+  - batchnorm: {name: stem_bn}
+  - trevsnn:
+      name: trev
+      kernel: 3
+      expansion: 2
+      alpha: 0.5
+      layerScale: 0.5
+      classes: 3
+      levels:
+        - {channels: 4, blocks: 1}
+        - {channels: 8, blocks: 2}
+"""
 
 # conv 1->2 (3x3, pad 1) on 1x4x4, LIF, flatten, linear 32->3: no batch norm, so checkpointing
 # over time segments computes exactly bptt's function.

@@ -174,9 +174,9 @@ def test_atomic_write(tmp_path):
 
 def test_cli_exit_codes_and_module_entry(tmp_path):
     env = dict(os.environ, PYTHONPATH=os.path.dirname(os.path.dirname(__file__)))
-    refused = subprocess.run([sys.executable, "-m", "snnmem_torch", "measure", profile_path("trevsnn-cifar")],
-                             capture_output=True, text=True, env=env)
-    assert refused.returncode == 2 and "layer 'trev': trevsnn cannot be built" in refused.stderr
+    refused = subprocess.run([sys.executable, "-m", "snnmem_torch", "measure", profile_path("trevsnn-cifar"),
+                              "--strategy", "sltt"], capture_output=True, text=True, env=env)
+    assert refused.returncode == 2 and "sltt does not apply to a T-RevSNN network" in refused.stderr
     bad = subprocess.run([sys.executable, "-m", "snnmem_torch", "measure", profile_path("cifarnet"), "--segment", "2"],
                          capture_output=True, text=True, env=env)
     assert bad.returncode == 2 and "checkpoint strategy only" in bad.stderr
