@@ -32,7 +32,7 @@ struct ProfileOptions: ParsableArguments {
     var dtype: DType?
 
     func validate() throws {
-        if let dtype, !dtype.isFloatingPoint { throw ValidationError("--dtype \(dtype.rawValue) cannot hold activations: use float32, float16 or bfloat16") }
+        if let dtype, !dtype.holdsActivations { throw ValidationError("--dtype \(dtype.rawValue) cannot hold activations: use float32, float16 or bfloat16") }
         if let timesteps, timesteps < 1 { throw ValidationError("--timesteps must be at least 1, got \(timesteps)") }
         try checkPlannable(batch: nil, timesteps: timesteps)
     }
@@ -87,7 +87,7 @@ extension Runtime: ExpressibleByArgument {}
 extension DType: ExpressibleByArgument {
     /// Only the types that can hold activations are offered: the help must not list int32 and
     /// then refuse it.
-    public static var allValueStrings: [String] { allCases.filter(\.isFloatingPoint).map(\.rawValue) }
+    public static var allValueStrings: [String] { allCases.filter(\.holdsActivations).map(\.rawValue) }
 }
 
 /// `--runtime`: whose training step to plan. Users train in PyTorch on GPUs, so that is the default.

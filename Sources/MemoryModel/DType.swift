@@ -9,16 +9,19 @@ public enum DType: String, Codable, CaseIterable, Sendable {
     case int64
     /// PyTorch's comparison results (a mask of h >= threshold): one byte an element.
     case bool
+    /// PyTorch's double scalars (the GradScaler's `_scale.double()` and its reciprocal).
+    case float64
 
     public var byteWidth: Int {
         switch self {
         case .float32, .int32: return 4
         case .float16, .bfloat16: return 2
-        case .int64: return 8
+        case .int64, .float64: return 8
         case .bool: return 1
         }
     }
 
-    /// Whether activations can be held in it (profiles may choose only these).
-    public var isFloatingPoint: Bool { self == .float32 || self == .float16 || self == .bfloat16 }
+    /// Whether a profile may compute its activations in it: the engine's float32 and the two
+    /// half types of mixed precision (float64 only appears as PyTorch's scalars).
+    public var holdsActivations: Bool { self == .float32 || self == .float16 || self == .bfloat16 }
 }

@@ -30,7 +30,7 @@ public enum Planner {
     public static func plan(_ profile: Profile, strategy: Strategy, options: Options = Options()) throws -> MemoryPlan {
         var profile = profile
         if let dtype = options.dtype {
-            guard dtype.isFloatingPoint else {
+            guard dtype.holdsActivations else {
                 throw PlannerError.invalidArgument(name: "dtype", value: dtype.rawValue, fix: "use float32, float16 or bfloat16")
             }
             profile.dtype = dtype

@@ -281,8 +281,15 @@ extension TraceBuilder {
     /// `loss.backward()` from the loss node to the logits' gradient: ones, nll_loss's and
     /// log_softmax's input gradients, and MeanBackward's [T, B, classes] expansion.
     mutating func lossBackwardPyTorch(_ loss: Int, span: Span) -> Int {
+        // float16: `scaler.scale(loss).backward()` starts from loss * scale, and MulBackward0
+        // multiplies the seed by the scale again before NllLossBackward0.
+        let scaled = usesGradScaler
+            ? allocate("loss", "loss.scaled", timestep: span.timestep, role: .workspace, shape: TensorShape([]), dtype: .float32) : nil
         let seed = allocate("loss", "grad_loss", timestep: span.timestep, role: .workspace, shape: TensorShape([]), dtype: .float32)
+        let seedTimesScale = usesGradScaler
+            ? allocate("loss", "grad_loss.scaled", timestep: span.timestep, role: .workspace, shape: TensorShape([]), dtype: .float32) : nil
         let dLogSoftmax = allocateActivation("loss", "grad_log_softmax", role: .workspace, shape: logitsShape, span: .once)
+        for id in [seedTimesScale, scaled].compactMap({ $0 }) { release(id) }
         release(seed)
         var dScores = allocateActivation("loss", "grad_scores", role: .workspace, shape: logitsShape, span: .once)
         release(dLogSoftmax)
@@ -306,6 +313,10 @@ extension TraceBuilder {
     /// default foreach kernels make each temporary for all parameters at once and divide in place.
     /// Momentum, moments and weights are updated in place.
     mutating func optimizerStepPyTorch() {
+        // float16: `scaler.step` unscales the gradients in place first; `scaler.update` after the
+        // step drops the found-inf copy the optimizer's per-step state held.
+        let foundInfCopy = usesGradScaler ? unscaleGradientsPyTorch() : nil
+        defer { if let foundInfCopy { release(foundInfCopy) } }
         let optimizer = profile.optimizer
         var names: [String] = optimizer.weightDecay != 0 ? ["decayed_grad"] : []
         if optimizer.type == .adam { names += runtime == .pytorchCUDA ? ["denominator"] : ["sqrt_v", "denominator"] }
@@ -329,6 +340,29 @@ extension TraceBuilder {
                 for id in ids { release(id) }
             }
         }
+    }
+}
+
+extension TraceBuilder {
+    /// `GradScaler.unscale_`: the inverse scale through a double (`_scale.double().reciprocal()
+    /// .float()`), found_inf, the per-device copies of both (found_inf's is kept until `update`),
+    /// then the in-place unscale, which allocates nothing. Returns found_inf's copy.
+    mutating func unscaleGradientsPyTorch() -> Int {
+        func scalar(_ name: String, _ dtype: DType) -> Int {
+            allocate("grad_scaler", name, timestep: nil, role: .workspace, shape: TensorShape([]), dtype: dtype)
+        }
+        let scale64 = scalar("scale.double", .float64)
+        let inverse64 = scalar("inv_scale.double", .float64)
+        release(scale64)
+        let inverse = scalar("inv_scale", .float32)
+        release(inverse64)
+        let foundInf = scalar("found_inf", .float32)
+        let foundInfCopy = scalar("found_inf.copy", .float32)
+        let inverseCopy = scalar("inv_scale.copy", .float32)
+        release(inverseCopy)
+        release(inverse)
+        release(foundInf)
+        return foundInfCopy
     }
 }
 

@@ -18,6 +18,9 @@ struct TraceBuilder {
     /// PyTorch: the half dtype `torch.autocast` computes in, for a float16/bfloat16 profile
     /// (the model, its gradients and optimizer state stay float32).
     var autocast: DType? { runtime.isPyTorch && profile.dtype != .float32 ? profile.dtype : nil }
+
+    /// float16 autocast trains with a GradScaler (its range needs loss scaling); bfloat16's does not.
+    var usesGradScaler: Bool { autocast == .float16 }
     /// Whether backward carries dL/dv from one timestep to the previous (false in SLTT).
     var temporalGradient = true
 
@@ -197,6 +200,13 @@ struct TraceBuilder {
                 allocate(entry.path, parameter.name + "." + state, timestep: nil, role: .optimizerState, shape: parameter.shape,
                          dtype: .float32, persistent: true)
             }
+        }
+        if usesGradScaler {
+            // `torch.amp.GradScaler`: its scale (float32) and growth tracker (int32) scalars live
+            // across steps beside the optimizer's state.
+            allocate("grad_scaler", "_scale", timestep: nil, role: .optimizerState, shape: TensorShape([]), dtype: .float32, persistent: true)
+            allocate("grad_scaler", "_growth_tracker", timestep: nil, role: .optimizerState, shape: TensorShape([]), dtype: .int32,
+                     persistent: true)
         }
         // PyTorch's images are float32 whatever autocast computes in.
         let input = allocate("input", "images", timestep: nil, role: .input, shape: profile.inputShape.prepending(batch),

@@ -102,7 +102,7 @@ public enum ProfileLoader {
         let batch = try top.int("batch", max: PlanningLimits.maxBatch, example: "16")
         let dtypeNode = top.value("dtype")
         let dtype = try top.choice("dtype", default: DType.float32)
-        if !dtype.isFloatingPoint {
+        if !dtype.holdsActivations {
             throw top.error("dtype \(dtype.rawValue) cannot hold activations", fix: "use float32, float16 or bfloat16", at: dtypeNode)
         }
         let neuron = try top.value("neuron").map { try parseNeuron($0, base: NeuronSpec(), file: file, layerPath: nil) } ?? NeuronSpec()
