@@ -200,6 +200,12 @@ struct TraceBuilder {
                 allocate(entry.path, parameter.name + "." + state, timestep: nil, role: .optimizerState, shape: parameter.shape,
                          dtype: .float32, persistent: true)
             }
+            if runtime == .pytorchCPU && profile.optimizer.type == .adam {
+                // Adam's `state['step']`: a float32 scalar per parameter, made on the host unless
+                // the optimizer is fused or capturable, so on CUDA it is not GPU memory.
+                allocate(entry.path, parameter.name + ".adam.step", timestep: nil, role: .optimizerState, shape: TensorShape([]),
+                         dtype: .float32, persistent: true)
+            }
         }
         if usesGradScaler {
             // `torch.amp.GradScaler`: its scale (float32) and growth tracker (int32) scalars live

@@ -28,6 +28,8 @@ final class PyTorchFixtureTests: XCTestCase {
         var savedTimestep: Int?
         var savedByLayer: [LayerBytes]
         var stepPeakBytes: Int
+        /// What lived before the step, by kind (`optimizerState`, `gradScaler`, ...).
+        var liveAtStart: [String: Int]?
     }
 
     static let folder = Fixtures.repositoryRoot.appendingPathComponent("Tests/PlannerTests/Fixtures/pytorch")
@@ -93,6 +95,21 @@ final class PyTorchFixtureTests: XCTestCase {
             }
             XCTAssertEqual(counted.reduce(0) { $0 + $1.bytes }, m.savedBytes, "\(file): saved bytes in all")
         }
+    }
+
+    /// The optimizer's state as PyTorch's optimizers hold it: momentum or Adam's moments for every
+    /// parameter that had a gradient, and Adam's per-parameter `step` scalar on the CPU.
+    func testOptimizerStateEqualsPyTorchs() throws {
+        var compared = 0
+        for (file, m) in try modelled() {
+            guard let measured = m.liveAtStart?["optimizerState"] else { continue }
+            let plan = try plan(m)
+            let planned = plan.tensors.filter { $0.persistent && $0.descriptor.role == .optimizerState && $0.descriptor.layerPath != "grad_scaler" }
+                .reduce(0) { $0 + $1.bytes }
+            XCTAssertEqual(planned, measured, file)
+            compared += 1
+        }
+        XCTAssertGreaterThanOrEqual(compared, 50)
     }
 
     func testStepPeakWithinOnePercentOfPyTorchs() throws {
