@@ -1,4 +1,5 @@
 import ArgumentParser
+import Foundation
 import Engine
 import MemoryModel
 import Planner
@@ -95,6 +96,25 @@ struct RuntimeOption: ParsableArguments {
     @Option(help: ArgumentHelp("Whose training step to plan: pytorch-cuda (PyTorch + SpikingJelly on a GPU), pytorch-cpu, or snnmem (this tool's engine, what `run` measures).",
                                valueName: "runtime"))
     var runtime: Runtime = Runtime.userDefault
+
+    @Option(name: .customLong("cpu-threads"),
+            help: ArgumentHelp("pytorch-cpu: PyTorch's threads (torch.get_num_threads()), which size oneDNN's bfloat16 weight-gradient scratchpads; default: this machine's processors.",
+                               valueName: "n"))
+    var cpuThreads: Int?
+
+    func validate() throws {
+        if let cpuThreads {
+            guard runtime == .pytorchCPU else { throw ValidationError("--cpu-threads describes PyTorch on the CPU: add --runtime pytorch-cpu") }
+            guard (1...4096).contains(cpuThreads) else { throw ValidationError("--cpu-threads is \(cpuThreads): give 1 to 4096") }
+        }
+    }
+
+    /// The threads a pytorch-cpu plan is made for: as given, else this machine's processors
+    /// (PyTorch's default is the physical cores); nil for the other runtimes.
+    var plannedCPUThreads: Int? {
+        guard runtime == .pytorchCPU else { return nil }
+        return cpuThreads ?? min(4096, ProcessInfo.processInfo.activeProcessorCount)
+    }
 }
 
 /// The bounds every profile value has (`PlanningLimits`), for the options that override them.

@@ -72,7 +72,7 @@ struct MaxBatchCommand: ParsableCommand {
         let runtime = runtimeOption.runtime
         let rounding = allocator ?? .exact
         let plannerOptions = Planner.Options(timesteps: options.timesteps, segment: strategyOption.segment, rounding: rounding,
-                                             runtime: runtime, dtype: options.dtype)
+                                             runtime: runtime, dtype: options.dtype, cpuThreads: runtimeOption.plannedCPUThreads)
         let overheads = try cudaOverheads()
         let bytesNeeded: (MemoryPlan) -> Int = runtime == .pytorchCUDA
             ? { CUDAMemoryEstimate.estimate($0, profile: profile, overheads: overheads).totalBytes }

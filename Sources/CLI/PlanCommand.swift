@@ -40,7 +40,7 @@ struct PlanCommand: ParsableCommand {
         let strategies = try strategyOption.strategies()
         let plannerOptions = Planner.Options(batch: batchOption.batch, timesteps: options.timesteps,
                                              segment: strategyOption.segment, rounding: allocator,
-                                             runtime: runtimeOption.runtime, dtype: options.dtype)
+                                             runtime: runtimeOption.runtime, dtype: options.dtype, cpuThreads: runtimeOption.plannedCPUThreads)
         let (plans, skipped) = try reportingErrors { () throws -> ([MemoryPlan], [(Strategy, String)]) in
             if !strategyOption.isAll,
                let reason = strategies[0].notApplicableReason(profile) ?? runtimeOption.runtime.notModelledReason(strategies[0], profile) {
@@ -54,10 +54,10 @@ struct PlanCommand: ParsableCommand {
         let layerRows = layers ? LayerRow.rows(profile) : nil
         switch format {
         case .json:
-            print(try Formatting.json(PlanJSON(profile: profile, runtime: runtimeOption.runtime, batch: batch, timesteps: timesteps, rounding: allocator,
+            print(try Formatting.json(PlanJSON(profile: profile, runtime: runtimeOption.runtime, cpuThreads: runtimeOption.plannedCPUThreads, batch: batch, timesteps: timesteps, rounding: allocator,
                                                plans: plans, notApplicable: skipped, layers: layerRows, events: events), kind: .plan))
         case .table, .markdown:
-            let report = PlanText(profile: profile, runtime: runtimeOption.runtime, batch: batch, timesteps: timesteps, rounding: allocator, plans: plans,
+            let report = PlanText(profile: profile, runtime: runtimeOption.runtime, cpuThreads: runtimeOption.plannedCPUThreads, batch: batch, timesteps: timesteps, rounding: allocator, plans: plans,
                                   notApplicable: skipped, layers: layerRows, top: top, markdown: format == .markdown)
             print(report.render())
         }
@@ -68,6 +68,8 @@ struct PlanCommand: ParsableCommand {
 struct PlanText {
     var profile: Profile
     var runtime: Runtime
+    /// pytorch-cpu: the threads oneDNN's scratchpads were sized for.
+    var cpuThreads: Int?
     var batch: Int
     var timesteps: Int
     var rounding: AllocatorRounding
@@ -87,7 +89,7 @@ struct PlanText {
     func render() -> String {
         var sections: [String] = []
         let title = "\(profile.name): batch \(batch), T \(timesteps), \(profile.dtype.rawValue), \(rounding.rawValue) bytes (\(profile.sourcePath))"
-        sections.append((markdown ? "## " + title : title) + "\n" + "runtime \(runtime.rawValue): \(runtime.summary)")
+        sections.append((markdown ? "## " + title : title) + "\n" + "runtime \(runtime.rawValue): \(runtime.summary)" + (cpuThreads.map { ", \($0) threads" } ?? ""))
         if let layers {
             var t = TextTable(["layer", "kind", "input", "output", "params"], alignments: [.left, .left, .right, .right, .right])
             for row in layers { t.add([row.path, row.kind, row.input.description, row.output.description, "\(row.parameters)"]) }

@@ -68,6 +68,8 @@ struct PlanJSON: Codable {
     var profile: String
     var profilePath: String
     var runtime: String
+    /// pytorch-cpu: the threads oneDNN's scratchpads were sized for (`--cpu-threads`).
+    var cpuThreads: Int?
     var batch: Int
     var timesteps: Int
     var dtype: String
@@ -76,11 +78,12 @@ struct PlanJSON: Codable {
     var notApplicable: [NotApplicable]
     var layers: [LayerInfo]?
 
-    init(profile: Profile, runtime: Runtime, batch: Int, timesteps: Int, rounding: AllocatorRounding, plans: [MemoryPlan],
+    init(profile: Profile, runtime: Runtime, cpuThreads: Int?, batch: Int, timesteps: Int, rounding: AllocatorRounding, plans: [MemoryPlan],
          notApplicable: [(Strategy, String)], layers: [LayerRow]?, events: Bool = false) {
         self.profile = profile.name
         self.profilePath = profile.sourcePath
         self.runtime = runtime.rawValue
+        self.cpuThreads = cpuThreads
         self.batch = batch
         self.timesteps = timesteps
         self.dtype = profile.dtype.rawValue

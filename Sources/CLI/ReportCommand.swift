@@ -94,9 +94,17 @@ struct ReportCommand: ParsableCommand {
         guard loaded.name == m.profile else {
             throw CLIFailure.badInput("\(path): the measurement is of profile '\(m.profile)' but \(profilePath) is '\(loaded.name)'; pass the matching --profile")
         }
+        if let measured = m.profileSHA256, measured != loaded.sourceSHA256 {
+            throw CLIFailure.badInput("\(path): measured on a profile file with sha256 \(measured), but \(profilePath) has sha256 \(loaded.sourceSHA256) (edited since, or another file); pass the profile file it was measured on with --profile, or measure again")
+        }
+        guard let dtype = DType(rawValue: m.dtype ?? "float32"), dtype.holdsActivations else {
+            throw CLIFailure.badInput("\(path): unknown dtype '\(m.dtype ?? "")'; a measurement is of float32, float16 or bfloat16")
+        }
+        // Planned as measured: the same autocast type and, on the CPU, the same threads.
         let plan = try reportingErrors {
             try Planner.plan(loaded, strategy: strategy, options: .init(batch: m.batch, timesteps: m.timesteps, segment: m.segment,
-                                                                          runtime: runtime))
+                                                                          runtime: runtime, dtype: dtype,
+                                                                          cpuThreads: runtime == .pytorchCPU ? m.threads : nil))
         }
         let planned = Dictionary(uniqueKeysWithValues: plan.savedBytesSeenByHooks(timestep: m.savedTimestep).map { ($0.layer, $0.bytes) })
         let measured = Dictionary(m.savedByLayer.map { ($0.layer, $0.bytes) }, uniquingKeysWith: +)

@@ -102,7 +102,8 @@ struct SweepCommand: ParsableCommand {
         for strategy in applicable {
             var row: [SweepReport.Point] = []
             for (value, profile) in zip(points, pointProfiles) {
-                let options = Planner.Options(batch: batch, timesteps: axis == "timesteps" ? value : nil, runtime: runtimeOption.runtime)
+                let options = Planner.Options(batch: batch, timesteps: axis == "timesteps" ? value : nil, runtime: runtimeOption.runtime,
+                                              cpuThreads: runtimeOption.plannedCPUThreads)
                 let plan = try reportingErrors { try Planner.plan(profile, strategy: strategy, options: options) }
                 var measured: Int?
                 if measure {

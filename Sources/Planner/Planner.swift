@@ -15,15 +15,19 @@ public enum Planner {
         /// The profile's dtype, overridden. On the PyTorch runtimes float16 and bfloat16 mean mixed
         /// precision: a float32 model under `torch.autocast`.
         public var dtype: DType?
+        /// pytorch-cpu: PyTorch's threads (`torch.get_num_threads()`), which size oneDNN's
+        /// bfloat16 weight-gradient scratchpads; nil: the 2 threads the fixtures were measured with.
+        public var cpuThreads: Int?
 
         public init(batch: Int? = nil, timesteps: Int? = nil, segment: Int? = nil, rounding: AllocatorRounding = .exact,
-                    runtime: Runtime = .snnmem, dtype: DType? = nil) {
+                    runtime: Runtime = .snnmem, dtype: DType? = nil, cpuThreads: Int? = nil) {
             self.batch = batch
             self.timesteps = timesteps
             self.segment = segment
             self.rounding = rounding
             self.runtime = runtime
             self.dtype = dtype
+            self.cpuThreads = cpuThreads
         }
     }
 
@@ -57,7 +61,11 @@ public enum Planner {
             }
             segment = k
         }
+        if let threads = options.cpuThreads, !(1...4096).contains(threads) {
+            throw PlannerError.invalidArgument(name: "cpu-threads", value: "\(threads)", fix: "use 1 to 4096 threads")
+        }
         var builder = TraceBuilder(profile: profile, batch: batch, timesteps: timesteps, runtime: options.runtime)
+        if let threads = options.cpuThreads { builder.oneDNNMachine.threads = threads }
         let isTRev = profile.trevsnnNetwork != nil
         switch strategy {
         case .bptt: isTRev ? builder.runTRev(reconstruct: false) : builder.runBPTT()

@@ -39,6 +39,10 @@ public indirect enum PyTorchStep: Hashable, Sendable {
     case castInput
     /// Autocast backward: the half weight gradients go through ToCopyBackward into float32 `.grad`.
     case castGradients
+    /// A named temporary holding oneDNN's scratchpad for a bfloat16 convolution's weight
+    /// gradient, live until `.free(name)`. Its size depends on the samples the run convolves
+    /// (T·B, k·B or B), which the walk knows.
+    case allocateScratchpad(String, OneDNNWeightGradientScratchpad)
 }
 
 /// What one layer allocates and keeps when PyTorch's eager autograd runs it as a SpikingJelly
@@ -129,10 +133,17 @@ public enum PyTorchLayerTable {
                 ] + (reordersInput ? [.free("input.reorder")] : []) + [.output, .free("output.onednn")]
                 // convolution_backward: the input gradient through reordered grad_output and
                 // weight, then the weight gradient through grad_output (and input) reorders.
+                // Under bfloat16 autocast the weight gradient's primitive books a scratchpad beside its
+                // blocked result (`jit_bf16`, a dense conv with a kernel wider than 1). The 1x1 and
+                // depthwise primitives book others, not declared (python/MIXED-PRECISION-NOTES.md §3).
+                let bf16Scratchpad = OneDNNWeightGradientScratchpad(conv: conv, input: input, output: output)
+                let scratchpad: [PyTorchStep] = autocast == .bfloat16 && bf16Scratchpad.isBooked
+                    ? [.allocateScratchpad("scratchpad.onednn", bf16Scratchpad), .free("scratchpad.onednn")]
+                    : []
                 let weightGradient: [PyTorchStep] = plainWeightGradient
                     ? [weightScratch("grad_weight.onednn", weight), .parameterGradients, .free("grad_weight.onednn")]
                     : [scratch("grad_output.reorder", output)] + (reordersInput ? [scratch("input.reorder", input)] : [])
-                        + [weightScratch("grad_weight.onednn", weight)] + (reordersInput ? [.free("input.reorder")] : [])
+                        + [weightScratch("grad_weight.onednn", weight)] + scratchpad + (reordersInput ? [.free("input.reorder")] : [])
                         + [.free("grad_output.reorder"), .parameterGradients, .free("grad_weight.onednn")]
                 d.backward = [
                     .ifInputGradient([scratch("grad_output.reorder", output), weightScratch("weight.reorder", weight),
@@ -287,5 +298,132 @@ public enum PyTorchLayerTable {
                 .inputGradient, .eachTimestep([.free("grad_x_t")]),
             ]
         }
+    }
+}
+
+/// The machine a pytorch-cpu plan is made for, as far as oneDNN's scratchpads depend on it.
+public struct OneDNNMachine: Hashable, Sendable {
+    /// oneDNN's threads (`torch.get_num_threads()`). They split a weight gradient's work, and
+    /// each thread given a share of the samples accumulates a float32 weight gradient of its own.
+    public var threads: Int
+    /// AVX512-BF16 (Cooper Lake, Zen 4 and later). Without it (AVX-512 alone) the same primitive
+    /// emulates bf16 and never takes its whole-map loop, which changes how it splits the work.
+    public var nativeBF16: Bool
+    /// L2 per core: a first conv at least 124 wide transposes in blocks, one buffer per thread,
+    /// when its output gradient outgrows a quarter of it.
+    public var l2BytesPerCore: Int
+
+    public init(threads: Int, nativeBF16: Bool, l2BytesPerCore: Int) {
+        self.threads = threads
+        self.nativeBF16 = nativeBF16
+        self.l2BytesPerCore = l2BytesPerCore
+    }
+
+    /// The fixtures' machines: an Intel Xeon and an AMD EPYC, 2 threads each, AVX512-BF16 and
+    /// no AMX; 1 MiB L2 per core on the EPYC (no fixture conv depends on it).
+    public static let fixtures = OneDNNMachine(threads: 2, nativeBF16: true, l2BytesPerCore: 1 << 20)
+}
+
+/// The scratchpad of oneDNN's bfloat16 weight-gradient convolution, as PyTorch runs it under CPU
+/// autocast: `jit_bf16:avx512_core_bf16` (`jit_avx512_core_bf16_convolution_bwd_weights_t`,
+/// oneDNN 3.13 in PyTorch 2.15) on a dense 2-D convolution with a kernel wider than 1, blocked
+/// layout, bfloat16 weight gradient. PyTorch allocates `pd.scratchpad_desc()` through its own
+/// allocator around the call. The primitive's `init_conf`, `balance` and `init_scratchpad` book:
+/// - the input transposed (`tr_src`): one image per sample thread and 16-channel block, its rows
+///   padded, bf16. A first conv (under 16 input channels) is not transposed: the guard elements only.
+/// - the output gradient transposed (`tr_diff_dst`): one image per sample thread and output block.
+/// - a float32 weight (and bias) gradient per sample thread (`wei_bia_reduction`): each thread
+///   accumulates its own, and a bfloat16 result needs one even with a single thread.
+/// - a page-sized barrier for each transpose split over channel threads, one for the reduction.
+/// Each booking is padded by its alignment (128 B; 4 KiB for the page-aligned barriers).
+/// `balance` splits the threads over samples and channel blocks to minimise an estimate of each
+/// thread's memory traffic, so the size steps with the samples and the threads. Measured to the
+/// byte: every scratch event of the bf16 fixtures (Xeon and EPYC), and single convs at 1-8
+/// threads, 1-16 samples, strides 1-2, kernels 3-7, with AVX-512 alone (`ONEDNN_MAX_CPU_ISA`).
+public struct OneDNNWeightGradientScratchpad: Hashable, Sendable {
+    public var conv: ConvSpec
+    /// One sample's [C, H, W].
+    public var input: TensorShape
+    public var output: TensorShape
+
+    public init(conv: ConvSpec, input: TensorShape, output: TensorShape) {
+        self.conv = conv
+        self.input = input
+        self.output = output
+    }
+
+    static let block = 16  // float32 lanes of a zmm register: the channel block
+
+    /// Whether this primitive takes the conv. The 1x1 and depthwise primitives come first and
+    /// book other scratchpads; a first conv (under 16 input channels) needs whole output blocks.
+    public var isBooked: Bool {
+        let firstConv = conv.inChannels < Self.block
+        return conv.kernel > 1 && conv.groups == 1 && conv.kernel <= (firstConv ? 24 : 14)
+            && (!firstConv || conv.outChannels % Self.block == 0)
+    }
+
+    /// Bytes for a run over `samples` images.
+    public func bytes(samples mb: Int, on machine: OneDNNMachine) -> Int {
+        precondition(isBooked, "\(conv): not a jit_bf16 weight-gradient convolution")
+        func ceilDiv(_ a: Int, _ b: Int) -> Int { (a + b - 1) / b }
+        func roundUp(_ a: Int, _ b: Int) -> Int { ceilDiv(a, b) * b }
+        let block = Self.block
+        let k = conv.kernel, stride = conv.stride, pad = conv.padding
+        let (ih, iw, oh, ow) = (input.dims[1], input.dims[2], output.dims[1], output.dims[2])
+        let firstConv = conv.inChannels < block
+        // Channels padded to whole blocks; a first conv's input is one block of its own width.
+        let ic = firstConv ? conv.inChannels : roundUp(conv.inChannels, block)
+        let oc = roundUp(conv.outChannels, block)
+        let icBlock = firstConv ? ic : block
+        let (nbIC, nbOC) = (ic / icBlock, oc / block)
+        let rightPad = max(0, (ow - 1) * stride + k - (iw + pad))
+        let bottomPad = max(0, (oh - 1) * stride + k - (ih + pad))
+        let trPad = roundUp(max(pad, rightPad + 1), 2)
+        let trIW = firstConv ? iw : roundUp(ceilDiv(iw, stride) + trPad, 2) * stride
+        let trOW = roundUp(ow, 2)
+        // A unit-stride "same" conv of 128 channels or more loops over whole maps per sample;
+        // the others split the samples' rows among the threads too.
+        let rowBytes = (icBlock * trIW + block * trOW) * 2 * max(1, bottomPad, pad)
+        let wholeMaps = machine.nativeBF16 && ih == oh && iw == ow && stride == 1 && pad == k / 2 && !firstConv
+            && rowBytes <= 48 * 1024 && ic >= 128
+        let sampleWork = wholeMaps ? mb : mb * oh
+        let globalTranspose = !(firstConv && ow >= 124 && oh > 1 && oc * oh * ow >= machine.l2BytesPerCore / 4)
+
+        // balance: the split with the least estimated traffic per thread (float, as oneDNN computes it).
+        let weightScale = Float(0.5) * Float(mb * oc * oh * trOW * 2 + mb * ic * ih * trIW * 2) / Float(oc * ic * k * k * 4)
+        let ratio = Float(nbOC) / Float(nbIC)
+        let srcCoef = max(1 / ratio, 1) * (weightScale < 1 ? 4 : 1)
+        let (dstCoef, weiCoef) = (max(ratio, 1), max(weightScale, 1))
+        func traffic(_ m: Int, _ o: Int, _ i: Int) -> Float {
+            let src = srcCoef * Float(ceilDiv(sampleWork, m) * ceilDiv(nbIC, i) * mb * icBlock * ih * trIW) / Float(sampleWork * stride * stride)
+            let dst = dstCoef * Float(ceilDiv(sampleWork, m) * ceilDiv(nbOC, o) * mb * block * oh * trOW) / Float(sampleWork)
+            let wei = weiCoef * Float(ceilDiv(nbOC, o) * ceilDiv(nbIC, i) * k * k * icBlock * block)
+            return src + dst + wei
+        }
+        let threads = machine.threads
+        var split = (mb: 1, oc: 1, ic: 1)
+        var least = traffic(1, 1, 1)
+        for m in 1...max(1, min(threads, sampleWork)) {
+            let share = threads / m
+            for o in 1...max(1, min(share, nbOC)) {
+                let i = min(share / o, nbIC)
+                let t = traffic(m, o, i)
+                if t <= least { (least, split) = (t, (m, o, i)) }
+            }
+        }
+        if split.mb > threads / 2 && split.mb < threads { split.mb = min(sampleWork, threads) }
+        let used = split.mb * split.oc * split.ic
+
+        var total = 0
+        func book(_ bytes: Int, alignment: Int = 128) { if bytes > 0 { total += bytes + alignment } }
+        let barrier = 4096  // simple_barrier::ctx_t, page-aligned
+        let inputImages = firstConv ? 0 : (globalTranspose ? split.mb * nbIC : used)
+        book((inputImages * trIW * icBlock * ih + trPad) * 2)
+        if globalTranspose && split.oc > 1 { book(used / split.oc * barrier, alignment: barrier) }
+        book((globalTranspose ? split.mb * nbOC : used) * trOW * block * oh * 2)
+        if globalTranspose && split.ic > 1 { book(used / split.ic * barrier, alignment: barrier) }
+        book((oc * ic * k * k + (conv.bias ? oc : 0)) * split.mb * 4)
+        if globalTranspose { book(barrier, alignment: barrier) }
+        return total
     }
 }

@@ -70,6 +70,13 @@ extension TraceBuilder {
         case .allocate(let buffer):
             run.named[run.key(buffer.name, timestep)] = allocate(buffer, path: run.path, span: scriptSpan(run, timestep))
             return true
+        case .allocateScratchpad(let name, let scratchpad):
+            // oneDNN sizes it for the samples this run convolves: T·B, a segment's k·B, or B.
+            let span = scriptSpan(run, timestep)
+            let bytes = scratchpad.bytes(samples: batch * steps(span), on: oneDNNMachine)
+            run.named[run.key(name, timestep)] = allocate(run.path, name, timestep: span.timestep, role: .workspace,
+                                                          shape: TensorShape([bytes]), dtype: .bool)  // raw bytes
+            return true
         case .free(let name):
             guard let id = run.named.removeValue(forKey: run.key(name, timestep)) else {
                 preconditionFailure("\(run.path): script frees \(name), which it did not allocate")
@@ -131,7 +138,7 @@ extension TraceBuilder {
                 run.saved.append(allocate(BufferDeclaration(name: "input.\(half.rawValue)", role: .activation, shape: run.layer.inputShape,
                                                             dtype: half), path: run.path, span: run.span))
                 run.inputCast = true
-            case .allocate, .free:
+            case .allocate, .allocateScratchpad, .free:
                 break  // runTemporary
             case .inputGradient, .parameterGradients, .releaseSaved, .releaseOutputGradient, .ifInputGradient, .castGradients:
                 preconditionFailure("\(run.path): backward step in a forward script")
@@ -210,7 +217,7 @@ extension TraceBuilder {
                 if run.needInputGradient { runBackward(body, &run, dY: dY, parameters: parameters, timestep: timestep) }
             case .eachTimestep(let body):
                 for t in scriptTimesteps(run.span) { runBackward(body, &run, dY: dY, parameters: parameters, timestep: t) }
-            case .allocate, .free:
+            case .allocate, .allocateScratchpad, .free:
                 break  // runTemporary
             case .save, .output, .initialState, .replaceState, .castWeight, .castInput:
                 preconditionFailure("\(run.path): forward step in a backward script")

@@ -63,6 +63,9 @@ struct TraceBuilder {
     var recomputeFlops = 0.0
     var backwardFlops = 0.0
 
+    /// The threads and ISA oneDNN's scratchpads are sized for on pytorch-cpu.
+    var oneDNNMachine = OneDNNMachine.fixtures
+
     init(profile: Profile, batch: Int, timesteps: Int, runtime: Runtime = .snnmem) {
         self.profile = profile
         self.batch = batch

@@ -37,6 +37,12 @@ public struct PyTorchMeasurement: Codable, Equatable, Sendable {
     public var segment: Int?
     public var batch: Int
     public var timesteps: Int
+    /// float32, or the half type of autocast; absent in measurements from before mixed precision.
+    public var dtype: String?
+    /// SHA-256 of the profile file measured.
+    public var profileSHA256: String?
+    /// `torch.get_num_threads()` on the CPU (absent before it was written: the fixtures' 2).
+    public var threads: Int?
     public var torch: String?
     public var spikingjelly: String?
     public var savedBytes: Int

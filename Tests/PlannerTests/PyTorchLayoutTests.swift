@@ -107,4 +107,56 @@ final class PyTorchLayoutTests: XCTestCase {
         XCTAssertLessThanOrEqual(result.peakBytesAtMax ?? .max, budget)
         XCTAssertGreaterThan(result.peakBytesAtMaxPlusOne, budget)
     }
+
+    /// oneDNN's bf16 weight-gradient scratchpad against single convolutions measured under CPU
+    /// autocast (PyTorch 2.15, an AMD EPYC with AVX512-BF16; `nativeBF16: false` ran with
+    /// `ONEDNN_MAX_CPU_ISA=AVX512_CORE`): threads 1-8, 1-16 samples, first convs (one at 128x128
+    /// transposing in blocks), strides 2, kernels 5 and 7, padded channels, a bias.
+    func testBFloat16WeightGradientScratchpadEqualsOneDNNs() {
+        // (in, out, kernel, stride, padding, bias, input size, samples, threads, native bf16, bytes measured)
+        let measured: [(Int, Int, Int, Int, Int, Bool, Int, Int, Int, Bool, Int)] = [
+            (256, 256, 3, 1, 1, false, 8, 4, 1, true, 2441604),
+            (256, 256, 3, 1, 1, false, 8, 16, 2, true, 2449796),
+            (256, 256, 3, 1, 1, false, 8, 16, 8, true, 4886916),
+            (64, 128, 3, 1, 1, false, 32, 2, 3, true, 2097540),
+            (128, 256, 3, 1, 1, false, 16, 16, 4, true, 2789764),
+            (512, 512, 3, 1, 1, false, 4, 1, 8, true, 9494916),
+            (3, 64, 3, 1, 1, false, 32, 4, 2, true, 154756),
+            (3, 64, 3, 1, 1, false, 32, 4, 8, true, 296836),
+            (3, 16, 3, 1, 1, false, 128, 2, 2, true, 1052420),
+            (3, 64, 7, 2, 3, false, 224, 2, 2, true, 1660040),
+            (128, 256, 3, 2, 1, false, 16, 4, 2, true, 1311108),
+            (256, 256, 5, 1, 2, false, 8, 4, 2, true, 6652296),
+            (20, 40, 3, 1, 1, false, 16, 4, 2, true, 205188),
+            (64, 120, 3, 1, 1, true, 16, 4, 2, true, 804228),
+            (256, 256, 3, 1, 1, false, 8, 4, 1, false, 2441604),
+            (256, 256, 3, 1, 1, false, 8, 16, 2, false, 2449796),
+            (128, 256, 3, 1, 1, false, 16, 16, 4, false, 2789764),
+            (3, 64, 3, 1, 1, false, 32, 4, 2, false, 154756),
+            (3, 16, 3, 1, 1, false, 128, 2, 2, false, 1052420),
+            (3, 64, 7, 2, 3, false, 224, 2, 2, false, 1660040),
+            (128, 256, 3, 2, 1, false, 16, 4, 2, false, 1311108),
+            (256, 256, 5, 1, 2, false, 8, 4, 2, false, 6652296),
+            (64, 64, 3, 1, 1, false, 56, 16, 4, true, 1950084),
+            // Where the ISA decides: emulated bf16 never loops over whole maps, so it splits the samples.
+            (128, 128, 3, 1, 1, false, 56, 1, 2, true, 2240900),
+            (128, 128, 3, 1, 1, false, 56, 1, 2, false, 4456836),
+            (128, 128, 3, 1, 1, false, 32, 2, 3, true, 1147268),
+            (128, 128, 3, 1, 1, false, 32, 2, 3, false, 3400068),
+            (128, 128, 3, 1, 1, false, 28, 1, 4, true, 1022340),
+            (128, 128, 3, 1, 1, false, 28, 1, 4, false, 2032004),
+        ]
+        for (i, o, k, s, p, bias, size, samples, threads, native, bytes) in measured {
+            let conv = ConvSpec(inChannels: i, outChannels: o, kernel: k, stride: s, padding: p, bias: bias)
+            let out = (size + 2 * p - k) / s + 1
+            let scratchpad = OneDNNWeightGradientScratchpad(conv: conv, input: TensorShape([i, size, size]), output: TensorShape([o, out, out]))
+            let machine = OneDNNMachine(threads: threads, nativeBF16: native, l2BytesPerCore: 1 << 20)
+            XCTAssertTrue(scratchpad.isBooked)
+            XCTAssertEqual(scratchpad.bytes(samples: samples, on: machine), bytes, "\(conv) \(size)x\(size), \(samples) samples, \(threads) threads")
+        }
+        // The 1x1 and depthwise primitives book scratchpads of their own, not modelled.
+        for conv in [ConvSpec(inChannels: 64, outChannels: 256, kernel: 1), ConvSpec(inChannels: 64, outChannels: 64, kernel: 3, groups: 64)] {
+            XCTAssertFalse(OneDNNWeightGradientScratchpad(conv: conv, input: TensorShape([64, 8, 8]), output: TensorShape([conv.outChannels, 8, 8])).isBooked)
+        }
+    }
 }

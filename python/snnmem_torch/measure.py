@@ -178,6 +178,8 @@ def measure(profile_path: str, strategy: str = "bptt", batch: Optional[int] = No
         "profileSHA256": profile.sha256,
         "runtime": "pytorch-cuda" if cuda else "pytorch-cpu",
         "device": device_description(dev),
+        # oneDNN's bfloat16 weight-gradient scratchpads grow with the threads: the plan needs them.
+        "threads": torch.get_num_threads(),
         "strategy": strategy,
         "segment": trainer.segment,
         "batch": trainer.batch,
