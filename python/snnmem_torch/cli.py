@@ -1,4 +1,5 @@
-"""`snnmem-torch measure PROFILE.yaml [--strategy ...] [-o out.json]` (also `python -m snnmem_torch`).
+"""`snnmem-torch measure PROFILE.yaml [--strategy ...] [-o out.json]` (also `python -m snnmem_torch`) and
+`snnmem-torch export MODULE:FACTORY --input 3x32x32 [--timesteps 4] [--batch 16] -o profile.yaml`.
 
 Exit codes: 0 success, 2 bad input (a profile error, a profile PyTorch + SpikingJelly cannot
 express, a bad option), 1 anything else.
@@ -60,14 +61,81 @@ def parser() -> argparse.ArgumentParser:
     m.add_argument("--seed", type=int, default=0)
     m.add_argument("-o", "--output", help="write the JSON here (atomically); default: print only the table")
     m.add_argument("--json", action="store_true", help="print the JSON to stdout instead of the table")
+
+    e = sub.add_parser("export", help="export a profile from a PyTorch / SpikingJelly module (torch.fx)")
+    e.add_argument("factory", metavar="MODULE:FACTORY", help="a module (or a .py file) and a callable in it that "
+                   "returns the nn.Module, or the nn.Module itself (e.g. mynets:make_net, net.py:Net)")
+    e.add_argument("--kwarg", action="append", default=[], metavar="NAME=VALUE", help="an argument for FACTORY: a "
+                   "Python literal or an importable name (spiking_neuron=spikingjelly.activation_based.neuron.LIFNode);"
+                   " repeat for more")
+    e.add_argument("--input", required=True, type=_chw, metavar="CxHxW", help="one sample's shape, e.g. 3x32x32")
+    e.add_argument("--timesteps", type=_positive, default=4, help="timesteps T (default 4)")
+    e.add_argument("--batch", type=_positive, default=16, help="batch size (default 16)")
+    e.add_argument("--strategy", choices=STRATEGIES, help="the strategy to plan first (named in the next command "
+                   "printed; a profile holds no strategy)")
+    e.add_argument("--optimizer", choices=("sgd", "adam"), default="sgd", help="default sgd")
+    e.add_argument("--lr", type=float, help="learning rate (default 0.1 for sgd, 0.001 for adam)")
+    e.add_argument("--momentum", type=float, help="sgd momentum (default 0.9)")
+    e.add_argument("--weight-decay", type=float, default=0.0)
+    e.add_argument("--dtype", choices=("float32", "float16", "bfloat16"), default="float32",
+                   help="float16/bfloat16: a run under torch.autocast (default float32)")
+    e.add_argument("--name", help="the profile's name (default: the model's class name)")
+    e.add_argument("-o", "--output", help="write the profile here (atomically); default: print it")
     return p
+
+
+def _chw(text: str) -> tuple:
+    parts = text.lower().split("x")
+    try:
+        values = tuple(int(part) for part in parts)
+    except ValueError:
+        values = ()
+    if len(values) != 3 or min(values) < 1:
+        raise argparse.ArgumentTypeError(f"'{text}' is not CxHxW (e.g. 3x32x32)")
+    return values
 
 
 def main(argv=None) -> int:
     args = parser().parse_args(argv)
     if args.command == "measure":
         return _measure(args)
+    if args.command == "export":
+        return _export(args)
     return 2  # pragma: no cover
+
+
+def _export(args) -> int:
+    from .export import ExportError, export_profile, load_factory, parse_kwarg
+
+    try:
+        kwargs = dict(parse_kwarg(text) for text in args.kwarg)
+        model = load_factory(args.factory, kwargs)
+    except ValueError as error:
+        print(f"snnmem-torch: error: {error}", file=sys.stderr)
+        return 2
+    optimizer = {"type": args.optimizer, "weight_decay": args.weight_decay}
+    if args.lr is not None:
+        optimizer["lr"] = args.lr
+    if args.momentum is not None:
+        if args.optimizer != "sgd":
+            print("snnmem-torch: error: --momentum is an SGD setting; Adam uses beta1 and beta2", file=sys.stderr)
+            return 2
+        optimizer["momentum"] = args.momentum
+    try:
+        text = export_profile(model, args.input, timesteps=args.timesteps, batch=args.batch, optimizer=optimizer,
+                              dtype=args.dtype, name=args.name, output=args.output, source=args.factory)
+    except ExportError as error:
+        print(str(error), file=sys.stderr)
+        return 2
+    except ProfileError as error:  # the exported text did not read back: a bug here, reported as such
+        print(f"snnmem-torch: internal error: the exported profile does not load:\n{error}", file=sys.stderr)
+        return 1
+    if args.output:
+        strategy = f" --strategy {args.strategy}" if args.strategy else ""
+        print(f"wrote {args.output}; next: snnmem plan {args.output}{strategy} --runtime pytorch-cpu")
+    else:
+        sys.stdout.write(text)
+    return 0
 
 
 def _measure(args) -> int:

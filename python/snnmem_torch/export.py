@@ -1,0 +1,1011 @@
+"""Exports a profile from a PyTorch + SpikingJelly module: `export_profile(model, example_input, ...)`
+and `snnmem-torch export MODULE:FACTORY ...`.
+
+The module is traced with torch.fx on a copy set to multi-step mode (SpikingJelly's
+`functional.set_step_mode(net, 'm')`, tensors [T, B, ...]), which is the run snnmem plans: its
+neurons, SpikingJelly's `layer.*` wrappers, `SeqToANNContainer` and every torch.nn module are leaves.
+A forward pass on a small example ([2, 2, C, H, W]) gives every node's shape. The traced graph is then
+read as the profile language reads a network: a chain of layers in which a tensor read by two
+consumers opens a `residual` (main + shortcut) that an add closes. Every module becomes exactly one
+profile layer (or none: `nn.Identity`), with its settings checked against what the language can say.
+Anything else (a third consumer, `torch.cat`, a product of two tensors, dropout, an activation
+function, a neuron type or surrogate the language has not) raises `ExportError` naming the module
+path, its type and what the profile language lacks; nothing is dropped or approximated.
+
+The written text is read back by the package's profile loader (the Swift loader's mirror) and each
+layer's inferred shape is held to the traced one, so a mapping mistake fails the export rather than
+giving a plan of another network.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import operator
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Optional
+
+import torch
+import torch.fx as fx
+import torch.nn as nn
+
+from .profile import NeuronSpec, OptimizerSpec, parse
+
+_TRACE_T = 2  # timesteps and batch of the tracing pass (shapes only)
+_TRACE_B = 2
+
+
+class ExportError(Exception):
+    """A module the profile language cannot express: the module path, its type, the problem, the fix."""
+
+    def __init__(self, path: str, kind: str, problem: str, fix: str):
+        super().__init__(path, kind, problem, fix)
+        self.path, self.kind, self.problem, self.fix = path, kind, problem, fix
+        self.also: list = []  # further modules the export could not express, found in the same pass
+
+    def __str__(self) -> str:
+        # One paragraph per problem; the modules that share it are listed together.
+        groups: dict = {}
+        for error in [self] + self.also:
+            groups.setdefault((error.kind, error.problem, error.fix), []).append(error.path)
+        text = []
+        for (kind, problem, fix), paths in groups.items():
+            named = [f"'{p}'" for p in paths if p]
+            where = (f"module {named[0]}" if len(named) == 1
+                     else f"modules {', '.join(named)}" if named else "the model")
+            kind_text = f" ({kind})" if kind else ""
+            text.append(f"export: error: {where}{kind_text}: {problem}\n  fix: {fix}")
+        return "\n".join(text)
+
+
+@dataclass
+class Entry:
+    """One profile layer: its kind, name, settings in write order, a comment, nested lists."""
+
+    kind: str
+    name: str
+    fields: dict = field(default_factory=dict)
+    shape: tuple = ()          # the traced per-sample output shape
+    neuron: Optional[NeuronSpec] = None
+    main: list = field(default_factory=list)
+    shortcut: list = field(default_factory=list)
+    comment: str = ""
+
+
+# ----------------------------------------------------------------------------------------------
+# Tracing
+
+
+def _sj():
+    from spikingjelly.activation_based import base, functional, layer, neuron, surrogate
+    return base, functional, layer, neuron, surrogate
+
+
+class _Tracer(fx.Tracer):
+    """torch.fx's tracer with SpikingJelly's stateful and step modules kept whole."""
+
+    def is_leaf_module(self, m: nn.Module, qualname: str) -> bool:
+        base = _sj()[0]
+        from .reversible import ReversibleStage
+        if isinstance(m, (base.StepModule, base.MemoryModule, ReversibleStage)):
+            return True
+        return super().is_leaf_module(m, qualname)
+
+
+def _type_name(obj) -> str:
+    t = obj if isinstance(obj, type) else type(obj)
+    return f"{t.__module__}.{t.__qualname__}"
+
+
+def _is_tensor_node(node) -> bool:
+    return isinstance(node, fx.Node) and "tensor_meta" in node.meta and hasattr(node.meta["tensor_meta"], "shape")
+
+
+def _shape(node) -> tuple:
+    return tuple(node.meta["tensor_meta"].shape)
+
+
+def _module_path(node) -> str:
+    """The module a node belongs to: its own for a module call, else the innermost enclosing one."""
+    if node.op == "call_module":
+        return str(node.target)
+    stack = node.meta.get("nn_module_stack") or {}
+    if stack:
+        return list(stack.values())[-1][0]
+    return ""
+
+
+def _node_what(node) -> str:
+    if node.op == "call_function":
+        return getattr(node.target, "__name__", str(node.target))
+    if node.op == "call_method":
+        return f"Tensor.{node.target}"
+    return str(node.target)
+
+
+class _Shapes(fx.Interpreter):
+    """Runs the traced graph once, keeping each tensor's shape in node.meta["tensor_meta"] (as torch.fx's
+    ShapeProp), and names the module that fails to run on its input."""
+
+    def run_node(self, node):
+        from torch.fx.passes.shape_prop import _extract_tensor_metadata
+        try:
+            result = super().run_node(node)
+        except ExportError:
+            raise
+        except Exception as error:  # noqa: BLE001 - reported with the node that raised it
+            shapes = [list(a.shape) for a in self._tensors(node)]
+            if node.op == "call_module":
+                kind = _type_name(self.module.get_submodule(node.target))
+            else:
+                kind = _node_what(node)
+            raise ExportError(_module_path(node) or node.name, kind,
+                              f"does not run in multi-step mode on {shapes} ([T, B, ...]): {error}",
+                              "use SpikingJelly's layer.* modules (or wrap torch.nn ones in layer.SeqToANNContainer) "
+                              "so that every layer takes [T, B, ...]") from None
+        if isinstance(result, torch.Tensor):
+            node.meta["tensor_meta"] = _extract_tensor_metadata(result)
+        return result
+
+    def _tensors(self, node) -> list:
+        values = []
+        for arg in list(node.args) + list(node.kwargs.values()):
+            if isinstance(arg, fx.Node) and isinstance(self.env.get(arg), torch.Tensor):
+                values.append(self.env[arg])
+        return values
+
+
+# ----------------------------------------------------------------------------------------------
+# The graph as a chain of layers with residual branches
+
+
+class _Reader:
+    def __init__(self, gm: fx.GraphModule, timesteps: int, batch: int):
+        self.gm = gm
+        self.modules = dict(gm.named_modules())
+        self.nodes = list(gm.graph.nodes)
+        self.order = {node: i for i, node in enumerate(self.nodes)}
+        self.timesteps, self.batch = timesteps, batch
+        self._pdom = None
+        self.problems: list = []  # modules refused so far; the walk goes on past them to find the rest
+
+    # A tensor's consumers: nodes that take it as an argument and give a tensor (size queries aside).
+    def users(self, node) -> list:
+        out = []
+        for user in node.users:
+            if user.op == "output" or _is_tensor_node(user):
+                out.append(user)
+            else:
+                raise self._refuse(user, f"{_node_what(user)} reads the tensor as a value the profile cannot hold "
+                                   "(a size, a list)", "compute sizes outside forward")
+        return sorted(out, key=self.order.get)
+
+    def _refuse(self, node, problem: str, fix: str) -> ExportError:
+        path = _module_path(node)
+        if node.op == "call_module":
+            kind = _type_name(self.modules[node.target])
+        else:
+            kind = _node_what(node)
+        return ExportError(path or node.name, kind, problem, fix)
+
+    def post_dominators(self) -> dict:
+        if self._pdom is None:
+            pdom = {}
+            for node in reversed(self.nodes):
+                successors = [u for u in node.users]
+                if not successors:
+                    pdom[node] = {node}
+                else:
+                    common = set.intersection(*(pdom[s] for s in successors))
+                    pdom[node] = common | {node}
+            self._pdom = pdom
+        return self._pdom
+
+    def join_of(self, node):
+        """The first node every path from `node` passes through (its immediate post-dominator)."""
+        candidates = self.post_dominators()[node] - {node}
+        return min(candidates, key=self.order.get) if candidates else None
+
+    # -- the chain --------------------------------------------------------------------------------
+
+    def read(self) -> tuple:
+        placeholders = [n for n in self.nodes if n.op == "placeholder"]
+        if len(placeholders) != 1:
+            raise ExportError("", "", f"forward takes {len(placeholders)} inputs; a profile has one input tensor",
+                              "export a module whose forward takes one tensor [T, B, C, H, W]")
+        start = placeholders[0]
+        shape = _shape(start)
+        if len(shape) != 5:
+            raise ExportError("", "", f"the input is {list(shape)}; a profile's input is [T, B, C, H, W] images",
+                              "give the example input as C x H x W (e.g. --input 3x32x32)")
+        try:
+            layers, last = self.chain(start, None)
+        except ExportError as error:
+            self.problems.append(error)
+        else:
+            out = _shape(last)[2:]
+            if len(out) != 1 or out[0] < 2:
+                self.problems.append(self._refuse(last, f"the network gives {list(out)} per sample and timestep; a "
+                                                  "profile's network ends in class scores (at least 2)",
+                                                  "end the model with a flatten and a linear layer"))
+        if self.problems:
+            first = self.problems[0]
+            first.also = self.problems[1:]
+            raise first
+        return layers, last
+
+    def chain(self, value, stop) -> tuple:
+        """The layers from `value` on, until `stop` (a residual's add) or the output; returns them and the
+        node whose tensor ends the chain."""
+        layers = []
+        while True:
+            users = self.users(value)
+            if stop is not None and users == [stop]:
+                return layers, value
+            if len(users) == 1:
+                user = users[0]
+                if user.op == "output":
+                    return layers, value
+                if self._is_add(user):
+                    raise self._refuse(user, "adds two tensors that do not branch from one tensor, which is not a "
+                                       "`residual` (main + shortcut from the same input)",
+                                       "add only a branch and its shortcut from the same tensor")
+                if self._is_readout(user):
+                    readout_users = self.users(user)
+                    if len(readout_users) == 1 and readout_users[0].op == "output":
+                        return layers, value
+                    raise self._refuse(user, "averages over time before the last layer; a profile's loss averages "
+                                       "the last layer's output over T", "average over time only at the output")
+                layers.extend(self.layer(user))
+                value = user
+            elif len(users) == 2:
+                residual, value = self.residual(value, users)
+                layers.append(residual)
+            elif not users:
+                raise self._refuse(value, "its output is not used", "remove the unused computation")
+            else:
+                names = ", ".join(f"'{_module_path(u) or u.name}'" for u in users)
+                raise self._refuse(value, f"its output is read by {len(users)} consumers ({names}); the profile "
+                                   "language joins exactly two branches (a `residual`: main + shortcut) and has no "
+                                   "named tensors to read one output more often",
+                                   "restructure the model; a tensor with more readers needs named tensors in the "
+                                   "profile language (issue 13)")
+
+    def residual(self, value, users) -> tuple:
+        join = self.join_of(value)
+        fork = f"'{_module_path(value) or value.name}'"
+        if join is None:
+            raise self._refuse(value, "its output takes two paths that never meet; the profile language's only "
+                               "branching is a residual (main + shortcut, added)", "join the paths with an add")
+        if not self._is_add(join) or len(self._tensor_args(join)) != 2:
+            what = _node_what(join)
+            if join.op == "output":
+                problem = f"the model returns more than one tensor computed from {fork}; a profile's network gives one"
+            elif self._is_cat(join):
+                problem = (f"concatenates two paths from {fork}: the profile language has no concatenation "
+                           "(its only join is a residual add of main + shortcut)")
+            elif what in ("mul", "Tensor.mul", "and_", "mul_"):
+                problem = (f"joins two paths from {fork} with a product ({what}): the profile language joins paths "
+                           "only by adding them (a residual); SEW's AND and IAND connections are products")
+            else:
+                problem = (f"joins two paths from {fork} with {what}: the profile language joins paths only by "
+                           "adding them (a residual of main + shortcut)")
+            raise self._refuse(join, problem, "use an addition of a branch and its shortcut (SEW ADD, spiking "
+                               "ResNet); concatenation and products need profile-language extensions (issue 13)")
+        branches = []
+        for user in users:
+            if user is join:
+                branches.append(([], None))
+            else:
+                entries = self.layer(user)
+                more, _ = self.chain(user, join)
+                branches.append((entries + more, user))
+        nonempty = [b for b in branches if b[1] is not None]
+        if not nonempty:
+            raise self._refuse(join, "adds a tensor to itself", "write 2 * x as a layer the profile has (none yet)")
+        # main is the branch that runs first (snnmem's residual runs main, then shortcut).
+        nonempty.sort(key=lambda b: self.order[b[1]])
+        main = nonempty[0][0]
+        shortcut = nonempty[1][0] if len(nonempty) == 2 else []
+        if not main:
+            raise self._refuse(join, "its main branch has no layer", "a residual needs at least one layer in main")
+        path = _module_path(join)
+        entry = Entry("residual", path or "residual", shape=_shape(join)[2:], main=main, shortcut=shortcut)
+        _relative_names(entry, path)
+        return entry, join
+
+    # -- node kinds --------------------------------------------------------------------------------
+
+    @staticmethod
+    def _tensor_args(node) -> list:
+        return [a for a in list(node.args) + list(node.kwargs.values()) if _is_tensor_node(a)]
+
+    def _is_add(self, node) -> bool:
+        if node.op == "call_function" and node.target in (operator.add, operator.iadd, torch.add):
+            return len(self._tensor_args(node)) == 2 and not node.kwargs.get("alpha")
+        if node.op == "call_method" and node.target in ("add", "add_", "__add__"):
+            return len(self._tensor_args(node)) == 2 and not node.kwargs.get("alpha")
+        return False
+
+    @staticmethod
+    def _is_cat(node) -> bool:
+        return (node.op == "call_function" and node.target in (torch.cat, torch.concat, torch.stack)) or \
+               (node.op == "call_method" and node.target in ("cat",))
+
+    def _is_readout(self, node) -> bool:
+        """`out.mean(0)` over [T, B, classes]: what the loss does anyway."""
+        if node.op == "call_method" and node.target == "mean":
+            args = list(node.args[1:]) + [node.kwargs.get("dim")]
+        elif node.op == "call_function" and node.target is torch.mean:
+            args = list(node.args[1:]) + [node.kwargs.get("dim")]
+        else:
+            return False
+        dims = [a for a in args if a is not None]
+        return len(dims) == 1 and dims[0] in (0, (0,), [0]) and not node.kwargs.get("keepdim")
+
+    def layer(self, node) -> list:
+        """The profile layers of one traced node (none for an identity)."""
+        args = self._tensor_args(node)
+        if len(args) != 1:
+            if self._is_cat(node):
+                raise self._refuse(node, "concatenates tensors (e.g. skip connections); the profile language has no "
+                                   "concatenation, only a residual add of main + shortcut",
+                                   "needs a profile-language extension for concatenation / named tensors (issue 13)")
+            if self._is_add(node):
+                raise self._refuse(node, "adds tensors that are not a branch and its shortcut from one input",
+                                   "keep residual adds to main + shortcut of the same tensor")
+            raise self._refuse(node, f"combines {len(args)} tensors; the profile language's layers take one",
+                               "only residual adds (main + shortcut) can join two tensors in a profile")
+        in_shape, out_shape = _shape(args[0]), _shape(node)
+        if node.op == "call_module":
+            module = self.modules[node.target]
+            try:
+                return _module_entries(str(node.target), module, in_shape, out_shape, self.timesteps, self.batch)
+            except ExportError as error:
+                self.problems.append(error)
+                return []
+        if node.op in ("call_function", "call_method"):
+            what = _node_what(node)
+            if what in ("flatten", "Tensor.flatten", "Tensor.view", "Tensor.reshape", "reshape", "Tensor.flatten"):
+                if len(in_shape) >= 3 and out_shape == tuple(in_shape[:2]) + (math.prod(in_shape[2:]),):
+                    return [Entry("flatten", node.name, shape=out_shape[2:])]
+                raise self._refuse(node, f"reshapes {list(in_shape)} to {list(out_shape)}; the profile's flatten "
+                                   "keeps [T, B] and flattens the rest", "flatten from dimension 2 in multi-step mode")
+            if what in ("mul", "Tensor.mul", "truediv", "sub", "Tensor.sub", "rsub"):
+                raise self._refuse(node, f"applies {what} to a tensor; the profile language has no elementwise "
+                                   "arithmetic layer (SEW's AND and IAND connections are products)",
+                                   "use SEW's ADD connection, or extend the profile language")
+            raise self._refuse(node, f"{what} has no profile layer", "use a module the profile language has: conv, "
+                               "batch norm, linear, pooling, flatten, LIF/IF neurons, residual adds")
+        raise self._refuse(node, f"a {node.op} node has no profile layer", "use modules, not attributes")
+
+
+def _relative_names(entry: Entry, prefix: str) -> None:
+    """Names inside a residual relative to its module ('layer1.0.conv1' -> 'conv1'), where unique."""
+    if not prefix:
+        return
+    for branch in (entry.main, entry.shortcut):
+        short = [e.name[len(prefix) + 1:] if e.name.startswith(prefix + ".") else e.name for e in branch]
+        if len(set(short)) == len(short):
+            for e, s in zip(branch, short):
+                e.name = s
+
+
+# ----------------------------------------------------------------------------------------------
+# Modules
+
+
+def _pair(value, what: str, path: str, module) -> int:
+    values = value if isinstance(value, (tuple, list)) else (value, value)
+    if len(set(values)) != 1:
+        raise ExportError(path, _type_name(module), f"{what} {tuple(values)} differs between height and width; the "
+                          f"profile language has one {what} for both", f"use a square {what}")
+    return int(values[0])
+
+
+def _module_entries(path: str, module: nn.Module, in_shape: tuple, out_shape: tuple, timesteps: int,
+                    batch: int) -> list:
+    """One module called on [T, B, ...] (or on [T*B, ...] inside a SeqToANNContainer)."""
+    _, _, sj_layer, sj_neuron, _ = _sj()
+    kind = _type_name(module)
+    inner, outer = tuple(in_shape[2:]), tuple(out_shape[2:])
+
+    def refuse(problem: str, fix: str):
+        return ExportError(path, kind, problem, fix)
+
+    if isinstance(module, sj_layer.SeqToANNContainer):
+        # Its modules run on [T*B, ...]: each one is a layer of its own, in order.
+        entries, _ = _run_children(_flatten_sequential(module, path), inner, merged=True, timesteps=timesteps,
+                                   batch=batch)
+        return entries
+    from .reversible import ReversibleStage
+    if isinstance(module, ReversibleStage):
+        return [_reversible_entry(path, module, inner, timesteps, batch)]
+    if isinstance(module, nn.Identity):
+        return []
+    if isinstance(module, (nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, sj_layer.Dropout)):
+        raise refuse("dropout has no profile layer (the profile language cannot say that its mask is kept for "
+                     "backward)", "remove dropout for the export, or extend the profile language with `dropout`")
+    if isinstance(module, sj_neuron.BaseNode):
+        return [Entry("neuron", path, shape=outer, neuron=_neuron_spec(path, module))]
+    if type(module) in (nn.Conv2d, sj_layer.Conv2d):
+        if module.padding_mode != "zeros":
+            raise refuse(f"padding_mode '{module.padding_mode}'; the profile's conv pads with zeros",
+                         "use padding_mode='zeros'")
+        if _pair(module.dilation, "dilation", path, module) != 1:
+            raise refuse(f"dilation {module.dilation}; the profile language has no dilated convolution",
+                         "use dilation 1")
+        kernel = _pair(module.kernel_size, "kernel", path, module)
+        stride = _pair(module.stride, "stride", path, module)
+        if isinstance(module.padding, str):
+            if module.padding == "valid":
+                padding = 0
+            elif kernel % 2 == 1:
+                padding = kernel // 2
+            else:
+                raise refuse("padding='same' with an even kernel pads unevenly; a profile pads evenly",
+                             "use an odd kernel or integer padding")
+        else:
+            padding = _pair(module.padding, "padding", path, module)
+        if padding >= kernel:
+            raise refuse(f"padding {padding} is not smaller than the kernel {kernel}, which a profile's conv requires",
+                         f"use padding at most {kernel - 1}")
+        fields = {"out": module.out_channels, "kernel": kernel}
+        if stride != 1:
+            fields["stride"] = stride
+        if padding:
+            fields["padding"] = padding
+        if module.groups != 1:
+            fields["groups"] = module.groups
+        if module.bias is not None:
+            fields["bias"] = True
+        return [Entry("conv", path, fields, outer)]
+    if type(module) in (nn.BatchNorm2d, sj_layer.BatchNorm2d, nn.BatchNorm1d, sj_layer.BatchNorm1d):
+        if not module.affine:
+            raise refuse("affine=False; a profile's batch norm has a learnable weight and bias",
+                         "use affine=True")
+        if not module.track_running_stats:
+            raise refuse("track_running_stats=False; a profile's batch norm keeps running mean and variance",
+                         "use track_running_stats=True")
+        is_2d = isinstance(module, nn.BatchNorm2d)
+        if is_2d != (len(inner) == 3):
+            raise refuse(f"normalizes a {list(inner)} input per sample; a profile's batch norm is BatchNorm2d on "
+                         "[C, H, W] or BatchNorm1d on flat features", "use BatchNorm1d only after flatten")
+        return [Entry("batchnorm", path, {}, outer)]
+    if type(module) in (nn.Linear, sj_layer.Linear):
+        if len(inner) != 1:
+            raise refuse(f"is applied to a {list(inner)} input; a profile's linear takes flat features",
+                         "flatten before the linear layer")
+        fields = {"out": module.out_features}
+        if module.bias is None:
+            fields["bias"] = False
+        return [Entry("linear", path, fields, outer)]
+    if type(module) in (nn.AvgPool2d, sj_layer.AvgPool2d, nn.MaxPool2d, sj_layer.MaxPool2d):
+        is_max = isinstance(module, nn.MaxPool2d)
+        if module.ceil_mode:
+            raise refuse("ceil_mode=True; a profile's pooling rounds its output size down", "use ceil_mode=False")
+        if is_max and (module.return_indices or _pair(module.dilation, "dilation", path, module) != 1):
+            raise refuse("returns indices or is dilated; a profile's max pooling is neither",
+                         "use return_indices=False, dilation=1")
+        kernel = _pair(module.kernel_size, "kernel", path, module)
+        stride = _pair(module.stride if module.stride is not None else kernel, "stride", path, module)
+        padding = _pair(module.padding, "padding", path, module)
+        fields = {"kernel": kernel}
+        if stride != kernel:
+            fields["stride"] = stride
+        if padding:
+            fields["padding"] = padding
+        return [Entry("maxpool" if is_max else "avgpool", path, fields, outer)]
+    if type(module) in (nn.AdaptiveAvgPool2d, sj_layer.AdaptiveAvgPool2d):
+        c, h, w = inner
+        oh, ow = outer[1], outer[2]
+        if (oh, ow) == (1, 1):
+            if h != w:
+                raise refuse(f"pools a {h}x{w} input to 1x1; a profile's global average pooling needs a square input",
+                             "use a square input")
+            return [Entry("globalavgpool", path, {}, outer)]
+        if h % oh == 0 and w % ow == 0 and h // oh == w // ow:
+            k = h // oh
+            return [Entry("avgpool", path, {"kernel": k}, outer,
+                          comment=f"AdaptiveAvgPool2d to {oh}x{ow} on {h}x{w}: the same {k}x{k} windows (both save "
+                          "their input)")]
+        raise refuse(f"pools a {h}x{w} input to {oh}x{ow}, windows no fixed pooling layer has (overlapping or "
+                     "upsampling)", "use an input size at which the adaptive pooling divides evenly "
+                     "(e.g. 224x224 for a 7x7 output)")
+    if type(module) in (nn.Flatten, sj_layer.Flatten):
+        if len(outer) == 1 and outer[0] == math.prod(inner):
+            return [Entry("flatten", path, {}, outer)]
+        raise refuse(f"flattens {list(inner)} to {list(outer)} per sample; a profile's flatten makes one flat vector",
+                     "flatten from the channel dimension on (start_dim=1 in a SpikingJelly layer)")
+    if isinstance(module, nn.Sequential):
+        raise refuse("a Sequential subclass traced as one module has no profile layer", "use nn.Sequential")
+    raise refuse(f"{type(module).__name__} has no profile layer", "the profile language has conv, batchnorm, "
+                 "linear, avgpool, maxpool, globalavgpool, flatten, LIF/IF neurons and residual adds")
+
+
+def _run_children(children: list, inner: tuple, merged: bool, timesteps: int, batch: int) -> tuple:
+    """The entries of modules run one after another on a small example ([T*B, ...] when `merged`, as in
+    a SeqToANNContainer, else [T, B, ...]), and the per-sample shape they end with."""
+    _, functional, _, _, _ = _sj()
+    lead = (_TRACE_T * _TRACE_B,) if merged else (_TRACE_T, _TRACE_B)
+    x = torch.rand(lead + tuple(inner))
+    entries = []
+    with torch.no_grad():
+        for child_path, child in children:
+            runner = copy.deepcopy(child)
+            try:
+                y = runner(x)
+            except Exception as error:  # noqa: BLE001 - reported with the module
+                raise ExportError(child_path, _type_name(child), f"does not run on {list(x.shape)}: {error}",
+                                  "check the module's input") from None
+            functional.reset_net(runner)
+            entries += _module_entries(child_path, child, (_TRACE_T, _TRACE_B) + tuple(x.shape[len(lead):]),
+                                       (_TRACE_T, _TRACE_B) + tuple(y.shape[len(lead):]), timesteps, batch)
+            x = y
+    return entries, tuple(x.shape[len(lead):])
+
+
+def _reversible_entry(path: str, module: nn.Module, inner: tuple, timesteps: int, batch: int) -> Entry:
+    """snnmem's own reversible stage (the measure package's `reversible.ReversibleStage`): every block
+    Y1 = X1 + F(X2), Y2 = X2 + G(Y1) on channel halves, written back as `reversible:` when its blocks repeat
+    one f and one g."""
+    half = (inner[0] // 2,) + tuple(inner[1:])
+    shapes = []
+    for index, block in enumerate(module.blocks):
+        f, _ = _run_children(_flatten_sequential(block.f, f"{path}.blocks.{index}.f"), half, False, timesteps, batch)
+        g, _ = _run_children(_flatten_sequential(block.g, f"{path}.blocks.{index}.g"), half, False, timesteps, batch)
+        for branch, prefix in ((f, f"{path}.blocks.{index}.f."), (g, f"{path}.blocks.{index}.g.")):
+            for e in branch:
+                e.name = e.name[len(prefix):] if e.name.startswith(prefix) else e.name
+        shapes.append((f, g))
+    f, g = shapes[0]
+    for index, (fi, gi) in enumerate(shapes[1:], 1):
+        if _structure(fi) != _structure(f) or _structure(gi) != _structure(g):
+            raise ExportError(f"{path}.blocks.{index}", _type_name(module.blocks[index]),
+                              "differs from block 0; a profile's reversible stage repeats one f and one g",
+                              "split the stage where blocks differ")
+    entry = Entry("reversible", path, {"blocks": len(module.blocks)}, inner, main=f,
+                  shortcut=[] if _structure(g) == _structure(f) else g)
+    return entry
+
+
+def _structure(entries: list) -> list:
+    return [(e.kind, e.name, sorted(e.fields.items()), e.neuron and _neuron_key(e.neuron), _structure(e.main),
+             _structure(e.shortcut)) for e in entries]
+
+
+def _flatten_sequential(module: nn.Module, path: str) -> list:
+    out = []
+    for name, child in module.named_children():
+        child_path = f"{path}.{name}"
+        if type(child) is nn.Sequential:
+            out += _flatten_sequential(child, child_path)
+        else:
+            out.append((child_path, child))
+    return out
+
+
+def _neuron_spec(path: str, module: nn.Module) -> NeuronSpec:
+    _, _, _, sj_neuron, sj_surrogate = _sj()
+    kind = _type_name(module)
+
+    def refuse(problem: str, fix: str):
+        return ExportError(path, kind, problem, fix)
+
+    if type(module) not in (sj_neuron.LIFNode, sj_neuron.IFNode):
+        missing = ("learnable time constant (ParametricLIFNode's w)" if isinstance(module, sj_neuron.ParametricLIFNode)
+                   else f"{type(module).__name__} neuron")
+        raise refuse(f"the profile language has no {missing}; its neurons are SpikingJelly's LIFNode and IFNode",
+                     "use LIFNode or IFNode, or extend the profile language's neuron types")
+    spec = NeuronSpec()
+    spec.type = "lif" if type(module) is sj_neuron.LIFNode else "if"
+    if spec.type == "lif":
+        if not module.decay_input:
+            raise refuse("decay_input=False; a profile's LIF decays its input (H = V + (X - (V - V_reset)) / tau)",
+                         "use decay_input=True")
+        spec.tau = float(module.tau)
+    if getattr(module, "store_v_seq", False):
+        raise refuse("store_v_seq=True keeps every timestep's v, which a profile's neuron does not",
+                     "use store_v_seq=False")
+    if getattr(module, "_neuron_precision", None) is not None:
+        raise refuse("a neuron precision is set; a profile's neuron runs in the model's dtype",
+                     "leave the neuron precision unset")
+    spec.threshold = float(module.v_threshold)
+    if module.v_reset is None:
+        spec.reset = "soft"
+    else:
+        spec.reset = "hard"
+        spec.v_reset = float(module.v_reset)
+    spec.detach_reset = bool(module.detach_reset)
+    surrogate = module.surrogate_function
+    if type(surrogate) not in (sj_surrogate.ATan, sj_surrogate.Sigmoid):
+        raise refuse(f"surrogate {type(surrogate).__name__}; the profile language has atan and sigmoid",
+                     "use surrogate.ATan or surrogate.Sigmoid")
+    if not surrogate.spiking:
+        raise refuse("its surrogate is not in spiking mode", "use spiking=True")
+    spec.surrogate = "atan" if type(surrogate) is sj_surrogate.ATan else "sigmoid"
+    spec.surrogate_alpha = float(surrogate.alpha)
+    return spec
+
+
+# ----------------------------------------------------------------------------------------------
+# Optimizer
+
+
+def _optimizer_spec(optimizer, model: nn.Module) -> OptimizerSpec:
+    if optimizer is None:
+        return OptimizerSpec()
+    if isinstance(optimizer, OptimizerSpec):
+        return optimizer
+    if isinstance(optimizer, dict):
+        spec = OptimizerSpec()
+        spec.type = optimizer.get("type", "sgd")
+        if spec.type not in ("sgd", "adam"):
+            raise ExportError("", "optimizer", f"type '{spec.type}'; the profile language has sgd and adam",
+                              "use sgd or adam")
+        spec.learning_rate = float(optimizer.get("lr", 1e-3 if spec.type == "adam" else 0.1))
+        spec.momentum = float(optimizer.get("momentum", 0.9 if spec.type == "sgd" else 0.0))
+        spec.weight_decay = float(optimizer.get("weight_decay", 0.0))
+        return spec
+    kind = _type_name(optimizer)
+    if type(optimizer) not in (torch.optim.SGD, torch.optim.Adam):
+        raise ExportError("", kind, f"{type(optimizer).__name__} is not an optimizer the profile language has "
+                          "(sgd, adam)", "plan with SGD or Adam")
+    groups = optimizer.param_groups
+    keys = ("lr", "momentum", "weight_decay", "betas", "eps")
+    first = {k: groups[0].get(k) for k in keys}
+    for group in groups[1:]:
+        if {k: group.get(k) for k in keys} != first:
+            raise ExportError("", kind, "its parameter groups differ in settings; a profile has one optimizer setting",
+                              "use one parameter group")
+    for flag in ("nesterov", "amsgrad", "maximize", "foreach", "fused", "capturable", "differentiable"):
+        if groups[0].get(flag):
+            raise ExportError("", kind, f"{flag}=True; the profile's {type(optimizer).__name__.lower()} is the plain "
+                              "per-parameter loop PyTorch runs on the CPU by default", f"leave {flag} unset")
+    optimized = {id(p) for g in groups for p in g["params"]}
+    trainable = [name for name, p in model.named_parameters() if p.requires_grad and id(p) not in optimized]
+    if trainable:
+        raise ExportError(trainable[0], kind, "this parameter is not in the optimizer; a profile optimizes every "
+                          "parameter", "give the optimizer model.parameters()")
+    spec = OptimizerSpec()
+    g = groups[0]
+    spec.learning_rate = float(g["lr"])
+    spec.weight_decay = float(g.get("weight_decay", 0.0))
+    if type(optimizer) is torch.optim.Adam:
+        spec.type = "adam"
+        spec.momentum = 0.0
+        spec.beta1, spec.beta2 = (float(b) for b in g["betas"])
+        spec.epsilon = float(g["eps"])
+    else:
+        spec.type = "sgd"
+        spec.momentum = float(g.get("momentum", 0.0))
+        if g.get("dampening", 0):
+            raise ExportError("", kind, "dampening is set; a profile's SGD has none", "use dampening=0")
+    return spec
+
+
+# ----------------------------------------------------------------------------------------------
+# The profile text
+
+
+_PLAIN = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-]*$")
+
+
+def _scalar(value) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return repr(value)
+    if isinstance(value, int):
+        return str(value)
+    text = str(value)
+    keyword = text.lower() in ("null", "true", "false", "yes", "no", "on", "off", "y", "n")
+    return text if _PLAIN.match(text) and not keyword else '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _flow(fields: dict) -> str:
+    parts = []
+    for key, value in fields.items():
+        parts.append(f"{key}: {_flow(value) if isinstance(value, dict) else _scalar(value)}")
+    return "{" + ", ".join(parts) + "}"
+
+
+def _neuron_fields(spec: NeuronSpec, base: Optional[NeuronSpec]) -> dict:
+    """The profile's neuron mapping; with `base`, only what differs from it."""
+    full = {"type": spec.type}
+    if spec.type == "lif":
+        full["tau"] = spec.tau
+    full["threshold"] = spec.threshold
+    full["reset"] = spec.reset
+    if spec.reset == "hard":
+        full["vReset"] = spec.v_reset
+    full["detachReset"] = spec.detach_reset
+    full["surrogate"] = {"type": spec.surrogate, "alpha": spec.surrogate_alpha}
+    if base is None:
+        return full
+    base_fields = _neuron_fields(base, None)
+    out = {}
+    for key, value in full.items():
+        if key == "vReset" and value == 0.0 and base_fields.get("vReset", 0.0) == 0.0:
+            continue
+        if base_fields.get(key) != value:
+            out[key] = value
+    if spec.type == "lif" and "tau" not in out and base.type != "lif":
+        out["tau"] = spec.tau
+    return out
+
+
+def _neuron_key(spec: NeuronSpec) -> tuple:
+    return tuple(sorted((k, str(v)) for k, v in _neuron_fields(spec, None).items()))
+
+
+def _all_neurons(entries: list) -> list:
+    out = []
+    for e in entries:
+        if e.kind == "neuron":
+            out.append(e.neuron)
+        out += _all_neurons(e.main) + _all_neurons(e.shortcut)
+    return out
+
+
+def _unique_names(entries: list) -> None:
+    seen = Counter()
+    for e in entries:
+        seen[e.name] += 1
+    used = set()
+    counts = Counter()
+    for e in entries:
+        if seen[e.name] > 1 or not e.name:
+            base = e.name or e.kind
+            while True:
+                counts[base] += 1
+                candidate = f"{base}_{counts[base]}"
+                if candidate not in seen and candidate not in used:
+                    break
+            e.name = candidate
+        e.name = e.name.replace("/", ".")
+        used.add(e.name)
+        _unique_names(e.main)
+        _unique_names(e.shortcut)
+
+
+def _write_entries(lines: list, entries: list, indent: int, default: NeuronSpec) -> None:
+    pad = " " * indent
+    for e in entries:
+        if e.comment:
+            lines.append(f"{pad}# {e.comment}")
+        if e.kind == "residual":
+            lines.append(f"{pad}- residual:")
+            lines.append(f"{pad}    name: {_scalar(e.name)}")
+            lines.append(f"{pad}    main:")
+            _write_entries(lines, e.main, indent + 6, default)
+            if e.shortcut:
+                lines.append(f"{pad}    shortcut:")
+                _write_entries(lines, e.shortcut, indent + 6, default)
+            continue
+        if e.kind == "reversible":
+            lines.append(f"{pad}- reversible:")
+            lines.append(f"{pad}    name: {_scalar(e.name)}")
+            lines.append(f"{pad}    blocks: {e.fields['blocks']}")
+            lines.append(f"{pad}    f:")
+            _write_entries(lines, e.main, indent + 6, default)
+            if e.shortcut:
+                lines.append(f"{pad}    g:")
+                _write_entries(lines, e.shortcut, indent + 6, default)
+            continue
+        fields = {"name": e.name}
+        if e.kind == "neuron":
+            fields.update(_neuron_fields(e.neuron, default))
+        else:
+            fields.update(e.fields)
+        lines.append(f"{pad}- {e.kind}: {_flow(fields)}")
+
+
+def profile_text(entries: list, name: str, input_shape: tuple, timesteps: int, batch: int, dtype: str,
+                 optimizer: OptimizerSpec, header: list) -> str:
+    neurons = _all_neurons(entries)
+    if neurons:
+        counts = Counter(_neuron_key(n) for n in neurons)
+        common = max(counts.values())
+        default = next(n for n in neurons if counts[_neuron_key(n)] == common)
+    else:
+        default = NeuronSpec()
+    lines = [f"# {line}" if line else "#" for line in header]
+    c, h, w = input_shape
+    lines.append(f"name: {_scalar(name)}")
+    lines.append(f"input: {{channels: {c}, height: {h}, width: {w}}}")
+    lines.append(f"timesteps: {timesteps}")
+    lines.append(f"batch: {batch}")
+    lines.append(f"dtype: {dtype}")
+    lines.append(f"neuron: {_flow(_neuron_fields(default, None))}")
+    opt = {"type": optimizer.type, "learningRate": optimizer.learning_rate}
+    if optimizer.type == "sgd":
+        opt["momentum"] = optimizer.momentum
+    else:
+        opt.update(beta1=optimizer.beta1, beta2=optimizer.beta2, epsilon=optimizer.epsilon)
+    if optimizer.weight_decay:
+        opt["weightDecay"] = optimizer.weight_decay
+    lines.append(f"optimizer: {_flow(opt)}")
+    lines.append("layers:")
+    _write_entries(lines, entries, 2, default)
+    return "\n".join(lines) + "\n"
+
+
+# ----------------------------------------------------------------------------------------------
+# Checking the text against the trace
+
+
+def _check_shapes(entries: list, layers: list, where: str) -> None:
+    if len(entries) != len(layers):  # pragma: no cover - the writer writes one layer per entry
+        raise AssertionError(f"{where}: {len(entries)} exported layers, {len(layers)} read back")
+    for entry, layer in zip(entries, layers):
+        if tuple(layer.output_shape) != tuple(entry.shape):
+            raise AssertionError(f"layer '{layer.path}': the profile infers {layer.output_shape}, the trace gave "
+                                 f"{entry.shape}")
+        if entry.kind == "residual":
+            _check_shapes(entry.main, layer.main, layer.path)
+            _check_shapes(entry.shortcut, layer.shortcut, layer.path)
+        if entry.kind == "reversible":
+            for block in layer.blocks:
+                _check_shapes(entry.main, block.f, block.path)
+                _check_shapes(entry.shortcut or entry.main, block.g, block.path)
+
+
+# ----------------------------------------------------------------------------------------------
+# The entry point
+
+
+def _input_shape(example_input) -> tuple:
+    if isinstance(example_input, torch.Tensor):
+        shape = tuple(example_input.shape)
+    else:
+        shape = tuple(int(d) for d in example_input)
+    if len(shape) < 3:
+        raise ExportError("", "", f"the example input {list(shape)} is not images; a profile's input is "
+                          "channels x height x width", "give C x H x W (e.g. 3x32x32)")
+    return shape[-3:]
+
+
+def export_profile(model: nn.Module, example_input, timesteps: Optional[int] = None, batch: Optional[int] = None,
+                   optimizer=None, dtype: Optional[str] = None, name: Optional[str] = None,
+                   output: Optional[str] = None, source: Optional[str] = None) -> str:
+    """The profile text of `model` (and written atomically to `output` when given).
+
+    `example_input`: a tensor whose last three dimensions are C, H, W ([T, B, C, H, W], [B, C, H, W] or
+    [C, H, W]), or the shape (C, H, W). `timesteps` and `batch`: the run's T and batch; by default the
+    example tensor's (T of a 5-dimensional one, B of a 4- or 5-dimensional one), else 4 and 16. `dtype`:
+    float32, or float16 / bfloat16 for a run under torch.autocast; by default a half example tensor's,
+    else float32. `optimizer`: the torch.optim.SGD / Adam you train with, a dict ({"type": "sgd", "lr":
+    0.1, "momentum": 0.9}) or None (SGD, lr 0.1, momentum 0.9). Raises `ExportError` for anything the
+    profile language cannot express.
+    """
+    _, functional, _, _, _ = _sj()
+    if isinstance(example_input, torch.Tensor):
+        dims = tuple(example_input.shape)
+        if timesteps is None and len(dims) == 5:
+            timesteps = dims[0]
+        if batch is None and len(dims) in (4, 5):
+            batch = dims[-4]
+        if dtype is None:
+            dtype = {torch.float16: "float16", torch.bfloat16: "bfloat16"}.get(example_input.dtype)
+    timesteps, batch, dtype = timesteps or 4, batch or 16, dtype or "float32"
+    if dtype not in ("float32", "float16", "bfloat16"):
+        raise ExportError("", "", f"dtype {dtype}", "use float32, float16 or bfloat16")
+    for pname, p in model.named_parameters():
+        if p.dtype != torch.float32:
+            raise ExportError(pname, str(p.dtype), "a profile's model holds float32 parameters (float16/bfloat16 "
+                              "are autocast runs over them)", "keep the model float32 and pass dtype=")
+        if not p.requires_grad:
+            raise ExportError(pname, "frozen parameter", "requires_grad=False; a profile trains every parameter",
+                              "unfreeze it for the export")
+    opt = _optimizer_spec(optimizer, model)
+    c, h, w = _input_shape(example_input)
+    from .trevsnn import TRevNet
+    for mpath, m in model.named_modules():
+        if isinstance(m, TRevNet):
+            raise ExportError(mpath, _type_name(m), "a T-RevSNN network runs one single-step column per timestep, "
+                              "each with weights of its own; the export reads multi-step modules only",
+                              "write its `trevsnn:` construct by hand (profiles/trevsnn-cifar.yaml)")
+
+    net = copy.deepcopy(model).cpu().train()
+    single_step = any(getattr(m, "step_mode", "m") == "s" for m in model.modules())
+    functional.set_step_mode(net, "m")
+    functional.reset_net(net)
+    try:
+        graph = _Tracer().trace(net)
+    except Exception as error:  # noqa: BLE001 - torch.fx's own message says what it could not trace
+        raise ExportError("", _type_name(model), f"torch.fx cannot trace forward: {error}",
+                          "keep data-dependent Python control flow out of forward") from None
+    gm = fx.GraphModule(net, graph)
+    try:
+        with torch.no_grad():
+            _Shapes(gm).run(torch.rand(_TRACE_T, _TRACE_B, c, h, w))
+    finally:
+        functional.reset_net(net)
+    reader = _Reader(gm, timesteps, batch)
+    entries, last = reader.read()
+    if not entries:
+        raise ExportError("", _type_name(model), "no layer was found", "export a network of layers")
+    _unique_names(entries)
+
+    header = [f"exported by snnmem-torch export from {source or _type_name(model)}",
+              f"traced with torch.fx in SpikingJelly's multi-step mode ([T, B, ...])"
+              + ("; the model was built single-step ('s') and is planned multi-step" if single_step else ""),
+              "plan it: snnmem plan THIS_FILE --runtime pytorch-cpu (or pytorch-cuda)"]
+    if optimizer is None:
+        # Said in the file: the optimizer's state is part of the plan, and nothing named it.
+        header.append("optimizer: none given, so the profile default (SGD, momentum 0.9) is written; "
+                      "pass --optimizer / optimizer= to plan yours")
+    text = profile_text(entries, name or type(model).__name__, (c, h, w), timesteps, batch, dtype, opt, header)
+    profile = parse(text, output or "exported.yaml")  # the loader's errors name the line of this text
+    _check_shapes(entries, profile.layers, "layers")
+    if output:
+        from .output import write_atomic
+        write_atomic(output, text)
+    return text
+
+
+def load_factory(spec: str, kwargs: dict):
+    """MODULE:FACTORY (a module name or a .py file, and a callable or a module object in it)."""
+    import importlib
+    import importlib.util
+    import os
+    import sys
+
+    if ":" not in spec:
+        raise ValueError(f"'{spec}' is not MODULE:FACTORY (e.g. mymodels:make_net or net.py:Net)")
+    module_name, attr = spec.rsplit(":", 1)
+    if module_name.endswith(".py") or os.sep in module_name:
+        path = os.path.abspath(module_name)
+        if not os.path.exists(path):
+            raise ValueError(f"no such file {module_name}")
+        name = os.path.splitext(os.path.basename(path))[0]
+        loaded = importlib.util.spec_from_file_location(name, path)
+        module = importlib.util.module_from_spec(loaded)
+        sys.modules[name] = module
+        loaded.loader.exec_module(module)
+    else:
+        if os.getcwd() not in sys.path:
+            sys.path.insert(0, os.getcwd())
+        module = importlib.import_module(module_name)
+    target = module
+    for part in attr.split("."):
+        if not hasattr(target, part):
+            raise ValueError(f"{module_name} has no '{attr}'")
+        target = getattr(target, part)
+    if isinstance(target, nn.Module):
+        if kwargs:
+            raise ValueError(f"{spec} is a module object; --kwarg applies to a factory")
+        return target
+    if not callable(target):
+        raise ValueError(f"{spec} is neither a callable nor an nn.Module")
+    made = target(**kwargs)
+    if not isinstance(made, nn.Module):
+        raise ValueError(f"{spec}() gave {type(made).__name__}, not an nn.Module")
+    return made
+
+
+def parse_kwarg(text: str) -> tuple:
+    """NAME=VALUE: a Python literal, a dotted import path (spikingjelly.activation_based.neuron.LIFNode), one
+    called without arguments (spikingjelly.activation_based.surrogate.ATan()), or else a plain word (cnf=ADD)."""
+    import ast
+    import importlib
+
+    if "=" not in text:
+        raise ValueError(f"'{text}' is not NAME=VALUE")
+    key, value = text.split("=", 1)
+    try:
+        return key, ast.literal_eval(value)
+    except (ValueError, SyntaxError):
+        pass
+    if "." not in value and ":" not in value:
+        return key, value  # a plain word: a string (cnf=ADD)
+    call = value.endswith("()")
+    module_name, _, attr = value[:-2 if call else None].replace(":", ".").rpartition(".")
+    try:
+        found = getattr(importlib.import_module(module_name), attr)
+    except (ImportError, AttributeError, ValueError):
+        raise ValueError(f"{key}={value}: neither a Python literal nor an importable name") from None
+    return key, found() if call else found
