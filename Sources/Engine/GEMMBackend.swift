@@ -25,19 +25,9 @@ public enum GEMMBackend: String, CaseIterable, Sendable {
 
     /// The backend the Float GEMM calls now. Benchmarks and tests switch it with `withBackend`.
     nonisolated(unsafe) public private(set) static var current: GEMMBackend = {
-        configureOpenBLAS(for: preferred)
+        openblas_set_num_threads(1)  // see `sgemm`
         return preferred
     }()
-
-    /// OpenBLAS's own thread count when the process started (its default: one per core).
-    private static let openBLASDefaultThreads = openblas_get_num_threads()
-
-    /// With the AVX-512 GEMM, OpenBLAS serves only small products (`fitsTiles`), and one thread
-    /// does: a threaded OpenBLAS call leaves its pool spinning in sched_yield for a while after,
-    /// on the cores the kernel lanes need next (measured: about 2% of a CIFARNet step).
-    private static func configureOpenBLAS(for backend: GEMMBackend) {
-        openblas_set_num_threads(backend == .avx512 ? 1 : openBLASDefaultThreads)
-    }
 
     /// Whether `backend` can run on this machine.
     public var isSupported: Bool { self == .openblas || Self.avx512Supported }
@@ -48,23 +38,19 @@ public enum GEMMBackend: String, CaseIterable, Sendable {
         precondition(backend.isSupported, "the \(backend.rawValue) GEMM does not run on this processor")
         let previous = current
         current = backend
-        configureOpenBLAS(for: backend)
-        defer {
-            current = previous
-            configureOpenBLAS(for: previous)
-        }
+        defer { current = previous }
         return try body()
     }
 
-    /// Threads one AVX-512 GEMM call may use: 2 (the kernel lanes) when the caller runs alone, 1
+    /// Threads one Float GEMM call may use: 2 (the kernel lanes) when the caller runs alone, 1
     /// inside `withOneThreadPerCall`, where each lane already runs its own GEMMs.
     nonisolated(unsafe) private static var threadsPerCall = KernelLanes.count
 
     /// Runs `body` with each GEMM call limited to one thread, OpenBLAS's and snnmem's own (so that
     /// lanes calling GEMMs at the same time do not contend for the cores), restoring both after.
-    /// Reading `current` first chooses the backend, which sets OpenBLAS's count; saved before that
-    /// choice, the restore would undo it (measured: OpenBLAS's pool then spun in sched_yield beside
-    /// the lanes all run long).
+    /// OpenBLAS already runs one thread unless a benchmark raised its count. Reading `current` first
+    /// sets that count to one; saved before, the restore would undo it (measured: OpenBLAS's pool
+    /// then spun in sched_yield beside the lanes all run long).
     @inline(__always)
     public static func withOneThreadPerCall<R>(_ body: () -> R) -> R {
         _ = current
@@ -94,41 +80,50 @@ public enum GEMMBackend: String, CaseIterable, Sendable {
     static let splitMultiplyAdds = 1 << 21
 
     /// Row-major C = alpha * op(A) * op(B) + beta * C through the current backend.
+    ///
+    /// OpenBLAS runs single-threaded under either backend, and products large enough to share out
+    /// are split over the kernel lanes here, on both: OpenBLAS's own pool leaves its threads spinning
+    /// in sched_yield for a while after each threaded call, on the cores the lanes need next (and,
+    /// on a shared machine, beside another process's work). Measured on the 2-core EPYC, CIFARNet
+    /// step on OpenBLAS, 3 interleaved rounds under others' load (2.9-3.0): 371-412 ms with
+    /// OpenBLAS's 2 threads, 341-375 ms with 1; with one core busy, 725-749 ms against 656-676 ms.
     @inline(__always)
     static func sgemm(transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int,
                       alpha: Float, a: UnsafePointer<Float>, lda: Int,
                       b: UnsafePointer<Float>, ldb: Int,
                       beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int) {
-        switch current {
-        case .avx512 where fitsTiles(m: m, n: n, k: k):
-            guard threadsPerCall > 1, m * n * k >= splitMultiplyAdds, max(m, n) >= 64 else {
+        let onTiles = current == .avx512 && fitsTiles(m: m, n: n, k: k)
+        // One product on one thread of the chosen kernel (OpenBLAS for products the 8 x 32 tiles fit
+        // badly, see `fitsTiles`).
+        func product(_ m: Int, _ n: Int, _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ c: UnsafeMutablePointer<Float>) {
+            if onTiles {
                 snn_sgemm(transposeA, transposeB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
-                return
-            }
-            // Alone on the machine (a batch of one, a linear layer): split C between the threads
-            // along its longer side, at a multiple of the micro-tile (8 rows, 32 columns).
-            let parts = threadsPerCall
-            if n >= m {
-                let step = (n / parts + 31) / 32 * 32
-                KernelLanes.run(parts) { part in
-                    let first = min(part * step, n), count = min(step, n - first)
-                    guard count > 0 else { return }
-                    snn_sgemm(transposeA, transposeB, m, count, k, alpha, a, lda,
-                              transposeB ? b + first * ldb : b + first, ldb, beta, c + first, ldc)
-                }
             } else {
-                let step = (m / parts + 7) / 8 * 8
-                KernelLanes.run(parts) { part in
-                    let first = min(part * step, m), count = min(step, m - first)
-                    guard count > 0 else { return }
-                    snn_sgemm(transposeA, transposeB, count, n, k, alpha, transposeA ? a + first : a + first * lda, lda,
-                              b, ldb, beta, c + first * ldc, ldc)
-                }
+                cblas_sgemm(CblasRowMajor, cblasTranspose(transposeA), cblasTranspose(transposeB),
+                            blasint(m), blasint(n), blasint(k), alpha, a, blasint(lda), b, blasint(ldb), beta, c, blasint(ldc))
             }
-        case .avx512, .openblas:
-            // Products the 8 x 32 tiles fit badly (see `fitsTiles`) run on OpenBLAS.
-            cblas_sgemm(CblasRowMajor, cblasTranspose(transposeA), cblasTranspose(transposeB),
-                        blasint(m), blasint(n), blasint(k), alpha, a, blasint(lda), b, blasint(ldb), beta, c, blasint(ldc))
+        }
+        guard threadsPerCall > 1, m * n * k >= splitMultiplyAdds, max(m, n) >= 64 else {
+            product(m, n, a, b, c)
+            return
+        }
+        // Alone on the machine (a batch of one, a linear layer): split C between the lanes along its
+        // longer side, at a multiple of the AVX-512 micro-tile (8 rows, 32 columns), in two parts per
+        // lane claimed in turn (a lane whose core another process holds leaves its second part to the
+        // other).
+        let parts = threadsPerCall * 2
+        if n >= m {
+            let step = (n / parts + 31) / 32 * 32
+            KernelLanes.runItems((n + step - 1) / step, threads: threadsPerCall) { part in
+                let first = part * step, count = min(step, n - first)
+                product(m, count, a, transposeB ? b + first * ldb : b + first, c + first)
+            }
+        } else {
+            let step = (m / parts + 7) / 8 * 8
+            KernelLanes.runItems((m + step - 1) / step, threads: threadsPerCall) { part in
+                let first = part * step, count = min(step, m - first)
+                product(count, n, transposeA ? a + first : a + first * lda, b, c + first * ldc)
+            }
         }
     }
 }

@@ -14,27 +14,42 @@ import Planner
 public enum KernelLanes {
     public static let count = LayerMemoryTable.kernelLanes
 
-    /// Runs `body(lane)` for lane in 0..<lanes, in parallel when lanes > 1, returning when all are
-    /// done: lane 0 on the caller's thread, the others on `snn_lanes_run`'s helper threads.
+    /// Runs `body(lane)` for lane in 0..<lanes, each exactly once, in parallel when lanes > 1, returning
+    /// when all are done: the caller's thread and `snn_lanes_run`'s helpers claim lanes in turn, so
+    /// which thread runs a lane is not fixed (a lane is a slot of work, such as conv's im2col slot).
     @inline(__always)
     public static func run(_ lanes: Int, _ body: (Int) -> Void) {
-        if lanes <= 1 {
-            body(0)
+        runItems(lanes, threads: lanes, body)
+    }
+
+    /// Runs `body(item)` for item in 0..<items, each exactly once, on at most `threads` threads that
+    /// claim items in turn: with several items per thread, a thread that keeps its core takes over
+    /// the items of one that lost it to another process.
+    @inline(__always)
+    public static func runItems(_ items: Int, threads: Int, _ body: (Int) -> Void) {
+        if items <= 1 || threads <= 1 {
+            for item in 0..<items { body(item) }
             return
         }
         withoutActuallyEscaping(body) { body in
             var closure = body
             withUnsafeMutablePointer(to: &closure) { pointer in
-                snn_lanes_run(lanes, { context, lane in
-                    context!.assumingMemoryBound(to: ((Int) -> Void).self).pointee(lane)
+                snn_lanes_run_items(items, threads, { context, item in
+                    context!.assumingMemoryBound(to: ((Int) -> Void).self).pointee(item)
                 }, pointer)
             }
         }
     }
 
-    /// Splits 0..<count into `count` lanes' contiguous chunks (multiples of `align` items) and runs
-    /// them in parallel. Work below `minimumWork` (items x `itemCost`) per lane runs on the caller's
-    /// thread: a dispatch costs microseconds, more than a small elementwise pass.
+    /// Chunks per lane in `forEachChunk`. With one chunk per lane, a lane whose thread shares its
+    /// core with another process held every region up for its next time slice; with four, the other
+    /// thread takes over what it has not reached. A chunk (at least a quarter of `minimumWork`, 8 Ki
+    /// elementwise items by default) costs one more claim, tens of nanoseconds.
+    static let chunksPerLane = 4
+
+    /// Splits 0..<count into contiguous chunks (multiples of `align` items, `chunksPerLane` per lane)
+    /// and runs them on `count` lanes. Work below `minimumWork` (items x `itemCost`) per lane runs on
+    /// the caller's thread: a dispatch costs microseconds, more than a small elementwise pass.
     @inline(__always)
     static func forEachChunk(count: Int, itemCost: Int = 1, minimumWork: Int = 1 << 15, align: Int = 16,
                              _ body: (Range<Int>) -> Void) {
@@ -43,10 +58,10 @@ public enum KernelLanes {
             if count > 0 { body(0..<count) }
             return
         }
-        let per = ((count + lanes - 1) / lanes + align - 1) / align * align
-        run(lanes) { lane in
-            let start = min(lane * per, count), end = min(start + per, count)
-            if start < end { body(start..<end) }
+        let pieces = lanes * chunksPerLane
+        let per = ((count + pieces - 1) / pieces + align - 1) / align * align
+        runItems((count + per - 1) / per, threads: lanes) { chunk in
+            body(chunk * per..<min(chunk * per + per, count))
         }
     }
 }
