@@ -63,7 +63,7 @@ let package = Package(
         .executableTarget(name: "snnmem", dependencies: ["CLI"]),
         .executableTarget(name: "PlannerBenchmark", dependencies: ["Planner", "Profiles", "MemoryModel"]),
         .testTarget(name: "MemoryModelTests", dependencies: ["MemoryModel"]),
-        .testTarget(name: "ProfilesTests", dependencies: ["Profiles"], exclude: ["BadProfiles"]),
+        .testTarget(name: "ProfilesTests", dependencies: ["Profiles", "MemoryModel"], exclude: ["BadProfiles"]),
         .testTarget(name: "PlannerTests", dependencies: ["Planner", "Profiles", "MemoryModel"], exclude: ["Fixtures"]),
         .testTarget(name: "AllocatorTests", dependencies: ["Allocator", "MemoryModel", "CJemalloc"]),
         // Snapshots are the expected report files, compared by the tests, not resources.

@@ -1,10 +1,8 @@
 import MemoryModel
 
-/// The largest byte count a trace field may hold: the same bound the planner puts on a step
-/// (2^56, see `PlanningLimits.maxStepBytes`), repeated here because Allocator does not depend on
-/// Profiles. Anything larger is a damaged or hand-edited file, and summing such values could
-/// overflow later.
-let traceMaxBytes = 1 << 56
+/// The largest byte count a trace field may hold: the bound the planner puts on a step. Anything
+/// larger is a damaged or hand-edited file, and summing such values could overflow later.
+let traceMaxBytes = StepBounds.maxStepBytes
 
 /// A field of a trace file that no recording could have written, found by `MemoryTrace.validate`.
 public struct TraceFieldProblem: Hashable, Sendable, CustomStringConvertible {
@@ -37,16 +35,15 @@ extension MemoryTrace {
         if header.profile.isEmpty { return .init(field: "header.profile", reason: "is empty") }
         // What `Profile.sourceSHA256` writes: 64 lowercase hex digits. Anything else could never
         // match a profile file, so `report --profile` would refuse every file for the wrong reason.
-        let digest = header.profileSHA256.utf8
-        if digest.count != 64 || !digest.allSatisfy({ (0x30...0x39).contains($0) || (0x61...0x66).contains($0) }) {
+        if !SHA256.isHexDigest(header.profileSHA256) {
             return .init(field: "header.profileSHA256", reason: "is '\(header.profileSHA256.prefix(80))', not a SHA-256 digest (64 lowercase hex digits)")
         }
         if header.strategy.isEmpty { return .init(field: "header.strategy", reason: "is empty") }
-        if !(1...(1 << 24)).contains(header.batch) {
-            return .init(field: "header.batch", reason: "is \(header.batch), outside 1...16777216")
+        if !(1...StepBounds.maxBatch).contains(header.batch) {
+            return .init(field: "header.batch", reason: "is \(header.batch), outside 1...\(StepBounds.maxBatch)")
         }
-        if !(1...65_536).contains(header.timesteps) {
-            return .init(field: "header.timesteps", reason: "is \(header.timesteps), outside 1...65536")
+        if !(1...StepBounds.maxTimesteps).contains(header.timesteps) {
+            return .init(field: "header.timesteps", reason: "is \(header.timesteps), outside 1...\(StepBounds.maxTimesteps)")
         }
         return nil
     }

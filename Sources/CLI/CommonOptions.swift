@@ -105,7 +105,9 @@ struct RuntimeOption: ParsableArguments {
     func validate() throws {
         if let cpuThreads {
             guard runtime == .pytorchCPU else { throw ValidationError("--cpu-threads describes PyTorch on the CPU: add --runtime pytorch-cpu") }
-            guard (1...4096).contains(cpuThreads) else { throw ValidationError("--cpu-threads is \(cpuThreads): give 1 to 4096") }
+            guard (1...StepBounds.maxCPUThreads).contains(cpuThreads) else {
+                throw ValidationError("--cpu-threads is \(cpuThreads): give 1 to \(StepBounds.maxCPUThreads)")
+            }
         }
     }
 
@@ -113,7 +115,7 @@ struct RuntimeOption: ParsableArguments {
     /// (PyTorch's default is the physical cores); nil for the other runtimes.
     var plannedCPUThreads: Int? {
         guard runtime == .pytorchCPU else { return nil }
-        return cpuThreads ?? min(4096, ProcessInfo.processInfo.activeProcessorCount)
+        return cpuThreads ?? min(StepBounds.maxCPUThreads, ProcessInfo.processInfo.activeProcessorCount)
     }
 }
 

@@ -61,8 +61,8 @@ public enum Planner {
             }
             segment = k
         }
-        if let threads = options.cpuThreads, !(1...4096).contains(threads) {
-            throw PlannerError.invalidArgument(name: "cpu-threads", value: "\(threads)", fix: "use 1 to 4096 threads")
+        if let threads = options.cpuThreads, !(1...StepBounds.maxCPUThreads).contains(threads) {
+            throw PlannerError.invalidArgument(name: "cpu-threads", value: "\(threads)", fix: "use 1 to \(StepBounds.maxCPUThreads) threads")
         }
         var builder = TraceBuilder(profile: profile, batch: batch, timesteps: timesteps, runtime: options.runtime)
         if let threads = options.cpuThreads { builder.oneDNNMachine.threads = threads }

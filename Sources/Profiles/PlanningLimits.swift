@@ -16,14 +16,12 @@ public enum PlanningLimits {
     public static let maxLayerParameters = 1 << 36
     /// Layers once `repeat`, reversible blocks, T-RevSNN blocks and YAML aliases are expanded.
     public static let maxLayers = 100_000
-    public static let maxBatch = 1 << 24
-    public static let maxTimesteps = 1 << 16
+    public static let maxBatch = StepBounds.maxBatch
+    public static let maxTimesteps = StepBounds.maxTimesteps
     /// Timesteps x layers: the planner's work (and the size of a plan) is linear in it.
     public static let maxLayerTimesteps = 1 << 17
-    /// Bound on the bytes one training step can allocate in all (64 PiB). The estimate behind it
-    /// (`Profile.stepBytesBound`) over-counts every layer 8-fold at 8 bytes an element, and Int64
-    /// holds 128 times this bound, so no sum the planner forms can overflow.
-    public static let maxStepBytes = 1 << 56
+    /// Bound on the bytes one training step can allocate in all (see `StepBounds.maxStepBytes`).
+    public static let maxStepBytes = StepBounds.maxStepBytes
 
     /// "16,777,216": limits are printed with separators so that their size reads at a glance.
     public static func formatted(_ value: Int) -> String {

@@ -22,11 +22,11 @@ extension PyTorchMeasurement {
         ]
         for (field, value, range) in scalars { if let problem = outside(field, value, range) { return problem } }
         if let segment, let problem = outside("segment", segment, 1...timesteps) { return problem }
-        if let threads, let problem = outside("threads", threads, 1...4096) { return problem }
+        if let threads, let problem = outside("threads", threads, 1...StepBounds.maxCPUThreads) { return problem }
         if let dtype, !(DType(rawValue: dtype)?.holdsActivations ?? false) {
             return .init(field: "dtype", reason: "is '\(dtype)', not float32, float16 or bfloat16")
         }
-        if let profileSHA256, !(profileSHA256.count == 64 && profileSHA256.allSatisfy { $0.isHexDigit && !$0.isUppercase }) {
+        if let profileSHA256, !SHA256.isHexDigest(profileSHA256) {
             return .init(field: "profileSHA256", reason: "is '\(profileSHA256)', not 64 lowercase hexadecimal digits")
         }
         if stepPeakBytes < liveAtStartBytes {

@@ -1,4 +1,5 @@
 import Foundation
+import MemoryModel
 import Profiles
 import XCTest
 
