@@ -1,5 +1,7 @@
 """`snnmem-torch measure PROFILE.yaml [--strategy ...] [-o out.json]` (also `python -m snnmem_torch`) and
-`snnmem-torch export MODULE:FACTORY --input 3x32x32 [--timesteps 4] [--batch 16] -o profile.yaml`.
+`snnmem-torch export MODULE:FACTORY --input 3x32x32 [--timesteps 4] [--batch 16] -o profile.yaml` and
+`snnmem-torch check MODULE:FACTORY --input 3x32x32 [...]` (export, plan, measure the module: predicted
+against measured; exit 1 when they disagree).
 
 Exit codes: 0 success, 2 bad input (a profile error, a profile PyTorch + SpikingJelly cannot
 express, a bad option), 1 anything else.
@@ -63,6 +65,28 @@ def parser() -> argparse.ArgumentParser:
     m.add_argument("--json", action="store_true", help="print the JSON to stdout instead of the table")
 
     e = sub.add_parser("export", help="export a profile from a PyTorch / SpikingJelly module (torch.fx)")
+    _model_arguments(e)
+    e.add_argument("--strategy", choices=STRATEGIES, help="the strategy to plan first (named in the next command "
+                   "printed; a profile holds no strategy)")
+    e.add_argument("-o", "--output", help="write the profile here (atomically); default: print it")
+
+    c = sub.add_parser("check", help="export a module's profile, plan it with snnmem and measure the module itself: "
+                       "predicted against measured (exit 0 when they agree, 1 when not, 2 bad input)")
+    _model_arguments(c)
+    c.add_argument("--strategy", choices=("bptt", "sltt", "checkpoint"), default="bptt")
+    c.add_argument("--segment", type=_positive, help="checkpoint segment length k (default round(sqrt(T)))")
+    c.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="cpu plans pytorch-cpu, cuda "
+                   "pytorch-cuda (default cpu)")
+    c.add_argument("--tolerance", type=float, default=1.0, metavar="PERCENT", help="how far the measured step "
+                   "peak may be from the predicted one (default 1%%); saved bytes must be equal")
+    c.add_argument("--seed", type=int, default=0)
+    c.add_argument("-o", "--output", help="keep the exported profile here (atomically); default: a temporary file")
+    c.add_argument("--json", action="store_true", help="print the comparison as JSON (snnmem-torch.check)")
+    return p
+
+
+def _model_arguments(e: argparse.ArgumentParser) -> None:
+    """What `export` and `check` read a model with: the factory, its arguments and the run's settings."""
     e.add_argument("factory", metavar="MODULE:FACTORY", help="a module (or a .py file) and a callable in it that "
                    "returns the nn.Module, or the nn.Module itself (e.g. mynets:make_net, net.py:Net)")
     e.add_argument("--kwarg", action="append", default=[], metavar="NAME=VALUE", help="an argument for FACTORY: a "
@@ -71,8 +95,6 @@ def parser() -> argparse.ArgumentParser:
     e.add_argument("--input", required=True, type=_chw, metavar="CxHxW", help="one sample's shape, e.g. 3x32x32")
     e.add_argument("--timesteps", type=_positive, default=4, help="timesteps T (default 4)")
     e.add_argument("--batch", type=_positive, default=16, help="batch size (default 16)")
-    e.add_argument("--strategy", choices=STRATEGIES, help="the strategy to plan first (named in the next command "
-                   "printed; a profile holds no strategy)")
     e.add_argument("--optimizer", choices=("sgd", "adam"), default="sgd", help="default sgd")
     e.add_argument("--lr", type=float, help="learning rate (default 0.1 for sgd, 0.001 for adam)")
     e.add_argument("--momentum", type=float, help="sgd momentum (default 0.9)")
@@ -80,8 +102,6 @@ def parser() -> argparse.ArgumentParser:
     e.add_argument("--dtype", choices=("float32", "float16", "bfloat16"), default="float32",
                    help="float16/bfloat16: a run under torch.autocast (default float32)")
     e.add_argument("--name", help="the profile's name (default: the model's class name)")
-    e.add_argument("-o", "--output", help="write the profile here (atomically); default: print it")
-    return p
 
 
 def _chw(text: str) -> tuple:
@@ -101,26 +121,38 @@ def main(argv=None) -> int:
         return _measure(args)
     if args.command == "export":
         return _export(args)
+    if args.command == "check":
+        return _check(args)
     return 2  # pragma: no cover
 
 
-def _export(args) -> int:
-    from .export import ExportError, export_profile, load_factory, parse_kwarg
+def _model_and_optimizer(args) -> tuple:
+    """The model FACTORY makes and the optimizer settings; raises UsageError for bad ones."""
+    from .export import load_factory, parse_kwarg
 
     try:
         kwargs = dict(parse_kwarg(text) for text in args.kwarg)
         model = load_factory(args.factory, kwargs)
     except ValueError as error:
-        print(f"snnmem-torch: error: {error}", file=sys.stderr)
-        return 2
+        raise UsageError(str(error)) from None
     optimizer = {"type": args.optimizer, "weight_decay": args.weight_decay}
     if args.lr is not None:
         optimizer["lr"] = args.lr
     if args.momentum is not None:
         if args.optimizer != "sgd":
-            print("snnmem-torch: error: --momentum is an SGD setting; Adam uses beta1 and beta2", file=sys.stderr)
-            return 2
+            raise UsageError("--momentum is an SGD setting; Adam uses beta1 and beta2")
         optimizer["momentum"] = args.momentum
+    return model, optimizer
+
+
+def _export(args) -> int:
+    from .export import ExportError, export_profile
+
+    try:
+        model, optimizer = _model_and_optimizer(args)
+    except UsageError as error:
+        print(f"snnmem-torch: error: {error}", file=sys.stderr)
+        return 2
     try:
         text = export_profile(model, args.input, timesteps=args.timesteps, batch=args.batch, optimizer=optimizer,
                               dtype=args.dtype, name=args.name, output=args.output, source=args.factory)
@@ -136,6 +168,42 @@ def _export(args) -> int:
     else:
         sys.stdout.write(text)
     return 0
+
+
+def _check(args) -> int:
+    import json
+
+    from .check import check_model, table
+    from .export import ExportError
+
+    if args.segment is not None and args.strategy != "checkpoint":
+        print("snnmem-torch: error: --segment applies to the checkpoint strategy only", file=sys.stderr)
+        return 2
+    if not 0 <= args.tolerance <= 100:
+        print(f"snnmem-torch: error: --tolerance {args.tolerance}: give a percentage between 0 and 100",
+              file=sys.stderr)
+        return 2
+    try:
+        model, optimizer = _model_and_optimizer(args)
+        if args.device == "cuda":
+            import torch
+            if not torch.cuda.is_available():
+                raise UsageError("--device cuda: no CUDA device is available to PyTorch here")
+        result = check_model(model, args.input, timesteps=args.timesteps, batch=args.batch, strategy=args.strategy,
+                             segment=args.segment, optimizer=optimizer, dtype=args.dtype, name=args.name,
+                             profile_out=args.output, source=args.factory, device=args.device,
+                             tolerance_percent=args.tolerance, seed=args.seed)
+    except ExportError as error:
+        print(str(error), file=sys.stderr)
+        return 2
+    except (UsageError, ProfileError) as error:
+        print(f"snnmem-torch: error: {error}", file=sys.stderr)
+        return 2
+    if args.json:
+        sys.stdout.write(json.dumps(result.to_json(), indent=2) + "\n")
+    else:
+        print(table(result))
+    return 0 if result.agrees else 1
 
 
 def _measure(args) -> int:

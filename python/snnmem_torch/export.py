@@ -72,6 +72,12 @@ class Entry:
     main: list = field(default_factory=list)
     shortcut: list = field(default_factory=list)
     comment: str = ""
+    # The traced name the entry was made from (a module path such as 'layer1.0.conv1', or an fx node's
+    # name), kept when `name` is shortened: `snnmem-torch check` measures the model through it.
+    source: str = ""
+
+    def __post_init__(self):
+        self.source = self.source or self.name
 
 
 # ----------------------------------------------------------------------------------------------
@@ -870,7 +876,7 @@ def _input_shape(example_input) -> tuple:
 
 def export_profile(model: nn.Module, example_input, timesteps: Optional[int] = None, batch: Optional[int] = None,
                    optimizer=None, dtype: Optional[str] = None, name: Optional[str] = None,
-                   output: Optional[str] = None, source: Optional[str] = None) -> str:
+                   output: Optional[str] = None, source: Optional[str] = None, entries_out: Optional[list] = None) -> str:
     """The profile text of `model` (and written atomically to `output` when given).
 
     `example_input`: a tensor whose last three dimensions are C, H, W ([T, B, C, H, W], [B, C, H, W] or
@@ -879,7 +885,8 @@ def export_profile(model: nn.Module, example_input, timesteps: Optional[int] = N
     float32, or float16 / bfloat16 for a run under torch.autocast; by default a half example tensor's,
     else float32. `optimizer`: the torch.optim.SGD / Adam you train with, a dict ({"type": "sgd", "lr":
     0.1, "momentum": 0.9}) or None (SGD, lr 0.1, momentum 0.9). Raises `ExportError` for anything the
-    profile language cannot express.
+    profile language cannot express. `entries_out`, when given, receives the exported entries (with
+    them `snnmem-torch check` maps the profile's layers back to the model's modules).
     """
     _, functional, _, _, _ = _sj()
     if isinstance(example_input, torch.Tensor):
@@ -941,6 +948,8 @@ def export_profile(model: nn.Module, example_input, timesteps: Optional[int] = N
     text = profile_text(entries, name or type(model).__name__, (c, h, w), timesteps, batch, dtype, opt, header)
     profile = parse(text, output or "exported.yaml")  # the loader's errors name the line of this text
     _check_shapes(entries, profile.layers, "layers")
+    if entries_out is not None:
+        entries_out.extend(entries)
     if output:
         from .output import write_atomic
         write_atomic(output, text)

@@ -86,12 +86,13 @@ def _layer_order(trainer: Trainer) -> list:
 
 def measure(profile_path: str, strategy: str = "bptt", batch: Optional[int] = None, timesteps: Optional[int] = None,
             segment: Optional[int] = None, device: str = "cpu", stream: bool = True, verify: bool = False,
-            seed: int = 0, dtype: Optional[str] = None) -> dict:
-    """`dtype` overrides the profile's (float16/bfloat16: autocast over an float32 model, see strategies)."""
+            seed: int = 0, dtype: Optional[str] = None, net=None) -> dict:
+    """`dtype` overrides the profile's (float16/bfloat16: autocast over an float32 model, see strategies).
+    `net`: measure this network (the user's model, from `snnmem-torch check`) instead of the profile's."""
     from importlib import metadata
 
     profile = load(profile_path)
-    trainer = Trainer(profile, strategy, batch, timesteps, segment, device, seed, dtype)
+    trainer = Trainer(profile, strategy, batch, timesteps, segment, device, seed, dtype, net=net)
     dev = trainer.device
     cuda = dev.type == "cuda"
 

@@ -69,7 +69,9 @@ class Trainer:
 
     def __init__(self, profile: Profile, strategy: str = "bptt", batch: Optional[int] = None,
                  timesteps: Optional[int] = None, segment: Optional[int] = None, device: str = "cpu", seed: int = 0,
-                 dtype: Optional[str] = None):
+                 dtype: Optional[str] = None, net=None):
+        """`net`: a network to step instead of the profile's rebuilt one (`snnmem-torch check` passes the
+        user's own model, wrapped to offer `layers` and `neurons` as the builder's `Network` does)."""
         if strategy not in STRATEGIES:
             raise UsageError(f"unknown strategy '{strategy}'; use one of {', '.join(STRATEGIES)}")
         self.profile = profile
@@ -106,7 +108,9 @@ class Trainer:
                              "(its function does not rerun the levels under the forward's autocast); use float32")
 
         torch.manual_seed(seed)
-        self.net = build(profile, step_mode="s" if strategy == "sltt" else "m", timesteps=self.timesteps).to(self.device)
+        if net is None:
+            net = build(profile, step_mode="s" if strategy == "sltt" else "m", timesteps=self.timesteps)
+        self.net = net.to(self.device)
         self.net.train()
         self.optimizer = optimizer_for(profile, self.net.parameters())
         self.scaler = torch.amp.GradScaler(self.device.type) if self.dtype is torch.float16 else None
