@@ -119,7 +119,7 @@ public enum LayerMemoryTable {
             d.keepsInput = true
             d.canSkipInputGradient = true
             d.parameters = [ParameterDeclaration(name: "scale", shape: TensorShape([1]), trainable: true)]
-        case .residual, .reversible, .trevsnn:
+        case .residual, .branches, .reversible, .trevsnn:
             // Containers: their sub-layers declare their own buffers; the schedules handle the adds.
             break
         }
@@ -152,7 +152,7 @@ public enum LayerMemoryTable {
             return outElements * Double(pool.kernel * pool.kernel)
         case .upsample, .scale:
             return outElements
-        case .flatten, .residual, .reversible, .trevsnn:
+        case .flatten, .residual, .branches, .reversible, .trevsnn:
             return 0
         }
     }

@@ -86,7 +86,7 @@ public enum PyTorchLayerTable {
                 if conv.groups != 1 { return layer }
             // A T-RevSNN network's own layers (depthwise convs, turn-off neurons, scale,
             // upsample) are modelled inside it; the profile loader admits only turn-off neurons there.
-            case .batchNorm, .avgPool, .maxPool, .flatten, .linear, .residual, .reversible, .trevsnn:
+            case .batchNorm, .avgPool, .maxPool, .flatten, .linear, .residual, .branches, .reversible, .trevsnn:
                 continue
             case .neuron(let spec):
                 if spec.type == .turnoff { return layer }
@@ -203,8 +203,8 @@ public enum PyTorchLayerTable {
                 ? [.output, scratch("input.copy", input), scratch("output.work", output), .free("output.work"), .free("input.copy")]
                 : [.output]
             d.backward = [.inputGradient, .releaseOutputGradient, .releaseSaved]
-        case .residual:
-            break  // the add keeps nothing; the walk allocates its output
+        case .residual, .branches:
+            break  // the joins are the walk's (`BranchesWalk.swift`)
         case .reversible, .trevsnn:
             preconditionFailure("\(layer.path): a container, run by the walk or its schedule")
         }

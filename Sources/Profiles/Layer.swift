@@ -89,6 +89,8 @@ public indirect enum LayerKind: Hashable, Sendable {
     /// A learnable scalar multiplying its input (ReZero / layer scale).
     case scale(initial: Double)
     case residual(ResidualSpec)
+    /// Paths on the same input joined by add, concat, and or iand (`Branches.swift`).
+    case branches(BranchesSpec)
     case reversible(ReversibleStage)
     case trevsnn(TRevNetwork)
 
@@ -105,6 +107,7 @@ public indirect enum LayerKind: Hashable, Sendable {
         case .upsample: return "upsample"
         case .scale: return "scale"
         case .residual: return "residual"
+        case .branches: return "branches"
         case .reversible: return "reversible"
         case .trevsnn: return "trevsnn"
         }

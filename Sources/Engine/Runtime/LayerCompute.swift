@@ -76,7 +76,7 @@ extension TrainingStep {
                                                      width: layer.inputShape.dims[2], factor: factor), output: out, input: input)
             case .scale:
                 scaleForward(count: inCount, output: out, input: input, scale: heap.values(parameters.slot(path, "scale").value))
-            case .flatten, .residual, .reversible, .trevsnn:
+            case .flatten, .residual, .branches, .reversible, .trevsnn:
                 preconditionFailure("\(layer.kind.keyword) has no kernel of its own")
             }
         }
@@ -145,7 +145,7 @@ extension TrainingStep {
                 let scale = parameters.slot(path, "scale")
                 scaleBackward(count: inCount, dInput: dIn, dScale: heap.values(scale.gradient!), dOutput: dOut, input: input!,
                               scale: heap.values(scale.value))
-            case .flatten, .residual, .reversible, .trevsnn:
+            case .flatten, .residual, .branches, .reversible, .trevsnn:
                 preconditionFailure("\(layer.kind.keyword) has no kernel of its own")
             }
         }
