@@ -102,7 +102,7 @@ class Network(nn.Module):
         raise UnsupportedProfile(self.profile.source_path,
                                  f"{layer.kind} cannot be built in PyTorch + SpikingJelly: {why}",
                                  "use snnmem (Swift) for this profile, or a profile of conv, batchnorm, neuron, "
-                                 "avgpool, maxpool, globalavgpool, flatten, linear, residual, reversible and trevsnn "
+                                 "avgpool, maxpool, globalavgpool, flatten, linear, residual, branches, reversible and trevsnn "
                                  "layers",
                                  layer.line, layer.column, layer.path)
 
@@ -149,6 +149,12 @@ class Network(nn.Module):
             main = self._sequence(layer.main)
             shortcut = self._sequence(layer.shortcut) if layer.shortcut else None
             module = Residual(main, shortcut)
+        elif layer.kind == "branches":
+            # Registered before its paths' layers, as Swift's allLayers lists it (branches.py).
+            from .branches import Branches
+            self.layers[path] = None
+            self.kinds[path] = "branches"
+            module = Branches(layer.join, [self._sequence(p) for p in layer.paths])
         elif layer.kind == "reversible":
             # A reversible stage (reversible.py): registered before its blocks' f and g layers, as
             # Swift's allLayers lists it; plain autograd unless the revsnn strategy switches it.
