@@ -96,6 +96,19 @@ def join_structure(reader, join, fork) -> tuple:
     raise reader._refuse(join, problem, "join the paths with a sum, torch.cat along channels, or SEW's AND / IAND")
 
 
+def _first_join(reader, user):
+    """The first node with several tensor inputs on the single-reader chain from `user`, or None where
+    the chain forks first (a nested fork, read as part of its path)."""
+    node = user
+    while True:
+        if len(reader._tensor_args(node)) > 1 or reader._is_cat(node):
+            return node
+        readers = list(node.users)
+        if len(readers) != 1:
+            return None
+        node = readers[0]
+
+
 def read_branches(reader, fork, users, join, stops) -> tuple:
     """The `branches` entry for a fork whose paths meet in `join`; returns it and the join node."""
     from .export import Entry, _module_path, _relative_names, _shape
@@ -107,11 +120,25 @@ def read_branches(reader, fork, users, join, stops) -> tuple:
     for index, operand in enumerate(operands):
         if operand is fork:
             slots[index] = ([], None)
+    # Paths that meet in a join of their own before this one (several readers of the fork summed,
+    # concatenated or multiplied first) are one path here: a nested block on the same input.
+    nested: dict = {}
     for user in users:
-        if user in internal:
-            continue
-        entries = reader.layer(user)
-        more, last = reader.chain(user, frozenset(internal))
+        inner = _first_join(reader, user) if user not in internal else None
+        if inner is not None and inner not in internal:
+            nested.setdefault(inner, []).append(user)
+    nested = {inner: readers for inner, readers in nested.items() if len(readers) >= 2}
+    grouped = {user for readers in nested.values() for user in readers}
+    starts = [(user, None) for user in users if user not in internal and user not in grouped]
+    starts += [(min(readers, key=reader.order.get), inner) for inner, readers in nested.items()]
+    for user, inner in sorted(starts, key=lambda s: reader.order[s[0]]):
+        if inner is None:
+            entries = reader.layer(user)
+            more, last = reader.chain(user, frozenset(internal))
+        else:
+            block, _ = read_branches(reader, fork, nested[inner], inner, frozenset(internal))
+            entries = [block]
+            more, last = reader.chain(inner, frozenset(internal))
         if last not in operands or operands.index(last) in slots:
             raise reader._refuse(user, f"starts a path from '{reader.where(fork)}' that does not end in one operand of "
                                  f"its {kind} join '{reader.where(join)}' (the graph is not series-parallel there)",

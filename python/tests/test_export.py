@@ -55,7 +55,8 @@ def structure(layers: list) -> list:
                            n.v_reset if n.reset == "hard" else None, n.detach_reset, n.surrogate, n.surrogate_alpha)
         out.append((layer.kind, tuple(layer.input_shape), tuple(layer.output_shape),
                     tuple(sorted(layer.params.items())), neuron_spec, structure(layer.main), structure(layer.shortcut),
-                    [(structure(b.f), structure(b.g)) for b in layer.blocks]))
+                    [(structure(b.f), structure(b.g)) for b in layer.blocks], layer.join,
+                    [structure(p) for p in layer.paths]))
     return out
 
 
@@ -290,7 +291,7 @@ def test_optimizer_object_is_read():
 
 
 # ----------------------------------------------------------------------------------------------
-# (c) what the profile language cannot express
+# (c) what the profile language cannot express (and two forks it can since `branches`: test_branches.py)
 
 
 class Concat(nn.Module):
@@ -327,8 +328,6 @@ def _with(module, **replace):
 
 
 @pytest.mark.parametrize("model,where,why", [
-    (Concat(), r"module 'cat' \(cat\)", "concatenates two paths from 'x'.* no concatenation"),
-    (ThreeConsumers(), r"module 'stem' \(.*Conv2d\)", "read by 3 consumers .*'a', 'b', 'add_1'.* named tensors"),
     (nn.Sequential(layer.Conv2d(3, 4, 3), layer.Dropout(0.5), layer.Flatten(), layer.Linear(16, 3)),
      r"module '1' \(spikingjelly.*Dropout\)", "dropout has no profile layer"),
     (nn.Sequential(layer.Conv2d(3, 4, 3), neuron.ParametricLIFNode(), layer.Flatten(), layer.Linear(16, 3)),
@@ -381,10 +380,11 @@ def test_plain_modules_outside_a_container_are_refused_clearly():
 
 def test_cli_refusal_exits_2(tmp_path, capsys):
     source = tmp_path / "cat_net.py"
-    source.write_text("import sys\nsys.path.insert(0, %r)\nfrom test_export import Concat\n" % os.path.dirname(__file__))
+    source.write_text("import sys\nsys.path.insert(0, %r)\nfrom test_branches import NotSeriesParallel\n"
+                      % os.path.dirname(__file__))
     out = tmp_path / "never.yaml"
-    assert main(["export", f"{source}:Concat", "--input", "3x4x4", "-o", str(out)]) == 2
-    assert "concatenat" in capsys.readouterr().err
+    assert main(["export", f"{source}:NotSeriesParallel", "--input", "3x4x4", "-o", str(out)]) == 2
+    assert "not series-parallel" in capsys.readouterr().err
     assert not out.exists()
 
 

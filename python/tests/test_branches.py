@@ -1,0 +1,146 @@
+"""`branches` blocks (add of several paths, concat along channels, SEW's AND and IAND) on the PyTorch side:
+the loader's errors equal the Swift ones, the builder's network measured by PyTorch against the pytorch-cpu
+plan, profile -> network -> export -> the same profile, and what the exporter reads and refuses."""
+
+import os
+import subprocess
+
+import pytest
+import torch
+import torch.nn as nn
+from conftest import ROOT
+from test_export import SNNMEM, Concat, ThreeConsumers, figures, lif, needs_snnmem, plan, saved_by_hooks, structure
+
+from snnmem_torch import profile as P
+from snnmem_torch.build import build
+from snnmem_torch.errors import ProfileError
+from snnmem_torch.export import ExportError, export_profile
+
+from spikingjelly.activation_based import layer  # noqa: E402  (after torch)
+
+JOINS = os.path.join(ROOT, "python", "tests", "profiles", "branches-joins.yaml")
+BAD = os.path.join(ROOT, "Tests", "ProfilesTests", "BadProfiles")
+
+
+def test_joins_profile_loads_every_join():
+    profile = P.load(JOINS)
+    blocks = {layer.path: layer for layer in profile.all_layers if layer.kind == "branches"}
+    assert {path: block.join for path, block in blocks.items()} == {
+        "fan": "add", "dense": "concat", "sew_iand": "iand", "sew_and": "and", "sew_and/path1/inner": "add"}
+    assert [len(p) for p in blocks["fan"].paths] == [2, 0, 2]
+    assert blocks["dense"].output_shape == (48, 32, 32)
+
+
+@pytest.mark.skipif(SNNMEM is None, reason="the Swift snnmem binary is not built")
+@pytest.mark.parametrize("name", sorted(f for f in os.listdir(BAD) if f.startswith("branches-")))
+def test_loader_errors_equal_snnmem(name):
+    path = os.path.join(BAD, name)
+    swift = subprocess.run([SNNMEM, "plan", path], capture_output=True, text=True)
+    assert swift.returncode == 2
+    with pytest.raises(ProfileError) as info:
+        P.load(path)
+    assert str(info.value) == swift.stderr.strip()
+
+
+@needs_snnmem
+@pytest.mark.parametrize("strategy", ["bptt", "sltt", "checkpoint"])
+def test_builder_network_saves_and_peaks_as_planned(strategy):
+    """The builder's `Branches` modules measured by PyTorch: saved bytes equal per layer (bptt), step peak
+    within 1% (the rest is the conv table's oneDNN scratch on this shape, not the joins)."""
+    from snnmem_torch.measure import measure
+    planned = plan(JOINS, "--strategy", strategy)["strategies"][0]
+    measured = measure(JOINS, strategy, stream=False)
+    if strategy == "bptt":
+        assert {e["layer"]: e["bytes"] for e in measured["savedByLayer"] if e["bytes"]} == \
+            {e["layer"]: e["bytes"] for e in planned["savedByLayer"] if e["bytes"]}
+        # The products keep what autograd keeps: IAND the rsub's (1 - a) (b is its conv's input already),
+        # AND both operands; the sums and the concatenation keep nothing.
+        saved = {e["layer"]: e["bytes"] for e in measured["savedByLayer"]}
+        assert saved.get("sew_iand") == 2 * 2 * 48 * 32 * 32 * 4
+        assert saved.get("sew_and") == 2 * (2 * 2 * 32 * 16 * 16 * 4)
+        assert not saved.get("fan") and not saved.get("dense")
+    assert abs(measured["stepPeakBytes"] - planned["peakBytes"]) <= 0.01 * planned["peakBytes"]
+
+
+@needs_snnmem
+def test_joins_profile_round_trips_through_the_exporter(tmp_path):
+    original = P.load(JOINS)
+    out = str(tmp_path / "joins.yaml")
+    export_profile(build(original), original.input_shape, timesteps=original.timesteps, batch=original.batch,
+                   optimizer=original.optimizer, name=original.name, output=out)
+    exported = P.load(out)
+    assert structure(exported.layers) == structure(original.layers)
+    assert [b.join for b in exported.all_layers if b.kind == "branches"] == \
+        [b.join for b in original.all_layers if b.kind == "branches"]
+    assert figures(plan(out)) == figures(plan(JOINS))
+
+
+@needs_snnmem
+@pytest.mark.parametrize("model,joins", [(Concat, ["concat"]), (ThreeConsumers, ["add"])])
+def test_hand_written_forks_export_as_branches(model, joins, tmp_path):
+    net, out = model(), str(tmp_path / "model.yaml")
+    export_profile(net, (3, 4, 4), timesteps=3, batch=2, output=out)
+    loaded = P.load(out)
+    assert [b.join for b in loaded.all_layers if b.kind == "branches"] == joins
+    planned = plan(out, "--strategy", "bptt")["strategies"][0]["savedTensorBytes"]
+    assert saved_by_hooks(net, 3, 2, (3, 4, 4), loaded.classes) == planned
+
+
+class NotSeriesParallel(nn.Module):
+    """x feeds a and the final cat; a's output feeds b and the same cat: two forks meeting in one join."""
+
+    def __init__(self):
+        super().__init__()
+        self.a, self.b = layer.Conv2d(3, 3, 1), layer.Conv2d(3, 3, 1)
+        self.flat, self.fc = layer.Flatten(), layer.Linear(9 * 16, 3)
+
+    def forward(self, x):
+        y = self.a(x)
+        return self.fc(self.flat(torch.cat([x, y, self.b(y)], dim=2)))
+
+
+class CatWidth(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.a, self.flat, self.fc = layer.Conv2d(3, 3, 1), layer.Flatten(), layer.Linear(3 * 4 * 8, 3)
+
+    def forward(self, x):
+        return self.fc(self.flat(torch.cat([x, self.a(x)], dim=4)))
+
+
+class SewOr(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.a, self.sn = layer.Conv2d(3, 3, 1), lif()
+        self.flat, self.fc = layer.Flatten(), layer.Linear(48, 3)
+
+    def forward(self, x):
+        y = self.sn(self.a(x))
+        return self.fc(self.flat(x + y - x * y))
+
+
+class IandOutOfOrder(nn.Module):
+    """(1 - a) * b with b's path computed before a's: the profile runs a's path first."""
+
+    def __init__(self):
+        super().__init__()
+        self.a, self.sa, self.b, self.sb = layer.Conv2d(3, 3, 1), lif(), layer.Conv2d(3, 3, 1), lif()
+        self.flat, self.fc = layer.Flatten(), layer.Linear(48, 3)
+
+    def forward(self, x):
+        b = self.sb(self.b(x))
+        a = self.sa(self.a(x))
+        return self.fc(self.flat(b * (1.0 - a)))
+
+
+@pytest.mark.parametrize("model,where,why", [
+    (NotSeriesParallel(), r"module 'a' \(.*Conv2d\)", "meet in 'cat', outside the block this fork is in: the graph is "
+     "not series-parallel"),
+    (CatWidth(), r"module 'cat' \(cat\)", "along dimension 4 .* a profile's concat joins channels"),
+    (SewOr(), r"module 'sub' \(sub\)", "joins paths from 'x' with sub; the profile language joins paths by add, concat"),
+    (IandOutOfOrder(), r"module 'mul' \(mul\)", "runs the paths from 'x' in another order than its iand join reads"),
+])
+def test_graphs_the_language_cannot_say_are_refused(model, where, why):
+    with pytest.raises(ExportError, match=where + ".*" + why) as info:
+        export_profile(model, (3, 4, 4), timesteps=2, batch=2)
+    assert "fix:" in str(info.value)
