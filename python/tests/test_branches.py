@@ -144,3 +144,33 @@ def test_graphs_the_language_cannot_say_are_refused(model, where, why):
     with pytest.raises(ExportError, match=where + ".*" + why) as info:
         export_profile(model, (3, 4, 4), timesteps=2, batch=2)
     assert "fix:" in str(info.value)
+
+
+def test_joins_on_cuda_keep_what_the_pytorch_layout_declares():
+    """The builder's join expressions (branches.py's `Branches.forward`) on fake CUDA tensors (cuda_meta.py):
+    the layout the planner uses for pytorch-cuda, a and b standing for the two paths' outputs."""
+    from snnmem_torch import cuda_meta as cm
+
+    T, B, C, H, W = 2, 2, 4, 8, 8
+    seq = T * B * C * H * W * 4
+
+    def join(kind):
+        a, b = (torch.empty(T, B, C, H, W, requires_grad=True) for _ in range(2))
+        if kind == "concat":
+            return cm.trace(lambda: torch.cat([a, b], dim=-3), {"a": a, "b": b})
+        if kind == "add":
+            return cm.trace(lambda: a + b, {"a": a, "b": b})
+        fn = (lambda: b * a) if kind == "and" else (lambda: b * (1.0 - a))
+        return cm.trace(fn, {"a": a, "b": b})
+
+    with cm.fake_cuda():
+        traces = {kind: join(kind) for kind in ("add", "concat", "and", "iand")}
+    assert traces["add"].saved == [] and traces["concat"].saved == []
+    # concat's backward hands out views of the gradient: it allocates nothing.
+    assert traces["concat"].backward == []
+    assert sorted(s.origin for s in traces["and"].saved) == ["input:a", "input:b"]
+    assert sorted(s.origin for s in traces["iand"].saved) == ["input:b", "new:aten.rsub"]
+    assert [a.nbytes for a in traces["iand"].forward] == [seq, seq]  # 1 - a, then the product
+    # MulBackward0: two gradients; RsubBackward1: one negation.
+    assert [a.nbytes for a in traces["iand"].backward] == [seq, seq, seq]
+    assert [a.nbytes for a in traces["and"].backward] == [seq, seq]
