@@ -77,8 +77,9 @@ public enum PyTorchLayerTable {
     public enum Device: String, Sendable { case cpu, cuda }
 
     /// The first layer (depth first) that has no PyTorch + SpikingJelly layout, if any. The layers
-    /// only T-RevSNN uses (grouped convs, turn-off neurons, scale, upsample) have layouts inside a
-    /// `trevsnn:` network, which the Python package builds and measures; elsewhere it refuses them.
+    /// only T-RevSNN uses (grouped convs, turn-off neurons, scale) have layouts inside a `trevsnn:`
+    /// network, which the Python package builds and measures; elsewhere it refuses them. Nearest
+    /// upsampling is SpikingJelly's multi-step `layer.Upsample` outside one (a U-Net's decoder).
     public static func firstUnsupported(_ layers: [Layer]) -> Layer? {
         for layer in ParameterLayout.flatten(layers) {
             switch layer.kind {
@@ -86,11 +87,11 @@ public enum PyTorchLayerTable {
                 if conv.groups != 1 { return layer }
             // A T-RevSNN network's own layers (depthwise convs, turn-off neurons, scale,
             // upsample) are modelled inside it; the profile loader admits only turn-off neurons there.
-            case .batchNorm, .avgPool, .maxPool, .flatten, .linear, .residual, .branches, .reversible, .trevsnn:
+            case .batchNorm, .avgPool, .maxPool, .flatten, .linear, .residual, .branches, .reversible, .trevsnn, .upsample:
                 continue
             case .neuron(let spec):
                 if spec.type == .turnoff { return layer }
-            case .upsample, .scale:
+            case .scale:
                 return layer
             }
         }

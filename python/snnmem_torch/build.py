@@ -31,7 +31,6 @@ from .profile import Layer, NeuronSpec, Profile
 # Layers that exist only inside a T-RevSNN network, where trevsnn.py builds them; the Swift loader
 # accepts them anywhere, this package only there.
 _TREV_ONLY = {
-    "upsample": "upsample is built only inside a `trevsnn:` network (T-RevSNN's up path)",
     "scale": "scale (layer scale) is built only inside a `trevsnn:` network (its ConvNeXt-style blocks)",
 }
 
@@ -136,9 +135,12 @@ class Network(nn.Module):
             self.layers[path] = None
             self.kinds[path] = "trevsnn"
             module = self._trev(layer)
-        elif layer.kind == "upsample":
+        elif layer.kind == "upsample" and self._inside_trev:
             from .trevsnn import Upsample
             module = Upsample(layer.params["factor"])
+        elif layer.kind == "upsample":
+            # Outside T-RevSNN (a U-Net's decoder): SpikingJelly's wrapper, on [T*B, ...] in multi-step mode.
+            module = sj_layer.Upsample(scale_factor=layer.params["factor"], mode="nearest", step_mode=m)
         elif layer.kind == "scale":
             from .trevsnn import Scale
             module = Scale(layer.params["initial"])

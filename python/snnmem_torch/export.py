@@ -537,6 +537,15 @@ def _module_entries(path: str, module: nn.Module, in_shape: tuple, out_shape: tu
         raise refuse(f"pools a {h}x{w} input to {oh}x{ow}, windows no fixed pooling layer has (overlapping or "
                      "upsampling)", "use an input size at which the adaptive pooling divides evenly "
                      "(e.g. 224x224 for a 7x7 output)")
+    if type(module) in (nn.Upsample, sj_layer.Upsample):
+        factor = module.scale_factor
+        factors = factor if isinstance(factor, (tuple, list)) else (factor, factor)
+        if module.mode != "nearest" or module.size is not None or len(set(factors)) != 1 \
+                or float(factors[0]) != int(factors[0]) or len(inner) != 3:
+            raise refuse(f"upsamples with mode '{module.mode}', size {module.size}, scale_factor {factor}; a profile's "
+                         "upsample is nearest-neighbour by one whole factor on [C, H, W]",
+                         "use mode='nearest' with an integer scale_factor")
+        return [Entry("upsample", path, {"factor": int(factors[0])}, outer)]
     if type(module) in (nn.Flatten, sj_layer.Flatten):
         if len(outer) == 1 and outer[0] == math.prod(inner):
             return [Entry("flatten", path, {}, outer)]
@@ -545,7 +554,8 @@ def _module_entries(path: str, module: nn.Module, in_shape: tuple, out_shape: tu
     if isinstance(module, nn.Sequential):
         raise refuse("a Sequential subclass traced as one module has no profile layer", "use nn.Sequential")
     raise refuse(f"{type(module).__name__} has no profile layer", "the profile language has conv, batchnorm, "
-                 "linear, avgpool, maxpool, globalavgpool, flatten, LIF/IF neurons and residual adds")
+                 "linear, avgpool, maxpool, globalavgpool, upsample (nearest), flatten, LIF/IF neurons, residual adds "
+                 "and branches (sums, concatenation, SEW AND/IAND)")
 
 
 def _run_children(children: list, inner: tuple, merged: bool, timesteps: int, batch: int) -> tuple:
