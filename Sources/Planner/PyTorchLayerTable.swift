@@ -87,7 +87,8 @@ public enum PyTorchLayerTable {
                 if conv.groups != 1 { return layer }
             // A T-RevSNN network's own layers (depthwise convs, turn-off neurons, scale,
             // upsample) are modelled inside it; the profile loader admits only turn-off neurons there.
-            case .batchNorm, .avgPool, .maxPool, .flatten, .linear, .residual, .branches, .reversible, .trevsnn, .upsample:
+            case .batchNorm, .avgPool, .maxPool, .flatten, .linear, .residual, .branches, .reversible, .trevsnn, .upsample,
+                 .convTranspose:
                 continue
             case .neuron(let spec):
                 if spec.type == .turnoff { return layer }
@@ -155,6 +156,15 @@ public enum PyTorchLayerTable {
                 d.forward = casts + [.output]
                 d.backward = [.inputGradient, .parameterGradients, .releaseSaved, .releaseOutputGradient] + castsBack
             }
+        case .convTranspose:
+            // cuDNN's transposed convolution keeps its input and weight, as a convolution does (fake-CUDA
+            // traces, python/tests/test_convtranspose.py). The CPU's oneDNN deconvolution (scratchpad,
+            // reorders into padded blocked layouts) is not measured into this table: `Runtime` refuses it.
+            precondition(device == .cuda && autocast == nil, "\(layer.path): transposed conv is modelled on CUDA in float32 only")
+            d.keepsInput = true
+            d.canSkipInputGradient = true
+            d.forward = [.output]
+            d.backward = [.inputGradient, .parameterGradients, .releaseSaved, .releaseOutputGradient]
         case .linear:
             d.keepsInput = true
             d.canSkipInputGradient = true

@@ -78,6 +78,9 @@ public struct ResidualSpec: Hashable, Sendable {
 
 public indirect enum LayerKind: Hashable, Sendable {
     case conv(ConvSpec)
+    /// A transposed convolution (upsampling): the adjoint of a conv from `outChannels` to
+    /// `inChannels`; weight [in, out, k, k] as PyTorch's ConvTranspose2d (`ConvTranspose2D.swift`).
+    case convTranspose(ConvSpec)
     case batchNorm(channels: Int)
     case neuron(NeuronSpec)
     case avgPool(PoolSpec)
@@ -98,6 +101,7 @@ public indirect enum LayerKind: Hashable, Sendable {
     public var keyword: String {
         switch self {
         case .conv: return "conv"
+        case .convTranspose: return "convtranspose"
         case .batchNorm: return "batchnorm"
         case .neuron: return "neuron"
         case .avgPool: return "avgpool"

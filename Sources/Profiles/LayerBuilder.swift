@@ -9,7 +9,7 @@ struct LayerBuilder {
     let budget = LayerBudget()
 
     static let kinds = ["conv", "batchnorm", "neuron", "avgpool", "maxpool", "globalavgpool", "flatten", "linear",
-                        "upsample", "scale", "residual", "branches", "repeat", "reversible", "trevsnn"]
+                        "upsample", "scale", "residual", "branches", "repeat", "reversible", "trevsnn", "convtranspose"]
 
     /// The keys each layer kind accepts; anything else is a typo to report, not to ignore.
     static let allowedKeys: [String: [String]] = [
@@ -25,6 +25,7 @@ struct LayerBuilder {
         "scale": ["initial", "name"],
         "residual": ["main", "shortcut", "name"],
         "branches": LayerBuilder.branchesKeys,
+        "convtranspose": LayerBuilder.convTransposeKeys,
         "repeat": ["times", "layers", "name"],
         "reversible": ["blocks", "f", "g", "name"],
         "trevsnn": ["levels", "kernel", "expansion", "alpha", "layerScale", "classes", "neuron", "name"],
@@ -265,6 +266,9 @@ struct LayerBuilder {
 
         case "branches":
             return try buildBranches(&params, input: input, path: path, location: location)
+
+        case "convtranspose":
+            return try buildConvTranspose(&params, input: input, path: path, location: location)
 
         case "reversible":
             return try buildReversible(&params, input: input, path: path, location: location)
