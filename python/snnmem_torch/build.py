@@ -172,6 +172,10 @@ class Network(nn.Module):
             p = layer.params
             module = sj_layer.Conv2d(p["in_channels"], p["out_channels"], p["kernel"], stride=p["stride"],
                                      padding=p["padding"], groups=p["groups"], bias=p["bias"], step_mode=m)
+        elif layer.kind == "convtranspose":
+            p = layer.params
+            module = sj_layer.ConvTranspose2d(p["in_channels"], p["out_channels"], p["kernel"], stride=p["stride"],
+                                              padding=p["padding"], bias=p["bias"], step_mode=m)
         elif layer.kind == "batchnorm":
             if len(layer.input_shape) == 3:
                 module = sj_layer.BatchNorm2d(layer.params["channels"], step_mode=m)

@@ -537,6 +537,24 @@ def _module_entries(path: str, module: nn.Module, in_shape: tuple, out_shape: tu
         raise refuse(f"pools a {h}x{w} input to {oh}x{ow}, windows no fixed pooling layer has (overlapping or "
                      "upsampling)", "use an input size at which the adaptive pooling divides evenly "
                      "(e.g. 224x224 for a 7x7 output)")
+    if type(module) in (nn.ConvTranspose2d, sj_layer.ConvTranspose2d):
+        kernel = _pair(module.kernel_size, "kernel", path, module)
+        stride = _pair(module.stride, "stride", path, module)
+        padding = _pair(module.padding, "padding", path, module)
+        if module.padding_mode != "zeros" or module.groups != 1 or _pair(module.dilation, "dilation", path, module) != 1 \
+                or _pair(module.output_padding, "output_padding", path, module) != 0:
+            raise refuse(f"groups {module.groups}, dilation {module.dilation}, output_padding {module.output_padding}; a "
+                         "profile's convtranspose has none of them", "use groups=1, dilation=1, output_padding=0")
+        if padding >= kernel:
+            raise refuse(f"padding {padding} is not smaller than the kernel {kernel}", f"use padding at most {kernel - 1}")
+        fields = {"out": module.out_channels, "kernel": kernel}
+        if stride != 1:
+            fields["stride"] = stride
+        if padding:
+            fields["padding"] = padding
+        if module.bias is not None:
+            fields["bias"] = True
+        return [Entry("convtranspose", path, fields, outer)]
     if type(module) in (nn.Upsample, sj_layer.Upsample):
         factor = module.scale_factor
         factors = factor if isinstance(factor, (tuple, list)) else (factor, factor)

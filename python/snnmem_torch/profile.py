@@ -27,7 +27,7 @@ from .errors import ProfileError
 TOP_LEVEL_KEYS = ["name", "description", "input", "timesteps", "batch", "dtype", "neuron", "optimizer",
                   "classes", "layers"]
 KINDS = ["conv", "batchnorm", "neuron", "avgpool", "maxpool", "globalavgpool", "flatten", "linear",
-         "upsample", "scale", "residual", "branches", "repeat", "reversible", "trevsnn"]
+         "upsample", "scale", "residual", "branches", "repeat", "reversible", "trevsnn", "convtranspose"]
 ALLOWED_KEYS = {
     "conv": ["out", "in", "kernel", "stride", "padding", "groups", "bias", "name"],
     "batchnorm": ["features", "name"],
@@ -41,6 +41,7 @@ ALLOWED_KEYS = {
     "scale": ["initial", "name"],
     "residual": ["main", "shortcut", "name"],
     "branches": ["join", "paths", "name"],
+    "convtranspose": ["out", "in", "kernel", "stride", "padding", "bias", "name"],
     "repeat": ["times", "layers", "name"],
     "reversible": ["blocks", "f", "g", "name"],
     "trevsnn": ["levels", "kernel", "expansion", "alpha", "layerScale", "classes", "neuron", "name"],
@@ -614,6 +615,11 @@ class _LayerBuilder:
                                 f"use padding at most {kernel - 1}", path, location)
             return make((out, h_out, w_out), params=dict(in_channels=c, out_channels=out, kernel=kernel, stride=stride,
                                                          padding=padding, groups=groups, bias=bias))
+
+        if kind == "convtranspose":
+            from .convtranspose import build_convtranspose
+            params, out = build_convtranspose(self, p, inp, path, location)
+            return make(out, params=params)
 
         if kind == "batchnorm":
             features_node = p.value("features")

@@ -2,6 +2,7 @@
 the loader's errors equal the Swift ones, the builder's network measured by PyTorch against the pytorch-cpu
 plan, profile -> network -> export -> the same profile, and what the exporter reads and refuses."""
 
+import json
 import os
 import subprocess
 
@@ -16,7 +17,7 @@ from snnmem_torch.build import build
 from snnmem_torch.errors import ProfileError
 from snnmem_torch.export import ExportError, export_profile
 
-from spikingjelly.activation_based import layer  # noqa: E402  (after torch)
+from spikingjelly.activation_based import functional, layer  # noqa: E402  (after torch)
 
 JOINS = os.path.join(ROOT, "python", "tests", "profiles", "branches-joins.yaml")
 BAD = os.path.join(ROOT, "Tests", "ProfilesTests", "BadProfiles")
@@ -32,7 +33,7 @@ def test_joins_profile_loads_every_join():
 
 
 @pytest.mark.skipif(SNNMEM is None, reason="the Swift snnmem binary is not built")
-@pytest.mark.parametrize("name", sorted(f for f in os.listdir(BAD) if f.startswith("branches-")))
+@pytest.mark.parametrize("name", sorted(f for f in os.listdir(BAD) if f.startswith(("branches-", "convtranspose-"))))
 def test_loader_errors_equal_snnmem(name):
     path = os.path.join(BAD, name)
     swift = subprocess.run([SNNMEM, "plan", path], capture_output=True, text=True)
@@ -174,3 +175,75 @@ def test_joins_on_cuda_keep_what_the_pytorch_layout_declares():
     # MulBackward0: two gradients; RsubBackward1: one negation.
     assert [a.nbytes for a in traces["iand"].backward] == [seq, seq, seq]
     assert [a.nbytes for a in traces["and"].backward] == [seq, seq]
+
+
+# ----------------------------------------------------------------------------------------------
+# convtranspose (a U-Net's learnt upsampling)
+
+UP = """
+name: up
+input: {channels: 3, height: 8, width: 8}
+timesteps: 2
+batch: 2
+layers:
+  - conv: {name: enc, out: 8, kernel: 3, padding: 1}
+  - neuron: {name: enc_sn}
+  - branches:
+      name: skip
+      join: concat
+      paths:
+        - []
+        - [{maxpool: {name: down, kernel: 2}}, {conv: {name: mid, out: 16, kernel: 3, padding: 1}}, {neuron: {name: mid_sn}},
+           {convtranspose: {name: up, out: 8, kernel: 2, stride: 2}}]
+  - convtranspose: {name: same, out: 4, kernel: 3, padding: 1, bias: true}
+  - globalavgpool
+  - flatten
+  - linear: {name: fc, out: 5}
+"""
+
+
+def test_convtranspose_loads_builds_and_round_trips(tmp_path, write_profile):
+    path = write_profile(UP, "up.yaml")
+    profile = P.load(path)
+    up = next(layer for layer in profile.all_layers if layer.name == "up")
+    assert up.output_shape == (8, 8, 8) and up.params["stride"] == 2
+    net = build(profile)
+    assert tuple(net.layers["skip/path1/up"].weight.shape) == (16, 8, 2, 2)
+    with torch.no_grad():
+        assert net(torch.rand(2, 2, 3, 8, 8)).shape == (2, 2, 5)
+    functional.reset_net(net)
+    out = str(tmp_path / "up-exported.yaml")
+    export_profile(net, profile.input_shape, timesteps=2, batch=2, optimizer=profile.optimizer, output=out)
+    assert structure(P.load(out).layers) == structure(profile.layers)
+    if SNNMEM:
+        cpu = subprocess.run([SNNMEM, "plan", out, "--runtime", "pytorch-cpu", "--format", "json"], capture_output=True,
+                             text=True)
+        reasons = {entry["reason"] for entry in json.loads(cpu.stdout)["notApplicable"] if entry["strategy"] == "bptt"}
+        assert len(reasons) == 1 and "is modelled on pytorch-cuda in float32 only" in reasons.pop()
+        cuda = subprocess.run([SNNMEM, "plan", out, "--runtime", "pytorch-cuda", "--format", "json"], capture_output=True,
+                              text=True)
+        assert cuda.returncode == 0, cuda.stderr
+
+
+def test_convtranspose_refusals(write_profile):
+    with pytest.raises(ProfileError, match="padding 2 is not smaller than the kernel 2"):
+        P.parse(UP.replace("kernel: 2, stride: 2}", "kernel: 2, stride: 2, padding: 2}"), "up.yaml")
+    model = nn.Sequential(layer.ConvTranspose2d(3, 4, 3, stride=2, output_padding=1), layer.Flatten(),
+                          layer.Linear(4 * 10 * 10, 3))
+    with pytest.raises(ExportError, match=r"module '0' .*output_padding"):
+        export_profile(model, (3, 4, 4), timesteps=2, batch=2)
+
+
+def test_convtranspose_on_cuda_keeps_input_and_weight():
+    """The pytorch-cuda layout (PyTorchLayerTable): cuDNN's transposed conv saves its input and weight, allocates
+    its output forward and the input and weight gradients backward (fake CUDA tensors, cuda_meta.py)."""
+    from snnmem_torch import cuda_meta as cm
+
+    with cm.fake_cuda():
+        up = layer.ConvTranspose2d(8, 4, 2, stride=2, bias=False, step_mode="m")
+        x = torch.empty(2, 2, 8, 4, 4, requires_grad=True)
+        tr = cm.trace(lambda: up(x), {"x_seq": x}, {"up": up})
+    assert sorted(s.origin.split(":")[0] for s in tr.saved) == ["input", "parameter"]
+    assert tr.saved_new_bytes() == 0
+    assert [a.nbytes for a in tr.forward] == [2 * 2 * 4 * 8 * 8 * 4]
+    assert sorted(a.nbytes for a in tr.backward) == sorted([2 * 2 * 8 * 4 * 4 * 4, 8 * 4 * 2 * 2 * 4])
