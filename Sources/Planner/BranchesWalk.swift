@@ -113,7 +113,7 @@ extension TraceBuilder {
             }
         }
         var sum: (id: Int, isView: Bool)?
-        for index in Self.backwardOrder(spec) {
+        for index in spec.backwardPathOrder {
             let branch = spec.paths[index]
             var gradient: Int?
             if branch.isEmpty {
@@ -129,12 +129,6 @@ extension TraceBuilder {
             sum = accumulate(previous, arriving, path: path, shape: layer.inputShape, span: span)
         }
         return sum?.id
-    }
-
-    /// Identity paths first (their gradients reach the fork with the join's), then the others, last first.
-    static func backwardOrder(_ spec: BranchesSpec) -> [Int] {
-        let indices = Array(spec.paths.indices)
-        return indices.filter { spec.paths[$0].isEmpty } + indices.filter { !spec.paths[$0].isEmpty }.reversed()
     }
 
     /// The fork's input gradient so far plus one more: summed in place into one of them when it is

@@ -29,6 +29,14 @@ public struct BranchesSpec: Hashable, Sendable {
 
     /// Every path's layers, in path order (parents before their nested layers is the caller's job).
     public var allPathLayers: [Layer] { paths.flatMap { $0 } }
+
+    /// The order backward visits the paths, as PyTorch's autograd does (the planner and the engine
+    /// both follow it): identity paths first (their gradients reach the fork with the join's), then
+    /// the paths with layers from the last to the first (the most recently recorded nodes run first).
+    public var backwardPathOrder: [Int] {
+        let indices = Array(paths.indices)
+        return indices.filter { paths[$0].isEmpty } + indices.filter { !paths[$0].isEmpty }.reversed()
+    }
 }
 
 extension Profile {

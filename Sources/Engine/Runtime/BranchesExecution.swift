@@ -91,7 +91,7 @@ extension TrainingStep {
             gradients = [dA, dB]
         }
         var sum: Int?
-        for index in Self.backwardOrder(spec) {
+        for index in spec.backwardPathOrder {
             let branch = spec.paths[index]
             var gradient: Int?
             if branch.isEmpty {
@@ -106,12 +106,6 @@ extension TrainingStep {
             sum = try accumulate(previous, gradient, path: path, shape: layer.inputShape, span: span)
         }
         return sum
-    }
-
-    /// The planner's order: identity paths first, then the others, last first.
-    static func backwardOrder(_ spec: BranchesSpec) -> [Int] {
-        let indices = Array(spec.paths.indices)
-        return indices.filter { spec.paths[$0].isEmpty } + indices.filter { !spec.paths[$0].isEmpty }.reversed()
     }
 
     /// The planner's `accumulate` (no views in the engine): into old or new where one holds its
