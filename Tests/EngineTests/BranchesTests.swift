@@ -230,6 +230,23 @@ final class BranchesTests: XCTestCase {
         XCTAssertNil(savedByLayer["dense"])
     }
 
+    /// The PyTorch runtimes' joins (`BranchesWalk.swift`, measured in python/tests/test_branches.py):
+    /// IAND keeps `1 - a` (a tensor of its own) and b, AND keeps a and b, a concat's backward hands out
+    /// views (no per-path gradient), and RsubBackward1 makes one negated gradient.
+    func testPyTorchJoinsKeepWhatAutogradKeeps() throws {
+        for runtime in [Runtime.pytorchCPU, .pytorchCUDA] {
+            let plan = try Planner.plan(try Self.forkProfile, strategy: .bptt, options: .init(runtime: runtime))
+            let kept = plan.tensors.filter(\.keptForBackward)
+            let iand = kept.filter { $0.keptByLayer == "sew_iand" }.map(\.descriptor.name).sorted()
+            XCTAssertEqual(iand, ["one_minus_a"], "\(runtime): b is the path's conv input, kept by it first")
+            XCTAssertEqual(kept.filter { $0.keptByLayer == "sew_and" }.map(\.descriptor.name).sorted(), ["output", "output"])
+            let names = Set(plan.tensors.filter { $0.descriptor.layerPath == "sew_iand" }.map(\.descriptor.name))
+            XCTAssertEqual(names, ["one_minus_a", "output", "grad_b", "grad_one_minus_a", "grad_a"], "\(runtime)")
+            XCTAssertFalse(plan.tensors.contains { $0.descriptor.layerPath == "dense" && $0.descriptor.name.hasPrefix("dPath") })
+            XCTAssertNil(kept.first { $0.keptByLayer == "fan" || $0.keptByLayer == "dense" })
+        }
+    }
+
     func testReversibleSchedulesRefuseBranches() throws {
         let profile = try Self.forkProfile
         XCTAssertTrue(Strategy.revsnn.notApplicableReason(profile)?.contains("'fan' is a branches block") ?? false)
