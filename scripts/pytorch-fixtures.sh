@@ -22,7 +22,7 @@ OUT=Tests/PlannerTests/Fixtures/pytorch
 mkdir -p "$OUT"
 # Reversible profiles (revsresnet21, revvgg13) are measured by pytorch-reversible-fixtures.sh and
 # T-RevSNN (trevsnn-cifar) by pytorch-trevsnn-fixtures.sh, both called at the end.
-CIFAR="cifarnet digits vgg11 vgg13 resnet19"
+CIFAR="cifarnet digits vgg11 vgg13 resnet19 spiking-unet"
 IMAGENET="resnet18 sew-resnet34"
 MIXED_PROFILES="cifarnet vgg11"
 DTYPES=${DTYPES:-float32 bfloat16 float16}
@@ -31,7 +31,10 @@ PROFILES=("$@")
 
 points_for() {
     case " $IMAGENET " in
-        *" $1 "*) echo "1:1 2:2" ;;   # T:B — 3x224x224 inputs: keep the step small
+        *" $1 "*) echo "1:1 2:2"; return ;;   # T:B — 3x224x224 inputs: keep the step small
+    esac
+    case "$1" in
+        spiking-unet) echo "2:2 8:2" ;;      # its own T=8 (users report running out of memory there)
         *) echo "2:2 4:4" ;;
     esac
 }

@@ -138,6 +138,7 @@ struct LayerRow {
                                      parameters: count))
                 switch layer.kind {
                 case .residual(let spec): add(spec.main, columns: columns); add(spec.shortcut, columns: columns)
+                case .branches(let spec): for path in spec.paths { add(path, columns: columns) }
                 case .reversible(let stage): for block in stage.blocks { add(block.f, columns: columns); add(block.g, columns: columns) }
                 case .trevsnn(let net):
                     for level in net.levels {

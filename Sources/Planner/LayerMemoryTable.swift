@@ -85,6 +85,19 @@ public enum LayerMemoryTable {
                 d.forwardWorkspace = [im2col]
                 d.backwardWorkspace = [im2col]
             }
+        case .convTranspose(let conv):
+            d.keepsInput = true
+            d.canSkipInputGradient = true
+            d.parameters = [ParameterDeclaration(name: "weight", shape: TensorShape([conv.inChannels, conv.outChannels, conv.kernel, conv.kernel]), trainable: true)]
+            if conv.bias { d.parameters.append(ParameterDeclaration(name: "bias", shape: TensorShape([conv.outChannels]), trainable: true)) }
+            // The columns of one sample at a time (the kernel is sequential over samples):
+            // (Cout * k * k) x (H * W), forward (W^T x before col2im) and backward (im2col of dY).
+            if !isPointwise(conv) {
+                let columns = TensorShape([1, conv.outChannels * conv.kernel * conv.kernel, layer.inputShape.dims[1] * layer.inputShape.dims[2]])
+                let buffer = BufferDeclaration(name: "columns", role: .workspace, shape: columns, perSample: false)
+                d.forwardWorkspace = [buffer]
+                d.backwardWorkspace = [buffer]
+            }
         case .batchNorm(let channels):
             d.keepsInput = true
             // Batch statistics of this timestep, kept in float32 whatever the activation dtype.
@@ -119,7 +132,7 @@ public enum LayerMemoryTable {
             d.keepsInput = true
             d.canSkipInputGradient = true
             d.parameters = [ParameterDeclaration(name: "scale", shape: TensorShape([1]), trainable: true)]
-        case .residual, .reversible, .trevsnn:
+        case .residual, .branches, .reversible, .trevsnn:
             // Containers: their sub-layers declare their own buffers; the schedules handle the adds.
             break
         }
@@ -142,6 +155,8 @@ public enum LayerMemoryTable {
         case .conv(let conv):
             let macs = outElements * Double(conv.inChannels / conv.groups * conv.kernel * conv.kernel)
             return 2 * macs + (conv.bias ? outElements : 0)
+        case .convTranspose(let conv):
+            return 2 * inElements * Double(conv.outChannels * conv.kernel * conv.kernel) + (conv.bias ? outElements : 0)
         case .linear(let linear):
             return 2 * Double(linear.inFeatures * linear.outFeatures) + (linear.bias ? Double(linear.outFeatures) : 0)
         case .batchNorm:
@@ -152,7 +167,7 @@ public enum LayerMemoryTable {
             return outElements * Double(pool.kernel * pool.kernel)
         case .upsample, .scale:
             return outElements
-        case .flatten, .residual, .reversible, .trevsnn:
+        case .flatten, .residual, .branches, .reversible, .trevsnn:
             return 0
         }
     }

@@ -31,6 +31,8 @@ extension TraceBuilder {
             addFlops(Double(layer.outputShape.elementCount * batch * steps(span)))
             if runtime.isPyTorch { return addOutOfPlace(main, shortcut, path: path, shape: layer.outputShape, span: span) }
             return combine(into: main, shortcut)
+        case .branches(let spec):
+            return forwardBranches(layer, spec, x, span: span, saving: saving, prefix: prefix, reversible: reversible)
         case .reversible(let stage):
             if runtime.isPyTorch { return forwardReversiblePyTorch(layer, stage, x, span: span, saving: saving, mode: reversible) }
             return forwardReversible(layer, stage, x, span: span, saving: saving, mode: reversible)
@@ -94,6 +96,8 @@ extension TraceBuilder {
             }
             guard let dMain, let dShortcut else { return nil }
             return combine(into: dMain, dShortcut)
+        case .branches(let spec):
+            return backwardBranches(layer, spec, dY, span: span, needInputGrad: needInputGrad, prefix: prefix, reversible: reversible)
         case .reversible(let stage):
             if runtime.isPyTorch {
                 if reversible == .keepOutputOnly { return backwardRevSNNPyTorch(layer, stage, dY, needInputGrad: needInputGrad) }

@@ -51,6 +51,7 @@ public enum ParameterLayout {
             out.append(layer)
             switch layer.kind {
             case .residual(let spec): out += flatten(spec.main) + flatten(spec.shortcut)
+            case .branches(let spec): for path in spec.paths { out += flatten(path) }
             case .reversible(let stage): for block in stage.blocks { out += flatten(block.f) + flatten(block.g) }
             default: break
             }

@@ -6,8 +6,22 @@ import Profiles
 /// flow through v across segments, as in bptt). The checkpoint keeps only its inputs (a view of
 /// x_seq, the start states); the ops inside save nothing. Backward, segment by segment from the
 /// last, recomputes the segment from its inputs keeping what the ops save, backpropagates it and
-/// frees it.
+/// frees it. Autograd reaches a segment's recomputation at the first saved tensor it unpacks, and
+/// the recomputation stops after the last op that saves one: layers at the network's end that
+/// save nothing (global pooling, flatten, upsampling) run their backward before it and are not
+/// recomputed.
 extension TraceBuilder {
+    /// The last top-level layers whose PyTorch ops save nothing for backward.
+    var pytorchUnsavedTail: [Layer] {
+        Array(profile.layers.reversed().prefix { layer in
+            switch layer.kind {
+            case .flatten, .upsample: return true
+            case .avgPool(let pool): return pool.isGlobal
+            default: return false
+            }
+        }.reversed())
+    }
+
     mutating func runCheckpointPyTorch(segment k: Int) {
         let (input, labels) = setUp()
         let neurons = ParameterLayout.flatten(profile.layers).filter { if case .neuron = $0.kind { return true }; return false }
@@ -56,8 +70,16 @@ extension TraceBuilder {
         castCache = nil
         phase = .backward(timestep: nil)
         let dLogits = lossBackwardPyTorch(loss, span: .allTimesteps)
+        let tail = pytorchUnsavedTail
+        let body = Array(profile.layers.dropLast(tail.count))
         for (s, start) in starts.enumerated().reversed() {
             segmentLength = min(k, timesteps - start)
+            retain(dLogits)  // the segment's gradient is a view of dLogits
+            var gradient = dLogits
+            if !tail.isEmpty {
+                phase = .backward(timestep: start)
+                gradient = backward(tail, dLogits, span: .allTimesteps, needInputGrad: true)!
+            }
             phase = .recompute(timestep: start)
             let finalStates = heldStates
             heldStates = startStates[s] ?? [:]
@@ -67,7 +89,7 @@ extension TraceBuilder {
             let isLast = s == starts.count - 1
             finalStateHoldsGraph = isLast
             retain(sequence)
-            release(forward(profile.layers, sequence, span: .allTimesteps, saving: true))
+            release(forward(body, sequence, span: .allTimesteps, saving: true))
             finalStateHoldsGraph = true
             for id in heldStates.values { release(id) }
             for path in heldSaved.keys.sorted() { for id in heldSaved.removeValue(forKey: path)! { release(id) } }
@@ -76,8 +98,7 @@ extension TraceBuilder {
             // The gradient of each start state flows back to the previous segment's end state.
             stateGradientsFlowBack = s > 0
             defersGradientCasts = autocast != nil && s > 0
-            retain(dLogits)  // the segment's gradient is a view of dLogits
-            _ = backward(profile.layers, dLogits, span: .allTimesteps, needInputGrad: false)
+            _ = backward(body, gradient, span: .allTimesteps, needInputGrad: false)
             stateGradientsFlowBack = false
             defersGradientCasts = false
             releaseSaved(SavedKey(path: "input", timestep: -1 - s))

@@ -77,8 +77,9 @@ public enum PyTorchLayerTable {
     public enum Device: String, Sendable { case cpu, cuda }
 
     /// The first layer (depth first) that has no PyTorch + SpikingJelly layout, if any. The layers
-    /// only T-RevSNN uses (grouped convs, turn-off neurons, scale, upsample) have layouts inside a
-    /// `trevsnn:` network, which the Python package builds and measures; elsewhere it refuses them.
+    /// only T-RevSNN uses (grouped convs, turn-off neurons, scale) have layouts inside a `trevsnn:`
+    /// network, which the Python package builds and measures; elsewhere it refuses them. Nearest
+    /// upsampling is SpikingJelly's multi-step `layer.Upsample` outside one (a U-Net's decoder).
     public static func firstUnsupported(_ layers: [Layer]) -> Layer? {
         for layer in ParameterLayout.flatten(layers) {
             switch layer.kind {
@@ -86,11 +87,12 @@ public enum PyTorchLayerTable {
                 if conv.groups != 1 { return layer }
             // A T-RevSNN network's own layers (depthwise convs, turn-off neurons, scale,
             // upsample) are modelled inside it; the profile loader admits only turn-off neurons there.
-            case .batchNorm, .avgPool, .maxPool, .flatten, .linear, .residual, .reversible, .trevsnn:
+            case .batchNorm, .avgPool, .maxPool, .flatten, .linear, .residual, .branches, .reversible, .trevsnn, .upsample,
+                 .convTranspose:
                 continue
             case .neuron(let spec):
                 if spec.type == .turnoff { return layer }
-            case .upsample, .scale:
+            case .scale:
                 return layer
             }
         }
@@ -154,6 +156,15 @@ public enum PyTorchLayerTable {
                 d.forward = casts + [.output]
                 d.backward = [.inputGradient, .parameterGradients, .releaseSaved, .releaseOutputGradient] + castsBack
             }
+        case .convTranspose:
+            // cuDNN's transposed convolution keeps its input and weight, as a convolution does (fake-CUDA
+            // traces, python/tests/test_convtranspose.py). The CPU's oneDNN deconvolution (scratchpad,
+            // reorders into padded blocked layouts) is not measured into this table: `Runtime` refuses it.
+            precondition(device == .cuda && autocast == nil, "\(layer.path): transposed conv is modelled on CUDA in float32 only")
+            d.keepsInput = true
+            d.canSkipInputGradient = true
+            d.forward = [.output]
+            d.backward = [.inputGradient, .parameterGradients, .releaseSaved, .releaseOutputGradient]
         case .linear:
             d.keepsInput = true
             d.canSkipInputGradient = true
@@ -203,8 +214,8 @@ public enum PyTorchLayerTable {
                 ? [.output, scratch("input.copy", input), scratch("output.work", output), .free("output.work"), .free("input.copy")]
                 : [.output]
             d.backward = [.inputGradient, .releaseOutputGradient, .releaseSaved]
-        case .residual:
-            break  // the add keeps nothing; the walk allocates its output
+        case .residual, .branches:
+            break  // the joins are the walk's (`BranchesWalk.swift`)
         case .reversible, .trevsnn:
             preconditionFailure("\(layer.path): a container, run by the walk or its schedule")
         }

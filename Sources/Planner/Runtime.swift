@@ -34,6 +34,12 @@ public enum Runtime: String, CaseIterable, Codable, Sendable {
         if let layer = PyTorchLayerTable.firstUnsupported(profile.layers) {
             return "layer '\(layer.path)' (\(layer.kind.keyword)) has no PyTorch + SpikingJelly counterpart in the \(rawValue) layout; plan it with --runtime snnmem"
         }
+        if let layer = profile.allLayers.first(where: { if case .convTranspose = $0.kind { return true }; return false }),
+           self == .pytorchCPU || profile.dtype != .float32 {
+            // oneDNN's CPU deconvolution books a scratchpad and reorders into padded blocked layouts
+            // whose sizes were not measured into PyTorchLayerTable; autocast's casts neither.
+            return "transposed conv '\(layer.path)' is modelled on pytorch-cuda in float32 only (the CPU's oneDNN deconvolution and autocast are not measured); plan it with --runtime snnmem or pytorch-cuda"
+        }
         if let net = profile.layers.first(where: { if case .trevsnn = $0.kind { return true }; return false }),
            profile.dtype != .float32 {
             // The Python package measures T-RevSNN in float32 only (its function does not rerun the

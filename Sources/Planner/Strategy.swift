@@ -38,6 +38,9 @@ public enum Strategy: String, CaseIterable, Codable, Sendable {
             if let trev {
                 return "'\(trev.path)' is a T-RevSNN network, not a stack of reversible stages; use trevsnn"
             }
+            if let block = profile.firstBranches {
+                return "'\(block.path)' is a branches block, which RevSNN's reconstruction does not invert; use bptt, checkpoint or sltt"
+            }
             if profile.reversibleStages.isEmpty {
                 return "the network has no reversible stage (add a `reversible:` stage to the profile); every layer would have to be stored as in bptt"
             }
@@ -45,6 +48,9 @@ public enum Strategy: String, CaseIterable, Codable, Sendable {
         case .trevsnn:
             if trev == nil {
                 return "the network has no `trevsnn:` construct; T-RevSNN needs timesteps as columns of a multi-level reversible network"
+            }
+            if let block = profile.firstBranches {
+                return "'\(block.path)' is a branches block, which T-RevSNN's stem (run once, kept for the reconstruction) does not model; use bptt"
             }
             return nil
         }

@@ -106,6 +106,9 @@ struct TraceBuilder {
         release(id)
     }
 
+    /// Whether one reference holds the tensor (a gradient can then be summed into its storage).
+    func isExclusive(_ id: Int) -> Bool { refcounts[id] == 1 }
+
     mutating func retain(_ id: Int) {
         precondition(refcounts[id] > 0, "retain of freed tensor \(tensors[id].descriptor.label)")
         refcounts[id] += 1

@@ -68,6 +68,7 @@ extension Layer {
     var nestedLayerCount: Int {
         switch kind {
         case .residual(let spec): return 1 + (spec.main + spec.shortcut).reduce(0) { $0 + $1.nestedLayerCount }
+        case .branches(let spec): return 1 + spec.allPathLayers.reduce(0) { $0 + $1.nestedLayerCount }
         case .reversible(let stage): return 1 + stage.blocks.reduce(0) { $0 + ($1.f + $1.g).reduce(0) { $0 + $1.nestedLayerCount } }
         case .trevsnn(let net):
             return 1 + net.levels.reduce(0) { $0 + ($1.down + $1.up + $1.blocks).reduce(0) { $0 + $1.nestedLayerCount } }
@@ -86,6 +87,8 @@ extension Layer {
         case .residual(let spec):
             layer.kind = .residual(ResidualSpec(main: spec.main.map { $0.renamingPrefix(old, to: new) },
                                                 shortcut: spec.shortcut.map { $0.renamingPrefix(old, to: new) }))
+        case .branches(let spec):
+            layer.kind = .branches(BranchesSpec(join: spec.join, paths: spec.paths.map { $0.map { $0.renamingPrefix(old, to: new) } }))
         default:
             break
         }

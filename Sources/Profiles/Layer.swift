@@ -78,6 +78,9 @@ public struct ResidualSpec: Hashable, Sendable {
 
 public indirect enum LayerKind: Hashable, Sendable {
     case conv(ConvSpec)
+    /// A transposed convolution (upsampling): the adjoint of a conv from `outChannels` to
+    /// `inChannels`; weight [in, out, k, k] as PyTorch's ConvTranspose2d (`ConvTranspose2D.swift`).
+    case convTranspose(ConvSpec)
     case batchNorm(channels: Int)
     case neuron(NeuronSpec)
     case avgPool(PoolSpec)
@@ -89,6 +92,8 @@ public indirect enum LayerKind: Hashable, Sendable {
     /// A learnable scalar multiplying its input (ReZero / layer scale).
     case scale(initial: Double)
     case residual(ResidualSpec)
+    /// Paths on the same input joined by add, concat, and or iand (`Branches.swift`).
+    case branches(BranchesSpec)
     case reversible(ReversibleStage)
     case trevsnn(TRevNetwork)
 
@@ -96,6 +101,7 @@ public indirect enum LayerKind: Hashable, Sendable {
     public var keyword: String {
         switch self {
         case .conv: return "conv"
+        case .convTranspose: return "convtranspose"
         case .batchNorm: return "batchnorm"
         case .neuron: return "neuron"
         case .avgPool: return "avgpool"
@@ -105,6 +111,7 @@ public indirect enum LayerKind: Hashable, Sendable {
         case .upsample: return "upsample"
         case .scale: return "scale"
         case .residual: return "residual"
+        case .branches: return "branches"
         case .reversible: return "reversible"
         case .trevsnn: return "trevsnn"
         }

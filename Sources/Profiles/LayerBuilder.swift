@@ -9,7 +9,7 @@ struct LayerBuilder {
     let budget = LayerBudget()
 
     static let kinds = ["conv", "batchnorm", "neuron", "avgpool", "maxpool", "globalavgpool", "flatten", "linear",
-                        "upsample", "scale", "residual", "repeat", "reversible", "trevsnn"]
+                        "upsample", "scale", "residual", "branches", "repeat", "reversible", "trevsnn", "convtranspose"]
 
     /// The keys each layer kind accepts; anything else is a typo to report, not to ignore.
     static let allowedKeys: [String: [String]] = [
@@ -24,6 +24,8 @@ struct LayerBuilder {
         "upsample": ["factor", "name"],
         "scale": ["initial", "name"],
         "residual": ["main", "shortcut", "name"],
+        "branches": LayerBuilder.branchesKeys,
+        "convtranspose": LayerBuilder.convTransposeKeys,
         "repeat": ["times", "layers", "name"],
         "reversible": ["blocks", "f", "g", "name"],
         "trevsnn": ["levels", "kernel", "expansion", "alpha", "layerScale", "classes", "neuron", "name"],
@@ -262,6 +264,12 @@ struct LayerBuilder {
             }
             return (.residual(ResidualSpec(main: main, shortcut: shortcut)), mainOut)
 
+        case "branches":
+            return try buildBranches(&params, input: input, path: path, location: location)
+
+        case "convtranspose":
+            return try buildConvTranspose(&params, input: input, path: path, location: location)
+
         case "reversible":
             return try buildReversible(&params, input: input, path: path, location: location)
 
@@ -323,6 +331,7 @@ struct LayerBuilder {
                                    problem: "reversible `\(branch)` must map a half \(half) to the same shape, but gives \(output)",
                                    fix: "keep \(c / 2) channels and the resolution inside `\(branch)` (stride 1, `out: \(c / 2)`)")
             }
+            try refuseBranches(in: f + g, context: "reversible `f` or `g`")
             blocks.append(ReversibleStage.Block(path: blockPath, f: f, g: g))
             if index == 0 {
                 try budget.admitCopies(requested: blockCount, alreadyBuilt: 1, each: budget.built - builtBefore, key: "blocks", node: blocksNode ?? params.node,

@@ -122,6 +122,9 @@ extension Layer {
         case .conv(let conv):
             return CheckedArithmetic.product([conv.outChannels, conv.inChannels / max(1, conv.groups), conv.kernel, conv.kernel])
                 .flatMap { CheckedArithmetic.sum($0, conv.outChannels) }
+        case .convTranspose(let conv):
+            return CheckedArithmetic.product([conv.inChannels, conv.outChannels, conv.kernel, conv.kernel])
+                .flatMap { CheckedArithmetic.sum($0, conv.outChannels) }
         case .linear(let linear):
             return CheckedArithmetic.product(linear.outFeatures, linear.inFeatures).flatMap { CheckedArithmetic.sum($0, linear.outFeatures) }
         case .batchNorm(let channels): return CheckedArithmetic.product(4, channels)

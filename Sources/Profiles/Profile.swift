@@ -32,6 +32,8 @@ public struct Profile: Hashable, Sendable {
                 case .residual(let spec):
                     visit(spec.main)
                     visit(spec.shortcut)
+                case .branches(let spec):
+                    for path in spec.paths { visit(path) }
                 case .reversible(let stage):
                     for block in stage.blocks { visit(block.f); visit(block.g) }
                 case .trevsnn(let net):

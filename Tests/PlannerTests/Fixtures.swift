@@ -12,7 +12,7 @@ enum Fixtures {
     }
 
     static let bundledNames = ["cifarnet", "digits", "vgg11", "vgg13", "resnet19", "resnet18", "sew-resnet34",
-                               "revsresnet21", "revsresnet37", "revvgg13", "trevsnn-cifar"]
+                               "revsresnet21", "revsresnet37", "revvgg13", "trevsnn-cifar", "spiking-unet"]
 
     /// conv 1->2 (3x3, pad 1) on 1x4x4, LIF, flatten, linear 32->3; T = 2, batch 2.
     /// Small enough that every byte of its step is worked out by hand in PlannerByteCountTests.

@@ -31,7 +31,6 @@ from .profile import Layer, NeuronSpec, Profile
 # Layers that exist only inside a T-RevSNN network, where trevsnn.py builds them; the Swift loader
 # accepts them anywhere, this package only there.
 _TREV_ONLY = {
-    "upsample": "upsample is built only inside a `trevsnn:` network (T-RevSNN's up path)",
     "scale": "scale (layer scale) is built only inside a `trevsnn:` network (its ConvNeXt-style blocks)",
 }
 
@@ -102,7 +101,7 @@ class Network(nn.Module):
         raise UnsupportedProfile(self.profile.source_path,
                                  f"{layer.kind} cannot be built in PyTorch + SpikingJelly: {why}",
                                  "use snnmem (Swift) for this profile, or a profile of conv, batchnorm, neuron, "
-                                 "avgpool, maxpool, globalavgpool, flatten, linear, residual, reversible and trevsnn "
+                                 "avgpool, maxpool, globalavgpool, flatten, linear, residual, branches, reversible and trevsnn "
                                  "layers",
                                  layer.line, layer.column, layer.path)
 
@@ -136,9 +135,12 @@ class Network(nn.Module):
             self.layers[path] = None
             self.kinds[path] = "trevsnn"
             module = self._trev(layer)
-        elif layer.kind == "upsample":
+        elif layer.kind == "upsample" and self._inside_trev:
             from .trevsnn import Upsample
             module = Upsample(layer.params["factor"])
+        elif layer.kind == "upsample":
+            # Outside T-RevSNN (a U-Net's decoder): SpikingJelly's wrapper, on [T*B, ...] in multi-step mode.
+            module = sj_layer.Upsample(scale_factor=layer.params["factor"], mode="nearest", step_mode=m)
         elif layer.kind == "scale":
             from .trevsnn import Scale
             module = Scale(layer.params["initial"])
@@ -149,6 +151,12 @@ class Network(nn.Module):
             main = self._sequence(layer.main)
             shortcut = self._sequence(layer.shortcut) if layer.shortcut else None
             module = Residual(main, shortcut)
+        elif layer.kind == "branches":
+            # Registered before its paths' layers, as Swift's allLayers lists it (branches.py).
+            from .branches import Branches
+            self.layers[path] = None
+            self.kinds[path] = "branches"
+            module = Branches(layer.join, [self._sequence(p) for p in layer.paths])
         elif layer.kind == "reversible":
             # A reversible stage (reversible.py): registered before its blocks' f and g layers, as
             # Swift's allLayers lists it; plain autograd unless the revsnn strategy switches it.
@@ -164,6 +172,10 @@ class Network(nn.Module):
             p = layer.params
             module = sj_layer.Conv2d(p["in_channels"], p["out_channels"], p["kernel"], stride=p["stride"],
                                      padding=p["padding"], groups=p["groups"], bias=p["bias"], step_mode=m)
+        elif layer.kind == "convtranspose":
+            p = layer.params
+            module = sj_layer.ConvTranspose2d(p["in_channels"], p["out_channels"], p["kernel"], stride=p["stride"],
+                                              padding=p["padding"], bias=p["bias"], step_mode=m)
         elif layer.kind == "batchnorm":
             if len(layer.input_shape) == 3:
                 module = sj_layer.BatchNorm2d(layer.params["channels"], step_mode=m)

@@ -78,6 +78,8 @@ def _children(entry, layer) -> list:
     pairs = []
     for name in ("main", "shortcut"):
         pairs.append((getattr(entry, name, []) or [], getattr(layer, name, []) or []))
+    # A `branches` block: one list per path, in the same order in the export and the profile.
+    pairs.extend(zip(getattr(entry, "paths", []) or [], getattr(layer, "paths", []) or []))
     return pairs
 
 

@@ -6,11 +6,13 @@ The module is traced with torch.fx on a copy set to multi-step mode (SpikingJell
 neurons, SpikingJelly's `layer.*` wrappers, `SeqToANNContainer` and every torch.nn module are leaves.
 A forward pass on a small example ([2, 2, C, H, W]) gives every node's shape. The traced graph is then
 read as the profile language reads a network: a chain of layers in which a tensor read by two
-consumers opens a `residual` (main + shortcut) that an add closes. Every module becomes exactly one
-profile layer (or none: `nn.Identity`), with its settings checked against what the language can say.
-Anything else (a third consumer, `torch.cat`, a product of two tensors, dropout, an activation
-function, a neuron type or surrogate the language has not) raises `ExportError` naming the module
-path, its type and what the profile language lacks; nothing is dropped or approximated.
+consumers opens a `residual` (main + shortcut) that an add closes, and a tensor read by more paths, or
+paths that meet in a concatenation or SEW's AND / IAND product, a `branches` block (export_branches.py;
+series-parallel graphs, forks nested in paths). Every module becomes exactly one profile layer (or
+none: `nn.Identity`), with its settings checked against what the language can say. Anything else (a
+graph that is not series-parallel, another join, dropout, an activation function, a neuron type or
+surrogate the language has not) raises `ExportError` naming the module path, its type and what the
+profile language lacks; nothing is dropped or approximated.
 
 The written text is read back by the package's profile loader (the Swift loader's mirror) and each
 layer's inferred shape is held to the traced one, so a mapping mistake fails the export rather than
@@ -72,6 +74,8 @@ class Entry:
     main: list = field(default_factory=list)
     shortcut: list = field(default_factory=list)
     comment: str = ""
+    join: str = ""                             # branches (export_branches.py)
+    paths: list = field(default_factory=list)  # branches: one list of entries per path
     # The traced name the entry was made from (a module path such as 'layer1.0.conv1', or an fx node's
     # name), kept when `name` is shortened: `snnmem-torch check` measures the model through it.
     source: str = ""
@@ -243,12 +247,13 @@ class _Reader:
         return layers, last
 
     def chain(self, value, stop) -> tuple:
-        """The layers from `value` on, until `stop` (a residual's add) or the output; returns them and the
-        node whose tensor ends the chain."""
+        """The layers from `value` on, until `stop` (a residual's add, or a set of a join's nodes) or the
+        output; returns them and the node whose tensor ends the chain."""
         layers = []
+        stops = stop if isinstance(stop, frozenset) else frozenset() if stop is None else frozenset({stop})
         while True:
             users = self.users(value)
-            if stop is not None and users == [stop]:
+            if len(users) == 1 and users[0] in stops:
                 return layers, value
             if len(users) == 1:
                 user = users[0]
@@ -266,18 +271,35 @@ class _Reader:
                                        "the last layer's output over T", "average over time only at the output")
                 layers.extend(self.layer(user))
                 value = user
-            elif len(users) == 2:
-                residual, value = self.residual(value, users)
-                layers.append(residual)
-            elif not users:
-                raise self._refuse(value, "its output is not used", "remove the unused computation")
+            elif len(users) >= 2:
+                block, value = self.fork(value, users, stops)
+                layers.append(block)
             else:
-                names = ", ".join(f"'{_module_path(u) or u.name}'" for u in users)
-                raise self._refuse(value, f"its output is read by {len(users)} consumers ({names}); the profile "
-                                   "language joins exactly two branches (a `residual`: main + shortcut) and has no "
-                                   "named tensors to read one output more often",
-                                   "restructure the model; a tensor with more readers needs named tensors in the "
-                                   "profile language (issue 13)")
+                raise self._refuse(value, "its output is not used", "remove the unused computation")
+
+    def where(self, node) -> str:
+        return _module_path(node) or node.name
+
+    def _is_tensor(self, value) -> bool:
+        return _is_tensor_node(value)
+
+    def fork(self, value, users, stops) -> tuple:
+        """A tensor read by several paths: a `residual` when two paths meet in one add of both, else a
+        `branches` block (export_branches.py). Its join must lie inside the block the fork is in."""
+        from .export_branches import read_branches
+        join = self.join_of(value)
+        if join is None:
+            raise self._refuse(value, "its output takes paths that never meet", "join the paths (a sum, "
+                               "torch.cat along channels, SEW's AND or IAND)")
+        if stops and (join in stops or self.order[join] > min(self.order[s] for s in stops)):
+            raise self._refuse(value, f"its paths meet in '{self.where(join)}', outside the block this fork is in: the "
+                               "graph is not series-parallel, which the profile language's nested blocks cannot say",
+                               "let each fork's paths meet before the enclosing join")
+        simple_add = (len(users) == 2 and self._is_add(join) and
+                      not any(self._is_add(a) and list(a.users) == [join] for a in self._tensor_args(join)))
+        if simple_add:
+            return self.residual(value, users)
+        return read_branches(self, value, users, join, stops)
 
     def residual(self, value, users) -> tuple:
         join = self.join_of(value)
@@ -356,14 +378,14 @@ class _Reader:
         args = self._tensor_args(node)
         if len(args) != 1:
             if self._is_cat(node):
-                raise self._refuse(node, "concatenates tensors (e.g. skip connections); the profile language has no "
-                                   "concatenation, only a residual add of main + shortcut",
-                                   "needs a profile-language extension for concatenation / named tensors (issue 13)")
+                raise self._refuse(node, "concatenates tensors that do not all branch from one tensor; a profile's "
+                                   "concat joins the paths of one fork", "concatenate paths that start from one tensor")
             if self._is_add(node):
-                raise self._refuse(node, "adds tensors that are not a branch and its shortcut from one input",
-                                   "keep residual adds to main + shortcut of the same tensor")
-            raise self._refuse(node, f"combines {len(args)} tensors; the profile language's layers take one",
-                               "only residual adds (main + shortcut) can join two tensors in a profile")
+                raise self._refuse(node, "adds tensors that do not branch from one tensor; a profile's sum joins the "
+                                   "paths of one fork", "add paths that start from one tensor")
+            raise self._refuse(node, f"combines {len(args)} tensors; the profile language joins tensors only as the "
+                               "paths of one fork (add, concat, and, iand)",
+                               "join paths that start from one tensor with a sum, torch.cat or SEW's AND / IAND")
         in_shape, out_shape = _shape(args[0]), _shape(node)
         if node.op == "call_module":
             module = self.modules[node.target]
@@ -381,8 +403,9 @@ class _Reader:
                                    "keeps [T, B] and flattens the rest", "flatten from dimension 2 in multi-step mode")
             if what in ("mul", "Tensor.mul", "truediv", "sub", "Tensor.sub", "rsub"):
                 raise self._refuse(node, f"applies {what} to a tensor; the profile language has no elementwise "
-                                   "arithmetic layer (SEW's AND and IAND connections are products)",
-                                   "use SEW's ADD connection, or extend the profile language")
+                                   "arithmetic layer (products are joins only: SEW's AND a * b and IAND (1 - a) * b "
+                                   "of two paths from one tensor)",
+                                   "use SEW's ADD, AND or IAND connection, or a module the profile language has")
             raise self._refuse(node, f"{what} has no profile layer", "use a module the profile language has: conv, "
                                "batch norm, linear, pooling, flatten, LIF/IF neurons, residual adds")
         raise self._refuse(node, f"a {node.op} node has no profile layer", "use modules, not attributes")
@@ -392,7 +415,7 @@ def _relative_names(entry: Entry, prefix: str) -> None:
     """Names inside a residual relative to its module ('layer1.0.conv1' -> 'conv1'), where unique."""
     if not prefix:
         return
-    for branch in (entry.main, entry.shortcut):
+    for branch in (entry.main, entry.shortcut, *entry.paths):
         short = [e.name[len(prefix) + 1:] if e.name.startswith(prefix + ".") else e.name for e in branch]
         if len(set(short)) == len(short):
             for e, s in zip(branch, short):
@@ -520,6 +543,33 @@ def _module_entries(path: str, module: nn.Module, in_shape: tuple, out_shape: tu
         raise refuse(f"pools a {h}x{w} input to {oh}x{ow}, windows no fixed pooling layer has (overlapping or "
                      "upsampling)", "use an input size at which the adaptive pooling divides evenly "
                      "(e.g. 224x224 for a 7x7 output)")
+    if type(module) in (nn.ConvTranspose2d, sj_layer.ConvTranspose2d):
+        kernel = _pair(module.kernel_size, "kernel", path, module)
+        stride = _pair(module.stride, "stride", path, module)
+        padding = _pair(module.padding, "padding", path, module)
+        if module.padding_mode != "zeros" or module.groups != 1 or _pair(module.dilation, "dilation", path, module) != 1 \
+                or _pair(module.output_padding, "output_padding", path, module) != 0:
+            raise refuse(f"groups {module.groups}, dilation {module.dilation}, output_padding {module.output_padding}; a "
+                         "profile's convtranspose has none of them", "use groups=1, dilation=1, output_padding=0")
+        if padding >= kernel:
+            raise refuse(f"padding {padding} is not smaller than the kernel {kernel}", f"use padding at most {kernel - 1}")
+        fields = {"out": module.out_channels, "kernel": kernel}
+        if stride != 1:
+            fields["stride"] = stride
+        if padding:
+            fields["padding"] = padding
+        if module.bias is not None:
+            fields["bias"] = True
+        return [Entry("convtranspose", path, fields, outer)]
+    if type(module) in (nn.Upsample, sj_layer.Upsample):
+        factor = module.scale_factor
+        factors = factor if isinstance(factor, (tuple, list)) else (factor, factor)
+        if module.mode != "nearest" or module.size is not None or len(set(factors)) != 1 \
+                or float(factors[0]) != int(factors[0]) or len(inner) != 3:
+            raise refuse(f"upsamples with mode '{module.mode}', size {module.size}, scale_factor {factor}; a profile's "
+                         "upsample is nearest-neighbour by one whole factor on [C, H, W]",
+                         "use mode='nearest' with an integer scale_factor")
+        return [Entry("upsample", path, {"factor": int(factors[0])}, outer)]
     if type(module) in (nn.Flatten, sj_layer.Flatten):
         if len(outer) == 1 and outer[0] == math.prod(inner):
             return [Entry("flatten", path, {}, outer)]
@@ -528,7 +578,8 @@ def _module_entries(path: str, module: nn.Module, in_shape: tuple, out_shape: tu
     if isinstance(module, nn.Sequential):
         raise refuse("a Sequential subclass traced as one module has no profile layer", "use nn.Sequential")
     raise refuse(f"{type(module).__name__} has no profile layer", "the profile language has conv, batchnorm, "
-                 "linear, avgpool, maxpool, globalavgpool, flatten, LIF/IF neurons and residual adds")
+                 "linear, avgpool, maxpool, globalavgpool, upsample (nearest), flatten, LIF/IF neurons, residual adds "
+                 "and branches (sums, concatenation, SEW AND/IAND)")
 
 
 def _run_children(children: list, inner: tuple, merged: bool, timesteps: int, batch: int) -> tuple:
@@ -753,6 +804,8 @@ def _all_neurons(entries: list) -> list:
         if e.kind == "neuron":
             out.append(e.neuron)
         out += _all_neurons(e.main) + _all_neurons(e.shortcut)
+        for path in e.paths:
+            out += _all_neurons(path)
     return out
 
 
@@ -775,6 +828,8 @@ def _unique_names(entries: list) -> None:
         used.add(e.name)
         _unique_names(e.main)
         _unique_names(e.shortcut)
+        for path in e.paths:
+            _unique_names(path)
 
 
 def _write_entries(lines: list, entries: list, indent: int, default: NeuronSpec) -> None:
@@ -790,6 +845,18 @@ def _write_entries(lines: list, entries: list, indent: int, default: NeuronSpec)
             if e.shortcut:
                 lines.append(f"{pad}    shortcut:")
                 _write_entries(lines, e.shortcut, indent + 6, default)
+            continue
+        if e.kind == "branches":
+            lines.append(f"{pad}- branches:")
+            lines.append(f"{pad}    name: {_scalar(e.name)}")
+            lines.append(f"{pad}    join: {e.join}")
+            lines.append(f"{pad}    paths:")
+            for path in e.paths:
+                if not path:
+                    lines.append(f"{pad}      - []  # the identity")
+                    continue
+                lines.append(f"{pad}      -")
+                _write_entries(lines, path, indent + 8, default)
             continue
         if e.kind == "reversible":
             lines.append(f"{pad}- reversible:")
@@ -853,6 +920,9 @@ def _check_shapes(entries: list, layers: list, where: str) -> None:
         if entry.kind == "residual":
             _check_shapes(entry.main, layer.main, layer.path)
             _check_shapes(entry.shortcut, layer.shortcut, layer.path)
+        if entry.kind == "branches":
+            for index, (exported, built) in enumerate(zip(entry.paths, layer.paths)):
+                _check_shapes(exported, built, f"{layer.path}/path{index}")
         if entry.kind == "reversible":
             for block in layer.blocks:
                 _check_shapes(entry.main, block.f, block.path)

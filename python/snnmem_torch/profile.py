@@ -27,7 +27,7 @@ from .errors import ProfileError
 TOP_LEVEL_KEYS = ["name", "description", "input", "timesteps", "batch", "dtype", "neuron", "optimizer",
                   "classes", "layers"]
 KINDS = ["conv", "batchnorm", "neuron", "avgpool", "maxpool", "globalavgpool", "flatten", "linear",
-         "upsample", "scale", "residual", "repeat", "reversible", "trevsnn"]
+         "upsample", "scale", "residual", "branches", "repeat", "reversible", "trevsnn", "convtranspose"]
 ALLOWED_KEYS = {
     "conv": ["out", "in", "kernel", "stride", "padding", "groups", "bias", "name"],
     "batchnorm": ["features", "name"],
@@ -40,6 +40,8 @@ ALLOWED_KEYS = {
     "upsample": ["factor", "name"],
     "scale": ["initial", "name"],
     "residual": ["main", "shortcut", "name"],
+    "branches": ["join", "paths", "name"],
+    "convtranspose": ["out", "in", "kernel", "stride", "padding", "bias", "name"],
     "repeat": ["times", "layers", "name"],
     "reversible": ["blocks", "f", "g", "name"],
     "trevsnn": ["levels", "kernel", "expansion", "alpha", "layerScale", "classes", "neuron", "name"],
@@ -97,6 +99,8 @@ class Layer:
     neuron: Optional[NeuronSpec] = None
     main: list = field(default_factory=list)      # residual
     shortcut: list = field(default_factory=list)  # residual
+    paths: list = field(default_factory=list)     # branches: [[Layer]] (branches.py)
+    join: str = ""                                # branches: add, concat, and, iand
     blocks: list = field(default_factory=list)    # reversible: [ReversibleBlock]
     trev: Optional["TRevSpec"] = None             # trevsnn
 
@@ -162,6 +166,9 @@ class Profile:
                 if layer.kind == "residual":
                     visit(layer.main)
                     visit(layer.shortcut)
+                elif layer.kind == "branches":
+                    for path in layer.paths:
+                        visit(path)
                 elif layer.kind == "reversible":
                     for block in layer.blocks:
                         visit(block.f)
@@ -609,6 +616,11 @@ class _LayerBuilder:
             return make((out, h_out, w_out), params=dict(in_channels=c, out_channels=out, kernel=kernel, stride=stride,
                                                          padding=padding, groups=groups, bias=bias))
 
+        if kind == "convtranspose":
+            from .convtranspose import build_convtranspose
+            params, out = build_convtranspose(self, p, inp, path, location)
+            return make(out, params=params)
+
         if kind == "batchnorm":
             features_node = p.value("features")
             if features_node is not None:
@@ -692,6 +704,11 @@ class _LayerBuilder:
                                 f"{_shape_text(shortcut_out)}; they must match to be added", fix, path, location)
             return make(main_out, main=main, shortcut=shortcut)
 
+        if kind == "branches":
+            from .branches import build_branches
+            join, paths, out = build_branches(self, p, inp, path, location)
+            return make(out, join=join, paths=paths)
+
         if kind == "reversible":
             c, h, w = self.require_spatial(inp, "reversible", path, location)
             if c % 2 != 0:
@@ -715,6 +732,8 @@ class _LayerBuilder:
                                            f"same shape, but gives {_shape_text(out)}",
                                            f"keep {c // 2} channels and the resolution inside `{branch}` (stride 1, "
                                            f"`out: {c // 2}`)", line, col, block_path + "/" + branch)
+                from .branches import refuse_inside_reversible
+                refuse_inside_reversible(self, f + g)
                 blocks.append(ReversibleBlock(block_path, f, g))
             return make(inp, blocks=blocks)
 

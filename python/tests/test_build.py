@@ -26,7 +26,6 @@ def test_builds_every_expressible_bundled_profile(name):
     (("name: lif}", "name: lif, type: turnoff}"), "lif", "turn-off neuron"),
     (("name: lif}", "name: lif, tau: 1.0}"), "lif", "LIFNode needs tau > 1"),
     (("  - flatten", "  - scale: {name: s}\n  - flatten"), "s", "scale"),
-    (("  - flatten", "  - upsample: {name: up, factor: 2}\n  - flatten"), "up", "upsample"),
 ])
 def test_refuses_kinds_by_layer(change, layer, why):
     prof = P.parse(TINY.replace(*change), "tiny.yaml")

@@ -169,3 +169,16 @@ def test_a_model_the_profile_language_cannot_express_exits_2_naming_the_module(t
 def test_strategies_the_model_itself_cannot_run_are_refused():
     with pytest.raises(UsageError, match="revsnn"):
         check_model(TinyNet(), (3, 8, 8), strategy="revsnn", binary="/bin/true")
+
+
+@needs_snnmem
+def test_sew_iand_blocks_are_measured_through_their_modules(tmp_path):
+    """A `branches` join (SEW IAND): its layers map into the paths, and the model agrees with its plan."""
+    from spikingjelly.activation_based.model import sew_resnet
+    model = sew_resnet.sew_resnet18(cnf="IAND", spiking_neuron=neuron.LIFNode, surrogate_function=surrogate.ATan(),
+                                    detach_reset=True, num_classes=10)
+    result = check_model(model, (3, 32, 32), timesteps=2, batch=2, binary=SNNMEM)
+    assert result.agrees, [(r.layer, r.predicted_bytes, r.measured_bytes) for r in result.rows if not r.agrees]
+    layers = {r.layer for r in result.rows}
+    # The block's own layers inside its path, and the IAND product ((1 - a) and b kept) on the block.
+    assert {"layer1.0/path0/conv1", "layer1.0/path0/sn1", "layer1.0"} <= layers, sorted(layers)

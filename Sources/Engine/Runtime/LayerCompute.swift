@@ -30,6 +30,12 @@ extension TrainingStep {
                 let bias = conv.bias ? parameters.slot(path, "bias") : nil
                 conv2dForward(shape, output: out, input: input, weight: heap.values(weight.value),
                               bias: bias.map { UnsafePointer(heap.values($0.value)) }, workspace: ws)
+            case .convTranspose(let conv):
+                let weight = parameters.slot(path, "weight")
+                let bias = conv.bias ? parameters.slot(path, "bias") : nil
+                convTranspose2dForward(ConvTranspose2DShape(conv, batch: batch, layer: layer), output: out, input: input,
+                                       weight: heap.values(weight.value), bias: bias.map { UnsafePointer(heap.values($0.value)) },
+                                       workspace: ws)
             case .batchNorm(let channels):
                 let shape = BatchNormShape(batch: batch, channels: channels, spatial: layer.inputShape.elementCount / channels)
                 if inference {
@@ -76,7 +82,7 @@ extension TrainingStep {
                                                      width: layer.inputShape.dims[2], factor: factor), output: out, input: input)
             case .scale:
                 scaleForward(count: inCount, output: out, input: input, scale: heap.values(parameters.slot(path, "scale").value))
-            case .flatten, .residual, .reversible, .trevsnn:
+            case .flatten, .residual, .branches, .reversible, .trevsnn:
                 preconditionFailure("\(layer.kind.keyword) has no kernel of its own")
             }
         }
@@ -104,6 +110,12 @@ extension TrainingStep {
                 let bias = conv.bias ? parameters.slot(path, "bias") : nil
                 conv2dBackward(shape, dInput: dIn, dWeight: heap.values(weight.gradient!), dBias: bias.map { heap.values($0.gradient!) },
                                dOutput: dOut, input: input!, weight: heap.values(weight.value), workspace: ws)
+            case .convTranspose(let conv):
+                let weight = parameters.slot(path, "weight")
+                let bias = conv.bias ? parameters.slot(path, "bias") : nil
+                convTranspose2dBackward(ConvTranspose2DShape(conv, batch: batch, layer: layer), dInput: dIn,
+                                        dWeight: heap.values(weight.gradient!), dBias: bias.map { heap.values($0.gradient!) },
+                                        dOutput: dOut, input: input!, weight: heap.values(weight.value), workspace: ws)
             case .batchNorm(let channels):
                 let shape = BatchNormShape(batch: batch, channels: channels, spatial: layer.inputShape.elementCount / channels)
                 let gamma = parameters.slot(path, "weight"), beta = parameters.slot(path, "bias")
@@ -145,7 +157,7 @@ extension TrainingStep {
                 let scale = parameters.slot(path, "scale")
                 scaleBackward(count: inCount, dInput: dIn, dScale: heap.values(scale.gradient!), dOutput: dOut, input: input!,
                               scale: heap.values(scale.value))
-            case .flatten, .residual, .reversible, .trevsnn:
+            case .flatten, .residual, .branches, .reversible, .trevsnn:
                 preconditionFailure("\(layer.kind.keyword) has no kernel of its own")
             }
         }

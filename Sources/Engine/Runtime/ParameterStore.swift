@@ -55,6 +55,10 @@ final class ParameterStore<T: EngineScalar> {
         case (.conv(let conv)?, _):
             let bound = 1 / Double(conv.inChannels / conv.groups * conv.kernel * conv.kernel).squareRoot()
             for i in 0..<count { values[i] = T(random.uniform(-bound, bound)) }
+        case (.convTranspose(let conv)?, _):
+            // PyTorch's ConvTranspose2d: fan_in from weight.size(1) * k * k, i.e. the output channels.
+            let bound = 1 / Double(conv.outChannels * conv.kernel * conv.kernel).squareRoot()
+            for i in 0..<count { values[i] = T(random.uniform(-bound, bound)) }
         case (.linear(let linear)?, _):
             let bound = 1 / Double(linear.inFeatures).squareRoot()
             for i in 0..<count { values[i] = T(random.uniform(-bound, bound)) }

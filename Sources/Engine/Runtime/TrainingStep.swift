@@ -102,6 +102,8 @@ final class TrainingStep<T: EngineScalar> {
             let main = try forward(spec.main, x, span: span, saving: saving, prefix: prefix, reversible: reversible)
             let shortcut = try forward(spec.shortcut, x, span: span, saving: saving, prefix: prefix, reversible: reversible)
             return try heap.combine(into: main, shortcut)
+        case .branches(let spec):
+            return try forwardBranches(layer, spec, x, span: span, saving: saving, prefix: prefix, reversible: reversible)
         case .reversible(let stage):
             return try forwardReversible(layer, stage, x, span: span, saving: saving, mode: reversible)
         case .trevsnn:
@@ -164,6 +166,8 @@ final class TrainingStep<T: EngineScalar> {
             }
             guard let dMain, let dShortcut else { return nil }
             return try heap.combine(into: dMain, dShortcut)
+        case .branches(let spec):
+            return try backwardBranches(layer, spec, dY, span: span, needInputGrad: needInputGrad, prefix: prefix, reversible: reversible)
         case .reversible(let stage):
             switch reversible {
             case .storeGraphs: return try backwardStoredReversible(layer, stage, dY, span: span, needInputGrad: needInputGrad)
