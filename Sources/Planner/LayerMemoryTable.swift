@@ -119,6 +119,8 @@ public enum LayerMemoryTable {
             d.keepsInput = true
             d.canSkipInputGradient = true
             d.parameters = [ParameterDeclaration(name: "scale", shape: TensorShape([1]), trainable: true)]
+        case .dropout, .adaptiveAvgPool, .voting:
+            dvsDeclaration(&d, layer)
         case .residual, .reversible, .trevsnn:
             // Containers: their sub-layers declare their own buffers; the schedules handle the adds.
             break
@@ -150,8 +152,10 @@ public enum LayerMemoryTable {
             return neuron.carriesState ? 5 * outElements : outElements  // charge, fire, reset
         case .avgPool(let pool), .maxPool(let pool):
             return outElements * Double(pool.kernel * pool.kernel)
-        case .upsample, .scale:
+        case .upsample, .scale, .dropout:
             return outElements
+        case .adaptiveAvgPool, .voting:
+            return inElements  // every input element is added to a window (adaptive windows may overlap a little)
         case .flatten, .residual, .reversible, .trevsnn:
             return 0
         }

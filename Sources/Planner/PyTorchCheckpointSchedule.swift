@@ -60,7 +60,9 @@ extension TraceBuilder {
             segmentLength = min(k, timesteps - start)
             phase = .recompute(timestep: start)
             let finalStates = heldStates
-            heldStates = startStates[s] ?? [:]
+            // The recomputation runs from the segment's start states; other held tensors (dropout's
+            // mask, drawn once) stay with their modules and serve it too.
+            heldStates = (startStates[s] ?? [:]).merging(finalStates.filter { !neurons.contains($0.key) }) { start, _ in start }
             for id in heldStates.values { retain(id) }
             // The last segment's end states feed nothing: what their graph saves is recomputed and
             // dropped with them. An earlier segment's end states carry the next one's gradient.

@@ -22,6 +22,9 @@ public indirect enum PyTorchStep: Hashable, Sendable {
     /// The steps once per timestep on [B, ...] tensors in a multi-step run (SpikingJelly's Python
     /// loop over x_seq), once in a single-step run.
     case eachTimestep([PyTorchStep])
+    /// A tensor the module makes on its first call and holds until `reset_net` (dropout's mask),
+    /// saved by every call that uses it; `making` and `made` run around its allocation on that first call.
+    case heldOnce(BufferDeclaration, making: [PyTorchStep], made: [PyTorchStep])
     /// Backward: the gradient of the layer's input.
     case inputGradient
     /// Backward: each parameter's gradient, accumulated into `.grad`.
@@ -86,7 +89,8 @@ public enum PyTorchLayerTable {
                 if conv.groups != 1 { return layer }
             // A T-RevSNN network's own layers (depthwise convs, turn-off neurons, scale,
             // upsample) are modelled inside it; the profile loader admits only turn-off neurons there.
-            case .batchNorm, .avgPool, .maxPool, .flatten, .linear, .residual, .reversible, .trevsnn:
+            case .batchNorm, .avgPool, .maxPool, .flatten, .linear, .residual, .reversible, .trevsnn,
+                 .dropout, .adaptiveAvgPool, .voting:
                 continue
             case .neuron(let spec):
                 if spec.type == .turnoff { return layer }
@@ -203,6 +207,8 @@ public enum PyTorchLayerTable {
                 ? [.output, scratch("input.copy", input), scratch("output.work", output), .free("output.work"), .free("input.copy")]
                 : [.output]
             d.backward = [.inputGradient, .releaseOutputGradient, .releaseSaved]
+        case .dropout, .adaptiveAvgPool, .voting:
+            dvsLayout(&d, layer, device: device)
         case .residual:
             break  // the add keeps nothing; the walk allocates its output
         case .reversible, .trevsnn:

@@ -9,7 +9,7 @@ struct LayerBuilder {
     let budget = LayerBudget()
 
     static let kinds = ["conv", "batchnorm", "neuron", "avgpool", "maxpool", "globalavgpool", "flatten", "linear",
-                        "upsample", "scale", "residual", "repeat", "reversible", "trevsnn"]
+                        "upsample", "scale", "residual", "repeat", "reversible", "trevsnn"] + dvsKinds
 
     /// The keys each layer kind accepts; anything else is a typo to report, not to ignore.
     static let allowedKeys: [String: [String]] = [
@@ -27,7 +27,7 @@ struct LayerBuilder {
         "repeat": ["times", "layers", "name"],
         "reversible": ["blocks", "f", "g", "name"],
         "trevsnn": ["levels", "kernel", "expansion", "alpha", "layerScale", "classes", "neuron", "name"],
-    ]
+    ].merging(dvsAllowedKeys) { own, _ in own }
 
     func buildList(_ node: Node, input: TensorShape, parentPath: String, context: String) throws -> (layers: [Layer], output: TensorShape) {
         guard let sequence = node.sequence else {
@@ -269,6 +269,7 @@ struct LayerBuilder {
             return try buildTRev(&params, input: input, path: path, location: location)
 
         default:
+            if let built = try buildDVSKind(kindName, params: &params, input: input, path: path, location: location) { return built }
             preconditionFailure("layer kind \(kindName) is listed but not built")
         }
     }

@@ -185,6 +185,13 @@ class Network(nn.Module):
         elif layer.kind == "linear":
             p = layer.params
             module = sj_layer.Linear(p["in_features"], p["out_features"], bias=p["bias"], step_mode=m)
+        elif layer.kind == "dropout":
+            # SpikingJelly's dropout: one mask per sample for every timestep until reset_net.
+            module = sj_layer.Dropout(layer.params["p"], step_mode=m)
+        elif layer.kind == "adaptiveavgpool":
+            module = sj_layer.AdaptiveAvgPool2d(layer.params["output"], step_mode=m)
+        elif layer.kind == "voting":
+            module = sj_layer.VotingLayer(layer.params["size"], step_mode=m)
         else:  # pragma: no cover - the loader knows no other kinds
             raise AssertionError(layer.kind)
         self.layers[path] = module

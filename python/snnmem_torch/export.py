@@ -425,9 +425,21 @@ def _module_entries(path: str, module: nn.Module, in_shape: tuple, out_shape: tu
         return [_reversible_entry(path, module, inner, timesteps, batch)]
     if isinstance(module, nn.Identity):
         return []
+    if type(module) is sj_layer.Dropout and len(in_shape) == len(inner) + 2:
+        # Multi-step SpikingJelly dropout: one mask per sample shared by every timestep, the profile's `dropout`.
+        return [Entry("dropout", path, {"p": float(module.p)}, outer)]
     if isinstance(module, (nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, sj_layer.Dropout)):
-        raise refuse("dropout has no profile layer (the profile language cannot say that its mask is kept for "
-                     "backward)", "remove dropout for the export, or extend the profile language with `dropout`")
+        what = ("zeroes whole channels" if isinstance(module, (nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, sj_layer.Dropout2d))
+                else "draws a new mask for every timestep")
+        raise refuse(f"{what}; the profile's `dropout` is SpikingJelly's multi-step layer.Dropout, one element mask "
+                     "per sample shared by all timesteps", "use spikingjelly.activation_based.layer.Dropout(p) outside "
+                     "a SeqToANNContainer, or remove the dropout for the export")
+    if type(module) is sj_layer.VotingLayer:
+        size = int(module.voting_size)
+        if len(inner) != 1 or inner[0] % size != 0:
+            raise refuse(f"votes over groups of {size} on a {list(inner)} input; a profile's voting takes flat features "
+                         "that the groups divide", f"give it a multiple of {size} flat features")
+        return [Entry("voting", path, {"size": size}, outer)]
     if isinstance(module, sj_neuron.BaseNode):
         return [Entry("neuron", path, shape=outer, neuron=_neuron_spec(path, module))]
     if type(module) in (nn.Conv2d, sj_layer.Conv2d):
@@ -501,19 +513,15 @@ def _module_entries(path: str, module: nn.Module, in_shape: tuple, out_shape: tu
     if type(module) in (nn.AdaptiveAvgPool2d, sj_layer.AdaptiveAvgPool2d):
         c, h, w = inner
         oh, ow = outer[1], outer[2]
-        if (oh, ow) == (1, 1):
-            if h != w:
-                raise refuse(f"pools a {h}x{w} input to 1x1; a profile's global average pooling needs a square input",
-                             "use a square input")
+        if (oh, ow) == (1, 1) and h == w:
             return [Entry("globalavgpool", path, {}, outer)]
-        if h % oh == 0 and w % ow == 0 and h // oh == w // ow:
+        if (oh, ow) != (1, 1) and h % oh == 0 and w % ow == 0 and h // oh == w // ow:
             k = h // oh
             return [Entry("avgpool", path, {"kernel": k}, outer,
                           comment=f"AdaptiveAvgPool2d to {oh}x{ow} on {h}x{w}: the same {k}x{k} windows (both save "
                           "their input)")]
-        raise refuse(f"pools a {h}x{w} input to {oh}x{ow}, windows no fixed pooling layer has (overlapping or "
-                     "upsampling)", "use an input size at which the adaptive pooling divides evenly "
-                     "(e.g. 224x224 for a 7x7 output)")
+        # Uneven, overlapping or upsampling windows (e.g. a 1x1 map pooled to 7x7 in a VGG at 32x32).
+        return [Entry("adaptiveavgpool", path, {"output": [oh, ow]}, outer)]
     if type(module) in (nn.Flatten, sj_layer.Flatten):
         if len(outer) == 1 and outer[0] == math.prod(inner):
             return [Entry("flatten", path, {}, outer)]
@@ -522,7 +530,8 @@ def _module_entries(path: str, module: nn.Module, in_shape: tuple, out_shape: tu
     if isinstance(module, nn.Sequential):
         raise refuse("a Sequential subclass traced as one module has no profile layer", "use nn.Sequential")
     raise refuse(f"{type(module).__name__} has no profile layer", "the profile language has conv, batchnorm, "
-                 "linear, avgpool, maxpool, globalavgpool, flatten, LIF/IF neurons and residual adds")
+                 "linear, avgpool, maxpool, globalavgpool, adaptiveavgpool, flatten, dropout, voting, LIF/IF "
+                 "neurons and residual adds")
 
 
 def _run_children(children: list, inner: tuple, merged: bool, timesteps: int, batch: int) -> tuple:
@@ -708,7 +717,11 @@ def _scalar(value) -> str:
 def _flow(fields: dict) -> str:
     parts = []
     for key, value in fields.items():
-        parts.append(f"{key}: {_flow(value) if isinstance(value, dict) else _scalar(value)}")
+        if isinstance(value, (list, tuple)):
+            text = "[" + ", ".join(_scalar(v) for v in value) + "]"
+        else:
+            text = _flow(value) if isinstance(value, dict) else _scalar(value)
+        parts.append(f"{key}: {text}")
     return "{" + ", ".join(parts) + "}"
 
 

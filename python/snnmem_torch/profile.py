@@ -27,7 +27,7 @@ from .errors import ProfileError
 TOP_LEVEL_KEYS = ["name", "description", "input", "timesteps", "batch", "dtype", "neuron", "optimizer",
                   "classes", "layers"]
 KINDS = ["conv", "batchnorm", "neuron", "avgpool", "maxpool", "globalavgpool", "flatten", "linear",
-         "upsample", "scale", "residual", "repeat", "reversible", "trevsnn"]
+         "upsample", "scale", "residual", "repeat", "reversible", "trevsnn", "dropout", "adaptiveavgpool", "voting"]
 ALLOWED_KEYS = {
     "conv": ["out", "in", "kernel", "stride", "padding", "groups", "bias", "name"],
     "batchnorm": ["features", "name"],
@@ -43,6 +43,9 @@ ALLOWED_KEYS = {
     "repeat": ["times", "layers", "name"],
     "reversible": ["blocks", "f", "g", "name"],
     "trevsnn": ["levels", "kernel", "expansion", "alpha", "layerScale", "classes", "neuron", "name"],
+    "dropout": ["p", "name"],
+    "adaptiveavgpool": ["output", "name"],
+    "voting": ["size", "name"],
 }
 DTYPES = ["float32", "float16", "bfloat16", "int32", "int64"]
 NEURON_TYPES = ["lif", "if", "turnoff"]
@@ -674,6 +677,9 @@ class _LayerBuilder:
             p.reject_unknown_keys(["initial", "name"])
             return make(inp, params=dict(initial=initial))
 
+        if kind in ("dropout", "adaptiveavgpool", "voting"):
+            return self.build_dvs_kind(kind, p, inp, path, location, make)
+
         if kind == "residual":
             main_node = p.require("main", "[...]  (the residual branch's layers)")
             main, main_out = self.build_list(main_node, inp, path + "/main", "residual `main`")
@@ -723,6 +729,44 @@ class _LayerBuilder:
             return make((spec.classes,), trev=spec)
 
         raise AssertionError(f"layer kind {kind} is listed but not built")
+
+    def build_dvs_kind(self, kind: str, p: _Mapping, inp: tuple, path: str, location: tuple, make) -> Layer:
+        """dropout, adaptiveavgpool and voting (Swift's LayerBuilder+DVSLayers.swift)."""
+        if kind == "dropout":
+            p_node = p.value("p")
+            probability = p.double("p", 0.5)
+            p.reject_unknown_keys(ALLOWED_KEYS["dropout"])
+            if not 0 < probability < 1:
+                raise p.error(f"dropout 'p' is {probability}, but the probability of zeroing an element must be between 0 "
+                              "and 1 (exclusive)", "set `p:` to a value such as 0.5, or remove the dropout layer", p_node)
+            return make(inp, params=dict(p=probability))
+        if kind == "adaptiveavgpool":
+            c, h, w = self.require_spatial(inp, "adaptiveavgpool", path, location)
+            node = p.require("output", "[7, 7]")
+            p.reject_unknown_keys(ALLOWED_KEYS["adaptiveavgpool"])
+            if isinstance(node, yaml.SequenceNode):
+                sizes = list(node.value)
+            elif isinstance(node, yaml.ScalarNode):
+                sizes = [node, node]
+            else:
+                sizes = []
+            if len(sizes) != 2:
+                raise p.error(f"adaptiveavgpool `output` must be [height, width] or one number, found {_display(node)}",
+                              "write `output: [7, 7]` or `output: 7`", node)
+            oh = integer(sizes[0], "output", 1, self.file, path, "adaptiveavgpool")
+            ow = integer(sizes[1], "output", 1, self.file, path, "adaptiveavgpool")
+            return make((c, oh, ow), params=dict(output=(oh, ow)))
+        size_node = p.value("size")
+        size = p.int("size", 10)
+        p.reject_unknown_keys(ALLOWED_KEYS["voting"])
+        if len(inp) != 1:
+            raise self.fail(f"voting averages groups of flat features, but receives {_shape_text(inp)}",
+                            "put `- flatten` and a linear layer before it", path, location)
+        if inp[0] % size != 0 or inp[0] < size:
+            raise p.error(f"voting groups of {size} do not divide the {inp[0]} features it receives",
+                          f"make the layer before it give a multiple of {size} features (e.g. {size * max(1, inp[0] // size)})",
+                          size_node)
+        return make((inp[0] // size,), params=dict(size=size))
 
     def build_trev(self, p: _Mapping, inp: tuple, path: str, location: tuple) -> TRevSpec:
         """Swift's `LayerBuilder.buildTRev`: the levels' down, up and block layers and the head, with

@@ -76,6 +76,8 @@ extension TrainingStep {
                                                      width: layer.inputShape.dims[2], factor: factor), output: out, input: input)
             case .scale:
                 scaleForward(count: inCount, output: out, input: input, scale: heap.values(parameters.slot(path, "scale").value))
+            case .dropout, .adaptiveAvgPool, .voting:
+                dvsForward(layer, path: path, t: t, output: out, input: input, own: own)
             case .flatten, .residual, .reversible, .trevsnn:
                 preconditionFailure("\(layer.kind.keyword) has no kernel of its own")
             }
@@ -145,6 +147,8 @@ extension TrainingStep {
                 let scale = parameters.slot(path, "scale")
                 scaleBackward(count: inCount, dInput: dIn, dScale: heap.values(scale.gradient!), dOutput: dOut, input: input!,
                               scale: heap.values(scale.value))
+            case .dropout, .adaptiveAvgPool, .voting:
+                dvsBackward(layer, dInput: dIn!, dOutput: dOut, saved: saved)
             case .flatten, .residual, .reversible, .trevsnn:
                 preconditionFailure("\(layer.kind.keyword) has no kernel of its own")
             }

@@ -57,6 +57,9 @@ public final class Trainer<T: EngineScalar> {
     /// Runs, instead of the strategy's schedule, BPTT with SLTT's per-timestep loss and the
     /// temporal path cut: the reference SLTT's gradients are checked against (bptt profiles only).
     public var bpttWithTemporalPathCut = false
+    /// Seeds the next step's dropout masks; `step` moves it on, so each training step draws new
+    /// masks while repeated `lossAndGradients` calls (finite differences) see the same ones.
+    public var dropoutSeed: UInt64
 
     public init(profile: Profile, strategy: Strategy, batch: Int? = nil, timesteps: Int? = nil, segment: Int? = nil,
                 allocator: TensorAllocator, seed: UInt64 = 1) throws {
@@ -69,6 +72,7 @@ public final class Trainer<T: EngineScalar> {
         self.timesteps = timesteps ?? profile.timesteps
         self.segment = strategy == .checkpoint ? (segment ?? Strategy.defaultSegment(timesteps: timesteps ?? profile.timesteps)) : nil
         self.allocator = allocator
+        dropoutSeed = seed &* 0x2545_F491_4F6C_DD1D
         if let segment = self.segment, segment < 1 || segment > self.timesteps {
             throw PlannerError.invalidArgument(name: "segment", value: "\(segment)", fix: "use a segment between 1 and T = \(self.timesteps)")
         }
@@ -95,6 +99,7 @@ public final class Trainer<T: EngineScalar> {
         let step = try computeGradients(images: images, labels: labels)
         try heap.begin(.optimizerStep)
         parameters.step(heap: heap)
+        dropoutSeed &+= 1
         try heap.release(step.input)
         try heap.release(step.labels)
         let stepMs = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e6
@@ -122,6 +127,7 @@ public final class Trainer<T: EngineScalar> {
         labels.withUnsafeBufferPointer { heap.indices(labelTensor).update(from: $0.baseAddress!, count: batch) }
         let step = TrainingStep(profile: profile, batch: batch, timesteps: timesteps, heap: heap, parameters: parameters)
         step.smoothSpikes = smoothSpikes
+        step.dropoutSeed = dropoutSeed
         if let observer = stateObserver {
             step.stateObserver = { [heap] key, rebuilt, id in
                 observer(key, rebuilt, Array(UnsafeBufferPointer(start: heap.values(id), count: heap.shape(id).elementCount)))
