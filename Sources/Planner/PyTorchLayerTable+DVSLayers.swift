@@ -13,10 +13,19 @@ extension PyTorchLayerTable {
             let one = { (name: String, role: TensorRole) in
                 BufferDeclaration(name: name, role: role, shape: output, perTimestep: false)
             }
-            // F.dropout on the CPU: a Bernoulli noise tensor, the mask = ones * noise, the noise freed.
-            d.forward = [.heldOnce(one("mask", .activation), making: [.allocate(one("ones", .workspace)), .allocate(one("noise", .workspace))],
-                                   made: [.free("noise"), .free("ones")]),
-                         .output]
+            switch device {
+            case .cpu:
+                // F.dropout on the CPU: a Bernoulli noise tensor, the mask = ones * noise, the noise freed.
+                d.forward = [.heldOnce(one("mask", .activation), making: [.allocate(one("ones", .workspace)), .allocate(one("noise", .workspace))],
+                                       made: [.free("noise"), .free("ones")]),
+                             .output]
+            case .cuda:
+                // native_dropout's fused kernel: the mask (its output), then its bool keep-mask, dropped at once.
+                let keep = BufferDeclaration(name: "keep", role: .workspace, shape: output, dtype: .bool, perTimestep: false)
+                d.forward = [.heldOnce(one("mask", .activation), making: [.allocate(one("ones", .workspace))],
+                                       made: [.allocate(keep), .free("keep"), .free("ones")]),
+                             .output]
+            }
             d.backward = [.inputGradient, .releaseSaved, .releaseOutputGradient]
         case .adaptiveAvgPool:
             // _adaptive_avg_pool2d (any output but 1x1) saves its input for the backward's shape.

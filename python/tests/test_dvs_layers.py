@@ -1,0 +1,147 @@
+"""dropout, adaptiveavgpool and voting: the loader as Swift reads them (shapes and errors), what
+PyTorch + SpikingJelly keep for them on CUDA (fake device) and on the CPU (measured against the plan),
+and their export from SpikingJelly modules."""
+
+import json
+import os
+import subprocess
+
+import pytest
+import torch
+import torch.nn as nn
+from conftest import ROOT
+
+from snnmem_torch import profile as P
+from snnmem_torch.errors import ProfileError
+from snnmem_torch.export import ExportError, export_profile
+
+from spikingjelly.activation_based import layer, neuron, surrogate  # noqa: E402  (after torch)
+
+SNNMEM = os.path.join(ROOT, ".build", "release", "snnmem")
+needs_snnmem = pytest.mark.skipif(not os.path.exists(SNNMEM), reason="the Swift snnmem binary is not built")
+
+# Uneven (8x8 -> 3x5) and upsampling (3x5 -> 4x6) adaptive pooling, two dropouts, voting: small enough
+# to measure in a second.
+DVS = """
+name: dvs-tiny
+input: {channels: 2, height: 8, width: 8}
+timesteps: 3
+batch: 2
+neuron: {type: lif, tau: 2.0, detachReset: true}
+layers:
+  - conv: {out: 16, kernel: 3, padding: 1}
+  - batchnorm
+  - neuron
+  - adaptiveavgpool: {output: [3, 5]}
+  - adaptiveavgpool: {name: up, output: [4, 6]}
+  - flatten
+  - dropout: {p: 0.5}
+  - linear: {out: 20}
+  - neuron
+  - dropout: {name: drop2, p: 0.3}
+  - linear: {out: 20}
+  - voting: {size: 2}
+"""
+
+
+def test_shapes_follow_the_swift_builder(write_profile):
+    prof = P.load(write_profile(DVS))
+    shapes = {l.path: (l.kind, l.input_shape, l.output_shape) for l in prof.all_layers}
+    assert shapes["adaptiveavgpool3"] == ("adaptiveavgpool", (16, 8, 8), (16, 3, 5))
+    assert shapes["up"] == ("adaptiveavgpool", (16, 3, 5), (16, 4, 6))
+    assert shapes["dropout6"] == ("dropout", (384,), (384,))
+    assert shapes["voting11"] == ("voting", (20,), (10,))
+    assert prof.classes == 10
+
+
+@needs_snnmem
+def test_layers_equal_snnmem_plan(write_profile):
+    path = write_profile(DVS)
+    out = subprocess.run([SNNMEM, "plan", path, "--strategy", "bptt", "--layers", "--format", "json"],
+                         capture_output=True, text=True, check=True).stdout
+    theirs = [(l["layer"], l["kind"], l["inputShape"], l["outputShape"]) for l in json.loads(out)["layers"]]
+    mine = [(l.path, l.kind, list(l.input_shape), list(l.output_shape)) for l in P.load(path).all_layers]
+    assert mine == theirs
+
+
+BAD = [DVS.replace("p: 0.5", "p: 1.0"), DVS.replace("p: 0.5", "p: half"), DVS.replace("output: [3, 5]", "output: [3, 5, 7]"),
+       DVS.replace("output: [3, 5]", "output: [0, 5]"), DVS.replace("output: [3, 5]", "size: 3"),
+       DVS.replace("voting: {size: 2}", "voting: {size: 3}"), DVS.replace("  - flatten\n", "  - flatten\n  - adaptiveavgpool: {output: 2}\n")]
+
+
+@needs_snnmem
+@pytest.mark.parametrize("index", range(len(BAD)))
+def test_error_messages_equal_snnmem(index, write_profile):
+    path = write_profile(BAD[index], "bad.yaml")
+    swift = subprocess.run([SNNMEM, "plan", path], capture_output=True, text=True)
+    assert swift.returncode == 2
+    with pytest.raises(ProfileError) as info:
+        P.load(path)
+    assert str(info.value) == swift.stderr.strip()
+
+
+def test_cuda_dropout_saves_its_one_mask_and_pools_save_their_input():
+    from snnmem_torch import cuda_meta as cm
+    with cm.fake_cuda():
+        drop = layer.Dropout(0.5, step_mode="m")
+        x = torch.empty((4, 2, 8, 4, 4), requires_grad=True)
+        tr = cm.trace(lambda: drop(x), {"x_seq": x}, {"m": drop})
+        # One [B, ...] mask for all T, made by native_dropout (its bool keep-mask transient), saved by the mul.
+        assert [(s.slot, s.shape, s.dtype) for s in tr.saved] == [("other", (2, 8, 4, 4), torch.float32)]
+        assert [(a.op, a.dtype, not a.alive) for a in tr.forward][:3] == [
+            ("aten.ones_like", torch.float32, True), ("aten.native_dropout", torch.float32, False),
+            ("aten.native_dropout", torch.bool, True)]
+        pool = layer.AdaptiveAvgPool2d((3, 5), step_mode="m")
+        x = torch.empty((4, 2, 8, 8, 8), requires_grad=True)
+        tr = cm.trace(lambda: pool(x), {"x_seq": x}, {"m": pool})
+        assert [(s.slot, s.origin.split(":")[0]) for s in tr.saved] == [("self", "input")]
+        vote = layer.VotingLayer(4, step_mode="m")
+        x = torch.empty((4, 2, 20), requires_grad=True)
+        tr = cm.trace(lambda: vote(x), {"x_seq": x}, {"m": vote})
+        assert [(s.slot, s.origin.split(":")[0]) for s in tr.saved] == [("self", "input")]
+
+
+@needs_snnmem
+@pytest.mark.parametrize("strategy", ["bptt", "checkpoint"])
+def test_measured_saved_bytes_and_peak_equal_the_plan(strategy, write_profile):
+    from snnmem_torch.measure import measure
+    path = write_profile(DVS)
+    planned = json.loads(subprocess.run([SNNMEM, "plan", path, "--format", "json", "--runtime", "pytorch-cpu",
+                                         "--strategy", strategy], capture_output=True, text=True,
+                                        check=True).stdout)["strategies"][0]
+    measured = measure(path, strategy, stream=False)
+    if strategy == "bptt":  # checkpoint's saved tensors are counted per recomputed segment, not summed
+        assert {e["layer"]: e["bytes"] for e in measured["savedByLayer"] if e["bytes"]} == \
+            {e["layer"]: e["bytes"] for e in planned["savedByLayer"] if e["bytes"]}
+    assert abs(measured["stepPeakBytes"] - planned["peakBytes"]) <= 0.01 * planned["peakBytes"]
+
+
+class DVSModule(nn.Module):
+    def __init__(self, dropout=None):
+        super().__init__()
+        sn = dict(tau=2.0, surrogate_function=surrogate.ATan(), detach_reset=True)
+        self.body = nn.Sequential(layer.Conv2d(2, 4, 3, padding=1, bias=False), layer.BatchNorm2d(4), neuron.LIFNode(**sn),
+                                  layer.AdaptiveAvgPool2d((3, 5)), layer.Flatten(),
+                                  dropout if dropout is not None else layer.Dropout(0.25),
+                                  layer.Linear(60, 20), neuron.LIFNode(**sn), layer.VotingLayer(2))
+
+    def forward(self, x):
+        return self.body(x)
+
+
+def test_spikingjelly_dropout_pooling_and_voting_export(tmp_path):
+    out = str(tmp_path / "dvs.yaml")
+    text = export_profile(DVSModule(), (2, 8, 8), timesteps=3, batch=2, name="dvs", output=out)
+    assert "  - adaptiveavgpool: {name: body.3, output: [3, 5]}" in text
+    assert "  - dropout: {name: body.5, p: 0.25}" in text
+    assert "  - voting: {name: body.8, size: 2}" in text
+    assert P.load(out).classes == 10
+
+
+@pytest.mark.parametrize("dropout,why", [
+    (layer.SeqToANNContainer(nn.Dropout(0.5)), "draws a new mask for every timestep"),
+    (layer.Dropout2d(0.5, step_mode="m"), "zeroes whole channels"),
+])
+def test_other_dropouts_are_refused(dropout, why):
+    with pytest.raises(ExportError, match=why):
+        export_profile(DVSModule(dropout), (2, 8, 8), timesteps=3, batch=2)
