@@ -17,4 +17,16 @@ extension LayerMemoryTable {
             preconditionFailure("\(layer.kind.keyword) is not a DVS-network layer")
         }
     }
+
+    /// ParametricLIF: as LIF (h saved, v carried forward, dL/dv carried back), plus the charge's
+    /// factor f = x - (v - vReset) (v - vReset without decay_input), saved so that dL/dw = sum over
+    /// timesteps of dL/dh * f * q (1 - q) needs no previous timestep's state (SLTT and single steps
+    /// have it no more), and the learnable w itself.
+    static func plifDeclaration(_ d: inout LayerMemoryDeclaration, _ layer: Layer) {
+        d.saved = [BufferDeclaration(name: "h", role: .neuronState, shape: layer.outputShape),
+                   BufferDeclaration(name: "factor", role: .neuronState, shape: layer.outputShape)]
+        d.forwardState = [BufferDeclaration(name: "v", role: .neuronState, shape: layer.outputShape)]
+        d.backwardState = [BufferDeclaration(name: "dv", role: .workspace, shape: layer.outputShape)]
+        d.parameters = [ParameterDeclaration(name: "w", shape: TensorShape([1]), trainable: true)]
+    }
 }

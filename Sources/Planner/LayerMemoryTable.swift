@@ -95,7 +95,9 @@ public enum LayerMemoryTable {
                             ParameterDeclaration(name: "runningMean", shape: TensorShape([channels]), trainable: false),
                             ParameterDeclaration(name: "runningVar", shape: TensorShape([channels]), trainable: false)]
         case .neuron(let neuron):
-            if neuron.carriesState {
+            if neuron.type == .plif {
+                plifDeclaration(&d, layer)
+            } else if neuron.carriesState {
                 // SpikingJelly keeps h (the potential before firing) and recomputes the spike from it.
                 d.saved = [BufferDeclaration(name: "h", role: .neuronState, shape: layer.outputShape)]
                 d.forwardState = [BufferDeclaration(name: "v", role: .neuronState, shape: layer.outputShape)]

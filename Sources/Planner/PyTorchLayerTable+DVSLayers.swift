@@ -37,4 +37,35 @@ extension PyTorchLayerTable {
             preconditionFailure("\(layer.kind.keyword) is not a DVS-network layer")
         }
     }
+
+    /// ParametricLIF's charge in SpikingJelly's CPU reference loop (q = sigmoid(w) requires grad):
+    /// decay_input: h = v + (x - (v - v_reset)) * q, whose product saves x - (v - v_reset) each
+    /// timestep (for q's gradient); without: h = v - (v - v_reset) * q + x, saving v - v_reset.
+    /// `before` runs up to h, `after` frees what h was made from.
+    static func plifCharge(_ spec: NeuronSpec, _ output: TensorShape) -> (before: [PyTorchStep], after: [PyTorchStep]) {
+        let step = { (name: String, role: TensorRole) in BufferDeclaration(name: name, role: role, shape: output) }
+        if spec.decayInput {
+            return ([.allocate(step("v-reset", .workspace)), .save(step("x-(v-reset)", .neuronState), heldByFinalState: false),
+                     .free("v-reset"), .allocate(step("*q", .workspace))],
+                    [.free("*q")])
+        }
+        return ([.save(step("v-reset", .neuronState), heldByFinalState: false), .allocate(step("*q", .workspace)),
+                 .allocate(step("v-*q", .workspace)), .free("*q")],
+                [.free("v-*q")])
+    }
+
+    /// ParametricLIF's weight: on the CPU the reference loop computes q = sigmoid(w) once per
+    /// forward call (SigmoidBackward saves the one-element q); on CUDA the registered op saves w
+    /// itself (a parameter, no new bytes) and its backward returns w's gradient. Either way w's
+    /// gradient is accumulated after the input gradient.
+    static func plifWeight(_ d: inout PyTorchLayerLayout, device: Device) {
+        let q = BufferDeclaration(name: "q", role: .activation, shape: TensorShape([]), perSample: false, dtype: .float32,
+                                  perTimestep: false)
+        if device == .cpu { d.forward.insert(.save(q, heldByFinalState: false), at: 0) }
+        if let index = d.backward.firstIndex(of: .inputGradient) {
+            d.backward.insert(.parameterGradients, at: index + 1)
+        } else {
+            d.backward.append(.parameterGradients)
+        }
+    }
 }

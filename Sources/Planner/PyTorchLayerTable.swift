@@ -248,6 +248,7 @@ public enum PyTorchLayerTable {
             BufferDeclaration(name: name, role: role, shape: output, dtype: stateDType, perTimestep: false)
         }
         let vInit = oneStep("v_init", .neuronState)
+        defer { if spec.type == .plif { plifWeight(&d, device: device) } }
         switch device {
         case .cuda:
             d.keepsInput = true
@@ -267,9 +268,12 @@ public enum PyTorchLayerTable {
                 charge = [.allocate(step("v-reset", .workspace)), .allocate(step("x-(v-reset)", .workspace)), .free("v-reset"),
                           .allocate(step("/tau", .workspace)), .free("x-(v-reset)")]
             }
+            let plif = spec.type == .plif ? plifCharge(spec, output) : nil
+            charge += plif?.before ?? []
             let hSaved = spec.reset == .hard && !spec.detachReset
             charge.append(hSaved ? .save(step("h", .neuronState), heldByFinalState: true) : .allocate(step("h", .neuronState)))
             if spec.type == .lif { charge.append(.free("/tau")) }
+            charge += plif?.after ?? []
             // fire: the surrogate saves h - threshold; Heaviside through a bool mask
             let fire: [PyTorchStep] = [.save(step("h-threshold", .neuronState), heldByFinalState: false),
                                        .allocate(BufferDeclaration(name: "h>=threshold", role: .workspace, shape: output, dtype: .bool)),

@@ -15,7 +15,7 @@ struct LayerBuilder {
     static let allowedKeys: [String: [String]] = [
         "conv": ["out", "in", "kernel", "stride", "padding", "groups", "bias", "name"],
         "batchnorm": ["features", "name"],
-        "neuron": ["type", "tau", "threshold", "vReset", "reset", "detachReset", "surrogate", "name"],
+        "neuron": ["type", "tau", "threshold", "vReset", "reset", "detachReset", "surrogate", "decayInput", "name"],
         "avgpool": ["kernel", "stride", "padding", "name"],
         "maxpool": ["kernel", "stride", "padding", "name"],
         "globalavgpool": ["name"],

@@ -154,6 +154,7 @@ public enum ProfileLoader {
             throw map.error("neuron 'tau' is \(spec.tau), but a LIF time constant must be at least 1 (decay 1/tau <= 1)",
                             fix: "set `tau:` to 1 or more (2.0 is common)")
         }
+        try parsePLIFSettings(&map, &spec, base: base)
         spec.threshold = try map.double("threshold", default: base.threshold, positive: true)
         spec.vReset = try map.double("vReset", default: base.vReset)
         spec.reset = try map.choice("reset", default: base.reset)
@@ -171,7 +172,7 @@ public enum ProfileLoader {
                 try surrogate.rejectUnknownKeys(allowed: ["type", "alpha"])
             }
         }
-        try map.rejectUnknownKeys(allowed: ["type", "tau", "threshold", "vReset", "reset", "detachReset", "surrogate", "name"])
+        try map.rejectUnknownKeys(allowed: ["type", "tau", "threshold", "vReset", "reset", "detachReset", "surrogate", "decayInput", "name"])
         return spec
     }
 

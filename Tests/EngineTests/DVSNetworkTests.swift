@@ -5,7 +5,7 @@ import Planner
 import Profiles
 import XCTest
 
-/// A network with the DVS/VGG layers (dropout, uneven and upsampling adaptive pooling, voting):
+/// A network with the DVS/VGG layers (dropout, uneven and upsampling adaptive pooling, voting, PLIF):
 /// whole-network gradients against finite differences, schedules that must agree, and the
 /// engine's allocations against the plan under every strategy.
 final class DVSNetworkTests: XCTestCase {
@@ -18,12 +18,13 @@ final class DVSNetworkTests: XCTestCase {
           - conv: {name: conv1, out: 3, kernel: 3, padding: 1}
           - batchnorm: {name: bn1}
           - neuron: {name: lif1}
+          - neuron: {name: plif1, type: plif, tau: 2.0}
           - adaptiveavgpool: {name: down, output: [3, 2]}
           - adaptiveavgpool: {name: up, output: [4, 4]}
           - flatten
           - dropout: {name: drop1, p: 0.5}
           - linear: {name: fc1, out: 12}
-          - neuron: {name: lif2}
+          - neuron: {name: plif2, type: plif, tau: 3.0, reset: soft, decayInput: false}
           - dropout: {name: drop2, p: 0.25}
           - linear: {name: fc2, out: 12}
           - voting: {name: vote, size: 4}

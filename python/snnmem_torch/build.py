@@ -213,6 +213,12 @@ class Network(nn.Module):
             from .trevsnn import TurnOffNeuron
             return TurnOffNeuron(float(spec.threshold), surrogate)
         v_reset = float(spec.v_reset) if spec.reset == "hard" else None
+        if spec.type == "plif":
+            # SpikingJelly's learnable-decay LIF: w = -ln(tau - 1), q = sigmoid(w).
+            return sj_neuron.ParametricLIFNode(init_tau=float(spec.tau), decay_input=bool(spec.decay_input),
+                                               v_threshold=float(spec.threshold), v_reset=v_reset,
+                                               surrogate_function=surrogate, detach_reset=bool(spec.detach_reset),
+                                               step_mode=self.step_mode)
         if spec.type == "lif":
             if not spec.tau > 1.0:
                 self._refuse(layer, f"SpikingJelly's LIFNode needs tau > 1, the profile gives tau = {spec.tau}")

@@ -603,13 +603,19 @@ def _neuron_spec(path: str, module: nn.Module) -> NeuronSpec:
     def refuse(problem: str, fix: str):
         return ExportError(path, kind, problem, fix)
 
-    if type(module) not in (sj_neuron.LIFNode, sj_neuron.IFNode):
-        missing = ("learnable time constant (ParametricLIFNode's w)" if isinstance(module, sj_neuron.ParametricLIFNode)
-                   else f"{type(module).__name__} neuron")
-        raise refuse(f"the profile language has no {missing}; its neurons are SpikingJelly's LIFNode and IFNode",
-                     "use LIFNode or IFNode, or extend the profile language's neuron types")
+    if type(module) not in (sj_neuron.LIFNode, sj_neuron.IFNode, sj_neuron.ParametricLIFNode):
+        raise refuse(f"the profile language has no {type(module).__name__} neuron; its neurons are SpikingJelly's "
+                     "LIFNode, IFNode and ParametricLIFNode", "use one of those, or extend the profile language's neuron types")
     spec = NeuronSpec()
-    spec.type = "lif" if type(module) is sj_neuron.LIFNode else "if"
+    spec.type = {sj_neuron.LIFNode: "lif", sj_neuron.IFNode: "if", sj_neuron.ParametricLIFNode: "plif"}[type(module)]
+    if spec.type == "plif":
+        # The profile gives the initial tau; the builder sets w = -ln(tau - 1), so 1 / sigmoid(w) = tau.
+        # w is a float32: 7 significant digits are what it holds of tau (init_tau=4.0 reads back as 4.0).
+        spec.tau = float(f"{float(1.0 / torch.sigmoid(module.w.detach().double())):.7g}")
+        if not spec.tau > 1.0:
+            raise refuse(f"its w = {float(module.w)} gives tau = {spec.tau}; a plif profile neuron needs tau > 1",
+                         "start from a w below +inf (any init_tau > 1)")
+        spec.decay_input = bool(module.decay_input)
     if spec.type == "lif":
         if not module.decay_input:
             raise refuse("decay_input=False; a profile's LIF decays its input (H = V + (X - (V - V_reset)) / tau)",
@@ -728,8 +734,10 @@ def _flow(fields: dict) -> str:
 def _neuron_fields(spec: NeuronSpec, base: Optional[NeuronSpec]) -> dict:
     """The profile's neuron mapping; with `base`, only what differs from it."""
     full = {"type": spec.type}
-    if spec.type == "lif":
+    if spec.type in ("lif", "plif"):
         full["tau"] = spec.tau
+    if spec.type == "plif":
+        full["decayInput"] = spec.decay_input
     full["threshold"] = spec.threshold
     full["reset"] = spec.reset
     if spec.reset == "hard":
@@ -743,9 +751,9 @@ def _neuron_fields(spec: NeuronSpec, base: Optional[NeuronSpec]) -> dict:
     for key, value in full.items():
         if key == "vReset" and value == 0.0 and base_fields.get("vReset", 0.0) == 0.0:
             continue
-        if base_fields.get(key) != value:
+        if base_fields.get(key, True if key == "decayInput" else None) != value:
             out[key] = value
-    if spec.type == "lif" and "tau" not in out and base.type != "lif":
+    if spec.type in ("lif", "plif") and "tau" not in out and base.type not in ("lif", "plif"):
         out["tau"] = spec.tau
     return out
 

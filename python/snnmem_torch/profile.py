@@ -31,7 +31,7 @@ KINDS = ["conv", "batchnorm", "neuron", "avgpool", "maxpool", "globalavgpool", "
 ALLOWED_KEYS = {
     "conv": ["out", "in", "kernel", "stride", "padding", "groups", "bias", "name"],
     "batchnorm": ["features", "name"],
-    "neuron": ["type", "tau", "threshold", "vReset", "reset", "detachReset", "surrogate", "name"],
+    "neuron": ["type", "tau", "threshold", "vReset", "reset", "detachReset", "surrogate", "decayInput", "name"],
     "avgpool": ["kernel", "stride", "padding", "name"],
     "maxpool": ["kernel", "stride", "padding", "name"],
     "globalavgpool": ["name"],
@@ -48,7 +48,7 @@ ALLOWED_KEYS = {
     "voting": ["size", "name"],
 }
 DTYPES = ["float32", "float16", "bfloat16", "int32", "int64"]
-NEURON_TYPES = ["lif", "if", "turnoff"]
+NEURON_TYPES = ["lif", "if", "turnoff", "plif"]
 RESETS = ["hard", "soft"]
 SURROGATES = ["atan", "sigmoid"]
 OPTIMIZERS = ["sgd", "adam"]
@@ -68,6 +68,7 @@ class NeuronSpec:
     detach_reset: bool = False
     surrogate: str = "atan"
     surrogate_alpha: float = 2.0
+    decay_input: bool = True  # plif only (a profile's LIF always decays its input)
 
     def copy(self) -> "NeuronSpec":
         return NeuronSpec(**self.__dict__)
@@ -455,6 +456,14 @@ def parse_neuron(node, base: NeuronSpec, file: str, layer_path: Optional[str]) -
     if spec.tau < 1:
         raise m.error(f"neuron 'tau' is {spec.tau}, but a LIF time constant must be at least 1 (decay 1/tau <= 1)",
                       "set `tau:` to 1 or more (2.0 is common)")
+    decay_node = m.value("decayInput")
+    spec.decay_input = m.bool("decayInput", base.decay_input if spec.type == "plif" else True)
+    if spec.type == "plif" and spec.tau <= 1:
+        raise m.error(f"a plif neuron's initial 'tau' is {spec.tau}, but its weight w = -ln(tau - 1) needs tau > 1",
+                      "set `tau:` above 1 (2.0 is SpikingJelly's default)", m.value("tau"))
+    if spec.type != "plif" and not spec.decay_input:
+        raise m.error(f"'decayInput: false' is a plif setting; a {spec.type} neuron always decays its input",
+                      "remove `decayInput:` or use `type: plif`", decay_node)
     spec.threshold = m.double("threshold", base.threshold, positive=True)
     spec.v_reset = m.double("vReset", base.v_reset)
     spec.reset = m.choice("reset", RESETS, base.reset)
@@ -472,7 +481,7 @@ def parse_neuron(node, base: NeuronSpec, file: str, layer_path: Optional[str]) -
             spec.surrogate = s.choice("type", SURROGATES, base.surrogate)
             spec.surrogate_alpha = s.double("alpha", base.surrogate_alpha, positive=True)
             s.reject_unknown_keys(["type", "alpha"])
-    m.reject_unknown_keys(["type", "tau", "threshold", "vReset", "reset", "detachReset", "surrogate", "name"])
+    m.reject_unknown_keys(["type", "tau", "threshold", "vReset", "reset", "detachReset", "surrogate", "decayInput", "name"])
     return spec
 
 

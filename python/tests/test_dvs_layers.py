@@ -1,4 +1,4 @@
-"""dropout, adaptiveavgpool and voting: the loader as Swift reads them (shapes and errors), what
+"""dropout, adaptiveavgpool, voting and the plif neuron: the loader as Swift reads them (shapes and errors), what
 PyTorch + SpikingJelly keep for them on CUDA (fake device) and on the CPU (measured against the plan),
 and their export from SpikingJelly modules."""
 
@@ -37,7 +37,7 @@ layers:
   - flatten
   - dropout: {p: 0.5}
   - linear: {out: 20}
-  - neuron
+  - neuron: {name: plif, type: plif, tau: 3.0, surrogate: {type: sigmoid, alpha: 4.0}}
   - dropout: {name: drop2, p: 0.3}
   - linear: {out: 20}
   - voting: {size: 2}
@@ -66,7 +66,8 @@ def test_layers_equal_snnmem_plan(write_profile):
 
 BAD = [DVS.replace("p: 0.5", "p: 1.0"), DVS.replace("p: 0.5", "p: half"), DVS.replace("output: [3, 5]", "output: [3, 5, 7]"),
        DVS.replace("output: [3, 5]", "output: [0, 5]"), DVS.replace("output: [3, 5]", "size: 3"),
-       DVS.replace("voting: {size: 2}", "voting: {size: 3}"), DVS.replace("  - flatten\n", "  - flatten\n  - adaptiveavgpool: {output: 2}\n")]
+       DVS.replace("voting: {size: 2}", "voting: {size: 3}"), DVS.replace("tau: 3.0", "tau: 1.0"),
+       DVS.replace("detachReset: true}", "detachReset: true, decayInput: false}"), DVS.replace("  - flatten\n", "  - flatten\n  - adaptiveavgpool: {output: 2}\n")]
 
 
 @needs_snnmem
@@ -101,8 +102,19 @@ def test_cuda_dropout_saves_its_one_mask_and_pools_save_their_input():
         assert [(s.slot, s.origin.split(":")[0]) for s in tr.saved] == [("self", "input")]
 
 
+def test_cuda_plif_saves_what_lif_saves_and_its_weight():
+    from snnmem_torch import cuda_meta as cm
+    with cm.fake_cuda():
+        node = neuron.ParametricLIFNode(init_tau=2.0, surrogate_function=surrogate.Sigmoid(), step_mode="m")
+        x = torch.empty((4, 2, 8, 4, 4), requires_grad=True)
+        tr = cm.trace(lambda: node(x), {"x_seq": x}, {"n": node})
+    # h_seq (new), x_seq (the input), v_init (new), w (the parameter): the registered op's save_for_backward.
+    assert [(s.shape, s.origin.split(":")[0]) for s in tr.saved] == [
+        ((4, 2, 8, 4, 4), "new"), ((4, 2, 8, 4, 4), "input"), ((2, 8, 4, 4), "new"), ((), "parameter")]
+
+
 @needs_snnmem
-@pytest.mark.parametrize("strategy", ["bptt", "checkpoint"])
+@pytest.mark.parametrize("strategy", ["bptt", "checkpoint", "sltt"])
 def test_measured_saved_bytes_and_peak_equal_the_plan(strategy, write_profile):
     from snnmem_torch.measure import measure
     path = write_profile(DVS)
@@ -110,7 +122,7 @@ def test_measured_saved_bytes_and_peak_equal_the_plan(strategy, write_profile):
                                          "--strategy", strategy], capture_output=True, text=True,
                                         check=True).stdout)["strategies"][0]
     measured = measure(path, strategy, stream=False)
-    if strategy == "bptt":  # checkpoint's saved tensors are counted per recomputed segment, not summed
+    if strategy == "bptt":  # checkpoint and sltt count saved tensors per segment or timestep, not summed
         assert {e["layer"]: e["bytes"] for e in measured["savedByLayer"] if e["bytes"]} == \
             {e["layer"]: e["bytes"] for e in planned["savedByLayer"] if e["bytes"]}
     assert abs(measured["stepPeakBytes"] - planned["peakBytes"]) <= 0.01 * planned["peakBytes"]
@@ -123,7 +135,8 @@ class DVSModule(nn.Module):
         self.body = nn.Sequential(layer.Conv2d(2, 4, 3, padding=1, bias=False), layer.BatchNorm2d(4), neuron.LIFNode(**sn),
                                   layer.AdaptiveAvgPool2d((3, 5)), layer.Flatten(),
                                   dropout if dropout is not None else layer.Dropout(0.25),
-                                  layer.Linear(60, 20), neuron.LIFNode(**sn), layer.VotingLayer(2))
+                                  layer.Linear(60, 20), neuron.ParametricLIFNode(init_tau=4.0, decay_input=False, v_reset=None),
+                                  layer.VotingLayer(2))
 
     def forward(self, x):
         return self.body(x)
@@ -135,7 +148,11 @@ def test_spikingjelly_dropout_pooling_and_voting_export(tmp_path):
     assert "  - adaptiveavgpool: {name: body.3, output: [3, 5]}" in text
     assert "  - dropout: {name: body.5, p: 0.25}" in text
     assert "  - voting: {name: body.8, size: 2}" in text
-    assert P.load(out).classes == 10
+    # ParametricLIFNode: tau from its w (1 / sigmoid(w)), decay_input, soft reset, its default Sigmoid(4) surrogate.
+    assert ("  - neuron: {name: body.7, type: plif, tau: 4.0, decayInput: false, reset: soft, detachReset: false, "
+            "surrogate: {type: sigmoid, alpha: 4.0}}") in text
+    loaded = P.load(out)
+    assert loaded.classes == 10 and loaded.layers[7].neuron.type == "plif" and not loaded.layers[7].neuron.decay_input
 
 
 @pytest.mark.parametrize("dropout,why", [

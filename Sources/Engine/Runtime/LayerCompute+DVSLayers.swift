@@ -42,4 +42,25 @@ extension TrainingStep {
             preconditionFailure("\(layer.kind.keyword) is not a DVS-network layer")
         }
     }
+
+    /// One timestep of a ParametricLIF: h and the charge factor go to the saved buffers, v is updated in place.
+    func plifStepForward(_ neuron: NeuronSpec, path: String, t: Int, count: Int, spike: UnsafeMutablePointer<T>,
+                         input: UnsafePointer<T>, own: [Int]) {
+        let v = heap.values(forwardStates[path]!)
+        let q = plifDecay(heap.values(parameters.slot(path, "w").value)[0])
+        plifForward(neuron, q: q, count: count, smooth: smoothSpikes, spike: spike, h: heap.values(own[0]) + t * count,
+                    factor: heap.values(own[1]) + t * count, vNext: v, input: input, v: v)
+    }
+
+    /// Its backward: dL/dw accumulates dL/dq q (1 - q) of every timestep.
+    func plifStepBackward(_ neuron: NeuronSpec, path: String, t: Int, count: Int, dInput: UnsafeMutablePointer<T>,
+                          dSpike: UnsafePointer<T>, saved: [Int], dv: Int?) {
+        let w = parameters.slot(path, "w")
+        let q = plifDecay(heap.values(w.value)[0])
+        let dvPointer = dv.map { heap.values($0) }
+        let dq = plifBackward(neuron, q: q, count: count, smooth: smoothSpikes, dInput: dInput, dVPrevious: dvPointer, dSpike: dSpike,
+                              dVNext: dvPointer.map { UnsafePointer($0) }, h: heap.values(saved[0]) + t * count,
+                              factor: heap.values(saved[1]) + t * count)
+        heap.values(w.gradient!)[0] += dq * q * (1 - q)
+    }
 }

@@ -44,6 +44,8 @@ extension TrainingStep {
                                  beta: heap.values(parameters.slot(path, "bias").value),
                                  runningMean: heap.values(parameters.slot(path, "runningMean").value),
                                  runningVar: heap.values(parameters.slot(path, "runningVar").value), updateRunningStatistics: updateRunning)
+            case .neuron(let neuron) where neuron.type == .plif:
+                plifStepForward(neuron, path: path, t: t, count: outCount, spike: out, input: input, own: own)
             case .neuron(let neuron):
                 if neuron.carriesState {
                     let v = heap.values(forwardStates[path]!)
@@ -112,6 +114,8 @@ extension TrainingStep {
                 batchNormBackward(shape, dInput: dIn!, dGamma: heap.values(gamma.gradient!), dBeta: heap.values(beta.gradient!),
                                   dOutput: dOut, input: input!, gamma: heap.values(gamma.value),
                                   mean: heap.values(saved[0]) + t * channels, invstd: heap.values(saved[1]) + t * channels)
+            case .neuron(let neuron) where neuron.type == .plif:
+                plifStepBackward(neuron, path: path, t: t, count: outCount, dInput: dIn!, dSpike: dOut, saved: saved, dv: dv)
             case .neuron(let neuron):
                 if neuron.carriesState {
                     let dvPointer = dv.map { heap.values($0) }
