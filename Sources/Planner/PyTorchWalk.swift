@@ -261,7 +261,11 @@ extension TraceBuilder {
 
     /// `x.unsqueeze(0).repeat(T, 1, 1, 1, 1)`: the images copied once per timestep, [T, B, ...].
     mutating func repeatInputPyTorch(_ input: Int) -> Int {
-        allocate(BufferDeclaration(name: "x_seq", role: .activation, shape: profile.inputShape, dtype: .float32), path: "input",
+        if profile.inputPerTimestep {
+            retain(input)  // event frames are fed as they are: x_seq is the batch itself
+            return input
+        }
+        return allocate(BufferDeclaration(name: "x_seq", role: .activation, shape: profile.inputShape, dtype: .float32), path: "input",
                  span: .allTimesteps)
     }
 

@@ -218,7 +218,7 @@ struct TraceBuilder {
                      persistent: true)
         }
         // PyTorch's images are float32 whatever autocast computes in.
-        let input = allocate("input", "images", timestep: nil, role: .input, shape: profile.inputShape.prepending(batch),
+        let input = allocate("input", "images", timestep: nil, role: .input, shape: profile.inputBatchShape(batch: batch, timesteps: timesteps),
                              dtype: runtime.isPyTorch ? .float32 : nil)
         let labels = allocate("input", "labels", timestep: nil, role: .input, shape: TensorShape([batch]),
                               dtype: runtime.isPyTorch ? .int64 : .int32)

@@ -36,8 +36,18 @@ final class DVSNetworkTests: XCTestCase {
                 (0..<trainer.batch).map { _ in Int32(random.nextInt(below: classes)) })
     }
 
+    /// The same network fed event frames: [T, B, 2, 5, 5], a different frame at each timestep.
+    static var framesYAML: String {
+        yaml.replacingOccurrences(of: "input: {channels: 2, height: 5, width: 5}", with: "input: {channels: 2, height: 5, width: 5, perTimestep: true}")
+    }
+
     func testWholeNetworkGradientMatchesFiniteDifferences() throws {
-        let profile = try ProfileLoader.parse(yaml: Self.yaml, file: "dvs.yaml")
+        try assertGradientsMatchFiniteDifferences(yaml: Self.yaml)
+        try assertGradientsMatchFiniteDifferences(yaml: Self.framesYAML)
+    }
+
+    func assertGradientsMatchFiniteDifferences(yaml: String) throws {
+        let profile = try ProfileLoader.parse(yaml: yaml, file: "dvs.yaml")
         let trainer = try Trainer<Double>(profile: profile, strategy: .bptt, allocator: CountingAllocator(rounding: .exact), seed: 3)
         trainer.smoothSpikes = true
         let (images, labels) = batch(trainer, classes: profile.classes, seed: 11)
@@ -68,14 +78,48 @@ final class DVSNetworkTests: XCTestCase {
         XCTAssertLessThan(worst.relative, 1e-5, "worst: \(worst.name)")
     }
 
-    func gradients(_ profile: Profile, _ strategy: Strategy, segment: Int? = nil) throws -> [String: [Double]] {
+    func gradients(_ profile: Profile, _ strategy: Strategy, segment: Int? = nil, images: [Double]? = nil) throws -> [String: [Double]] {
+        try lossAndGradients(profile, strategy, segment: segment, images: images).gradients
+    }
+
+    func lossAndGradients(_ profile: Profile, _ strategy: Strategy, segment: Int? = nil,
+                          images given: [Double]? = nil) throws -> (loss: Double, gradients: [String: [Double]]) {
         let trainer = try Trainer<Double>(profile: profile, strategy: strategy, segment: segment,
                                           allocator: CountingAllocator(rounding: .exact), seed: 3)
-        let (images, labels) = batch(trainer, classes: profile.classes, seed: 5)
-        _ = try trainer.lossAndGradients(images: images, labels: labels)
+        var (images, labels) = batch(trainer, classes: profile.classes, seed: 5)
+        if let given {
+            // Labels of their own seed: the same for still and moving inputs of any size.
+            var random = SeededRandom(seed: 6)
+            images = given
+            labels = labels.map { _ in Int32(random.nextInt(below: profile.classes)) }
+        }
+        let loss = try trainer.lossAndGradients(images: images, labels: labels).loss
         var out: [String: [Double]] = [:]
         for (path, name) in trainer.trainableParameters { out[path + ":" + name] = trainer.gradient(path, name) }
-        return out
+        return (loss, out)
+    }
+
+    /// Frames that repeat one image train exactly as that image does; other frames change the loss.
+    /// (Had a timestep read the wrong frame in forward or backward, the two would part.)
+    func testEventFramesEqualARepeatedImage() throws {
+        let still = try ProfileLoader.parse(yaml: Self.yaml, file: "dvs.yaml")
+        let frames = try ProfileLoader.parse(yaml: Self.framesYAML, file: "frames.yaml")
+        XCTAssertEqual(frames.inputBatchShape(batch: 3, timesteps: 3), TensorShape([3, 3, 2, 5, 5]))
+        var random = SeededRandom(seed: 21)
+        let image = (0..<(3 * 50)).map { _ in random.uniform(-0.5, 1.5) }
+        for strategy in [Strategy.bptt, .sltt, .checkpoint] {
+            let reference = try lossAndGradients(still, strategy, images: image)
+            let repeated = try lossAndGradients(frames, strategy, images: image + image + image)
+            XCTAssertEqual(repeated.loss, reference.loss, accuracy: 1e-12, "\(strategy)")
+            XCTAssertLessThan(NetworkGradientTests.maxRelativeDifference(reference.gradients, repeated.gradients), 1e-12, "\(strategy)")
+            let moving = try lossAndGradients(frames, strategy, images: image + image.map { $0 * 0.5 } + image.map { 1 - $0 })
+            XCTAssertNotEqual(moving.loss, reference.loss, "\(strategy)")
+        }
+        // Checkpointed frames recompute from the frames they saw.
+        let bptt = try gradients(frames, .bptt)
+        for segment in [1, 2] {
+            XCTAssertLessThan(NetworkGradientTests.maxRelativeDifference(bptt, try gradients(frames, .checkpoint, segment: segment)), 1e-9)
+        }
     }
 
     /// Checkpoint's recomputation draws the masks the forward drew: its gradients are bptt's.

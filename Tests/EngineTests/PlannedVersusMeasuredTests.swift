@@ -91,9 +91,11 @@ final class PlannedVersusMeasuredTests: XCTestCase {
     }
 
     func testDVSLayersEveryStrategy() throws {
-        let profile = try ProfileLoader.parse(yaml: DVSNetworkTests.yaml, file: "dvs.yaml")
-        for strategy in [Strategy.bptt, .checkpoint, .sltt] {
-            try assertPlanMatches(profile, strategy)
+        for yaml in [DVSNetworkTests.yaml, DVSNetworkTests.framesYAML] {
+            let profile = try ProfileLoader.parse(yaml: yaml, file: "dvs.yaml")
+            for strategy in [Strategy.bptt, .checkpoint, .sltt] {
+                try assertPlanMatches(profile, strategy)
+            }
         }
     }
 

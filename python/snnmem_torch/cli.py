@@ -70,6 +70,8 @@ def parser() -> argparse.ArgumentParser:
                    " repeat for more")
     e.add_argument("--input", required=True, type=_chw, metavar="CxHxW", help="one sample's shape, e.g. 3x32x32")
     e.add_argument("--timesteps", type=_positive, default=4, help="timesteps T (default 4)")
+    e.add_argument("--per-timestep", action="store_true", help="the input changes every timestep (event frames, "
+                   "[T, B, C, H, W]) instead of one image repeated over T")
     e.add_argument("--batch", type=_positive, default=16, help="batch size (default 16)")
     e.add_argument("--strategy", choices=STRATEGIES, help="the strategy to plan first (named in the next command "
                    "printed; a profile holds no strategy)")
@@ -123,7 +125,8 @@ def _export(args) -> int:
         optimizer["momentum"] = args.momentum
     try:
         text = export_profile(model, args.input, timesteps=args.timesteps, batch=args.batch, optimizer=optimizer,
-                              dtype=args.dtype, name=args.name, output=args.output, source=args.factory)
+                              dtype=args.dtype, name=args.name, output=args.output, source=args.factory,
+                              input_per_timestep=args.per_timestep)
     except ExportError as error:
         print(str(error), file=sys.stderr)
         return 2

@@ -825,7 +825,7 @@ def _write_entries(lines: list, entries: list, indent: int, default: NeuronSpec)
 
 
 def profile_text(entries: list, name: str, input_shape: tuple, timesteps: int, batch: int, dtype: str,
-                 optimizer: OptimizerSpec, header: list) -> str:
+                 optimizer: OptimizerSpec, header: list, per_timestep: bool = False) -> str:
     neurons = _all_neurons(entries)
     if neurons:
         counts = Counter(_neuron_key(n) for n in neurons)
@@ -836,7 +836,8 @@ def profile_text(entries: list, name: str, input_shape: tuple, timesteps: int, b
     lines = [f"# {line}" if line else "#" for line in header]
     c, h, w = input_shape
     lines.append(f"name: {_scalar(name)}")
-    lines.append(f"input: {{channels: {c}, height: {h}, width: {w}}}")
+    frames = ", perTimestep: true" if per_timestep else ""
+    lines.append(f"input: {{channels: {c}, height: {h}, width: {w}{frames}}}")
     lines.append(f"timesteps: {timesteps}")
     lines.append(f"batch: {batch}")
     lines.append(f"dtype: {dtype}")
@@ -891,7 +892,7 @@ def _input_shape(example_input) -> tuple:
 
 def export_profile(model: nn.Module, example_input, timesteps: Optional[int] = None, batch: Optional[int] = None,
                    optimizer=None, dtype: Optional[str] = None, name: Optional[str] = None,
-                   output: Optional[str] = None, source: Optional[str] = None) -> str:
+                   output: Optional[str] = None, source: Optional[str] = None, input_per_timestep: bool = False) -> str:
     """The profile text of `model` (and written atomically to `output` when given).
 
     `example_input`: a tensor whose last three dimensions are C, H, W ([T, B, C, H, W], [B, C, H, W] or
@@ -899,8 +900,10 @@ def export_profile(model: nn.Module, example_input, timesteps: Optional[int] = N
     example tensor's (T of a 5-dimensional one, B of a 4- or 5-dimensional one), else 4 and 16. `dtype`:
     float32, or float16 / bfloat16 for a run under torch.autocast; by default a half example tensor's,
     else float32. `optimizer`: the torch.optim.SGD / Adam you train with, a dict ({"type": "sgd", "lr":
-    0.1, "momentum": 0.9}) or None (SGD, lr 0.1, momentum 0.9). Raises `ExportError` for anything the
-    profile language cannot express.
+    0.1, "momentum": 0.9}) or None (SGD, lr 0.1, momentum 0.9). `input_per_timestep`: the model is fed
+    event frames ([T, B, C, H, W], another frame each timestep) rather than one image repeated over T; the
+    module cannot tell, so the caller says it. Raises `ExportError` for anything the profile language cannot
+    express.
     """
     _, functional, _, _, _ = _sj()
     if isinstance(example_input, torch.Tensor):
@@ -959,7 +962,8 @@ def export_profile(model: nn.Module, example_input, timesteps: Optional[int] = N
         # Said in the file: the optimizer's state is part of the plan, and nothing named it.
         header.append("optimizer: none given, so the profile default (SGD, momentum 0.9) is written; "
                       "pass --optimizer / optimizer= to plan yours")
-    text = profile_text(entries, name or type(model).__name__, (c, h, w), timesteps, batch, dtype, opt, header)
+    text = profile_text(entries, name or type(model).__name__, (c, h, w), timesteps, batch, dtype, opt, header,
+                        per_timestep=input_per_timestep)
     profile = parse(text, output or "exported.yaml")  # the loader's errors name the line of this text
     _check_shapes(entries, profile.layers, "layers")
     if output:

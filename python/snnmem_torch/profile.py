@@ -154,6 +154,7 @@ class Profile:
     layers: list
     classes: int
     sha256: str = ""
+    input_per_timestep: bool = False  # event frames: the batch is [T, B, C, H, W]
 
     @property
     def all_layers(self) -> list:
@@ -404,7 +405,9 @@ def _parse_root(root, file: str) -> Profile:
     description = top.string("description", "") or ""
     inp = _Mapping(top.require("input", "{channels: 3, height: 32, width: 32}"), file, None, "input")
     input_shape = (inp.int("channels", example="3"), inp.int("height", example="32"), inp.int("width", example="32"))
-    inp.reject_unknown_keys(["channels", "height", "width"])
+    inp.reject_unknown_keys(["channels", "height", "width", "perTimestep"])
+    per_timestep_node = inp.value("perTimestep")
+    per_timestep = inp.bool("perTimestep", False)
     timesteps = top.int("timesteps", example="4")
     batch = top.int("batch", example="16")
     dtype = top.choice("dtype", DTYPES, "float32")
@@ -438,8 +441,12 @@ def _parse_root(root, file: str) -> Profile:
     if output[0] < 2:
         raise ProfileError(file, f"the network gives {output[0]} output, but classification needs at least 2 classes",
                            "set the last linear layer's `out` to the number of classes", last.line, last.column, last.path)
+    if per_timestep and any(layer.kind == "trevsnn" for layer in layers):
+        raise inp.error("a trevsnn network's stem encodes the input once, so its input cannot change every timestep",
+                        "remove `perTimestep: true`, or use a network without `trevsnn:`", per_timestep_node)
     return Profile(name=name, source_path=file, description=description, input_shape=input_shape, timesteps=timesteps,
-                   batch=batch, dtype=dtype, neuron=neuron, optimizer=optimizer, layers=layers, classes=output[0])
+                   batch=batch, dtype=dtype, neuron=neuron, optimizer=optimizer, layers=layers, classes=output[0],
+                   input_per_timestep=per_timestep)
 
 
 def _shape_text(shape: tuple) -> str:

@@ -162,3 +162,75 @@ def test_spikingjelly_dropout_pooling_and_voting_export(tmp_path):
 def test_other_dropouts_are_refused(dropout, why):
     with pytest.raises(ExportError, match=why):
         export_profile(DVSModule(dropout), (2, 8, 8), timesteps=3, batch=2)
+
+
+# ----------------------------------------------------------------------------------------------
+# Event frames ([T, B, C, H, W]) and SpikingJelly's DVS classification networks
+
+
+@needs_snnmem
+@pytest.mark.parametrize("strategy", ["bptt", "sltt", "checkpoint"])
+def test_event_frames_are_fed_as_they_are(strategy, write_profile):
+    from snnmem_torch.measure import measure
+    path = write_profile(DVS.replace("input: {channels: 2, height: 8, width: 8}",
+                                     "input: {channels: 2, height: 8, width: 8, perTimestep: true}"))
+    assert P.load(path).input_per_timestep
+    planned = json.loads(subprocess.run([SNNMEM, "plan", path, "--format", "json", "--runtime", "pytorch-cpu",
+                                         "--strategy", strategy, "--events"], capture_output=True, text=True,
+                                        check=True).stdout)["strategies"][0]
+    # No repeated copy of the input: the first conv keeps the [T, B, ...] batch itself.
+    assert not [e for e in planned["events"] if e.get("layer") == "input" and e.get("name") == "x_seq"]
+    measured = measure(path, strategy, stream=False)
+    if strategy == "bptt":
+        assert "input" not in {e["layer"] for e in measured["savedByLayer"] if e["bytes"]}
+        assert {e["layer"]: e["bytes"] for e in measured["savedByLayer"] if e["bytes"]} == \
+            {e["layer"]: e["bytes"] for e in planned["savedByLayer"] if e["bytes"]}
+    assert abs(measured["stepPeakBytes"] - planned["peakBytes"]) <= 0.01 * planned["peakBytes"]
+
+
+def saved_by_frames(model: nn.Module, timesteps: int, batch: int, shape: tuple, classes: int) -> int:
+    """What autograd saves in a bptt forward of `model` on event frames [T, B, ...] and the cross-entropy of the
+    mean over time, storages counted once; parameters, buffers, frames and labels left out (as measured)."""
+    import torch.nn.functional as F
+    from spikingjelly.activation_based import functional
+    functional.set_step_mode(model, "m")
+    model.train()
+    torch.manual_seed(0)
+    x, y = torch.rand(timesteps, batch, *shape), torch.randint(0, classes, (batch,))
+    skip = {t.untyped_storage().data_ptr() for t in [*model.parameters(), *model.buffers(), x, y]}
+    seen, keep = {}, []
+
+    def pack(t):
+        keep.append(t)
+        if t.untyped_storage().data_ptr() not in skip:
+            seen.setdefault(t.untyped_storage().data_ptr(), t.untyped_storage().nbytes())
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        F.cross_entropy(model(x).mean(0), y)
+    functional.reset_net(model)
+    return sum(seen.values())
+
+
+@needs_snnmem
+@pytest.mark.parametrize("name", ["CIFAR10DVSNet", "DVSGestureNet"])
+def test_spikingjelly_dvs_networks_export_and_plan_what_they_save(name, tmp_path):
+    """SpikingJelly's classification networks for CIFAR10-DVS and DVS128 Gesture (parametric_lif_net), with
+    ParametricLIF neurons, on 2x128x128 event frames; 16 channels instead of 128 keep the test fast."""
+    from spikingjelly.activation_based.model import parametric_lif_net
+    from snnmem_torch.measure import measure
+    model = getattr(parametric_lif_net, name)(channels=16, spiking_neuron=neuron.ParametricLIFNode,
+                                              surrogate_function=surrogate.ATan(), detach_reset=True)
+    out = str(tmp_path / f"{name}.yaml")
+    text = export_profile(model, (2, 128, 128), timesteps=2, batch=2, name=name, output=out, input_per_timestep=True)
+    assert "perTimestep: true" in text and "type: plif" in text and "voting: {name: conv_fc" in text
+    assert text.count("dropout: {name: conv_fc.") == 2
+    planned = json.loads(subprocess.run([SNNMEM, "plan", out, "--format", "json", "--runtime", "pytorch-cpu",
+                                         "--strategy", "bptt"], capture_output=True, text=True,
+                                        check=True).stdout)["strategies"][0]
+    classes = 10 if name == "CIFAR10DVSNet" else 11
+    assert saved_by_frames(model, 2, 2, (2, 128, 128), classes) == planned["savedTensorBytes"]
+    measured = measure(out, "bptt", stream=False)
+    assert {e["layer"]: e["bytes"] for e in measured["savedByLayer"] if e["bytes"]} == \
+        {e["layer"]: e["bytes"] for e in planned["savedByLayer"] if e["bytes"]}
+    assert abs(measured["stepPeakBytes"] - planned["peakBytes"]) <= 0.01 * planned["peakBytes"]

@@ -91,7 +91,7 @@ public final class Trainer<T: EngineScalar> {
     }
 
     /// Values of the input batch: batch x channels x height x width.
-    public var imageValues: Int { batch * profile.inputShape.elementCount }
+    public var imageValues: Int { profile.inputBatchShape(batch: batch, timesteps: timesteps).elementCount }
 
     /// One training step: forward, backward, optimizer update.
     public func step(images: [T], labels: [Int32]) throws -> StepResult {
@@ -121,7 +121,7 @@ public final class Trainer<T: EngineScalar> {
         }
         parameters.zeroGradients(heap: heap)
         try heap.begin(.setup)
-        let input = try heap.allocate("input", "images", timestep: nil, role: .input, shape: profile.inputShape.prepending(batch))
+        let input = try heap.allocate("input", "images", timestep: nil, role: .input, shape: profile.inputBatchShape(batch: batch, timesteps: timesteps))
         images.withUnsafeBufferPointer { heap.values(input).update(from: $0.baseAddress!, count: imageValues) }
         let labelTensor = try heap.allocate("input", "labels", timestep: nil, role: .input, shape: TensorShape([batch]), indices: true)
         labels.withUnsafeBufferPointer { heap.indices(labelTensor).update(from: $0.baseAddress!, count: batch) }
@@ -152,11 +152,12 @@ public final class Trainer<T: EngineScalar> {
             throw TrainerError.unsupported("evaluation of T-RevSNN networks is not implemented; train and run measure them")
         }
         let count = labels.count
-        guard count > 0, images.count == count * profile.inputShape.elementCount else {
-            throw TrainerError.badBatch(expected: count * profile.inputShape.elementCount, images: images.count, labels: count)
+        let shape = profile.inputBatchShape(batch: count, timesteps: timesteps)
+        guard count > 0, images.count == shape.elementCount else {
+            throw TrainerError.badBatch(expected: shape.elementCount, images: images.count, labels: count)
         }
         try heap.begin(.setup)
-        let input = try heap.allocate("input", "images", timestep: nil, role: .input, shape: profile.inputShape.prepending(count))
+        let input = try heap.allocate("input", "images", timestep: nil, role: .input, shape: shape)
         images.withUnsafeBufferPointer { heap.values(input).update(from: $0.baseAddress!, count: images.count) }
         let labelTensor = try heap.allocate("input", "labels", timestep: nil, role: .input, shape: TensorShape([count]), indices: true)
         labels.withUnsafeBufferPointer { heap.indices(labelTensor).update(from: $0.baseAddress!, count: count) }
