@@ -69,7 +69,8 @@ def export_bundled(tmp_path_factory):
             original = P.load(profile_path(name))
             out = str(folder / f"{name}.yaml")
             export_profile(build(original), original.input_shape, timesteps=original.timesteps, batch=original.batch,
-                           optimizer=original.optimizer, dtype=original.dtype, name=original.name, output=out)
+                           optimizer=original.optimizer, dtype=original.dtype, name=original.name, output=out,
+                           input_per_timestep=original.input_per_timestep)
             done[name] = (original, out)
         return done[name]
     return export
@@ -84,8 +85,8 @@ def test_bundled_profile_exports_the_same_network(name, export_bundled):
     original, out = export_bundled(name)
     exported = P.load(out)
     assert structure(exported.layers) == structure(original.layers)
-    assert (exported.input_shape, exported.timesteps, exported.batch, exported.optimizer) == \
-        (original.input_shape, original.timesteps, original.batch, original.optimizer)
+    assert (exported.input_shape, exported.input_per_timestep, exported.timesteps, exported.batch, exported.optimizer) == \
+        (original.input_shape, original.input_per_timestep, original.timesteps, original.batch, original.optimizer)
 
 
 @needs_snnmem
