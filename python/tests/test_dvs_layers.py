@@ -234,3 +234,25 @@ def test_spikingjelly_dvs_networks_export_and_plan_what_they_save(name, tmp_path
     assert {e["layer"]: e["bytes"] for e in measured["savedByLayer"] if e["bytes"]} == \
         {e["layer"]: e["bytes"] for e in planned["savedByLayer"] if e["bytes"]}
     assert abs(measured["stepPeakBytes"] - planned["peakBytes"]) <= 0.01 * planned["peakBytes"]
+
+
+@needs_snnmem
+@pytest.mark.parametrize("frames", [False, True])
+def test_cuda_plan_saves_what_fake_cuda_autograd_saves(frames, write_profile):
+    """The pytorch-cuda plan of the DVS layers and the PLIF neuron against SpikingJelly's CUDA autograd on
+    fake CUDA tensors, layer by layer: new saved tensors plus the kept input."""
+    from snnmem_torch import cuda_meta as cm
+    text = DVS if not frames else DVS.replace("width: 8}", "width: 8, perTimestep: true}")
+    path = write_profile(text)
+    plan = json.loads(subprocess.run([SNNMEM, "plan", path, "--format", "json", "--runtime", "pytorch-cuda", "--strategy",
+                                      "bptt", "--timesteps", "2", "--batch", "2"], capture_output=True, text=True,
+                                     check=True).stdout)["strategies"][0]
+    planned = {e["layer"]: e["bytes"] for e in plan["savedByLayer"]}
+    kinds = {layer.path: layer.kind for layer in P.load(path).all_layers}
+    checked = 0
+    for name, trace in cm.network_traces(path, T=2, B=2):
+        if kinds.get(name) in ("dropout", "adaptiveavgpool", "voting", "neuron"):
+            kept = sum(s.nbytes for s in trace.saved if s.origin.startswith("input"))
+            assert trace.saved_new_bytes() + kept == planned[name], name
+            checked += 1
+    assert checked == 7
