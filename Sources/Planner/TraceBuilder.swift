@@ -125,6 +125,7 @@ struct TraceBuilder {
     mutating func markKept(_ id: Int) {
         guard !tensors[id].persistent, tensors[id].descriptor.role != .input else { return }
         tensors[id].keptForBackward = true
+        if case .recompute = phase {} else { tensors[id].keptOutsideRecompute = true }
     }
 
     /// `a += b` (or `a -= b`): done in a's storage when nothing else holds a; otherwise the result
