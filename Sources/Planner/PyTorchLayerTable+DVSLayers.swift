@@ -38,18 +38,24 @@ extension PyTorchLayerTable {
         }
     }
 
+    /// q = sigmoid(w), one float32 element, saved by SigmoidBackward0.
+    static let plifDecay = BufferDeclaration(name: "q", role: .activation, shape: TensorShape([]), perSample: false, dtype: .float32,
+                                             perTimestep: false)
+
     /// ParametricLIF's charge in SpikingJelly's CPU reference loop (q = sigmoid(w) requires grad):
     /// decay_input: h = v + (x - (v - v_reset)) * q, whose product saves x - (v - v_reset) each
     /// timestep (for q's gradient); without: h = v - (v - v_reset) * q + x, saving v - v_reset.
-    /// `before` runs up to h, `after` frees what h was made from.
-    static func plifCharge(_ spec: NeuronSpec, _ output: TensorShape) -> (before: [PyTorchStep], after: [PyTorchStep]) {
+    /// `before` runs up to h, `after` frees what h was made from. `perTimestepDecay`: SpikingJelly's
+    /// plain reference loop (a half v under autocast) computes q = sigmoid(w) again at every step.
+    static func plifCharge(_ spec: NeuronSpec, _ output: TensorShape, perTimestepDecay: Bool) -> (before: [PyTorchStep], after: [PyTorchStep]) {
         let step = { (name: String, role: TensorRole) in BufferDeclaration(name: name, role: role, shape: output) }
+        let decay: [PyTorchStep] = perTimestepDecay ? [.save(plifDecay, heldByFinalState: false)] : []
         if spec.decayInput {
-            return ([.allocate(step("v-reset", .workspace)), .save(step("x-(v-reset)", .neuronState), heldByFinalState: false),
+            return (decay + [.allocate(step("v-reset", .workspace)), .save(step("x-(v-reset)", .neuronState), heldByFinalState: false),
                      .free("v-reset"), .allocate(step("*q", .workspace))],
                     [.free("*q")])
         }
-        return ([.save(step("v-reset", .neuronState), heldByFinalState: false), .allocate(step("*q", .workspace)),
+        return (decay + [.save(step("v-reset", .neuronState), heldByFinalState: false), .allocate(step("*q", .workspace)),
                  .allocate(step("v-*q", .workspace)), .free("*q")],
                 [.free("v-*q")])
     }
@@ -58,10 +64,8 @@ extension PyTorchLayerTable {
     /// forward call (SigmoidBackward saves the one-element q); on CUDA the registered op saves w
     /// itself (a parameter, no new bytes) and its backward returns w's gradient. Either way w's
     /// gradient is accumulated after the input gradient.
-    static func plifWeight(_ d: inout PyTorchLayerLayout, device: Device) {
-        let q = BufferDeclaration(name: "q", role: .activation, shape: TensorShape([]), perSample: false, dtype: .float32,
-                                  perTimestep: false)
-        if device == .cpu { d.forward.insert(.save(q, heldByFinalState: false), at: 0) }
+    static func plifWeight(_ d: inout PyTorchLayerLayout, device: Device, perTimestepDecay: Bool) {
+        if device == .cpu && !perTimestepDecay { d.forward.insert(.save(plifDecay, heldByFinalState: false), at: 0) }
         if let index = d.backward.firstIndex(of: .inputGradient) {
             d.backward.insert(.parameterGradients, at: index + 1)
         } else {

@@ -248,7 +248,7 @@ public enum PyTorchLayerTable {
             BufferDeclaration(name: name, role: role, shape: output, dtype: stateDType, perTimestep: false)
         }
         let vInit = oneStep("v_init", .neuronState)
-        defer { if spec.type == .plif { plifWeight(&d, device: device) } }
+        defer { if spec.type == .plif { plifWeight(&d, device: device, perTimestepDecay: device == .cpu && !stacksCharge) } }
         switch device {
         case .cuda:
             d.keepsInput = true
@@ -268,7 +268,7 @@ public enum PyTorchLayerTable {
                 charge = [.allocate(step("v-reset", .workspace)), .allocate(step("x-(v-reset)", .workspace)), .free("v-reset"),
                           .allocate(step("/tau", .workspace)), .free("x-(v-reset)")]
             }
-            let plif = spec.type == .plif ? plifCharge(spec, output) : nil
+            let plif = spec.type == .plif ? plifCharge(spec, output, perTimestepDecay: !stacksCharge) : nil
             charge += plif?.before ?? []
             let hSaved = spec.reset == .hard && !spec.detachReset
             charge.append(hSaved ? .save(step("h", .neuronState), heldByFinalState: true) : .allocate(step("h", .neuronState)))

@@ -128,6 +128,21 @@ def test_measured_saved_bytes_and_peak_equal_the_plan(strategy, write_profile):
     assert abs(measured["stepPeakBytes"] - planned["peakBytes"]) <= 0.01 * planned["peakBytes"]
 
 
+@needs_snnmem
+def test_float16_autocast_saves_what_the_plan_says(write_profile):
+    """Under autocast v is half, so PLIF runs SpikingJelly's plain reference loop, which computes q = sigmoid(w)
+    again at every timestep (each saved); the masks and pools save half tensors."""
+    from snnmem_torch.measure import measure
+    path = write_profile(DVS)
+    planned = json.loads(subprocess.run([SNNMEM, "plan", path, "--format", "json", "--runtime", "pytorch-cpu",
+                                         "--strategy", "bptt", "--dtype", "float16"], capture_output=True, text=True,
+                                        check=True).stdout)["strategies"][0]
+    measured = measure(path, "bptt", stream=False, dtype="float16")
+    assert {e["layer"]: e["bytes"] for e in measured["savedByLayer"] if e["bytes"]} == \
+        {e["layer"]: e["bytes"] for e in planned["savedByLayer"] if e["bytes"]}
+    assert abs(measured["stepPeakBytes"] - planned["peakBytes"]) <= 0.01 * planned["peakBytes"]
+
+
 class DVSModule(nn.Module):
     def __init__(self, dropout=None):
         super().__init__()
