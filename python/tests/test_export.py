@@ -268,6 +268,16 @@ def test_cli_exports_a_factory_in_a_file(tmp_path, capsys):
     assert plan(str(out))["batch"] == 3
 
 
+def test_cli_exports_event_frames(tmp_path):
+    out = tmp_path / "dvs.yaml"
+    code = main(["export", "spikingjelly.activation_based.model.parametric_lif_net:CIFAR10DVSNet", "--kwarg", "channels=4",
+                 "--kwarg", "spiking_neuron=spikingjelly.activation_based.neuron.ParametricLIFNode", "--input", "2x128x128",
+                 "--per-timestep", "--timesteps", "2", "--batch", "2", "-o", str(out)])
+    assert code == 0
+    loaded = P.load(str(out))
+    assert loaded.input_per_timestep and loaded.neuron.type == "plif" and loaded.classes == 10
+
+
 def test_kwargs_are_literals_names_calls_or_words():
     from snnmem_torch.export import parse_kwarg
     assert parse_kwarg("num_classes=10") == ("num_classes", 10)
