@@ -68,4 +68,17 @@ extension LayerBuilder {
             return nil
         }
     }
+
+    /// A reversible stage reconstructs its blocks' inputs by running f and g again, and RevSNN (as
+    /// SpikingJelly's `reset_net` before each rerun) would draw a new dropout mask there: the
+    /// reconstruction would not invert the forward. Refused rather than planned wrong.
+    func refuseDropout(in layers: [Layer], stage: String) throws {
+        for layer in layers {
+            if case .dropout = layer.kind {
+                throw fail("dropout inside a reversible stage would draw another mask when backward reruns `f` and `g` to rebuild their inputs",
+                           fix: "move the dropout before or after the `reversible:` stage", path: layer.path, at: layer.location)
+            }
+            if case .residual(let spec) = layer.kind { try refuseDropout(in: spec.main + spec.shortcut, stage: stage) }
+        }
+    }
 }

@@ -324,6 +324,7 @@ struct LayerBuilder {
                                    problem: "reversible `\(branch)` must map a half \(half) to the same shape, but gives \(output)",
                                    fix: "keep \(c / 2) channels and the resolution inside `\(branch)` (stride 1, `out: \(c / 2)`)")
             }
+            try refuseDropout(in: f + g, stage: path)
             blocks.append(ReversibleStage.Block(path: blockPath, f: f, g: g))
             if index == 0 {
                 try budget.admitCopies(requested: blockCount, alreadyBuilt: 1, each: budget.built - builtBefore, key: "blocks", node: blocksNode ?? params.node,

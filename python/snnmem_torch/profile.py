@@ -737,6 +737,7 @@ class _LayerBuilder:
                                            f"same shape, but gives {_shape_text(out)}",
                                            f"keep {c // 2} channels and the resolution inside `{branch}` (stride 1, "
                                            f"`out: {c // 2}`)", line, col, block_path + "/" + branch)
+                self.refuse_dropout(f + g)
                 blocks.append(ReversibleBlock(block_path, f, g))
             return make(inp, blocks=blocks)
 
@@ -745,6 +746,16 @@ class _LayerBuilder:
             return make((spec.classes,), trev=spec)
 
         raise AssertionError(f"layer kind {kind} is listed but not built")
+
+    def refuse_dropout(self, layers: list) -> None:
+        """Swift's refuseDropout: a reversible stage reruns f and g in backward, which would draw a new mask."""
+        for layer in layers:
+            if layer.kind == "dropout":
+                raise self.fail("dropout inside a reversible stage would draw another mask when backward reruns `f` and "
+                                "`g` to rebuild their inputs", "move the dropout before or after the `reversible:` stage",
+                                layer.path, (layer.line, layer.column))
+            if layer.kind == "residual":
+                self.refuse_dropout(layer.main + layer.shortcut)
 
     def build_dvs_kind(self, kind: str, p: _Mapping, inp: tuple, path: str, location: tuple, make) -> Layer:
         """dropout, adaptiveavgpool and voting (Swift's LayerBuilder+DVSLayers.swift)."""

@@ -271,3 +271,18 @@ def test_cuda_plan_saves_what_fake_cuda_autograd_saves(frames, write_profile):
             assert trace.saved_new_bytes() + kept == planned[name], name
             checked += 1
     assert checked == 7
+
+
+BAD_FILES = ["dropout-p-one", "dropout-in-reversible", "adaptiveavgpool-three-sizes", "adaptiveavgpool-after-flatten",
+             "voting-indivisible", "plif-tau-one", "decay-input-on-lif", "per-timestep-trevsnn", "per-timestep-not-bool"]
+
+
+@needs_snnmem
+@pytest.mark.parametrize("name", BAD_FILES)
+def test_bad_profiles_fail_as_in_swift(name):
+    path = os.path.join(ROOT, "Tests", "ProfilesTests", "BadProfiles", name + ".yaml")
+    swift = subprocess.run([SNNMEM, "plan", path], capture_output=True, text=True)
+    assert swift.returncode == 2
+    with pytest.raises(ProfileError) as info:
+        P.load(path)
+    assert str(info.value) == swift.stderr.strip()
