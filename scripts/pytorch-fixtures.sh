@@ -24,14 +24,15 @@ mkdir -p "$OUT"
 # T-RevSNN (trevsnn-cifar) by pytorch-trevsnn-fixtures.sh, both called at the end.
 CIFAR="cifarnet digits vgg11 vgg13 resnet19 spiking-unet"
 IMAGENET="resnet18 sew-resnet34"
+DVS="cifar10dvs"
 MIXED_PROFILES="cifarnet vgg11"
 DTYPES=${DTYPES:-float32 bfloat16 float16}
 PROFILES=("$@")
-[ ${#PROFILES[@]} -gt 0 ] || PROFILES=($CIFAR $IMAGENET)
+[ ${#PROFILES[@]} -gt 0 ] || PROFILES=($CIFAR $IMAGENET $DVS)
 
 points_for() {
-    case " $IMAGENET " in
-        *" $1 "*) echo "1:1 2:2"; return ;;   # T:B — 3x224x224 inputs: keep the step small
+    case " $IMAGENET $DVS " in
+        *" $1 "*) echo "1:1 2:2"; return ;;   # T:B — 3x224x224 images or 2x128x128 event frames: keep the step small
     esac
     case "$1" in
         spiking-unet) echo "2:2 8:2" ;;      # its own T=8 (users report running out of memory there)

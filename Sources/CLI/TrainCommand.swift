@@ -49,9 +49,9 @@ struct TrainCommand: ParsableCommand {
     func run() throws {
         let profile = try options.loadProfile()
         let strategy = Strategy(rawValue: strategy)!
-        guard profile.inputShape == TensorShape([1, 8, 8]), profile.classes == DigitsDataset.classes else {
-            throw CLIFailure.badInput("\(profile.sourcePath): the digits are 1x8x8 images in 10 classes, but the profile takes "
-                + "\(profile.inputShape) and gives \(profile.classes) classes; use profiles/digits.yaml or a profile with that input")
+        guard profile.inputShape == TensorShape([1, 8, 8]), profile.classes == DigitsDataset.classes, !profile.inputPerTimestep else {
+            throw CLIFailure.badInput("\(profile.sourcePath): the digits are 1x8x8 images (one per sample, not per timestep) in 10 classes, but the profile takes "
+                + "\(profile.inputShape)\(profile.inputPerTimestep ? " per timestep" : "") and gives \(profile.classes) classes; use profiles/digits.yaml or a profile with that input")
         }
         let dataset = try reportingErrors { try DigitsDataset.load(path: try dataPath()) }
         let (train, test) = dataset.split(trainFraction: 0.8, seed: seed)

@@ -28,6 +28,8 @@ struct NeuronCharge<T: EngineScalar> {
             offset = 0
         case .turnoff:
             preconditionFailure("the turn-off neuron has no membrane: use turnOffNeuronForward/Backward")
+        case .plif:
+            preconditionFailure("a PLIF's decay is learned: use plifForward/plifBackward")
         }
     }
 }

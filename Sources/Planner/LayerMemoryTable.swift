@@ -108,7 +108,9 @@ public enum LayerMemoryTable {
                             ParameterDeclaration(name: "runningMean", shape: TensorShape([channels]), trainable: false),
                             ParameterDeclaration(name: "runningVar", shape: TensorShape([channels]), trainable: false)]
         case .neuron(let neuron):
-            if neuron.carriesState {
+            if neuron.type == .plif {
+                plifDeclaration(&d, layer)
+            } else if neuron.carriesState {
                 // SpikingJelly keeps h (the potential before firing) and recomputes the spike from it.
                 d.saved = [BufferDeclaration(name: "h", role: .neuronState, shape: layer.outputShape)]
                 d.forwardState = [BufferDeclaration(name: "v", role: .neuronState, shape: layer.outputShape)]
@@ -132,6 +134,8 @@ public enum LayerMemoryTable {
             d.keepsInput = true
             d.canSkipInputGradient = true
             d.parameters = [ParameterDeclaration(name: "scale", shape: TensorShape([1]), trainable: true)]
+        case .dropout, .adaptiveAvgPool, .voting:
+            dvsDeclaration(&d, layer)
         case .residual, .branches, .reversible, .trevsnn:
             // Containers: their sub-layers declare their own buffers; the schedules handle the adds.
             break
@@ -165,8 +169,10 @@ public enum LayerMemoryTable {
             return neuron.carriesState ? 5 * outElements : outElements  // charge, fire, reset
         case .avgPool(let pool), .maxPool(let pool):
             return outElements * Double(pool.kernel * pool.kernel)
-        case .upsample, .scale:
+        case .upsample, .scale, .dropout:
             return outElements
+        case .adaptiveAvgPool, .voting:
+            return inElements  // every input element is added to a window (adaptive windows may overlap a little)
         case .flatten, .residual, .branches, .reversible, .trevsnn:
             return 0
         }

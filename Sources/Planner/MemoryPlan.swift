@@ -66,6 +66,8 @@ public struct MemoryPlan: Sendable {
         let phases = allocationPhases
         return savedBytesByLayer { tensor in
             if case .recompute = phases[tensor.id] { return false }
+            // Made in a forward but saved only by recomputations (a checkpointed dropout's mask).
+            if tensor.keptOutsideRecompute != true, case .forward = phases[tensor.id] { return false }
             if strategy == .sltt, let timestep { return tensor.descriptor.timestep == timestep }
             return true
         }

@@ -11,6 +11,9 @@ public struct PlannedTensor: Hashable, Codable, Sendable {
     /// The first layer that kept it for backward (a layer keeps its input, which another layer
     /// allocated): the layer PyTorch's saved-tensor hooks attribute it to.
     public var keptByLayer: String? = nil
+    /// Kept by a forward, not only by a checkpoint's recomputation (whose saves PyTorch's hooks
+    /// do not see): true for dropout's mask only when a forward outside a checkpoint saved it.
+    public var keptOutsideRecompute: Bool? = nil
 
     public var bytes: Int { descriptor.bytes }
 }

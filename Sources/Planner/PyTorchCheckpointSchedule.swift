@@ -26,6 +26,7 @@ extension TraceBuilder {
         let (input, labels) = setUp()
         let neurons = ParameterLayout.flatten(profile.layers).filter { if case .neuron = $0.kind { return true }; return false }
             .map(\.path)
+        let neuronPaths = Set(neurons)
         let starts = Array(stride(from: 0, to: timesteps, by: k))
         phase = .forward(timestep: nil)
         let sequence = repeatInputPyTorch(input)
@@ -82,7 +83,9 @@ extension TraceBuilder {
             }
             phase = .recompute(timestep: start)
             let finalStates = heldStates
-            heldStates = startStates[s] ?? [:]
+            // The recomputation runs from the segment's start states; other held tensors (dropout's
+            // mask, drawn once) stay with their modules and serve it too.
+            heldStates = (startStates[s] ?? [:]).merging(finalStates.filter { !neuronPaths.contains($0.key) }) { start, _ in start }
             for id in heldStates.values { retain(id) }
             // The last segment's end states feed nothing: what their graph saves is recomputed and
             // dropped with them. An earlier segment's end states carry the next one's gradient.

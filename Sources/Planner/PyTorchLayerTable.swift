@@ -22,6 +22,9 @@ public indirect enum PyTorchStep: Hashable, Sendable {
     /// The steps once per timestep on [B, ...] tensors in a multi-step run (SpikingJelly's Python
     /// loop over x_seq), once in a single-step run.
     case eachTimestep([PyTorchStep])
+    /// A tensor the module makes on its first call and holds until `reset_net` (dropout's mask),
+    /// saved by every call that uses it; `making` and `made` run around its allocation on that first call.
+    case heldOnce(BufferDeclaration, making: [PyTorchStep], made: [PyTorchStep])
     /// Backward: the gradient of the layer's input.
     case inputGradient
     /// Backward: each parameter's gradient, accumulated into `.grad`.
@@ -88,7 +91,7 @@ public enum PyTorchLayerTable {
             // A T-RevSNN network's own layers (depthwise convs, turn-off neurons, scale,
             // upsample) are modelled inside it; the profile loader admits only turn-off neurons there.
             case .batchNorm, .avgPool, .maxPool, .flatten, .linear, .residual, .branches, .reversible, .trevsnn, .upsample,
-                 .convTranspose:
+                 .convTranspose, .dropout, .adaptiveAvgPool, .voting:
                 continue
             case .neuron(let spec):
                 if spec.type == .turnoff { return layer }
@@ -214,6 +217,8 @@ public enum PyTorchLayerTable {
                 ? [.output, scratch("input.copy", input), scratch("output.work", output), .free("output.work"), .free("input.copy")]
                 : [.output]
             d.backward = [.inputGradient, .releaseOutputGradient, .releaseSaved]
+        case .dropout, .adaptiveAvgPool, .voting:
+            dvsLayout(&d, layer, device: device)
         case .residual, .branches:
             break  // the joins are the walk's (`BranchesWalk.swift`)
         case .reversible, .trevsnn:
@@ -253,6 +258,7 @@ public enum PyTorchLayerTable {
             BufferDeclaration(name: name, role: role, shape: output, dtype: stateDType, perTimestep: false)
         }
         let vInit = oneStep("v_init", .neuronState)
+        defer { if spec.type == .plif { plifWeight(&d, device: device, perTimestepDecay: device == .cpu && !stacksCharge) } }
         switch device {
         case .cuda:
             d.keepsInput = true
@@ -272,9 +278,12 @@ public enum PyTorchLayerTable {
                 charge = [.allocate(step("v-reset", .workspace)), .allocate(step("x-(v-reset)", .workspace)), .free("v-reset"),
                           .allocate(step("/tau", .workspace)), .free("x-(v-reset)")]
             }
+            let plif = spec.type == .plif ? plifCharge(spec, output, perTimestepDecay: !stacksCharge) : nil
+            charge += plif?.before ?? []
             let hSaved = spec.reset == .hard && !spec.detachReset
             charge.append(hSaved ? .save(step("h", .neuronState), heldByFinalState: true) : .allocate(step("h", .neuronState)))
             if spec.type == .lif { charge.append(.free("/tau")) }
+            charge += plif?.after ?? []
             // fire: the surrogate saves h - threshold; Heaviside through a bool mask
             let fire: [PyTorchStep] = [.save(step("h-threshold", .neuronState), heldByFinalState: false),
                                        .allocate(BufferDeclaration(name: "h>=threshold", role: .workspace, shape: output, dtype: .bool)),

@@ -117,6 +117,14 @@ extension TraceBuilder {
             case .replaceState(let buffer):
                 let state = allocate(buffer, path: run.path, span: stepSpan)
                 if let previous = heldStates.updateValue(state, forKey: run.path) { release(previous) }
+            case .heldOnce(let buffer, let making, let made):
+                if heldStates[run.path] == nil {
+                    runForward(making, &run, timestep: timestep)
+                    heldStates[run.path] = allocate(buffer, path: run.path, span: run.span)
+                    runForward(made, &run, timestep: timestep)
+                }
+                retain(heldStates[run.path]!)
+                run.saved.append(heldStates[run.path]!)
             case .eachTimestep(let body):
                 for t in scriptTimesteps(run.span) { runForward(body, &run, timestep: t) }
             case .castWeight:
@@ -219,7 +227,7 @@ extension TraceBuilder {
                 for t in scriptTimesteps(run.span) { runBackward(body, &run, dY: dY, parameters: parameters, timestep: t) }
             case .allocate, .allocateScratchpad, .free:
                 break  // runTemporary
-            case .save, .output, .initialState, .replaceState, .castWeight, .castInput:
+            case .save, .output, .initialState, .replaceState, .castWeight, .castInput, .heldOnce:
                 preconditionFailure("\(run.path): forward step in a backward script")
             }
         }
@@ -253,7 +261,11 @@ extension TraceBuilder {
 
     /// `x.unsqueeze(0).repeat(T, 1, 1, 1, 1)`: the images copied once per timestep, [T, B, ...].
     mutating func repeatInputPyTorch(_ input: Int) -> Int {
-        allocate(BufferDeclaration(name: "x_seq", role: .activation, shape: profile.inputShape, dtype: .float32), path: "input",
+        if profile.inputPerTimestep {
+            retain(input)  // event frames are fed as they are: x_seq is the batch itself
+            return input
+        }
+        return allocate(BufferDeclaration(name: "x_seq", role: .activation, shape: profile.inputShape, dtype: .float32), path: "input",
                  span: .allTimesteps)
     }
 

@@ -128,6 +128,7 @@ struct TraceBuilder {
     mutating func markKept(_ id: Int) {
         guard !tensors[id].persistent, tensors[id].descriptor.role != .input else { return }
         tensors[id].keptForBackward = true
+        if case .recompute = phase {} else { tensors[id].keptOutsideRecompute = true }
     }
 
     /// `a += b` (or `a -= b`): done in a's storage when nothing else holds a; otherwise the result
@@ -221,7 +222,7 @@ struct TraceBuilder {
                      persistent: true)
         }
         // PyTorch's images are float32 whatever autocast computes in.
-        let input = allocate("input", "images", timestep: nil, role: .input, shape: profile.inputShape.prepending(batch),
+        let input = allocate("input", "images", timestep: nil, role: .input, shape: profile.inputBatchShape(batch: batch, timesteps: timesteps),
                              dtype: runtime.isPyTorch ? .float32 : nil)
         let labels = allocate("input", "labels", timestep: nil, role: .input, shape: TensorShape([batch]),
                               dtype: runtime.isPyTorch ? .int64 : .int32)

@@ -91,6 +91,14 @@ public indirect enum LayerKind: Hashable, Sendable {
     case upsample(factor: Int)
     /// A learnable scalar multiplying its input (ReZero / layer scale).
     case scale(initial: Double)
+    /// SpikingJelly's `layer.Dropout`: one mask per sample (zeros and 1 / (1 - p)), drawn at the
+    /// step's first timestep and shared by every timestep until the network is reset.
+    case dropout(probability: Double)
+    /// Adaptive average pooling to a given output size with PyTorch's windows (rows
+    /// floor(i H / oh) ..< ceil((i + 1) H / oh)): overlapping, uneven or upsampling ratios included.
+    case adaptiveAvgPool(outputHeight: Int, outputWidth: Int)
+    /// SpikingJelly's `layer.VotingLayer`: the mean over each group of `size` neighbouring features.
+    case voting(size: Int)
     case residual(ResidualSpec)
     /// Paths on the same input joined by add, concat, and or iand (`Branches.swift`).
     case branches(BranchesSpec)
@@ -110,6 +118,9 @@ public indirect enum LayerKind: Hashable, Sendable {
         case .linear: return "linear"
         case .upsample: return "upsample"
         case .scale: return "scale"
+        case .dropout: return "dropout"
+        case .adaptiveAvgPool: return "adaptiveavgpool"
+        case .voting: return "voting"
         case .residual: return "residual"
         case .branches: return "branches"
         case .reversible: return "reversible"

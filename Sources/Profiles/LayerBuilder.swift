@@ -10,12 +10,13 @@ struct LayerBuilder {
 
     static let kinds = ["conv", "batchnorm", "neuron", "avgpool", "maxpool", "globalavgpool", "flatten", "linear",
                         "upsample", "scale", "residual", "branches", "repeat", "reversible", "trevsnn", "convtranspose"]
+                        + dvsKinds
 
     /// The keys each layer kind accepts; anything else is a typo to report, not to ignore.
     static let allowedKeys: [String: [String]] = [
         "conv": ["out", "in", "kernel", "stride", "padding", "groups", "bias", "name"],
         "batchnorm": ["features", "name"],
-        "neuron": ["type", "tau", "threshold", "vReset", "reset", "detachReset", "surrogate", "name"],
+        "neuron": ["type", "tau", "threshold", "vReset", "reset", "detachReset", "surrogate", "decayInput", "name"],
         "avgpool": ["kernel", "stride", "padding", "name"],
         "maxpool": ["kernel", "stride", "padding", "name"],
         "globalavgpool": ["name"],
@@ -29,7 +30,7 @@ struct LayerBuilder {
         "repeat": ["times", "layers", "name"],
         "reversible": ["blocks", "f", "g", "name"],
         "trevsnn": ["levels", "kernel", "expansion", "alpha", "layerScale", "classes", "neuron", "name"],
-    ]
+    ].merging(dvsAllowedKeys) { own, _ in own }
 
     func buildList(_ node: Node, input: TensorShape, parentPath: String, context: String) throws -> (layers: [Layer], output: TensorShape) {
         guard let sequence = node.sequence else {
@@ -277,6 +278,7 @@ struct LayerBuilder {
             return try buildTRev(&params, input: input, path: path, location: location)
 
         default:
+            if let built = try buildDVSKind(kindName, params: &params, input: input, path: path, location: location) { return built }
             preconditionFailure("layer kind \(kindName) is listed but not built")
         }
     }
@@ -332,6 +334,7 @@ struct LayerBuilder {
                                    fix: "keep \(c / 2) channels and the resolution inside `\(branch)` (stride 1, `out: \(c / 2)`)")
             }
             try refuseBranches(in: f + g, context: "reversible `f` or `g`")
+            try refuseDropout(in: f + g, stage: path)
             blocks.append(ReversibleStage.Block(path: blockPath, f: f, g: g))
             if index == 0 {
                 try budget.admitCopies(requested: blockCount, alreadyBuilt: 1, each: budget.built - builtBefore, key: "blocks", node: blocksNode ?? params.node,

@@ -6,6 +6,10 @@ public enum NeuronType: String, Codable, CaseIterable, Sendable {
     case `if`
     /// Stateless "turn-off" neuron of T-RevSNN: fires on its input alone, no membrane across timesteps.
     case turnoff
+    /// SpikingJelly's ParametricLIFNode: a LIF whose decay q = sigmoid(w) is learned (one w per
+    /// layer, initialised so that 1 / q = tau): h = v + (x - (v - vReset)) q, or h = v - (v - vReset) q + x
+    /// without `decayInput`.
+    case plif
 }
 
 public enum ResetMode: String, Codable, CaseIterable, Sendable {
@@ -30,6 +34,8 @@ public struct NeuronSpec: Hashable, Codable, Sendable {
     public var detachReset: Bool
     public var surrogate: SurrogateKind
     public var surrogateAlpha: Double
+    /// PLIF: the input is decayed with the potential (SpikingJelly's `decay_input`, true by default).
+    public var decayInput: Bool = true
 
     public init(type: NeuronType = .lif, tau: Double = 2.0, threshold: Double = 1.0, vReset: Double = 0.0,
                 reset: ResetMode = .hard, detachReset: Bool = false, surrogate: SurrogateKind = .atan,

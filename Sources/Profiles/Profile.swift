@@ -11,8 +11,11 @@ public struct Profile: Hashable, Sendable {
     /// any edit, a comment included, counts, and anyone can check it with `sha256sum`.
     public var sourceSHA256: String = ""
     public var description: String
-    /// Per-sample input [channels, height, width].
+    /// Per-sample input [channels, height, width] (per timestep when `inputPerTimestep`).
     public var inputShape: TensorShape
+    /// The input changes every timestep (event frames [T, C, H, W]): the batch is [T, B, C, H, W]
+    /// and the first layer sees another frame at each timestep, instead of one image repeated.
+    public var inputPerTimestep = false
     public var timesteps: Int
     public var batch: Int
     public var dtype: DType
@@ -45,6 +48,12 @@ public struct Profile: Hashable, Sendable {
         }
         visit(layers)
         return out
+    }
+
+    /// The input batch's shape: [B, C, H, W], or [T, B, C, H, W] for per-timestep input.
+    public func inputBatchShape(batch: Int, timesteps: Int) -> TensorShape {
+        let shape = inputShape.prepending(batch)
+        return inputPerTimestep ? shape.prepending(timesteps) : shape
     }
 
     public var reversibleStages: [Layer] { allLayers.filter { if case .reversible = $0.kind { return true }; return false } }

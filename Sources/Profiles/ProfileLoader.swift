@@ -90,7 +90,9 @@ public enum ProfileLoader {
 
         var input = try YAMLMapping(try top.require("input", example: "{channels: 3, height: 32, width: 32}"),
                                     file: file, layerPath: nil, context: "input")
-        try input.rejectUnknownKeys(allowed: ["channels", "height", "width"])
+        try input.rejectUnknownKeys(allowed: ["channels", "height", "width", "perTimestep"])
+        let perTimestepNode = input.value("perTimestep")
+        let inputPerTimestep = try input.bool("perTimestep", default: false)
         let inputShape = TensorShape([try input.int("channels", example: "3"), try input.int("height", example: "32"),
                                       try input.int("width", example: "32")])
         if (inputShape.checkedElementCount ?? Int.max) > PlanningLimits.maxSampleElements {
@@ -134,8 +136,14 @@ public enum ProfileLoader {
                                problem: "the network gives \(output.dims[0]) output, but classification needs at least 2 classes",
                                fix: "set the last linear layer's `out` to the number of classes")
         }
-        let profile = Profile(name: name, sourcePath: file, description: description, inputShape: inputShape, timesteps: timesteps,
+        var profile = Profile(name: name, sourcePath: file, description: description, inputShape: inputShape, timesteps: timesteps,
                               batch: batch, dtype: dtype, neuron: neuron, optimizer: optimizer, layers: layers, classes: output.dims[0])
+        profile.inputPerTimestep = inputPerTimestep
+        if inputPerTimestep, profile.trevsnnNetwork != nil {
+            // T-RevSNN's stem encodes one image for all columns; frames per timestep have no place in it.
+            throw input.error("a trevsnn network's stem encodes the input once, so its input cannot change every timestep",
+                              fix: "remove `perTimestep: true`, or use a network without `trevsnn:`", at: perTimestepNode)
+        }
         // The profile's own batch and T must be plannable together with its shapes.
         if let problem = profile.sizeProblem(batch: batch, timesteps: timesteps) {
             let key = problem.quantity == .batch ? "batch" : "timesteps"
@@ -154,6 +162,7 @@ public enum ProfileLoader {
             throw map.error("neuron 'tau' is \(spec.tau), but a LIF time constant must be at least 1 (decay 1/tau <= 1)",
                             fix: "set `tau:` to 1 or more (2.0 is common)")
         }
+        try parsePLIFSettings(&map, &spec, base: base)
         spec.threshold = try map.double("threshold", default: base.threshold, positive: true)
         spec.vReset = try map.double("vReset", default: base.vReset)
         spec.reset = try map.choice("reset", default: base.reset)
@@ -171,7 +180,7 @@ public enum ProfileLoader {
                 try surrogate.rejectUnknownKeys(allowed: ["type", "alpha"])
             }
         }
-        try map.rejectUnknownKeys(allowed: ["type", "tau", "threshold", "vReset", "reset", "detachReset", "surrogate", "name"])
+        try map.rejectUnknownKeys(allowed: ["type", "tau", "threshold", "vReset", "reset", "detachReset", "surrogate", "decayInput", "name"])
         return spec
     }
 

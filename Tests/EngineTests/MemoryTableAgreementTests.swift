@@ -39,7 +39,12 @@ final class MemoryTableAgreementTests: XCTestCase {
                     XCTAssertTrue(declaration.keepsInput && declaration.forwardWorkspace.isEmpty, context)
                     checked += 1
                 case .neuron(let spec):
-                    if spec.carriesState {
+                    if spec.type == .plif {
+                        // PLIF also keeps its charge factor, for dL/dw.
+                        XCTAssertEqual(declaration.saved.map(\.name), ["h", "factor"], context)
+                        XCTAssertEqual(declaration.saved.map(\.shape), [layer.outputShape, layer.outputShape], context)
+                        XCTAssertEqual(declaration.parameters.map(\.name), ["w"], context)
+                    } else if spec.carriesState {
                         XCTAssertEqual(declaration.saved.map(\.name), ["h"], context)
                         XCTAssertEqual(declaration.saved[0].shape, layer.outputShape, context)
                         XCTAssertFalse(declaration.keepsInput, context)

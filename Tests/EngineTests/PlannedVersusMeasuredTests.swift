@@ -90,6 +90,15 @@ final class PlannedVersusMeasuredTests: XCTestCase {
         try assertPlanMatches(profile, .checkpoint, timesteps: 5)
     }
 
+    func testDVSLayersEveryStrategy() throws {
+        for yaml in [DVSNetworkTests.yaml, DVSNetworkTests.framesYAML] {
+            let profile = try ProfileLoader.parse(yaml: yaml, file: "dvs.yaml")
+            for strategy in [Strategy.bptt, .checkpoint, .sltt] {
+                try assertPlanMatches(profile, strategy)
+            }
+        }
+    }
+
     func testReversibleNetworkEveryStrategy() throws {
         let profile = try ProfileLoader.parse(yaml: Self.reversibleYAML, file: "reversible.yaml")
         for strategy in [Strategy.bptt, .checkpoint, .sltt, .revsnn] {

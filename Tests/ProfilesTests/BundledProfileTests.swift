@@ -30,7 +30,7 @@ final class BundledProfileTests: XCTestCase {
     func testEveryBundledProfileLoads() throws {
         let files = try FileManager.default.contentsOfDirectory(atPath: Self.profilesFolder.path).filter { $0.hasSuffix(".yaml") }
         for required in ["cifarnet", "vgg11", "vgg13", "resnet19", "resnet18", "sew-resnet34", "digits",
-                         "revsresnet21", "revsresnet37", "trevsnn-cifar", "revvgg13", "spiking-unet"] {
+                         "revsresnet21", "revsresnet37", "trevsnn-cifar", "revvgg13", "spiking-unet", "cifar10dvs"] {
             XCTAssertTrue(files.contains(required + ".yaml"), required)
         }
         for file in files {

@@ -197,6 +197,13 @@ class Network(nn.Module):
         elif layer.kind == "linear":
             p = layer.params
             module = sj_layer.Linear(p["in_features"], p["out_features"], bias=p["bias"], step_mode=m)
+        elif layer.kind == "dropout":
+            # SpikingJelly's dropout: one mask per sample for every timestep until reset_net.
+            module = sj_layer.Dropout(layer.params["p"], step_mode=m)
+        elif layer.kind == "adaptiveavgpool":
+            module = sj_layer.AdaptiveAvgPool2d(layer.params["output"], step_mode=m)
+        elif layer.kind == "voting":
+            module = sj_layer.VotingLayer(layer.params["size"], step_mode=m)
         else:  # pragma: no cover - the loader knows no other kinds
             raise AssertionError(layer.kind)
         self.layers[path] = module
@@ -218,6 +225,12 @@ class Network(nn.Module):
             from .trevsnn import TurnOffNeuron
             return TurnOffNeuron(float(spec.threshold), surrogate)
         v_reset = float(spec.v_reset) if spec.reset == "hard" else None
+        if spec.type == "plif":
+            # SpikingJelly's learnable-decay LIF: w = -ln(tau - 1), q = sigmoid(w).
+            return sj_neuron.ParametricLIFNode(init_tau=float(spec.tau), decay_input=bool(spec.decay_input),
+                                               v_threshold=float(spec.threshold), v_reset=v_reset,
+                                               surrogate_function=surrogate, detach_reset=bool(spec.detach_reset),
+                                               step_mode=self.step_mode)
         if spec.type == "lif":
             if not spec.tau > 1.0:
                 self._refuse(layer, f"SpikingJelly's LIFNode needs tau > 1, the profile gives tau = {spec.tau}")

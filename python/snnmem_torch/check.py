@@ -213,9 +213,10 @@ def check_model(model: nn.Module, example_input, timesteps: Optional[int] = None
                 strategy: str = "bptt", segment: Optional[int] = None, optimizer=None, dtype: Optional[str] = None,
                 name: Optional[str] = None, profile_out: Optional[str] = None, source: Optional[str] = None,
                 device: str = "cpu", tolerance_percent: float = DEFAULT_TOLERANCE_PERCENT, seed: int = 0,
-                binary: Optional[str] = None) -> CheckResult:
+                binary: Optional[str] = None, input_per_timestep: bool = False) -> CheckResult:
     """Export `model`, plan the export with snnmem and measure `model` itself (a copy) in one training step.
 
+    `input_per_timestep`: the model is fed event frames (another frame each timestep), as in export.
     Raises `ExportError` when the profile language cannot express the model and `UsageError` for a bad
     option, a missing snnmem CLI or a strategy the model cannot run."""
     from spikingjelly.activation_based import functional
@@ -238,7 +239,8 @@ def check_model(model: nn.Module, example_input, timesteps: Optional[int] = None
     try:
         entries: list = []
         export_profile(model, example_input, timesteps=timesteps, batch=batch, optimizer=optimizer, dtype=dtype,
-                       name=name, output=profile_path, source=source, entries_out=entries)
+                       name=name, output=profile_path, source=source, entries_out=entries,
+                       input_per_timestep=input_per_timestep)
         profile = load(profile_path)
         subject = copy.deepcopy(model).train()
         layers, kinds = layer_modules(subject, entries, profile.layers)

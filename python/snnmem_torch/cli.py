@@ -94,6 +94,8 @@ def _model_arguments(e: argparse.ArgumentParser) -> None:
                    " repeat for more")
     e.add_argument("--input", required=True, type=_chw, metavar="CxHxW", help="one sample's shape, e.g. 3x32x32")
     e.add_argument("--timesteps", type=_positive, default=4, help="timesteps T (default 4)")
+    e.add_argument("--per-timestep", action="store_true", help="the input changes every timestep (event frames, "
+                   "[T, B, C, H, W]) instead of one image repeated over T")
     e.add_argument("--batch", type=_positive, default=16, help="batch size (default 16)")
     e.add_argument("--optimizer", choices=("sgd", "adam"), default="sgd", help="default sgd")
     e.add_argument("--lr", type=float, help="learning rate (default 0.1 for sgd, 0.001 for adam)")
@@ -155,7 +157,8 @@ def _export(args) -> int:
         return 2
     try:
         text = export_profile(model, args.input, timesteps=args.timesteps, batch=args.batch, optimizer=optimizer,
-                              dtype=args.dtype, name=args.name, output=args.output, source=args.factory)
+                              dtype=args.dtype, name=args.name, output=args.output, source=args.factory,
+                              input_per_timestep=args.per_timestep)
     except ExportError as error:
         print(str(error), file=sys.stderr)
         return 2
@@ -192,7 +195,8 @@ def _check(args) -> int:
         result = check_model(model, args.input, timesteps=args.timesteps, batch=args.batch, strategy=args.strategy,
                              segment=args.segment, optimizer=optimizer, dtype=args.dtype, name=args.name,
                              profile_out=args.output, source=args.factory, device=args.device,
-                             tolerance_percent=args.tolerance, seed=args.seed)
+                             tolerance_percent=args.tolerance, seed=args.seed,
+                             input_per_timestep=args.per_timestep)
     except ExportError as error:
         print(str(error), file=sys.stderr)
         return 2

@@ -454,9 +454,21 @@ def _module_entries(path: str, module: nn.Module, in_shape: tuple, out_shape: tu
         return [_reversible_entry(path, module, inner, timesteps, batch)]
     if isinstance(module, nn.Identity):
         return []
+    if type(module) is sj_layer.Dropout and len(in_shape) == len(inner) + 2:
+        # Multi-step SpikingJelly dropout: one mask per sample shared by every timestep, the profile's `dropout`.
+        return [Entry("dropout", path, {"p": float(module.p)}, outer)]
     if isinstance(module, (nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, sj_layer.Dropout)):
-        raise refuse("dropout has no profile layer (the profile language cannot say that its mask is kept for "
-                     "backward)", "remove dropout for the export, or extend the profile language with `dropout`")
+        what = ("zeroes whole channels" if isinstance(module, (nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, sj_layer.Dropout2d))
+                else "draws a new mask for every timestep")
+        raise refuse(f"{what}; the profile's `dropout` is SpikingJelly's multi-step layer.Dropout, one element mask "
+                     "per sample shared by all timesteps", "use spikingjelly.activation_based.layer.Dropout(p) outside "
+                     "a SeqToANNContainer, or remove the dropout for the export")
+    if type(module) is sj_layer.VotingLayer:
+        size = int(module.voting_size)
+        if len(inner) != 1 or inner[0] % size != 0:
+            raise refuse(f"votes over groups of {size} on a {list(inner)} input; a profile's voting takes flat features "
+                         "that the groups divide", f"give it a multiple of {size} flat features")
+        return [Entry("voting", path, {"size": size}, outer)]
     if isinstance(module, sj_neuron.BaseNode):
         return [Entry("neuron", path, shape=outer, neuron=_neuron_spec(path, module))]
     if type(module) in (nn.Conv2d, sj_layer.Conv2d):
@@ -530,19 +542,15 @@ def _module_entries(path: str, module: nn.Module, in_shape: tuple, out_shape: tu
     if type(module) in (nn.AdaptiveAvgPool2d, sj_layer.AdaptiveAvgPool2d):
         c, h, w = inner
         oh, ow = outer[1], outer[2]
-        if (oh, ow) == (1, 1):
-            if h != w:
-                raise refuse(f"pools a {h}x{w} input to 1x1; a profile's global average pooling needs a square input",
-                             "use a square input")
+        if (oh, ow) == (1, 1) and h == w:
             return [Entry("globalavgpool", path, {}, outer)]
-        if h % oh == 0 and w % ow == 0 and h // oh == w // ow:
+        if (oh, ow) != (1, 1) and h % oh == 0 and w % ow == 0 and h // oh == w // ow:
             k = h // oh
             return [Entry("avgpool", path, {"kernel": k}, outer,
                           comment=f"AdaptiveAvgPool2d to {oh}x{ow} on {h}x{w}: the same {k}x{k} windows (both save "
                           "their input)")]
-        raise refuse(f"pools a {h}x{w} input to {oh}x{ow}, windows no fixed pooling layer has (overlapping or "
-                     "upsampling)", "use an input size at which the adaptive pooling divides evenly "
-                     "(e.g. 224x224 for a 7x7 output)")
+        # Uneven, overlapping or upsampling windows (e.g. a 1x1 map pooled to 7x7 in a VGG at 32x32).
+        return [Entry("adaptiveavgpool", path, {"output": [oh, ow]}, outer)]
     if type(module) in (nn.ConvTranspose2d, sj_layer.ConvTranspose2d):
         kernel = _pair(module.kernel_size, "kernel", path, module)
         stride = _pair(module.stride, "stride", path, module)
@@ -578,8 +586,8 @@ def _module_entries(path: str, module: nn.Module, in_shape: tuple, out_shape: tu
     if isinstance(module, nn.Sequential):
         raise refuse("a Sequential subclass traced as one module has no profile layer", "use nn.Sequential")
     raise refuse(f"{type(module).__name__} has no profile layer", "the profile language has conv, batchnorm, "
-                 "linear, avgpool, maxpool, globalavgpool, upsample (nearest), flatten, LIF/IF neurons, residual adds "
-                 "and branches (sums, concatenation, SEW AND/IAND)")
+                 "linear, avgpool, maxpool, globalavgpool, adaptiveavgpool, upsample (nearest), flatten, dropout, voting, "
+                 "LIF/IF/PLIF neurons, residual adds and branches (sums, concatenation, SEW AND/IAND)")
 
 
 def _run_children(children: list, inner: tuple, merged: bool, timesteps: int, batch: int) -> tuple:
@@ -651,13 +659,19 @@ def _neuron_spec(path: str, module: nn.Module) -> NeuronSpec:
     def refuse(problem: str, fix: str):
         return ExportError(path, kind, problem, fix)
 
-    if type(module) not in (sj_neuron.LIFNode, sj_neuron.IFNode):
-        missing = ("learnable time constant (ParametricLIFNode's w)" if isinstance(module, sj_neuron.ParametricLIFNode)
-                   else f"{type(module).__name__} neuron")
-        raise refuse(f"the profile language has no {missing}; its neurons are SpikingJelly's LIFNode and IFNode",
-                     "use LIFNode or IFNode, or extend the profile language's neuron types")
+    if type(module) not in (sj_neuron.LIFNode, sj_neuron.IFNode, sj_neuron.ParametricLIFNode):
+        raise refuse(f"the profile language has no {type(module).__name__} neuron; its neurons are SpikingJelly's "
+                     "LIFNode, IFNode and ParametricLIFNode", "use one of those, or extend the profile language's neuron types")
     spec = NeuronSpec()
-    spec.type = "lif" if type(module) is sj_neuron.LIFNode else "if"
+    spec.type = {sj_neuron.LIFNode: "lif", sj_neuron.IFNode: "if", sj_neuron.ParametricLIFNode: "plif"}[type(module)]
+    if spec.type == "plif":
+        # The profile gives the initial tau; the builder sets w = -ln(tau - 1), so 1 / sigmoid(w) = tau.
+        # w is a float32: 7 significant digits are what it holds of tau (init_tau=4.0 reads back as 4.0).
+        spec.tau = float(f"{float(1.0 / torch.sigmoid(module.w.detach().double())):.7g}")
+        if not spec.tau > 1.0:
+            raise refuse(f"its w = {float(module.w)} gives tau = {spec.tau}; a plif profile neuron needs tau > 1",
+                         "start from a w below +inf (any init_tau > 1)")
+        spec.decay_input = bool(module.decay_input)
     if spec.type == "lif":
         if not module.decay_input:
             raise refuse("decay_input=False; a profile's LIF decays its input (H = V + (X - (V - V_reset)) / tau)",
@@ -765,15 +779,21 @@ def _scalar(value) -> str:
 def _flow(fields: dict) -> str:
     parts = []
     for key, value in fields.items():
-        parts.append(f"{key}: {_flow(value) if isinstance(value, dict) else _scalar(value)}")
+        if isinstance(value, (list, tuple)):
+            text = "[" + ", ".join(_scalar(v) for v in value) + "]"
+        else:
+            text = _flow(value) if isinstance(value, dict) else _scalar(value)
+        parts.append(f"{key}: {text}")
     return "{" + ", ".join(parts) + "}"
 
 
 def _neuron_fields(spec: NeuronSpec, base: Optional[NeuronSpec]) -> dict:
     """The profile's neuron mapping; with `base`, only what differs from it."""
     full = {"type": spec.type}
-    if spec.type == "lif":
+    if spec.type in ("lif", "plif"):
         full["tau"] = spec.tau
+    if spec.type == "plif":
+        full["decayInput"] = spec.decay_input
     full["threshold"] = spec.threshold
     full["reset"] = spec.reset
     if spec.reset == "hard":
@@ -787,9 +807,9 @@ def _neuron_fields(spec: NeuronSpec, base: Optional[NeuronSpec]) -> dict:
     for key, value in full.items():
         if key == "vReset" and value == 0.0 and base_fields.get("vReset", 0.0) == 0.0:
             continue
-        if base_fields.get(key) != value:
+        if base_fields.get(key, True if key == "decayInput" else None) != value:
             out[key] = value
-    if spec.type == "lif" and "tau" not in out and base.type != "lif":
+    if spec.type in ("lif", "plif") and "tau" not in out and base.type not in ("lif", "plif"):
         out["tau"] = spec.tau
     return out
 
@@ -877,7 +897,7 @@ def _write_entries(lines: list, entries: list, indent: int, default: NeuronSpec)
 
 
 def profile_text(entries: list, name: str, input_shape: tuple, timesteps: int, batch: int, dtype: str,
-                 optimizer: OptimizerSpec, header: list) -> str:
+                 optimizer: OptimizerSpec, header: list, per_timestep: bool = False) -> str:
     neurons = _all_neurons(entries)
     if neurons:
         counts = Counter(_neuron_key(n) for n in neurons)
@@ -888,7 +908,8 @@ def profile_text(entries: list, name: str, input_shape: tuple, timesteps: int, b
     lines = [f"# {line}" if line else "#" for line in header]
     c, h, w = input_shape
     lines.append(f"name: {_scalar(name)}")
-    lines.append(f"input: {{channels: {c}, height: {h}, width: {w}}}")
+    frames = ", perTimestep: true" if per_timestep else ""
+    lines.append(f"input: {{channels: {c}, height: {h}, width: {w}{frames}}}")
     lines.append(f"timesteps: {timesteps}")
     lines.append(f"batch: {batch}")
     lines.append(f"dtype: {dtype}")
@@ -946,7 +967,8 @@ def _input_shape(example_input) -> tuple:
 
 def export_profile(model: nn.Module, example_input, timesteps: Optional[int] = None, batch: Optional[int] = None,
                    optimizer=None, dtype: Optional[str] = None, name: Optional[str] = None,
-                   output: Optional[str] = None, source: Optional[str] = None, entries_out: Optional[list] = None) -> str:
+                   output: Optional[str] = None, source: Optional[str] = None, input_per_timestep: bool = False,
+                   entries_out: Optional[list] = None) -> str:
     """The profile text of `model` (and written atomically to `output` when given).
 
     `example_input`: a tensor whose last three dimensions are C, H, W ([T, B, C, H, W], [B, C, H, W] or
@@ -954,9 +976,11 @@ def export_profile(model: nn.Module, example_input, timesteps: Optional[int] = N
     example tensor's (T of a 5-dimensional one, B of a 4- or 5-dimensional one), else 4 and 16. `dtype`:
     float32, or float16 / bfloat16 for a run under torch.autocast; by default a half example tensor's,
     else float32. `optimizer`: the torch.optim.SGD / Adam you train with, a dict ({"type": "sgd", "lr":
-    0.1, "momentum": 0.9}) or None (SGD, lr 0.1, momentum 0.9). Raises `ExportError` for anything the
-    profile language cannot express. `entries_out`, when given, receives the exported entries (with
-    them `snnmem-torch check` maps the profile's layers back to the model's modules).
+    0.1, "momentum": 0.9}) or None (SGD, lr 0.1, momentum 0.9). `input_per_timestep`: the model is fed
+    event frames ([T, B, C, H, W], another frame each timestep) rather than one image repeated over T; the
+    module cannot tell, so the caller says it. Raises `ExportError` for anything the profile language cannot
+    express. `entries_out`, when given, receives the exported entries (with them `snnmem-torch check` maps
+    the profile's layers back to the model's modules).
     """
     _, functional, _, _, _ = _sj()
     if isinstance(example_input, torch.Tensor):
@@ -1015,7 +1039,8 @@ def export_profile(model: nn.Module, example_input, timesteps: Optional[int] = N
         # Said in the file: the optimizer's state is part of the plan, and nothing named it.
         header.append("optimizer: none given, so the profile default (SGD, momentum 0.9) is written; "
                       "pass --optimizer / optimizer= to plan yours")
-    text = profile_text(entries, name or type(model).__name__, (c, h, w), timesteps, batch, dtype, opt, header)
+    text = profile_text(entries, name or type(model).__name__, (c, h, w), timesteps, batch, dtype, opt, header,
+                        per_timestep=input_per_timestep)
     profile = parse(text, output or "exported.yaml")  # the loader's errors name the line of this text
     _check_shapes(entries, profile.layers, "layers")
     if entries_out is not None:

@@ -27,11 +27,11 @@ from .errors import ProfileError
 TOP_LEVEL_KEYS = ["name", "description", "input", "timesteps", "batch", "dtype", "neuron", "optimizer",
                   "classes", "layers"]
 KINDS = ["conv", "batchnorm", "neuron", "avgpool", "maxpool", "globalavgpool", "flatten", "linear",
-         "upsample", "scale", "residual", "branches", "repeat", "reversible", "trevsnn", "convtranspose"]
+         "upsample", "scale", "residual", "branches", "repeat", "reversible", "trevsnn", "convtranspose", "dropout", "adaptiveavgpool", "voting"]
 ALLOWED_KEYS = {
     "conv": ["out", "in", "kernel", "stride", "padding", "groups", "bias", "name"],
     "batchnorm": ["features", "name"],
-    "neuron": ["type", "tau", "threshold", "vReset", "reset", "detachReset", "surrogate", "name"],
+    "neuron": ["type", "tau", "threshold", "vReset", "reset", "detachReset", "surrogate", "decayInput", "name"],
     "avgpool": ["kernel", "stride", "padding", "name"],
     "maxpool": ["kernel", "stride", "padding", "name"],
     "globalavgpool": ["name"],
@@ -45,9 +45,12 @@ ALLOWED_KEYS = {
     "repeat": ["times", "layers", "name"],
     "reversible": ["blocks", "f", "g", "name"],
     "trevsnn": ["levels", "kernel", "expansion", "alpha", "layerScale", "classes", "neuron", "name"],
+    "dropout": ["p", "name"],
+    "adaptiveavgpool": ["output", "name"],
+    "voting": ["size", "name"],
 }
 DTYPES = ["float32", "float16", "bfloat16", "int32", "int64"]
-NEURON_TYPES = ["lif", "if", "turnoff"]
+NEURON_TYPES = ["lif", "if", "turnoff", "plif"]
 RESETS = ["hard", "soft"]
 SURROGATES = ["atan", "sigmoid"]
 OPTIMIZERS = ["sgd", "adam"]
@@ -67,6 +70,7 @@ class NeuronSpec:
     detach_reset: bool = False
     surrogate: str = "atan"
     surrogate_alpha: float = 2.0
+    decay_input: bool = True  # plif only (a profile's LIF always decays its input)
 
     def copy(self) -> "NeuronSpec":
         return NeuronSpec(**self.__dict__)
@@ -154,6 +158,7 @@ class Profile:
     layers: list
     classes: int
     sha256: str = ""
+    input_per_timestep: bool = False  # event frames: the batch is [T, B, C, H, W]
 
     @property
     def all_layers(self) -> list:
@@ -407,7 +412,9 @@ def _parse_root(root, file: str) -> Profile:
     description = top.string("description", "") or ""
     inp = _Mapping(top.require("input", "{channels: 3, height: 32, width: 32}"), file, None, "input")
     input_shape = (inp.int("channels", example="3"), inp.int("height", example="32"), inp.int("width", example="32"))
-    inp.reject_unknown_keys(["channels", "height", "width"])
+    inp.reject_unknown_keys(["channels", "height", "width", "perTimestep"])
+    per_timestep_node = inp.value("perTimestep")
+    per_timestep = inp.bool("perTimestep", False)
     timesteps = top.int("timesteps", example="4")
     batch = top.int("batch", example="16")
     dtype = top.choice("dtype", DTYPES, "float32")
@@ -441,8 +448,12 @@ def _parse_root(root, file: str) -> Profile:
     if output[0] < 2:
         raise ProfileError(file, f"the network gives {output[0]} output, but classification needs at least 2 classes",
                            "set the last linear layer's `out` to the number of classes", last.line, last.column, last.path)
+    if per_timestep and any(layer.kind == "trevsnn" for layer in layers):
+        raise inp.error("a trevsnn network's stem encodes the input once, so its input cannot change every timestep",
+                        "remove `perTimestep: true`, or use a network without `trevsnn:`", per_timestep_node)
     return Profile(name=name, source_path=file, description=description, input_shape=input_shape, timesteps=timesteps,
-                   batch=batch, dtype=dtype, neuron=neuron, optimizer=optimizer, layers=layers, classes=output[0])
+                   batch=batch, dtype=dtype, neuron=neuron, optimizer=optimizer, layers=layers, classes=output[0],
+                   input_per_timestep=per_timestep)
 
 
 def _shape_text(shape: tuple) -> str:
@@ -459,6 +470,14 @@ def parse_neuron(node, base: NeuronSpec, file: str, layer_path: Optional[str]) -
     if spec.tau < 1:
         raise m.error(f"neuron 'tau' is {spec.tau}, but a LIF time constant must be at least 1 (decay 1/tau <= 1)",
                       "set `tau:` to 1 or more (2.0 is common)")
+    decay_node = m.value("decayInput")
+    spec.decay_input = m.bool("decayInput", base.decay_input if spec.type == "plif" else True)
+    if spec.type == "plif" and spec.tau <= 1:
+        raise m.error(f"a plif neuron's initial 'tau' is {spec.tau}, but its weight w = -ln(tau - 1) needs tau > 1",
+                      "set `tau:` above 1 (2.0 is SpikingJelly's default)", m.value("tau"))
+    if spec.type != "plif" and not spec.decay_input:
+        raise m.error(f"'decayInput: false' is a plif setting; a {spec.type} neuron always decays its input",
+                      "remove `decayInput:` or use `type: plif`", decay_node)
     spec.threshold = m.double("threshold", base.threshold, positive=True)
     spec.v_reset = m.double("vReset", base.v_reset)
     spec.reset = m.choice("reset", RESETS, base.reset)
@@ -476,7 +495,7 @@ def parse_neuron(node, base: NeuronSpec, file: str, layer_path: Optional[str]) -
             spec.surrogate = s.choice("type", SURROGATES, base.surrogate)
             spec.surrogate_alpha = s.double("alpha", base.surrogate_alpha, positive=True)
             s.reject_unknown_keys(["type", "alpha"])
-    m.reject_unknown_keys(["type", "tau", "threshold", "vReset", "reset", "detachReset", "surrogate", "name"])
+    m.reject_unknown_keys(["type", "tau", "threshold", "vReset", "reset", "detachReset", "surrogate", "decayInput", "name"])
     return spec
 
 
@@ -686,6 +705,9 @@ class _LayerBuilder:
             p.reject_unknown_keys(["initial", "name"])
             return make(inp, params=dict(initial=initial))
 
+        if kind in ("dropout", "adaptiveavgpool", "voting"):
+            return self.build_dvs_kind(kind, p, inp, path, location, make)
+
         if kind == "residual":
             main_node = p.require("main", "[...]  (the residual branch's layers)")
             main, main_out = self.build_list(main_node, inp, path + "/main", "residual `main`")
@@ -734,6 +756,7 @@ class _LayerBuilder:
                                            f"`out: {c // 2}`)", line, col, block_path + "/" + branch)
                 from .branches import refuse_inside_reversible
                 refuse_inside_reversible(self, f + g)
+                self.refuse_dropout(f + g)
                 blocks.append(ReversibleBlock(block_path, f, g))
             return make(inp, blocks=blocks)
 
@@ -742,6 +765,54 @@ class _LayerBuilder:
             return make((spec.classes,), trev=spec)
 
         raise AssertionError(f"layer kind {kind} is listed but not built")
+
+    def refuse_dropout(self, layers: list) -> None:
+        """Swift's refuseDropout: a reversible stage reruns f and g in backward, which would draw a new mask."""
+        for layer in layers:
+            if layer.kind == "dropout":
+                raise self.fail("dropout inside a reversible stage would draw another mask when backward reruns `f` and "
+                                "`g` to rebuild their inputs", "move the dropout before or after the `reversible:` stage",
+                                layer.path, (layer.line, layer.column))
+            if layer.kind == "residual":
+                self.refuse_dropout(layer.main + layer.shortcut)
+
+    def build_dvs_kind(self, kind: str, p: _Mapping, inp: tuple, path: str, location: tuple, make) -> Layer:
+        """dropout, adaptiveavgpool and voting (Swift's LayerBuilder+DVSLayers.swift)."""
+        if kind == "dropout":
+            p_node = p.value("p")
+            probability = p.double("p", 0.5)
+            p.reject_unknown_keys(ALLOWED_KEYS["dropout"])
+            if not 0 < probability < 1:
+                raise p.error(f"dropout 'p' is {probability}, but the probability of zeroing an element must be between 0 "
+                              "and 1 (exclusive)", "set `p:` to a value such as 0.5, or remove the dropout layer", p_node)
+            return make(inp, params=dict(p=probability))
+        if kind == "adaptiveavgpool":
+            c, h, w = self.require_spatial(inp, "adaptiveavgpool", path, location)
+            node = p.require("output", "[7, 7]")
+            p.reject_unknown_keys(ALLOWED_KEYS["adaptiveavgpool"])
+            if isinstance(node, yaml.SequenceNode):
+                sizes = list(node.value)
+            elif isinstance(node, yaml.ScalarNode):
+                sizes = [node, node]
+            else:
+                sizes = []
+            if len(sizes) != 2:
+                raise p.error(f"adaptiveavgpool `output` must be [height, width] or one number, found {_display(node)}",
+                              "write `output: [7, 7]` or `output: 7`", node)
+            oh = integer(sizes[0], "output", 1, self.file, path, "adaptiveavgpool")
+            ow = integer(sizes[1], "output", 1, self.file, path, "adaptiveavgpool")
+            return make((c, oh, ow), params=dict(output=(oh, ow)))
+        size_node = p.value("size")
+        size = p.int("size", 10)
+        p.reject_unknown_keys(ALLOWED_KEYS["voting"])
+        if len(inp) != 1:
+            raise self.fail(f"voting averages groups of flat features, but receives {_shape_text(inp)}",
+                            "put `- flatten` and a linear layer before it", path, location)
+        if inp[0] % size != 0 or inp[0] < size:
+            raise p.error(f"voting groups of {size} do not divide the {inp[0]} features it receives",
+                          f"make the layer before it give a multiple of {size} features (e.g. {size * max(1, inp[0] // size)})",
+                          size_node)
+        return make((inp[0] // size,), params=dict(size=size))
 
     def build_trev(self, p: _Mapping, inp: tuple, path: str, location: tuple) -> TRevSpec:
         """Swift's `LayerBuilder.buildTRev`: the levels' down, up and block layers and the head, with

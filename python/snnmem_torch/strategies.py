@@ -1,6 +1,6 @@
 """One training step of a profile's network under each strategy.
 
-bptt        multi-step: x_seq = x.unsqueeze(0).repeat(T, 1, 1, 1, 1) (layer "input"), the network
+bptt        multi-step: x_seq = x.unsqueeze(0).repeat(T, 1, 1, 1, 1) (layer "input"; event frames are the [T, B, ...] batch itself), the network
             over [T, B, ...], cross-entropy of the mean over T (layer "loss"), backward once.
 sltt        single-step, as SLTT's reference code: for each t the network on x, every neuron's v
             detached from the previous timestep before it runs, loss_t = CE(out_t, y) / T,
@@ -118,7 +118,9 @@ class Trainer:
         self.optimizer_steps = 0
         self.optimizer.register_step_post_hook(self._count_step)
         generator = torch.Generator().manual_seed(seed + 1)
-        shape = (self.batch, *profile.input_shape)
+        # Event frames (a per-timestep input) are a [T, B, ...] batch fed as it is; an image is repeated over T.
+        self.per_timestep = profile.input_per_timestep
+        shape = ((self.timesteps,) if self.per_timestep else ()) + (self.batch, *profile.input_shape)
         self.x = torch.rand(shape, generator=generator).to(self.device)
         self.labels = torch.randint(0, profile.classes, (self.batch,), generator=generator).to(self.device)
         self.tracker = LayerTracker(self.net)
@@ -207,7 +209,7 @@ class Trainer:
                 with tracker.layer("loss"):
                     return column_loss(logits, self.labels)
             with tracker.layer("input"):
-                x_seq = self.x.unsqueeze(0).repeat(self.timesteps, 1, 1, 1, 1)
+                x_seq = self.x if self.per_timestep else self.x.unsqueeze(0).repeat(self.timesteps, 1, 1, 1, 1)
             out = self.net(x_seq)
             del x_seq
             self._mark_loss_start()
@@ -220,7 +222,7 @@ class Trainer:
         for t in range(self.timesteps):
             with tracker.in_phase("forward", t):
                 with self.autocast():
-                    out = self.net(self.x)
+                    out = self.net(self.x[t] if self.per_timestep else self.x)
                     self._mark_loss_start()
                     with tracker.layer("loss"):
                         loss = F.cross_entropy(out, self.labels) / self.timesteps
@@ -239,7 +241,7 @@ class Trainer:
         tracker = self.tracker
         k = self.segment
         with tracker.layer("input"):
-            x_seq = self.x.unsqueeze(0).repeat(self.timesteps, 1, 1, 1, 1)
+            x_seq = self.x if self.per_timestep else self.x.unsqueeze(0).repeat(self.timesteps, 1, 1, 1, 1)
         states: list = [None] * len(self.neurons)
         outputs = []
         for start in range(0, self.timesteps, k):

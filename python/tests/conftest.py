@@ -8,8 +8,8 @@ ROOT = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, os.path.dirname(HERE))  # python/, so the tests run without the editable install too
 
 BUNDLED = ["cifarnet", "digits", "vgg11", "vgg13", "resnet19", "resnet18", "sew-resnet34",
-           "revsresnet21", "revsresnet37", "revvgg13", "trevsnn-cifar", "spiking-unet"]
-EXPRESSIBLE = ["cifarnet", "digits", "vgg11", "vgg13", "resnet19", "resnet18", "sew-resnet34", "spiking-unet"]
+           "revsresnet21", "revsresnet37", "revvgg13", "trevsnn-cifar", "spiking-unet", "cifar10dvs"]
+EXPRESSIBLE = ["cifarnet", "digits", "vgg11", "vgg13", "resnet19", "resnet18", "sew-resnet34", "spiking-unet", "cifar10dvs"]
 # Reversible stages build (reversible.py); revsnn runs them through RevSNN's custom function.
 REVERSIBLE = ["revsresnet21", "revsresnet37", "revvgg13"]
 # T-RevSNN (trevsnn.py): bptt runs its columns under plain autograd, trevsnn through its custom function.

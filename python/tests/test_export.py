@@ -70,7 +70,8 @@ def export_bundled(tmp_path_factory):
             original = P.load(profile_path(name))
             out = str(folder / f"{name}.yaml")
             export_profile(build(original), original.input_shape, timesteps=original.timesteps, batch=original.batch,
-                           optimizer=original.optimizer, dtype=original.dtype, name=original.name, output=out)
+                           optimizer=original.optimizer, dtype=original.dtype, name=original.name, output=out,
+                           input_per_timestep=original.input_per_timestep)
             done[name] = (original, out)
         return done[name]
     return export
@@ -85,8 +86,8 @@ def test_bundled_profile_exports_the_same_network(name, export_bundled):
     original, out = export_bundled(name)
     exported = P.load(out)
     assert structure(exported.layers) == structure(original.layers)
-    assert (exported.input_shape, exported.timesteps, exported.batch, exported.optimizer) == \
-        (original.input_shape, original.timesteps, original.batch, original.optimizer)
+    assert (exported.input_shape, exported.input_per_timestep, exported.timesteps, exported.batch, exported.optimizer) == \
+        (original.input_shape, original.input_per_timestep, original.timesteps, original.batch, original.optimizer)
 
 
 @needs_snnmem
@@ -268,6 +269,16 @@ def test_cli_exports_a_factory_in_a_file(tmp_path, capsys):
     assert plan(str(out))["batch"] == 3
 
 
+def test_cli_exports_event_frames(tmp_path):
+    out = tmp_path / "dvs.yaml"
+    code = main(["export", "spikingjelly.activation_based.model.parametric_lif_net:CIFAR10DVSNet", "--kwarg", "channels=4",
+                 "--kwarg", "spiking_neuron=spikingjelly.activation_based.neuron.ParametricLIFNode", "--input", "2x128x128",
+                 "--per-timestep", "--timesteps", "2", "--batch", "2", "-o", str(out)])
+    assert code == 0
+    loaded = P.load(str(out))
+    assert loaded.input_per_timestep and loaded.neuron.type == "plif" and loaded.classes == 10
+
+
 def test_kwargs_are_literals_names_calls_or_words():
     from snnmem_torch.export import parse_kwarg
     assert parse_kwarg("num_classes=10") == ("num_classes", 10)
@@ -328,10 +339,10 @@ def _with(module, **replace):
 
 
 @pytest.mark.parametrize("model,where,why", [
-    (nn.Sequential(layer.Conv2d(3, 4, 3), layer.Dropout(0.5), layer.Flatten(), layer.Linear(16, 3)),
-     r"module '1' \(spikingjelly.*Dropout\)", "dropout has no profile layer"),
-    (nn.Sequential(layer.Conv2d(3, 4, 3), neuron.ParametricLIFNode(), layer.Flatten(), layer.Linear(16, 3)),
-     r"module '1' \(.*ParametricLIFNode\)", "no learnable time constant"),
+    (nn.Sequential(layer.Conv2d(3, 4, 3), layer.SeqToANNContainer(nn.Dropout(0.5)), layer.Flatten(), layer.Linear(16, 3)),
+     r"module '1.0' \(torch.*Dropout\)", "draws a new mask for every timestep.*SpikingJelly's multi-step layer.Dropout"),
+    (nn.Sequential(layer.Conv2d(3, 4, 3), neuron.QIFNode(), layer.Flatten(), layer.Linear(16, 3)),
+     r"module '1' \(.*QIFNode\)", "no QIFNode neuron"),
     (nn.Sequential(layer.Conv2d(3, 4, 3), neuron.LIFNode(surrogate_function=surrogate.PiecewiseQuadratic()),
                    layer.Flatten(), layer.Linear(16, 3)), r"module '1'", "surrogate PiecewiseQuadratic"),
     (nn.Sequential(layer.Conv2d(3, 4, 3), neuron.LIFNode(decay_input=False), layer.Flatten(), layer.Linear(16, 3)),
@@ -403,6 +414,7 @@ def zoo(name: str):
         "sew_resnet18_iand": lambda: sew_resnet.sew_resnet18(cnf="IAND", **kw),
         "sew_resnet18_and": lambda: sew_resnet.sew_resnet18(cnf="AND", **kw),
         "spiking_vgg11_bn": lambda: spiking_vgg.spiking_vgg11_bn(**kw),
+        "spiking_vgg13_bn": lambda: spiking_vgg.spiking_vgg13_bn(**kw),
     }[name]()
 
 
@@ -449,9 +461,12 @@ def test_zoo_resnet_exports_and_plans_what_it_saves(name, tmp_path):
     assert abs(measured["stepPeakBytes"] - planned["peakBytes"]) <= 0.01 * planned["peakBytes"]
 
 
-@pytest.mark.parametrize("name,where,why", [
-    ("spiking_vgg11_bn", r"module 'avgpool' \(.*AdaptiveAvgPool2d\)", "pools a 1x1 input to 7x7"),
-])
-def test_zoo_models_the_language_cannot_express(name, where, why):
-    with pytest.raises(ExportError, match=where + ".*" + why):
-        export_profile(zoo(name), (3, 32, 32), timesteps=2, batch=2)
+@needs_snnmem
+@pytest.mark.parametrize("name", ["spiking_vgg11_bn", "spiking_vgg13_bn"])
+def test_zoo_vgg_exports_and_plans_what_it_saves(name, tmp_path):
+    """At 32x32 the features end at 1x1, which AdaptiveAvgPool2d((7, 7)) upsamples (an `adaptiveavgpool`);
+    the classifier's dropouts are SpikingJelly's multi-step ones (`dropout`, the mask saved once)."""
+    test_zoo_resnet_exports_and_plans_what_it_saves(name, tmp_path)
+    text = open(tmp_path / f"{name}.yaml").read()
+    assert "adaptiveavgpool: {name: avgpool, output: [7, 7]}" in text
+    assert text.count("dropout: {name: classifier.") == 2

@@ -13,14 +13,22 @@ extension TrainingStep {
         span == .allTimesteps && heap.shape(x).rank == layerInput.rank + 1
     }
 
+    /// Where timestep `span`'s frame starts in `x` when `x` is the whole [T, B, ...] input sequence
+    /// (event frames) and the span one timestep; 0 otherwise.
+    func sequenceOffset(_ x: Int, layerInput: TensorShape, span: Span) -> Int {
+        guard let t = span.timestep, heap.shape(x).rank == layerInput.rank + 2 else { return 0 }
+        return t * batch * layerInput.elementCount
+    }
+
     func computeForward(_ layer: Layer, path: String, span: Span, x: Int, output: Int, own: [Int], workspace: Int?) {
         let inCount = batch * layer.inputShape.elementCount
         let outCount = batch * layer.outputShape.elementCount
         let broadcast = isBroadcast(x, layerInput: layer.inputShape, span: span)
+        let frame = sequenceOffset(x, layerInput: layer.inputShape, span: span)
         let updateRunning: Bool
         if case .forward = heap.phase { updateRunning = true } else { updateRunning = false }
         for t in 0..<slices(span) {
-            let input = UnsafePointer(heap.values(x) + (broadcast ? 0 : t * inCount))
+            let input = UnsafePointer(heap.values(x) + frame + (broadcast ? 0 : t * inCount))
             let out = heap.values(output) + t * outCount
             let ws = workspace.map { heap.values($0) }
             switch layer.kind {
@@ -50,6 +58,8 @@ extension TrainingStep {
                                  beta: heap.values(parameters.slot(path, "bias").value),
                                  runningMean: heap.values(parameters.slot(path, "runningMean").value),
                                  runningVar: heap.values(parameters.slot(path, "runningVar").value), updateRunningStatistics: updateRunning)
+            case .neuron(let neuron) where neuron.type == .plif:
+                plifStepForward(neuron, path: path, t: t, count: outCount, spike: out, input: input, own: own)
             case .neuron(let neuron):
                 if neuron.carriesState {
                     let v = heap.values(forwardStates[path]!)
@@ -82,6 +92,8 @@ extension TrainingStep {
                                                      width: layer.inputShape.dims[2], factor: factor), output: out, input: input)
             case .scale:
                 scaleForward(count: inCount, output: out, input: input, scale: heap.values(parameters.slot(path, "scale").value))
+            case .dropout, .adaptiveAvgPool, .voting:
+                dvsForward(layer, path: path, t: t, output: out, input: input, own: own)
             case .flatten, .residual, .branches, .reversible, .trevsnn:
                 preconditionFailure("\(layer.kind.keyword) has no kernel of its own")
             }
@@ -96,12 +108,13 @@ extension TrainingStep {
         let declaration = LayerMemoryTable.declaration(for: layer)
         let keptInput = declaration.keepsInput ? saved.last : nil
         let broadcast = keptInput.map { isBroadcast($0, layerInput: layer.inputShape, span: span) } ?? false
+        let frame = keptInput.map { sequenceOffset($0, layerInput: layer.inputShape, span: span) } ?? 0
         // Neurons walk time backwards: dL/dv of timestep t+1 feeds timestep t.
         let order = Array(0..<slices(span)).reversed()
         for t in order {
             let dOut = UnsafePointer(heap.values(dY) + t * outCount)
             let dIn = dX.map { heap.values($0) + t * inCount }
-            let input = keptInput.map { UnsafePointer(heap.values($0) + (broadcast ? 0 : t * inCount)) }
+            let input = keptInput.map { UnsafePointer(heap.values($0) + frame + (broadcast ? 0 : t * inCount)) }
             let ws = workspace.map { heap.values($0) }
             switch layer.kind {
             case .conv(let conv):
@@ -122,6 +135,8 @@ extension TrainingStep {
                 batchNormBackward(shape, dInput: dIn!, dGamma: heap.values(gamma.gradient!), dBeta: heap.values(beta.gradient!),
                                   dOutput: dOut, input: input!, gamma: heap.values(gamma.value),
                                   mean: heap.values(saved[0]) + t * channels, invstd: heap.values(saved[1]) + t * channels)
+            case .neuron(let neuron) where neuron.type == .plif:
+                plifStepBackward(neuron, path: path, t: t, count: outCount, dInput: dIn!, dSpike: dOut, saved: saved, dv: dv)
             case .neuron(let neuron):
                 if neuron.carriesState {
                     let dvPointer = dv.map { heap.values($0) }
@@ -157,6 +172,8 @@ extension TrainingStep {
                 let scale = parameters.slot(path, "scale")
                 scaleBackward(count: inCount, dInput: dIn, dScale: heap.values(scale.gradient!), dOutput: dOut, input: input!,
                               scale: heap.values(scale.value))
+            case .dropout, .adaptiveAvgPool, .voting:
+                dvsBackward(layer, dInput: dIn!, dOutput: dOut, saved: saved)
             case .flatten, .residual, .branches, .reversible, .trevsnn:
                 preconditionFailure("\(layer.kind.keyword) has no kernel of its own")
             }

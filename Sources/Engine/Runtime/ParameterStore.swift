@@ -1,3 +1,4 @@
+import Foundation
 import MemoryModel
 import Planner
 import Profiles
@@ -68,6 +69,9 @@ final class ParameterStore<T: EngineScalar> {
             for i in 0..<count { values[i] = T(initial) }
         case (nil, "alpha"):
             for i in 0..<count { values[i] = T(alphaInit) }
+        case (.neuron(let neuron)?, "w"):
+            // SpikingJelly's ParametricLIFNode: w = -ln(tau - 1), so that sigmoid(w) = 1 / tau.
+            for i in 0..<count { values[i] = T(-Foundation.log(neuron.tau - 1)) }
         default:
             for i in 0..<count { values[i] = 0 }
         }

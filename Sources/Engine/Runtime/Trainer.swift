@@ -57,6 +57,9 @@ public final class Trainer<T: EngineScalar> {
     /// Runs, instead of the strategy's schedule, BPTT with SLTT's per-timestep loss and the
     /// temporal path cut: the reference SLTT's gradients are checked against (bptt profiles only).
     public var bpttWithTemporalPathCut = false
+    /// Seeds the next step's dropout masks; `step` moves it on, so each training step draws new
+    /// masks while repeated `lossAndGradients` calls (finite differences) see the same ones.
+    public var dropoutSeed: UInt64
 
     public init(profile: Profile, strategy: Strategy, batch: Int? = nil, timesteps: Int? = nil, segment: Int? = nil,
                 allocator: TensorAllocator, seed: UInt64 = 1) throws {
@@ -69,6 +72,7 @@ public final class Trainer<T: EngineScalar> {
         self.timesteps = timesteps ?? profile.timesteps
         self.segment = strategy == .checkpoint ? (segment ?? Strategy.defaultSegment(timesteps: timesteps ?? profile.timesteps)) : nil
         self.allocator = allocator
+        dropoutSeed = seed &* 0x2545_F491_4F6C_DD1D
         if let segment = self.segment, segment < 1 || segment > self.timesteps {
             throw PlannerError.invalidArgument(name: "segment", value: "\(segment)", fix: "use a segment between 1 and T = \(self.timesteps)")
         }
@@ -87,7 +91,7 @@ public final class Trainer<T: EngineScalar> {
     }
 
     /// Values of the input batch: batch x channels x height x width.
-    public var imageValues: Int { batch * profile.inputShape.elementCount }
+    public var imageValues: Int { profile.inputBatchShape(batch: batch, timesteps: timesteps).elementCount }
 
     /// One training step: forward, backward, optimizer update.
     public func step(images: [T], labels: [Int32]) throws -> StepResult {
@@ -95,6 +99,7 @@ public final class Trainer<T: EngineScalar> {
         let step = try computeGradients(images: images, labels: labels)
         try heap.begin(.optimizerStep)
         parameters.step(heap: heap)
+        dropoutSeed &+= 1
         try heap.release(step.input)
         try heap.release(step.labels)
         let stepMs = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e6
@@ -116,12 +121,13 @@ public final class Trainer<T: EngineScalar> {
         }
         parameters.zeroGradients(heap: heap)
         try heap.begin(.setup)
-        let input = try heap.allocate("input", "images", timestep: nil, role: .input, shape: profile.inputShape.prepending(batch))
+        let input = try heap.allocate("input", "images", timestep: nil, role: .input, shape: profile.inputBatchShape(batch: batch, timesteps: timesteps))
         images.withUnsafeBufferPointer { heap.values(input).update(from: $0.baseAddress!, count: imageValues) }
         let labelTensor = try heap.allocate("input", "labels", timestep: nil, role: .input, shape: TensorShape([batch]), indices: true)
         labels.withUnsafeBufferPointer { heap.indices(labelTensor).update(from: $0.baseAddress!, count: batch) }
         let step = TrainingStep(profile: profile, batch: batch, timesteps: timesteps, heap: heap, parameters: parameters)
         step.smoothSpikes = smoothSpikes
+        step.dropoutSeed = dropoutSeed
         if let observer = stateObserver {
             step.stateObserver = { [heap] key, rebuilt, id in
                 observer(key, rebuilt, Array(UnsafeBufferPointer(start: heap.values(id), count: heap.shape(id).elementCount)))
@@ -146,11 +152,12 @@ public final class Trainer<T: EngineScalar> {
             throw TrainerError.unsupported("evaluation of T-RevSNN networks is not implemented; train and run measure them")
         }
         let count = labels.count
-        guard count > 0, images.count == count * profile.inputShape.elementCount else {
-            throw TrainerError.badBatch(expected: count * profile.inputShape.elementCount, images: images.count, labels: count)
+        let shape = profile.inputBatchShape(batch: count, timesteps: timesteps)
+        guard count > 0, images.count == shape.elementCount else {
+            throw TrainerError.badBatch(expected: shape.elementCount, images: images.count, labels: count)
         }
         try heap.begin(.setup)
-        let input = try heap.allocate("input", "images", timestep: nil, role: .input, shape: profile.inputShape.prepending(count))
+        let input = try heap.allocate("input", "images", timestep: nil, role: .input, shape: shape)
         images.withUnsafeBufferPointer { heap.values(input).update(from: $0.baseAddress!, count: images.count) }
         let labelTensor = try heap.allocate("input", "labels", timestep: nil, role: .input, shape: TensorShape([count]), indices: true)
         labels.withUnsafeBufferPointer { heap.indices(labelTensor).update(from: $0.baseAddress!, count: count) }

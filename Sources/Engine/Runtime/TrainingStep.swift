@@ -26,6 +26,8 @@ final class TrainingStep<T: EngineScalar> {
     var smoothSpikes = false
     /// Evaluation: batch norm uses its running statistics, and forward keeps nothing.
     var inference = false
+    /// Seeds the dropout masks of this step (the same mask for every timestep and recomputation).
+    var dropoutSeed: UInt64 = 0
 
     var saved: [SavedKey: [Int]] = [:]
     var forwardStates: [String: Int] = [:]
@@ -50,7 +52,7 @@ final class TrainingStep<T: EngineScalar> {
     func allocate(_ buffer: BufferDeclaration, path: String, span: Span, zeroed: Bool = false) throws -> Int {
         var shape = buffer.shape
         if buffer.perSample { shape = shape.prepending(batch) }
-        if span == .allTimesteps { shape = shape.prepending(timesteps) }
+        if span == .allTimesteps && buffer.perTimestep { shape = shape.prepending(timesteps) }
         return try heap.allocate(path, buffer.name, timestep: span.timestep, role: buffer.role, shape: shape,
                                  indices: buffer.dtype == .int32, zeroed: zeroed)
     }
