@@ -1,4 +1,6 @@
-// Times a whole plan of every bundled profile under every strategy, max-batch included.
+// Times a whole plan of every bundled profile under every strategy, max-batch included; then what
+// `snnmem check --runtime all` does in one process: load every profile (YAML, shapes, SHA-256)
+// and plan it on every runtime under every strategy that applies, each part timed on its own.
 // Usage: planner-benchmark [PROFILES_FOLDER] [REPEATS]
 import Foundation
 import MemoryModel
@@ -51,6 +53,43 @@ for file in files {
           + String(plansEvaluated).leftPadded(20) + String(events).leftPadded(8))
 }
 print("all profiles: plan \(ByteCount.formatFixed(totalPlan, digits: 1)) ms, max-batch (24 GiB) \(ByteCount.formatFixed(totalMaxBatch, digits: 1)) ms (median of \(repeats))")
+
+// `check`'s work, part by part: the median over repeats of each part's total.
+var loadTimes: [Double] = []
+var runtimeTimes: [Runtime: [Double]] = [:]
+var checkEvents = 0, checkPlans = 0
+for _ in 0..<repeats {
+    var profiles: [Profile] = []
+    loadTimes.append(try milliseconds {
+        profiles = try files.map { try ProfileLoader.load(path: folder + "/" + $0) }
+    })
+    checkEvents = 0
+    checkPlans = 0
+    for runtime in Runtime.allCases {
+        // As `check` rounds: the CUDA allocator's 512-byte blocks on pytorch-cuda, exact elsewhere.
+        let options = Planner.Options(rounding: runtime == .pytorchCUDA ? .cuda : .exact, runtime: runtime)
+        runtimeTimes[runtime, default: []].append(try milliseconds {
+            for profile in profiles {
+                for strategy in Strategy.allCases
+                where strategy.notApplicableReason(profile) == nil && runtime.notModelledReason(strategy, profile) == nil {
+                    checkEvents += try Planner.plan(profile, strategy: strategy, options: options).events.count
+                    checkPlans += 1
+                }
+            }
+        })
+    }
+}
+print("\ncheck's work in one process (median of \(repeats)): \(checkPlans) plans, \(checkEvents) events")
+print("  load \(files.count) profiles (YAML, shapes, SHA-256)".padding(toLength: 44, withPad: " ", startingAt: 0)
+      + ByteCount.formatFixed(median(loadTimes), digits: 2).leftPadded(8) + " ms")
+var checkTotal = median(loadTimes)
+for runtime in Runtime.allCases {
+    let time = median(runtimeTimes[runtime] ?? [0])
+    checkTotal += time
+    print("  plan on \(runtime.rawValue)".padding(toLength: 44, withPad: " ", startingAt: 0)
+          + ByteCount.formatFixed(time, digits: 2).leftPadded(8) + " ms")
+}
+print("  total".padding(toLength: 44, withPad: " ", startingAt: 0) + ByteCount.formatFixed(checkTotal, digits: 2).leftPadded(8) + " ms")
 
 extension String {
     func leftPadded(_ width: Int) -> String { String(repeating: " ", count: max(0, width - count)) + self }
