@@ -17,7 +17,11 @@ struct TraceBuilder {
     let runtime: Runtime
     /// PyTorch: the half dtype `torch.autocast` computes in, for a float16/bfloat16 profile
     /// (the model, its gradients and optimizer state stay float32).
-    var autocast: DType? { runtime.isPyTorch && profile.dtype != .float32 ? profile.dtype : nil }
+    var autocast: DType? { Self.autocast(profile, runtime) }
+
+    static func autocast(_ profile: Profile, _ runtime: Runtime) -> DType? {
+        runtime.isPyTorch && profile.dtype != .float32 ? profile.dtype : nil
+    }
 
     /// float16 autocast trains with a GradScaler (its range needs loss scaling); bfloat16's does not.
     var usesGradScaler: Bool { autocast == .float16 }
@@ -27,6 +31,8 @@ struct TraceBuilder {
     private(set) var tensors: [PlannedTensor] = []
     private(set) var events: [LifetimeEvent] = []
     private var refcounts: [Int] = []
+    /// The index in `events` of each tensor's allocation, by tensor id.
+    private var allocationEvents: [Int] = []
     var phase: TrainingPhase = .setup
 
     /// Buffers kept for backward, by layer and timestep.
@@ -65,12 +71,15 @@ struct TraceBuilder {
 
     /// The threads and ISA oneDNN's scratchpads are sized for on pytorch-cpu.
     var oneDNNMachine = OneDNNMachine.fixtures
+    /// The layer tables' entries, made once per layer for this plan.
+    var layerTables: LayerTableCache
 
     init(profile: Profile, batch: Int, timesteps: Int, runtime: Runtime = .snnmem) {
         self.profile = profile
         self.batch = batch
         self.timesteps = timesteps
         self.runtime = runtime
+        layerTables = LayerTableCache(device: runtime == .pytorchCUDA ? .cuda : .cpu, autocast: Self.autocast(profile, runtime))
     }
 
     // MARK: - Allocation
@@ -83,6 +92,7 @@ struct TraceBuilder {
                                           dtype: dtype ?? profile.dtype)
         tensors.append(PlannedTensor(id: id, descriptor: descriptor, keptForBackward: false, persistent: persistent))
         refcounts.append(1)
+        allocationEvents.append(events.count)
         events.append(LifetimeEvent(kind: .allocate, tensorID: id, bytes: descriptor.bytes, role: role, phase: phase))
         return id
     }
@@ -115,8 +125,9 @@ struct TraceBuilder {
         precondition(refcounts[id] > 0, "release of freed tensor \(tensors[id].descriptor.label)")
         refcounts[id] -= 1
         if refcounts[id] == 0 {
-            let t = tensors[id]
-            events.append(LifetimeEvent(kind: .free, tensorID: id, bytes: t.bytes, role: t.descriptor.role, phase: phase))
+            // The allocation's event has the bytes and role; reading them there copies no descriptor.
+            let allocation = events[allocationEvents[id]]
+            events.append(LifetimeEvent(kind: .free, tensorID: id, bytes: allocation.bytes, role: allocation.role, phase: phase))
         }
     }
 
