@@ -330,8 +330,8 @@ extension TraceBuilder {
         guard !names.isEmpty else { return }
         // A parameter without a gradient (T-RevSNN's first column's up paths and alphas) is skipped.
         let withoutGradient = parametersWithoutPyTorchGradient
-        let trainable = ParameterLayout.entries(of: profile, timesteps: timesteps)
-            .filter { $0.parameter.trainable && !withoutGradient.contains($0.path + "/" + $0.parameter.name) }
+        let trainable = parameterEntries
+            .filter { $0.parameter.trainable && (withoutGradient.isEmpty || !withoutGradient.contains($0.path + "/" + $0.parameter.name)) }
         func temporary(_ entry: ParameterLayout.Entry, _ name: String) -> Int {
             allocate(entry.path, entry.parameter.name + "." + name, timestep: nil, role: .workspace, shape: entry.parameter.shape,
                      dtype: .float32)

@@ -73,6 +73,8 @@ struct TraceBuilder {
     var oneDNNMachine = OneDNNMachine.fixtures
     /// The layer tables' entries, made once per layer for this plan.
     var layerTables: LayerTableCache
+    /// Every parameter tensor (`ParameterLayout`), listed once for the set-up and the optimizer step.
+    lazy var parameterEntries = ParameterLayout.entries(of: profile, timesteps: timesteps)
 
     init(profile: Profile, batch: Int, timesteps: Int, runtime: Runtime = .snnmem) {
         self.profile = profile
@@ -99,9 +101,13 @@ struct TraceBuilder {
 
     /// Allocates a declared buffer for a span: per-sample buffers get the batch, multi-step spans the time axis.
     mutating func allocate(_ buffer: BufferDeclaration, path: String, span: Span) -> Int {
-        var shape = buffer.shape
-        if buffer.perSample { shape = shape.prepending(batch) }
-        if span == .allTimesteps && buffer.perTimestep { shape = shape.prepending(multiStepLength) }
+        let shape: TensorShape
+        switch (buffer.perSample, span == .allTimesteps && buffer.perTimestep) {
+        case (true, true): shape = buffer.shape.prepending(multiStepLength, batch)
+        case (true, false): shape = buffer.shape.prepending(batch)
+        case (false, true): shape = buffer.shape.prepending(multiStepLength)
+        case (false, false): shape = buffer.shape
+        }
         return allocate(path, buffer.name, timestep: span.timestep, role: buffer.role, shape: shape, dtype: buffer.dtype)
     }
 
@@ -202,10 +208,10 @@ struct TraceBuilder {
         let stateNames = profile.optimizer.stateNames
         // PyTorch's optimizers keep no state for a parameter that never had a gradient.
         let withoutGradient = parametersWithoutPyTorchGradient
-        for entry in ParameterLayout.entries(of: profile, timesteps: timesteps) {
+        for entry in parameterEntries {
             let parameter = entry.parameter
             allocate(entry.path, parameter.name, timestep: nil, role: .parameter, shape: parameter.shape, dtype: .float32, persistent: true)
-            guard parameter.trainable, !withoutGradient.contains(entry.path + "/" + parameter.name) else { continue }
+            guard parameter.trainable, withoutGradient.isEmpty || !withoutGradient.contains(entry.path + "/" + parameter.name) else { continue }
             if !runtime.isPyTorch {
                 allocate(entry.path, parameter.name + ".grad", timestep: nil, role: .gradient, shape: parameter.shape, dtype: .float32,
                          persistent: true)
