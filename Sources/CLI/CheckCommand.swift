@@ -121,11 +121,17 @@ struct CheckCommand: ParsableCommand {
         // the whole before the first (slow) training step.
         var jobs: [(profile: Profile, file: String, runtime: Runtime, strategy: Strategy)] = []
         var named = Set<String>()
+        // One key per file however it is spelled; a file named twice is checked once.
+        var paths: [(path: String, file: String)] = []
         for path in profiles {
-            // One key per file however it is spelled; a file named twice is checked once.
             let file = MemoryBaseline.fileKey(path, currentDirectory: currentDirectory)
-            guard named.insert(file).inserted else { continue }
-            let profile = try reportingErrors { try ProfileLoader.load(path: path) }
+            if named.insert(file).inserted { paths.append((path, file)) }
+        }
+        // The files are read and their shapes inferred side by side; a bad one is reported as it
+        // would be one at a time: the first in the order named.
+        let loaded = try paths.concurrentMap { entry in Swift.Result { try ProfileLoader.load(path: entry.path) } }
+        for ((path, file), result) in zip(paths, loaded) {
+            let profile = try reportingErrors { try result.get() }
             for runtime in try runtimes() {
                 let strategies: [Strategy]
                 if strategy == "all" {
@@ -145,11 +151,17 @@ struct CheckCommand: ParsableCommand {
         let progress = ProgressBar(total: measure ? jobs.count : 0, label: "check --measure")
         if let first = jobs.first { progress.begin("\(first.profile.name) \(first.strategy.rawValue)") }
         var entries: [MemoryBaseline.Entry] = []
-        for (done, job) in jobs.enumerated() {
-            entries.append(try entry(job.profile, file: job.file, runtime: job.runtime, strategy: job.strategy))
-            // The detail names what runs next: that is what the wait is for.
-            let next = done + 1 < jobs.count ? jobs[done + 1] : job
-            progress.update(done + 1, detail: "\(next.profile.name) \(next.strategy.rawValue)")
+        if measure {
+            // Training steps one at a time: each measures its own allocations.
+            for (done, job) in jobs.enumerated() {
+                entries.append(try entry(job.profile, file: job.file, runtime: job.runtime, strategy: job.strategy))
+                // The detail names what runs next: that is what the wait is for.
+                let next = done + 1 < jobs.count ? jobs[done + 1] : job
+                progress.update(done + 1, detail: "\(next.profile.name) \(next.strategy.rawValue)")
+            }
+        } else {
+            // Plans are independent: made side by side on the machine's processors, in job order.
+            entries = try jobs.concurrentMap { job in try entry(job.profile, file: job.file, runtime: job.runtime, strategy: job.strategy) }
         }
         progress.finish()
         if let writeBaseline {
