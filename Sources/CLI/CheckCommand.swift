@@ -96,8 +96,9 @@ struct CheckCommand: ParsableCommand {
 
     func entry(_ profile: Profile, file: String, runtime: Runtime, strategy: Strategy) throws -> MemoryBaseline.Entry {
         let rounding: AllocatorRounding = runtime == .pytorchCUDA ? .cuda : .exact
+        // The peak alone: an entry never lists the tensors.
         let plan = try reportingErrors {
-            try Planner.plan(profile, strategy: strategy, options: .init(batch: batch, rounding: rounding, runtime: runtime))
+            try Planner.peak(profile, strategy: strategy, options: .init(batch: batch, rounding: rounding, runtime: runtime))
         }
         var peak = plan.peakBytes
         var roles = plan.bytesByRoleAtPeak

@@ -32,6 +32,25 @@ public enum Planner {
     }
 
     public static func plan(_ profile: Profile, strategy: Strategy, options: Options = Options()) throws -> MemoryPlan {
+        let walk = try self.walk(profile, strategy: strategy, options: options, describingTensors: true)
+        let builder = walk.builder
+        return MemoryPlan(profileName: builder.profile.name, strategy: strategy, runtime: options.runtime, batch: walk.batch,
+                          timesteps: walk.timesteps, segment: walk.segment, rounding: options.rounding, tensors: builder.tensors,
+                          events: builder.events, sweep: walk.sweep, forwardFlops: builder.forwardFlops,
+                          recomputeFlops: builder.recomputeFlops, backwardFlops: builder.backwardFlops)
+    }
+
+    /// The peak of the step `plan` would describe, from the same walk without describing each
+    /// tensor (its layer, name and shape): what `check` needs, at a fraction of the cost. The
+    /// sweep is the one `plan(...).sweep` gives, byte for byte (`PlannedPeakTests`).
+    public static func peak(_ profile: Profile, strategy: Strategy, options: Options = Options()) throws -> PlannedPeak {
+        let walk = try self.walk(profile, strategy: strategy, options: options, describingTensors: false)
+        return PlannedPeak(batch: walk.batch, timesteps: walk.timesteps, segment: walk.segment, sweep: walk.sweep)
+    }
+
+    /// Checks the options, walks the step under the strategy and sweeps its events.
+    private static func walk(_ profile: Profile, strategy: Strategy, options: Options, describingTensors: Bool) throws
+        -> (builder: TraceBuilder, batch: Int, timesteps: Int, segment: Int?, sweep: PeakSweep.Result) {
         var profile = profile
         if let dtype = options.dtype {
             guard dtype.holdsActivations else {
@@ -64,7 +83,8 @@ public enum Planner {
         if let threads = options.cpuThreads, !(1...StepBounds.maxCPUThreads).contains(threads) {
             throw PlannerError.invalidArgument(name: "cpu-threads", value: "\(threads)", fix: "use 1 to \(StepBounds.maxCPUThreads) threads")
         }
-        var builder = TraceBuilder(profile: profile, batch: batch, timesteps: timesteps, runtime: options.runtime)
+        var builder = TraceBuilder(profile: profile, batch: batch, timesteps: timesteps, runtime: options.runtime,
+                                   describesTensors: describingTensors)
         if let threads = options.cpuThreads { builder.oneDNNMachine.threads = threads }
         let isTRev = profile.trevsnnNetwork != nil
         switch strategy {
@@ -76,10 +96,7 @@ public enum Planner {
         }
         let sweep = PeakSweep(rounding: options.rounding).run(builder.events, allowLive: builder.persistentIDs)
         precondition(sweep.problems.isEmpty, "planned trace is inconsistent: \(sweep.problems)")
-        return MemoryPlan(profileName: profile.name, strategy: strategy, runtime: options.runtime, batch: batch, timesteps: timesteps, segment: segment,
-                          rounding: options.rounding, tensors: builder.tensors, events: builder.events, sweep: sweep,
-                          forwardFlops: builder.forwardFlops, recomputeFlops: builder.recomputeFlops,
-                          backwardFlops: builder.backwardFlops)
+        return (builder, batch, timesteps, segment, sweep)
     }
 
     /// Every strategy: the plans of those that apply and the reasons for the others.

@@ -133,7 +133,7 @@ extension TraceBuilder {
                 }
                 run.saved.append(cast)
             case .castInput:
-                guard let half = autocast, let x = run.input, tensors[x].descriptor.dtype == .float32 else { break }
+                guard let half = autocast, let x = run.input, dtype(x) == .float32 else { break }
                 run.saved.append(allocate(BufferDeclaration(name: "input.\(half.rawValue)", role: .activation, shape: run.layer.inputShape,
                                                             dtype: half), path: run.path, span: run.span))
                 run.inputCast = true

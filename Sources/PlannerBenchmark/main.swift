@@ -57,13 +57,12 @@ print("all profiles: plan \(ByteCount.formatFixed(totalPlan, digits: 1)) ms, max
 // `check`'s work, part by part: the median over repeats of each part's total.
 var loadTimes: [Double] = []
 var runtimeTimes: [Runtime: [Double]] = [:]
-var checkEvents = 0, checkPlans = 0
+var checkPlans = 0
 for _ in 0..<repeats {
     var profiles: [Profile] = []
     loadTimes.append(try milliseconds {
         profiles = try files.map { try ProfileLoader.load(path: folder + "/" + $0) }
     })
-    checkEvents = 0
     checkPlans = 0
     for runtime in Runtime.allCases {
         // As `check` rounds: the CUDA allocator's 512-byte blocks on pytorch-cuda, exact elsewhere.
@@ -72,14 +71,15 @@ for _ in 0..<repeats {
             for profile in profiles {
                 for strategy in Strategy.allCases
                 where strategy.notApplicableReason(profile) == nil && runtime.notModelledReason(strategy, profile) == nil {
-                    checkEvents += try Planner.plan(profile, strategy: strategy, options: options).events.count
+                    // As `check`: the peak alone, without describing each tensor.
+                    _ = try Planner.peak(profile, strategy: strategy, options: options)
                     checkPlans += 1
                 }
             }
         })
     }
 }
-print("\ncheck's work in one process (median of \(repeats)): \(checkPlans) plans, \(checkEvents) events")
+print("\ncheck's work in one process, on one thread (median of \(repeats)): \(checkPlans) peaks planned")
 print("  load \(files.count) profiles (YAML, shapes, SHA-256)".padding(toLength: 44, withPad: " ", startingAt: 0)
       + ByteCount.formatFixed(median(loadTimes), digits: 2).leftPadded(8) + " ms")
 var checkTotal = median(loadTimes)
