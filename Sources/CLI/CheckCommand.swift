@@ -94,23 +94,33 @@ struct CheckCommand: ParsableCommand {
         }
     }
 
-    func entry(_ profile: Profile, file: String, runtime: Runtime, strategy: Strategy) throws -> MemoryBaseline.Entry {
-        let rounding: AllocatorRounding = runtime == .pytorchCUDA ? .cuda : .exact
-        // The peak alone: an entry never lists the tensors.
-        let plan = try reportingErrors {
-            try Planner.peak(profile, strategy: strategy, options: .init(batch: batch, rounding: rounding, runtime: runtime))
+    func options(_ runtime: Runtime) -> Planner.Options {
+        .init(batch: batch, rounding: runtime == .pytorchCUDA ? .cuda : .exact, runtime: runtime)
+    }
+
+    /// The entries of one profile on one runtime, one per strategy, in order. The peaks alone: an
+    /// entry never lists the tensors, and the strategies' walks share the layers' tables.
+    func plannedEntries(_ profile: Profile, file: String, runtime: Runtime, strategies: [Strategy]) throws -> [MemoryBaseline.Entry] {
+        let peaks = try reportingErrors { try Planner.peaks(profile, strategies: strategies, options: options(runtime)) }
+        return zip(strategies, peaks).map { strategy, plan in
+            MemoryBaseline.Entry(profileFile: file, profileSHA256: profile.sourceSHA256, profile: profile.name, runtime: runtime.rawValue,
+                                 strategy: strategy.rawValue, batch: plan.batch, timesteps: plan.timesteps, peakBytes: plan.peakBytes,
+                                 bytesByRoleAtPeak: plan.bytesByRoleAtPeak, measured: false)
         }
+    }
+
+    /// One entry measured by a training step of snnmem's engine (`--measure`).
+    func measuredEntry(_ profile: Profile, file: String, runtime: Runtime, strategy: Strategy) throws -> MemoryBaseline.Entry {
+        let plan = try reportingErrors { try Planner.peak(profile, strategy: strategy, options: options(runtime)) }
         var peak = plan.peakBytes
         var roles = plan.bytesByRoleAtPeak
-        if measure {
-            let result = try reportingErrors { try MemoryRun.measure(profile: profile, strategy: strategy, batch: batch, steps: 1) }
-            peak = result.measuredPeakBytes
-            let events = result.trace.events.filter { $0.trainingStep == 0 }.lifetimeEvents(measuring: .requested)
-            roles = PeakSweep().run(events, allowLive: Set(events.map(\.tensorID))).bytesByRoleAtPeak
-        }
+        let result = try reportingErrors { try MemoryRun.measure(profile: profile, strategy: strategy, batch: batch, steps: 1) }
+        peak = result.measuredPeakBytes
+        let events = result.trace.events.filter { $0.trainingStep == 0 }.lifetimeEvents(measuring: .requested)
+        roles = PeakSweep().run(events, allowLive: Set(events.map(\.tensorID))).bytesByRoleAtPeak
         return MemoryBaseline.Entry(profileFile: file, profileSHA256: profile.sourceSHA256, profile: profile.name, runtime: runtime.rawValue,
                                     strategy: strategy.rawValue, batch: plan.batch, timesteps: plan.timesteps, peakBytes: peak,
-                                    bytesByRoleAtPeak: roles, measured: measure)
+                                    bytesByRoleAtPeak: roles, measured: true)
     }
 
     func run() throws {
@@ -155,14 +165,26 @@ struct CheckCommand: ParsableCommand {
         if measure {
             // Training steps one at a time: each measures its own allocations.
             for (done, job) in jobs.enumerated() {
-                entries.append(try entry(job.profile, file: job.file, runtime: job.runtime, strategy: job.strategy))
+                entries.append(try measuredEntry(job.profile, file: job.file, runtime: job.runtime, strategy: job.strategy))
                 // The detail names what runs next: that is what the wait is for.
                 let next = done + 1 < jobs.count ? jobs[done + 1] : job
                 progress.update(done + 1, detail: "\(next.profile.name) \(next.strategy.rawValue)")
             }
         } else {
-            // Plans are independent: made side by side on the machine's processors, in job order.
-            entries = try jobs.concurrentMap { job in try entry(job.profile, file: job.file, runtime: job.runtime, strategy: job.strategy) }
+            // A profile's strategies on one runtime are planned together (they share the layers'
+            // tables); those groups are independent, planned side by side on the machine's
+            // processors, and their entries kept in job order.
+            var groups: [(profile: Profile, file: String, runtime: Runtime, strategies: [Strategy])] = []
+            for job in jobs {
+                if let last = groups.last, last.file == job.file, last.runtime == job.runtime {
+                    groups[groups.count - 1].strategies.append(job.strategy)
+                } else {
+                    groups.append((job.profile, job.file, job.runtime, [job.strategy]))
+                }
+            }
+            entries = try groups.concurrentMap { group in
+                try plannedEntries(group.profile, file: group.file, runtime: group.runtime, strategies: group.strategies)
+            }.flatMap { $0 }
         }
         progress.finish()
         if let writeBaseline {

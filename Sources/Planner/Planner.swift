@@ -32,7 +32,8 @@ public enum Planner {
     }
 
     public static func plan(_ profile: Profile, strategy: Strategy, options: Options = Options()) throws -> MemoryPlan {
-        let walk = try self.walk(profile, strategy: strategy, options: options, describingTensors: true)
+        var tables: SharedTables?
+        let walk = try self.walk(profile, strategy: strategy, options: options, describingTensors: true, sharing: &tables)
         let builder = walk.builder
         return MemoryPlan(profileName: builder.profile.name, strategy: strategy, runtime: options.runtime, batch: walk.batch,
                           timesteps: walk.timesteps, segment: walk.segment, rounding: options.rounding, tensors: builder.tensors,
@@ -44,12 +45,31 @@ public enum Planner {
     /// tensor (its layer, name and shape): what `check` needs, at a fraction of the cost. The
     /// sweep is the one `plan(...).sweep` gives, byte for byte (`PlannedPeakTests`).
     public static func peak(_ profile: Profile, strategy: Strategy, options: Options = Options()) throws -> PlannedPeak {
-        let walk = try self.walk(profile, strategy: strategy, options: options, describingTensors: false)
-        return PlannedPeak(batch: walk.batch, timesteps: walk.timesteps, segment: walk.segment, sweep: walk.sweep)
+        try peaks(profile, strategies: [strategy], options: options)[0]
     }
 
-    /// Checks the options, walks the step under the strategy and sweeps its events.
-    private static func walk(_ profile: Profile, strategy: Strategy, options: Options, describingTensors: Bool) throws
+    /// `peak` under each strategy, in order, the walks sharing what does not depend on the
+    /// strategy: each layer's table entries and the parameter list. Throws what the first
+    /// strategy that fails throws.
+    public static func peaks(_ profile: Profile, strategies: [Strategy], options: Options = Options()) throws -> [PlannedPeak] {
+        var tables: SharedTables?
+        return try strategies.map { strategy in
+            let walk = try self.walk(profile, strategy: strategy, options: options, describingTensors: false, sharing: &tables)
+            return PlannedPeak(batch: walk.batch, timesteps: walk.timesteps, segment: walk.segment, sweep: walk.sweep)
+        }
+    }
+
+    /// What walks of one profile under the same options share.
+    struct SharedTables {
+        var layerTables: LayerTableCache
+        var parameterEntries: [ParameterLayout.Entry]
+    }
+
+    /// Checks the options, walks the step under the strategy and sweeps its events. `tables`
+    /// starts the walk from a previous walk's tables (made under the same options) and hands
+    /// this walk's on.
+    private static func walk(_ profile: Profile, strategy: Strategy, options: Options, describingTensors: Bool,
+                             sharing tables: inout SharedTables?) throws
         -> (builder: TraceBuilder, batch: Int, timesteps: Int, segment: Int?, sweep: PeakSweep.Result) {
         var profile = profile
         if let dtype = options.dtype {
@@ -86,6 +106,10 @@ public enum Planner {
         var builder = TraceBuilder(profile: profile, batch: batch, timesteps: timesteps, runtime: options.runtime,
                                    describesTensors: describingTensors)
         if let threads = options.cpuThreads { builder.oneDNNMachine.threads = threads }
+        if let tables {
+            builder.layerTables = tables.layerTables
+            builder.parameterEntries = tables.parameterEntries
+        }
         let isTRev = profile.trevsnnNetwork != nil
         switch strategy {
         case .bptt: isTRev ? builder.runTRev(reconstruct: false) : builder.runBPTT()
@@ -96,6 +120,7 @@ public enum Planner {
         }
         let sweep = PeakSweep(rounding: options.rounding).run(builder.events, allowLive: builder.persistentIDs)
         precondition(sweep.problems.isEmpty, "planned trace is inconsistent: \(sweep.problems)")
+        tables = SharedTables(layerTables: builder.layerTables, parameterEntries: builder.parameterEntries)
         return (builder, batch, timesteps, segment, sweep)
     }
 

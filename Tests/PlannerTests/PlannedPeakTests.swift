@@ -18,15 +18,23 @@ final class PlannedPeakTests: XCTestCase {
         XCTAssertEqual(peak.segment, plan.segment, what, file: file, line: line)
     }
 
+    /// One strategy at a time, and all of a profile's together (`peaks`: their walks share the
+    /// layers' tables, which must carry nothing from one strategy into the next).
     func testPeakIsThePlansForEveryBundledProfileRuntimeAndStrategy() throws {
         for name in Fixtures.bundledNames {
             let profile = try Fixtures.bundled(name)
             for runtime in Runtime.allCases {
-                for strategy in Strategy.allCases
-                where strategy.notApplicableReason(profile) == nil && runtime.notModelledReason(strategy, profile) == nil {
-                    // check's rounding, and the other one.
-                    for rounding in [AllocatorRounding.exact, .cuda] {
-                        try assertSamePeak(profile, strategy, .init(rounding: rounding, runtime: runtime))
+                let strategies = Strategy.allCases.filter {
+                    $0.notApplicableReason(profile) == nil && runtime.notModelledReason($0, profile) == nil
+                }
+                // check's rounding, and the other one.
+                for rounding in [AllocatorRounding.exact, .cuda] {
+                    let options = Planner.Options(rounding: rounding, runtime: runtime)
+                    for strategy in strategies { try assertSamePeak(profile, strategy, options) }
+                    for (ordered, label) in [(strategies, "in order"), (Array(strategies.reversed()), "reversed")] {
+                        let together = try Planner.peaks(profile, strategies: ordered, options: options)
+                        let alone = try ordered.map { try Planner.plan(profile, strategy: $0, options: options).sweep }
+                        XCTAssertEqual(together.map(\.sweep), alone, "\(name) \(runtime.rawValue) \(rounding.rawValue) \(label)")
                     }
                 }
             }
