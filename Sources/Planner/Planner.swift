@@ -104,12 +104,9 @@ public enum Planner {
             throw PlannerError.invalidArgument(name: "cpu-threads", value: "\(threads)", fix: "use 1 to \(StepBounds.maxCPUThreads) threads")
         }
         var builder = TraceBuilder(profile: profile, batch: batch, timesteps: timesteps, runtime: options.runtime,
-                                   describesTensors: describingTensors)
+                                   describesTensors: describingTensors, layerTables: tables?.layerTables)
         if let threads = options.cpuThreads { builder.oneDNNMachine.threads = threads }
-        if let tables {
-            builder.layerTables = tables.layerTables
-            builder.parameterEntries = tables.parameterEntries
-        }
+        if let tables { builder.parameterEntries = tables.parameterEntries }
         let isTRev = profile.trevsnnNetwork != nil
         switch strategy {
         case .bptt: isTRev ? builder.runTRev(reconstruct: false) : builder.runBPTT()

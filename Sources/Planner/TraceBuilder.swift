@@ -83,25 +83,29 @@ struct TraceBuilder {
     /// Every parameter tensor (`ParameterLayout`), listed once for the set-up and the optimizer step.
     lazy var parameterEntries = ParameterLayout.entries(of: profile, timesteps: timesteps)
 
-    init(profile: Profile, batch: Int, timesteps: Int, runtime: Runtime = .snnmem, describesTensors: Bool = true) {
+    /// `layerTables`: made for this profile and runtime by an earlier walk, to share.
+    init(profile: Profile, batch: Int, timesteps: Int, runtime: Runtime = .snnmem, describesTensors: Bool = true,
+         layerTables: LayerTableCache? = nil) {
         self.describesTensors = describesTensors
         self.profile = profile
         self.batch = batch
         self.timesteps = timesteps
         self.runtime = runtime
-        layerTables = LayerTableCache(device: runtime == .pytorchCUDA ? .cuda : .cpu, autocast: Self.autocast(profile, runtime))
+        self.layerTables = layerTables
+            ?? LayerTableCache(profile: profile, device: runtime == .pytorchCUDA ? .cuda : .cpu, autocast: Self.autocast(profile, runtime))
     }
 
     // MARK: - Allocation
 
+    /// `name` is only made when the tensor is described.
     @discardableResult
-    mutating func allocate(_ path: String, _ name: String, timestep: Int?, role: TensorRole, shape: TensorShape,
+    mutating func allocate(_ path: String, _ name: @autoclosure () -> String, timestep: Int?, role: TensorRole, shape: TensorShape,
                            dtype: DType? = nil, persistent: Bool = false) -> Int {
         let dtype = dtype ?? profile.dtype
         guard describesTensors else {
             return record(role: role, bytes: shape.elementCount * dtype.byteWidth, dtype: dtype, persistent: persistent)
         }
-        let descriptor = TensorDescriptor(layerPath: path, name: name, timestep: timestep, role: role, shape: shape, dtype: dtype)
+        let descriptor = TensorDescriptor(layerPath: path, name: name(), timestep: timestep, role: role, shape: shape, dtype: dtype)
         tensors.append(PlannedTensor(id: facts.count, descriptor: descriptor, keptForBackward: false, persistent: persistent))
         return record(role: role, bytes: descriptor.bytes, dtype: dtype, persistent: persistent)
     }
