@@ -126,7 +126,10 @@ struct CheckCommand: ParsableCommand {
     func run() throws {
         if let writeBaseline { try reportingErrors { try AtomicOutput.checkFileTarget(writeBaseline) } }
         let budgetBytes = try parseSize(budget, option: "--budget")
-        let old = try baseline.map { path in try reportingErrors { try MemoryBaseline.read(path: path) } }
+        // The baseline is read while the profiles load (below); a bad baseline is still the error
+        // reported first.
+        let baselinePath = baseline
+        let reading = BackgroundWork { try baselinePath.map { try MemoryBaseline.read(path: $0) } }
         let currentDirectory = FileManager.default.currentDirectoryPath
         // What to check is gathered first, so that a measured check can show its progress out of
         // the whole before the first (slow) training step.
@@ -141,6 +144,7 @@ struct CheckCommand: ParsableCommand {
         // The files are read and their shapes inferred side by side; a bad one is reported as it
         // would be one at a time: the first in the order named.
         let loaded = try paths.concurrentMap { entry in Swift.Result { try ProfileLoader.load(path: entry.path) } }
+        let old = try reportingErrors { try reading.value() }
         for ((path, file), result) in zip(paths, loaded) {
             let profile = try reportingErrors { try result.get() }
             for runtime in try runtimes() {

@@ -17,3 +17,19 @@ extension Array {
         return try outcomes.map { try $0!.get() }
     }
 }
+
+/// Work started on another thread now, its outcome read later (`value()` waits for it).
+final class BackgroundWork<Value>: @unchecked Sendable {
+    // Written once by the work, read after `group.wait()`: the group orders the two.
+    private var outcome: Result<Value, Error>?
+    private let group = DispatchGroup()
+
+    init(_ work: @escaping () throws -> Value) {
+        DispatchQueue.global().async(group: group) { self.outcome = Result { try work() } }
+    }
+
+    func value() throws -> Value {
+        group.wait()
+        return try outcome!.get()
+    }
+}

@@ -144,33 +144,31 @@ private protocol LiveTable {
     func sortedIDs() -> [Int]
 }
 
-/// Ids 0..<count in arrays.
+/// Ids 0..<count in one array (one uniqueness check per change, where three arrays had three).
 private struct DenseLiveTable: LiveTable {
-    var isLive: [Bool]
-    var bytes: [Int]
-    var roles: [TensorRole]
-
-    init(count: Int) {
-        isLive = Array(repeating: false, count: count)
-        bytes = Array(repeating: 0, count: count)
-        roles = Array(repeating: .activation, count: count)
+    struct Slot {
+        var isLive = false
+        var role = TensorRole.activation
+        var bytes = 0
     }
 
-    mutating func insert(_ id: Int, bytes size: Int, role: TensorRole) -> Bool {
-        guard !isLive[id] else { return false }
-        isLive[id] = true
-        bytes[id] = size
-        roles[id] = role
+    var slots: [Slot]
+
+    init(count: Int) { slots = Array(repeating: Slot(), count: count) }
+
+    mutating func insert(_ id: Int, bytes: Int, role: TensorRole) -> Bool {
+        guard !slots[id].isLive else { return false }
+        slots[id] = Slot(isLive: true, role: role, bytes: bytes)
         return true
     }
 
     mutating func remove(_ id: Int) -> (bytes: Int, role: TensorRole)? {
-        guard isLive[id] else { return nil }
-        isLive[id] = false
-        return (bytes[id], roles[id])
+        guard slots[id].isLive else { return nil }
+        slots[id].isLive = false
+        return (slots[id].bytes, slots[id].role)
     }
 
-    func sortedIDs() -> [Int] { isLive.indices.filter { isLive[$0] } }
+    func sortedIDs() -> [Int] { slots.indices.filter { slots[$0].isLive } }
 }
 
 private struct HashedLiveTable: LiveTable {

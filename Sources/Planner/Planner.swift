@@ -63,6 +63,9 @@ public enum Planner {
     struct SharedTables {
         var layerTables: LayerTableCache
         var parameterEntries: [ParameterLayout.Entry]
+        /// The most events and tensors a walk made so far: the next one reserves room for them.
+        var eventCount: Int
+        var tensorCount: Int
     }
 
     /// Checks the options, walks the step under the strategy and sweeps its events. `tables`
@@ -106,7 +109,10 @@ public enum Planner {
         var builder = TraceBuilder(profile: profile, batch: batch, timesteps: timesteps, runtime: options.runtime,
                                    describesTensors: describingTensors, layerTables: tables?.layerTables)
         if let threads = options.cpuThreads { builder.oneDNNMachine.threads = threads }
-        if let tables { builder.parameterEntries = tables.parameterEntries }
+        if let tables {
+            builder.parameterEntries = tables.parameterEntries
+            builder.reserveCapacity(events: tables.eventCount, tensors: tables.tensorCount)
+        }
         let isTRev = profile.trevsnnNetwork != nil
         switch strategy {
         case .bptt: isTRev ? builder.runTRev(reconstruct: false) : builder.runBPTT()
@@ -117,7 +123,9 @@ public enum Planner {
         }
         let sweep = PeakSweep(rounding: options.rounding).run(builder.events, allowLive: builder.persistentIDs)
         precondition(sweep.problems.isEmpty, "planned trace is inconsistent: \(sweep.problems)")
-        tables = SharedTables(layerTables: builder.layerTables, parameterEntries: builder.parameterEntries)
+        tables = SharedTables(layerTables: builder.layerTables, parameterEntries: builder.parameterEntries,
+                              eventCount: max(tables?.eventCount ?? 0, builder.events.count),
+                              tensorCount: max(tables?.tensorCount ?? 0, builder.tensorCount))
         return (builder, batch, timesteps, segment, sweep)
     }
 

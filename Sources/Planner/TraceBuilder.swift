@@ -110,6 +110,18 @@ struct TraceBuilder {
         return record(role: role, bytes: descriptor.bytes, dtype: dtype, persistent: persistent)
     }
 
+    /// Room for this many events and tensors (a walk of the same profile under another strategy
+    /// tells about how many), so that the arrays do not grow by copying themselves.
+    mutating func reserveCapacity(events eventCount: Int, tensors tensorCount: Int) {
+        events.reserveCapacity(eventCount)
+        facts.reserveCapacity(tensorCount)
+        refcounts.reserveCapacity(tensorCount)
+        allocationEvents.reserveCapacity(tensorCount)
+        if describesTensors { tensors.reserveCapacity(tensorCount) }
+    }
+
+    var tensorCount: Int { facts.count }
+
     /// A new tensor's id, facts and allocation event.
     private mutating func record(role: TensorRole, bytes: Int, dtype: DType, persistent: Bool) -> Int {
         let id = facts.count
