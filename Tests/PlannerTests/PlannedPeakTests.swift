@@ -76,9 +76,11 @@ final class PlannedPeakTests: XCTestCase {
 
     /// A guard against a gross slow-down of the walk (a quadratic replay, a table remade per
     /// event): `check`'s whole work in one process, every bundled profile loaded and its peak
-    /// planned on every runtime under every strategy, takes about 60 ms on one core of this
-    /// project's 2-core machines. The bound is 50 times that, so a loaded machine does not fail it.
-    func testChecksWorkStaysFarBelowASecond() throws {
+    /// planned on every runtime under every strategy, takes 60-110 ms on one core of this
+    /// project's 2-core machines (`planner-benchmark --check-only`, quiet to heavily loaded). The
+    /// bound is about 30 times that, so that a loaded machine does not fail it while a walk gone
+    /// quadratic in the events does.
+    func testChecksWorkStaysWithinAGenerousBound() throws {
         let start = Date()
         var plans = 0
         for name in Fixtures.bundledNames {
