@@ -20,7 +20,10 @@
 # --planner measures only the planner: the whole `snnmem check` of every bundled profile on every
 # runtime and `snnmem plan profiles/vgg11.yaml`, each as one process (wall time, median of
 # PLANNER_RUNS runs, 11 by default), then check's work in one process part by part
-# (planner-benchmark). It also runs first in the default mode; it needs no PyTorch.
+# (planner-benchmark). It also runs first in the default mode; it needs no PyTorch. On a shared
+# machine other jobs' load swamps a 50 ms process: PLANNER_REALTIME=1 (root) runs the timed
+# commands under `chrt -f 50`, ahead of every ordinary process, which stands for a quiet machine,
+# and PLANNER_CPUS=0 pins them to one core (taskset), to see what parallelism contributes.
 #   bash scripts/benchmark-speed.sh --planner
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -55,10 +58,14 @@ planner_speed() {
   local runs=${PLANNER_RUNS:-11}
   local field='s/^[^:]*: *//'
   echo "planner: $(grep -m1 '^model name' /proc/cpuinfo | sed "$field") (family $(grep -m1 '^cpu family' /proc/cpuinfo | sed "$field"),"\
-"model $(grep -m1 '^model[[:space:]]*:' /proc/cpuinfo | sed "$field")), $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
+" model $(grep -m1 '^model[[:space:]]*:' /proc/cpuinfo | sed "$field")), $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
   # A failed or failing check stops the measurement: it must time the real gate.
   "$snnmem" check profiles/*.yaml --budget 24GiB --runtime all --baseline baselines/memory.json --fail-on-new --format markdown >/dev/null
-  python3 - "$snnmem" "$runs" <<'PLANNER'
+  local launcher=()
+  if [ "${PLANNER_REALTIME:-0}" = 1 ]; then launcher+=(chrt -f 50); fi
+  if [ -n "${PLANNER_CPUS:-}" ]; then launcher+=(taskset -c "$PLANNER_CPUS"); fi
+  echo "timed as: ${launcher[*]:-(plain processes)}"
+  "${launcher[@]}" python3 - "$snnmem" "$runs" <<'PLANNER'
 import glob, resource, statistics, subprocess, sys, time
 snnmem, runs = sys.argv[1], int(sys.argv[2])
 commands = {
@@ -83,7 +90,7 @@ for name in commands:
     print(f"| {name} | {statistics.median(w):.1f} | {min(w):.1f}-{max(w):.1f} | {statistics.median(cpu[name]):.1f} |")
 PLANNER
   echo "load after: $(cut -d' ' -f1-3 /proc/loadavg); where check's time goes, in one process on one thread:"
-  .build/release/planner-benchmark profiles 5 --check-only
+  "${launcher[@]}" .build/release/planner-benchmark profiles 5 --check-only
 }
 if [ "$planner_only" = 1 ]; then planner_speed; exit; fi
 if [ "$busy_core" = 0 ]; then planner_speed; echo; fi
