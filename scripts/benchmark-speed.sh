@@ -16,16 +16,27 @@
 # another snnmem binary (one built elsewhere) instead of building .build/release/snnmem.
 #   bash scripts/benchmark-speed.sh [--rounds N] [--steps N] [--json FILE]
 #   bash scripts/benchmark-speed.sh --busy-core [--rounds N] [--steps N]   (SNNMEM_GEMM=openblas for OpenBLAS)
+#
+# --planner measures only the planner: the whole `snnmem check` of every bundled profile on every
+# runtime and `snnmem plan profiles/vgg11.yaml`, each as one process (wall time, median of
+# PLANNER_RUNS runs, 11 by default), then check's work in one process part by part
+# (planner-benchmark). It also runs first in the default mode; it needs no PyTorch. On a shared
+# machine other jobs' load swamps a 50 ms process: PLANNER_REALTIME=1 (root) runs the timed
+# commands under `chrt -f 50`, ahead of every ordinary process, which stands for a quiet machine,
+# and PLANNER_CPUS=0 pins them to one core (taskset), to see what parallelism contributes.
+#   bash scripts/benchmark-speed.sh --planner
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 busy_core=0
+planner_only=0
 rounds=5
 steps=10
 passed=()
 while [ $# -gt 0 ]; do
   case "$1" in
     --busy-core) busy_core=1 ;;
+    --planner) planner_only=1 ;;
     --rounds) rounds="$2"; passed+=("$1" "$2"); shift ;;
     --steps) steps="$2"; passed+=("$1" "$2"); shift ;;
     *) passed+=("$1") ;;
@@ -40,6 +51,50 @@ if [ -z "${SNNMEM_BIN:-}" ]; then
 else
   snnmem="$SNNMEM_BIN"
 fi
+
+# ---- Planner speed: check and plan as whole processes (kept apart from the engine's step parts) ----
+planner_speed() {
+  swift build -c release --product planner-benchmark
+  local runs=${PLANNER_RUNS:-11}
+  local field='s/^[^:]*: *//'
+  echo "planner: $(grep -m1 '^model name' /proc/cpuinfo | sed "$field") (family $(grep -m1 '^cpu family' /proc/cpuinfo | sed "$field"),"\
+" model $(grep -m1 '^model[[:space:]]*:' /proc/cpuinfo | sed "$field")), $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
+  # A failed or failing check stops the measurement: it must time the real gate.
+  "$snnmem" check profiles/*.yaml --budget 24GiB --runtime all --baseline baselines/memory.json --fail-on-new --format markdown >/dev/null
+  local launcher=()
+  if [ "${PLANNER_REALTIME:-0}" = 1 ]; then launcher+=(chrt -f 50); fi
+  if [ -n "${PLANNER_CPUS:-}" ]; then launcher+=(taskset -c "$PLANNER_CPUS"); fi
+  echo "timed as: ${launcher[*]:-(plain processes)}"
+  "${launcher[@]}" python3 - "$snnmem" "$runs" <<'PLANNER'
+import glob, resource, statistics, subprocess, sys, time
+snnmem, runs = sys.argv[1], int(sys.argv[2])
+commands = {
+    "check (every bundled profile, --runtime all)": [snnmem, "check", *sorted(glob.glob("profiles/*.yaml")), "--budget", "24GiB",
+        "--runtime", "all", "--baseline", "baselines/memory.json", "--fail-on-new", "--format", "markdown"],
+    "plan profiles/vgg11.yaml --strategy all": [snnmem, "plan", "profiles/vgg11.yaml", "--strategy", "all"],
+}
+wall = {name: [] for name in commands}
+cpu = {name: [] for name in commands}
+for _ in range(runs):  # interleaved, so that a change of load touches both alike
+    for name, command in commands.items():
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        start = time.perf_counter()
+        subprocess.run(command, stdout=subprocess.DEVNULL, check=True)
+        wall[name].append((time.perf_counter() - start) * 1000)
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu[name].append((after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime) * 1000)
+print(f"| command | wall ms, median of {runs} | range | CPU ms (user + system), median |")
+print("|---|---|---|---|")
+for name in commands:
+    w = wall[name]
+    print(f"| {name} | {statistics.median(w):.1f} | {min(w):.1f}-{max(w):.1f} | {statistics.median(cpu[name]):.1f} |")
+PLANNER
+  echo "load after: $(cut -d' ' -f1-3 /proc/loadavg); where check's time goes, in one process on one thread:"
+  "${launcher[@]}" .build/release/planner-benchmark profiles 5 --check-only
+}
+if [ "$planner_only" = 1 ]; then planner_speed; exit; fi
+if [ "$busy_core" = 0 ]; then planner_speed; echo; fi
+# ---- end of planner speed ----
 
 python=python3
 if [ "${SKIP_TORCH:-0}" != 1 ]; then

@@ -94,38 +94,59 @@ struct CheckCommand: ParsableCommand {
         }
     }
 
-    func entry(_ profile: Profile, file: String, runtime: Runtime, strategy: Strategy) throws -> MemoryBaseline.Entry {
-        let rounding: AllocatorRounding = runtime == .pytorchCUDA ? .cuda : .exact
-        let plan = try reportingErrors {
-            try Planner.plan(profile, strategy: strategy, options: .init(batch: batch, rounding: rounding, runtime: runtime))
+    func options(_ runtime: Runtime) -> Planner.Options {
+        .init(batch: batch, rounding: runtime == .pytorchCUDA ? .cuda : .exact, runtime: runtime)
+    }
+
+    /// The entries of one profile on one runtime, one per strategy, in order. The peaks alone: an
+    /// entry never lists the tensors, and the strategies' walks share the layers' tables.
+    func plannedEntries(_ profile: Profile, file: String, runtime: Runtime, strategies: [Strategy]) throws -> [MemoryBaseline.Entry] {
+        let peaks = try reportingErrors { try Planner.peaks(profile, strategies: strategies, options: options(runtime)) }
+        return zip(strategies, peaks).map { strategy, plan in
+            MemoryBaseline.Entry(profileFile: file, profileSHA256: profile.sourceSHA256, profile: profile.name, runtime: runtime.rawValue,
+                                 strategy: strategy.rawValue, batch: plan.batch, timesteps: plan.timesteps, peakBytes: plan.peakBytes,
+                                 bytesByRoleAtPeak: plan.bytesByRoleAtPeak, measured: false)
         }
+    }
+
+    /// One entry measured by a training step of snnmem's engine (`--measure`).
+    func measuredEntry(_ profile: Profile, file: String, runtime: Runtime, strategy: Strategy) throws -> MemoryBaseline.Entry {
+        let plan = try reportingErrors { try Planner.peak(profile, strategy: strategy, options: options(runtime)) }
         var peak = plan.peakBytes
         var roles = plan.bytesByRoleAtPeak
-        if measure {
-            let result = try reportingErrors { try MemoryRun.measure(profile: profile, strategy: strategy, batch: batch, steps: 1) }
-            peak = result.measuredPeakBytes
-            let events = result.trace.events.filter { $0.trainingStep == 0 }.lifetimeEvents(measuring: .requested)
-            roles = PeakSweep().run(events, allowLive: Set(events.map(\.tensorID))).bytesByRoleAtPeak
-        }
+        let result = try reportingErrors { try MemoryRun.measure(profile: profile, strategy: strategy, batch: batch, steps: 1) }
+        peak = result.measuredPeakBytes
+        let events = result.trace.events.filter { $0.trainingStep == 0 }.lifetimeEvents(measuring: .requested)
+        roles = PeakSweep().run(events, allowLive: Set(events.map(\.tensorID))).bytesByRoleAtPeak
         return MemoryBaseline.Entry(profileFile: file, profileSHA256: profile.sourceSHA256, profile: profile.name, runtime: runtime.rawValue,
                                     strategy: strategy.rawValue, batch: plan.batch, timesteps: plan.timesteps, peakBytes: peak,
-                                    bytesByRoleAtPeak: roles, measured: measure)
+                                    bytesByRoleAtPeak: roles, measured: true)
     }
 
     func run() throws {
         if let writeBaseline { try reportingErrors { try AtomicOutput.checkFileTarget(writeBaseline) } }
         let budgetBytes = try parseSize(budget, option: "--budget")
-        let old = try baseline.map { path in try reportingErrors { try MemoryBaseline.read(path: path) } }
+        // The baseline is read while the profiles load (below); a bad baseline is still the error
+        // reported first.
+        let baselinePath = baseline
+        let reading = BackgroundWork { try baselinePath.map { try MemoryBaseline.read(path: $0) } }
         let currentDirectory = FileManager.default.currentDirectoryPath
         // What to check is gathered first, so that a measured check can show its progress out of
         // the whole before the first (slow) training step.
         var jobs: [(profile: Profile, file: String, runtime: Runtime, strategy: Strategy)] = []
         var named = Set<String>()
+        // One key per file however it is spelled; a file named twice is checked once.
+        var paths: [(path: String, file: String)] = []
         for path in profiles {
-            // One key per file however it is spelled; a file named twice is checked once.
             let file = MemoryBaseline.fileKey(path, currentDirectory: currentDirectory)
-            guard named.insert(file).inserted else { continue }
-            let profile = try reportingErrors { try ProfileLoader.load(path: path) }
+            if named.insert(file).inserted { paths.append((path, file)) }
+        }
+        // The files are read and their shapes inferred side by side; a bad one is reported as it
+        // would be one at a time: the first in the order named.
+        let loaded = try paths.concurrentMap { entry in Swift.Result { try ProfileLoader.load(path: entry.path) } }
+        let old = try reportingErrors { try reading.value() }
+        for ((path, file), result) in zip(paths, loaded) {
+            let profile = try reportingErrors { try result.get() }
             for runtime in try runtimes() {
                 let strategies: [Strategy]
                 if strategy == "all" {
@@ -145,11 +166,29 @@ struct CheckCommand: ParsableCommand {
         let progress = ProgressBar(total: measure ? jobs.count : 0, label: "check --measure")
         if let first = jobs.first { progress.begin("\(first.profile.name) \(first.strategy.rawValue)") }
         var entries: [MemoryBaseline.Entry] = []
-        for (done, job) in jobs.enumerated() {
-            entries.append(try entry(job.profile, file: job.file, runtime: job.runtime, strategy: job.strategy))
-            // The detail names what runs next: that is what the wait is for.
-            let next = done + 1 < jobs.count ? jobs[done + 1] : job
-            progress.update(done + 1, detail: "\(next.profile.name) \(next.strategy.rawValue)")
+        if measure {
+            // Training steps one at a time: each measures its own allocations.
+            for (done, job) in jobs.enumerated() {
+                entries.append(try measuredEntry(job.profile, file: job.file, runtime: job.runtime, strategy: job.strategy))
+                // The detail names what runs next: that is what the wait is for.
+                let next = done + 1 < jobs.count ? jobs[done + 1] : job
+                progress.update(done + 1, detail: "\(next.profile.name) \(next.strategy.rawValue)")
+            }
+        } else {
+            // A profile's strategies on one runtime are planned together (they share the layers'
+            // tables); those groups are independent, planned side by side on the machine's
+            // processors, and their entries kept in job order.
+            var groups: [(profile: Profile, file: String, runtime: Runtime, strategies: [Strategy])] = []
+            for job in jobs {
+                if let last = groups.last, last.file == job.file, last.runtime == job.runtime {
+                    groups[groups.count - 1].strategies.append(job.strategy)
+                } else {
+                    groups.append((job.profile, job.file, job.runtime, [job.strategy]))
+                }
+            }
+            entries = try groups.concurrentMap { group in
+                try plannedEntries(group.profile, file: group.file, runtime: group.runtime, strategies: group.strategies)
+            }.flatMap { $0 }
         }
         progress.finish()
         if let writeBaseline {

@@ -15,6 +15,7 @@ public struct Snnmem: ParsableCommand {
     public static func run(arguments: [String]? = nil) -> Never {
         do {
             var command = try parseAsRoot(arguments)
+            if let planning = command as? PlanningCommand, !planning.trainsSteps { OpenBLASPool.shutDown() }
             try command.run()
             Foundation.exit(0)
         } catch let error as CLIFailure {

@@ -42,8 +42,22 @@ public struct PeakSweep: Sendable {
     /// Sweeps events in order. `allowLive` lists tensors allowed to outlive the trace
     /// (parameters and optimizer state survive a training step); anything else still live is a leak.
     public func run(_ events: [LifetimeEvent], allowLive: Set<Int> = []) -> Result {
-        var live: [Int: (bytes: Int, role: TensorRole)] = [:]
-        live.reserveCapacity(events.count / 2)
+        // A planned trace numbers its tensors 0, 1, 2, ... in allocation order: a table indexed by
+        // id holds them without hashing. Other ids (a measured trace's) go through a dictionary.
+        var maxID = -1
+        var minID = 0
+        for event in events {
+            maxID = max(maxID, event.tensorID)
+            minID = min(minID, event.tensorID)
+        }
+        if minID >= 0 && maxID < 2 * events.count + 1024 {
+            return run(events, allowLive: allowLive, live: DenseLiveTable(count: maxID + 1))
+        }
+        return run(events, allowLive: allowLive, live: HashedLiveTable(capacity: events.count / 2))
+    }
+
+    private func run<Live: LiveTable>(_ events: [LifetimeEvent], allowLive: Set<Int>, live: Live) -> Result {
+        var live = live
         var liveBytes = 0
         var byRole = RoleBytes()
         var peakByRole = RoleBytes()
@@ -60,11 +74,10 @@ public struct PeakSweep: Sendable {
             let bytes = rounding.roundedBytes(event.bytes)
             switch event.kind {
             case .allocate:
-                if live[event.tensorID] != nil {
+                guard live.insert(event.tensorID, bytes: bytes, role: event.role) else {
                     problems.append(Problem(kind: .doubleAllocate, tensorID: event.tensorID, eventIndex: index))
                     continue
                 }
-                live[event.tensorID] = (bytes, event.role)
                 liveBytes += bytes
                 byRole[event.role] += bytes
                 if byRole[event.role] > peakByRole[event.role] { peakByRole[event.role] = byRole[event.role] }
@@ -75,7 +88,7 @@ public struct PeakSweep: Sendable {
                     peakRoles = byRole
                 }
             case .free:
-                guard let entry = live.removeValue(forKey: event.tensorID) else {
+                guard let entry = live.remove(event.tensorID) else {
                     problems.append(Problem(kind: .freeOfUnknown, tensorID: event.tensorID, eventIndex: index))
                     continue
                 }
@@ -83,7 +96,7 @@ public struct PeakSweep: Sendable {
                 byRole[entry.role] -= entry.bytes
             }
         }
-        for id in live.keys.sorted() where !allowLive.contains(id) {
+        for id in live.sortedIDs() where !allowLive.contains(id) {
             problems.append(Problem(kind: .leak, tensorID: id, eventIndex: nil))
         }
         return Result(
@@ -121,4 +134,55 @@ public struct PeakSweep: Sendable {
         }
         return series
     }
+}
+
+/// The tensors live during a sweep, with the bytes and role each was allocated with.
+private protocol LiveTable {
+    /// False when the id is live already.
+    mutating func insert(_ id: Int, bytes: Int, role: TensorRole) -> Bool
+    mutating func remove(_ id: Int) -> (bytes: Int, role: TensorRole)?
+    func sortedIDs() -> [Int]
+}
+
+/// Ids 0..<count in one array (one uniqueness check per change, where three arrays had three).
+private struct DenseLiveTable: LiveTable {
+    struct Slot {
+        var isLive = false
+        var role = TensorRole.activation
+        var bytes = 0
+    }
+
+    var slots: [Slot]
+
+    init(count: Int) { slots = Array(repeating: Slot(), count: count) }
+
+    mutating func insert(_ id: Int, bytes: Int, role: TensorRole) -> Bool {
+        guard !slots[id].isLive else { return false }
+        slots[id] = Slot(isLive: true, role: role, bytes: bytes)
+        return true
+    }
+
+    mutating func remove(_ id: Int) -> (bytes: Int, role: TensorRole)? {
+        guard slots[id].isLive else { return nil }
+        slots[id].isLive = false
+        return (slots[id].bytes, slots[id].role)
+    }
+
+    func sortedIDs() -> [Int] { slots.indices.filter { slots[$0].isLive } }
+}
+
+private struct HashedLiveTable: LiveTable {
+    var live: [Int: (bytes: Int, role: TensorRole)] = [:]
+
+    init(capacity: Int) { live.reserveCapacity(capacity) }
+
+    mutating func insert(_ id: Int, bytes: Int, role: TensorRole) -> Bool {
+        guard live[id] == nil else { return false }
+        live[id] = (bytes, role)
+        return true
+    }
+
+    mutating func remove(_ id: Int) -> (bytes: Int, role: TensorRole)? { live.removeValue(forKey: id) }
+
+    func sortedIDs() -> [Int] { live.keys.sorted() }
 }

@@ -1,27 +1,43 @@
 /// Bytes per role: a small fixed table indexed by role (cheap to copy at every event).
 public struct RoleBytes: Hashable, Codable, Sendable {
-    private var values: [Int]
+    // One stored property per role, not an array: a sweep copies the table at every new peak and
+    // then adds to it, which with an array's shared buffer cost an allocation each time.
+    private var parameter = 0
+    private var gradient = 0
+    private var optimizerState = 0
+    private var activation = 0
+    private var neuronState = 0
+    private var workspace = 0
+    private var input = 0
 
-    public init() { values = Array(repeating: 0, count: TensorRole.allCases.count) }
+    public init() {}
 
-    private static func index(_ role: TensorRole) -> Int {
-        switch role {
-        case .parameter: return 0
-        case .gradient: return 1
-        case .optimizerState: return 2
-        case .activation: return 3
-        case .neuronState: return 4
-        case .workspace: return 5
-        case .input: return 6
+    public subscript(role: TensorRole) -> Int {
+        get {
+            switch role {
+            case .parameter: return parameter
+            case .gradient: return gradient
+            case .optimizerState: return optimizerState
+            case .activation: return activation
+            case .neuronState: return neuronState
+            case .workspace: return workspace
+            case .input: return input
+            }
+        }
+        set {
+            switch role {
+            case .parameter: parameter = newValue
+            case .gradient: gradient = newValue
+            case .optimizerState: optimizerState = newValue
+            case .activation: activation = newValue
+            case .neuronState: neuronState = newValue
+            case .workspace: workspace = newValue
+            case .input: input = newValue
+            }
         }
     }
 
-    public subscript(role: TensorRole) -> Int {
-        get { values[Self.index(role)] }
-        set { values[Self.index(role)] = newValue }
-    }
-
-    public var total: Int { values.reduce(0, +) }
+    public var total: Int { parameter + gradient + optimizerState + activation + neuronState + workspace + input }
 
     /// Role -> bytes, keyed by the JSON report key.
     public var byReportKey: [String: Int] {

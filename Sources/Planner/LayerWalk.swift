@@ -42,8 +42,9 @@ extension TraceBuilder {
             break
         }
         if runtime.isPyTorch { return forwardPyTorch(layer, x, span: span, saving: saving, path: path) }
-        let declaration = LayerMemoryTable.declaration(for: layer)
-        addFlops(LayerMemoryTable.forwardFlops(for: layer) * Double(batch * steps(span)))
+        let table = layerTables.entry(layer)
+        let declaration = table.declaration
+        addFlops(table.forwardFlops * Double(batch * steps(span)))
         if declaration.outputIsView { return x }
         for state in declaration.forwardState where forwardStates[path] == nil {
             // Multi-step layers hold the state only while they run; time-major ones across timesteps.
@@ -113,9 +114,10 @@ extension TraceBuilder {
             break
         }
         if runtime.isPyTorch { return backwardPyTorch(layer, dY, span: span, needInputGrad: needInputGrad, path: path) }
-        let declaration = LayerMemoryTable.declaration(for: layer)
+        let table = layerTables.entry(layer)
+        let declaration = table.declaration
         // Input gradient and weight gradient: about twice the forward's work.
-        addFlops(2 * LayerMemoryTable.forwardFlops(for: layer) * Double(batch * steps(span)))
+        addFlops(2 * table.forwardFlops * Double(batch * steps(span)))
         if declaration.outputIsView {
             if needInputGrad { return dY }
             release(dY)

@@ -32,6 +32,48 @@ public enum Planner {
     }
 
     public static func plan(_ profile: Profile, strategy: Strategy, options: Options = Options()) throws -> MemoryPlan {
+        var tables: SharedTables?
+        let walk = try self.walk(profile, strategy: strategy, options: options, describingTensors: true, sharing: &tables)
+        let builder = walk.builder
+        return MemoryPlan(profileName: builder.profile.name, strategy: strategy, runtime: options.runtime, batch: walk.batch,
+                          timesteps: walk.timesteps, segment: walk.segment, rounding: options.rounding, tensors: builder.tensors,
+                          events: builder.events, sweep: walk.sweep, forwardFlops: builder.forwardFlops,
+                          recomputeFlops: builder.recomputeFlops, backwardFlops: builder.backwardFlops)
+    }
+
+    /// The peak of the step `plan` would describe, from the same walk without describing each
+    /// tensor (its layer, name and shape): what `check` needs, at a fraction of the cost. The
+    /// sweep is the one `plan(...).sweep` gives, byte for byte (`PlannedPeakTests`).
+    public static func peak(_ profile: Profile, strategy: Strategy, options: Options = Options()) throws -> PlannedPeak {
+        try peaks(profile, strategies: [strategy], options: options)[0]
+    }
+
+    /// `peak` under each strategy, in order, the walks sharing what does not depend on the
+    /// strategy: each layer's table entries and the parameter list. Throws what the first
+    /// strategy that fails throws.
+    public static func peaks(_ profile: Profile, strategies: [Strategy], options: Options = Options()) throws -> [PlannedPeak] {
+        var tables: SharedTables?
+        return try strategies.map { strategy in
+            let walk = try self.walk(profile, strategy: strategy, options: options, describingTensors: false, sharing: &tables)
+            return PlannedPeak(batch: walk.batch, timesteps: walk.timesteps, segment: walk.segment, sweep: walk.sweep)
+        }
+    }
+
+    /// What walks of one profile under the same options share.
+    struct SharedTables {
+        var layerTables: LayerTableCache
+        var parameterEntries: [ParameterLayout.Entry]
+        /// The most events and tensors a walk made so far: the next one reserves room for them.
+        var eventCount: Int
+        var tensorCount: Int
+    }
+
+    /// Checks the options, walks the step under the strategy and sweeps its events. `tables`
+    /// starts the walk from a previous walk's tables (made under the same options) and hands
+    /// this walk's on.
+    private static func walk(_ profile: Profile, strategy: Strategy, options: Options, describingTensors: Bool,
+                             sharing tables: inout SharedTables?) throws
+        -> (builder: TraceBuilder, batch: Int, timesteps: Int, segment: Int?, sweep: PeakSweep.Result) {
         var profile = profile
         if let dtype = options.dtype {
             guard dtype.holdsActivations else {
@@ -64,8 +106,13 @@ public enum Planner {
         if let threads = options.cpuThreads, !(1...StepBounds.maxCPUThreads).contains(threads) {
             throw PlannerError.invalidArgument(name: "cpu-threads", value: "\(threads)", fix: "use 1 to \(StepBounds.maxCPUThreads) threads")
         }
-        var builder = TraceBuilder(profile: profile, batch: batch, timesteps: timesteps, runtime: options.runtime)
+        var builder = TraceBuilder(profile: profile, batch: batch, timesteps: timesteps, runtime: options.runtime,
+                                   describesTensors: describingTensors, layerTables: tables?.layerTables)
         if let threads = options.cpuThreads { builder.oneDNNMachine.threads = threads }
+        if let tables {
+            builder.parameterEntries = tables.parameterEntries
+            builder.reserveCapacity(events: tables.eventCount, tensors: tables.tensorCount)
+        }
         let isTRev = profile.trevsnnNetwork != nil
         switch strategy {
         case .bptt: isTRev ? builder.runTRev(reconstruct: false) : builder.runBPTT()
@@ -76,10 +123,10 @@ public enum Planner {
         }
         let sweep = PeakSweep(rounding: options.rounding).run(builder.events, allowLive: builder.persistentIDs)
         precondition(sweep.problems.isEmpty, "planned trace is inconsistent: \(sweep.problems)")
-        return MemoryPlan(profileName: profile.name, strategy: strategy, runtime: options.runtime, batch: batch, timesteps: timesteps, segment: segment,
-                          rounding: options.rounding, tensors: builder.tensors, events: builder.events, sweep: sweep,
-                          forwardFlops: builder.forwardFlops, recomputeFlops: builder.recomputeFlops,
-                          backwardFlops: builder.backwardFlops)
+        tables = SharedTables(layerTables: builder.layerTables, parameterEntries: builder.parameterEntries,
+                              eventCount: max(tables?.eventCount ?? 0, builder.events.count),
+                              tensorCount: max(tables?.tensorCount ?? 0, builder.tensorCount))
+        return (builder, batch, timesteps, segment, sweep)
     }
 
     /// Every strategy: the plans of those that apply and the reasons for the others.

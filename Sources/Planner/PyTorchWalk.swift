@@ -6,14 +6,15 @@ import Profiles
 /// the engine's walk; only the leaf layers and the step's edges (set-up, input encoding, loss,
 /// optimizer) differ.
 extension TraceBuilder {
-    var pytorchDevice: PyTorchLayerTable.Device { runtime == .pytorchCUDA ? .cuda : .cpu }
+    var pytorchDevice: PyTorchLayerTable.Device { layerTables.device }
 
     // MARK: Forward
 
     /// Runs a layer's forward script (`PyTorchLayerTable`) on x (consumed); returns the output.
     mutating func forwardPyTorch(_ layer: Layer, _ x: Int, span: Span, saving: Bool, path: String) -> Int {
-        let d = PyTorchLayerTable.layout(for: layer, device: pytorchDevice, autocast: autocast)
-        addFlops(LayerMemoryTable.forwardFlops(for: layer) * Double(batch * steps(span)))
+        let table = layerTables.entry(layer)
+        let d = layerTables.layout(table)
+        addFlops(table.forwardFlops * Double(batch * steps(span)))
         if d.outputIsView { return x }
         if !temporalGradient, let held = heldSaved.removeValue(forKey: path) {
             // SLTT's pre-forward hook detaches v: the graph that made it, and what that graph
@@ -36,7 +37,7 @@ extension TraceBuilder {
         } else {
             for id in run.saved + run.held { release(id) }
         }
-        precondition(run.named.isEmpty, "\(path): forward script left \(run.named.keys.sorted()) allocated")
+        precondition(run.named.isEmpty, "\(path): forward script left \(run.named.labels) allocated")
         release(x)
         return run.output!
     }
@@ -46,7 +47,7 @@ extension TraceBuilder {
         var path: String
         var span: Span
         var layer: Layer
-        var named: [String: Int] = [:]
+        var named = ScriptTemporaries()
         var saved: [Int] = []
         /// Saved by the op that made the final v: freed with the module's v, not by backward.
         var held: [Int] = []
@@ -60,25 +61,23 @@ extension TraceBuilder {
         var inputCast = false
         /// Autocast backward: half weight gradients on their way to float32 `.grad`.
         var halfGradients: [Int] = []
-
-        func key(_ name: String, _ timestep: Int?) -> String { timestep.map { "\(name)@\($0)" } ?? name }
     }
 
     /// Named temporaries, the same in forward and backward scripts: true when `step` was one.
     mutating func runTemporary(_ step: PyTorchStep, _ run: inout ScriptRun, timestep: Int?) -> Bool {
         switch step {
         case .allocate(let buffer):
-            run.named[run.key(buffer.name, timestep)] = allocate(buffer, path: run.path, span: scriptSpan(run, timestep))
+            run.named.set(buffer.name, timestep: timestep, to: allocate(buffer, path: run.path, span: scriptSpan(run, timestep)))
             return true
         case .allocateScratchpad(let name, let scratchpad):
             // oneDNN sizes it for the samples this run convolves: T·B, a segment's k·B, or B.
             let span = scriptSpan(run, timestep)
             let bytes = scratchpad.bytes(samples: batch * steps(span), on: oneDNNMachine)
-            run.named[run.key(name, timestep)] = allocate(run.path, name, timestep: span.timestep, role: .workspace,
-                                                          shape: TensorShape([bytes]), dtype: .bool)  // raw bytes
+            run.named.set(name, timestep: timestep, to: allocate(run.path, name, timestep: span.timestep, role: .workspace,
+                                                                 shape: TensorShape([bytes]), dtype: .bool))  // raw bytes
             return true
         case .free(let name):
-            guard let id = run.named.removeValue(forKey: run.key(name, timestep)) else {
+            guard let id = run.named.remove(name, timestep: timestep) else {
                 preconditionFailure("\(run.path): script frees \(name), which it did not allocate")
             }
             release(id)
@@ -142,7 +141,7 @@ extension TraceBuilder {
                 }
                 run.saved.append(cast)
             case .castInput:
-                guard let half = autocast, let x = run.input, tensors[x].descriptor.dtype == .float32 else { break }
+                guard let half = autocast, let x = run.input, dtype(x) == .float32 else { break }
                 run.saved.append(allocate(BufferDeclaration(name: "input.\(half.rawValue)", role: .activation, shape: run.layer.inputShape,
                                                             dtype: half), path: run.path, span: run.span))
                 run.inputCast = true
@@ -158,8 +157,9 @@ extension TraceBuilder {
 
     /// Runs a layer's backward script on dY (consumed); returns dX when `needInputGrad`.
     mutating func backwardPyTorch(_ layer: Layer, _ dY: Int, span: Span, needInputGrad: Bool, path: String) -> Int? {
-        let d = PyTorchLayerTable.layout(for: layer, device: pytorchDevice, autocast: autocast)
-        addFlops(2 * LayerMemoryTable.forwardFlops(for: layer) * Double(batch * steps(span)))
+        let table = layerTables.entry(layer)
+        let d = layerTables.layout(table)
+        addFlops(2 * table.forwardFlops * Double(batch * steps(span)))
         if d.outputIsView {
             if needInputGrad { return dY }
             release(dY)
@@ -173,7 +173,7 @@ extension TraceBuilder {
         if stateGradientsFlowBack, case .neuron = layer.kind {
             stateGradients[path] = allocate(path, "grad_v_start", timestep: nil, role: .workspace, shape: layer.outputShape.prepending(batch))
         }
-        precondition(run.named.isEmpty, "\(path): backward script left \(run.named.keys.sorted()) allocated")
+        precondition(run.named.isEmpty, "\(path): backward script left \(run.named.labels) allocated")
         if let dX = run.inputGradient, !needInputGrad {
             release(dX)
             return nil
@@ -342,8 +342,8 @@ extension TraceBuilder {
         guard !names.isEmpty else { return }
         // A parameter without a gradient (T-RevSNN's first column's up paths and alphas) is skipped.
         let withoutGradient = parametersWithoutPyTorchGradient
-        let trainable = ParameterLayout.entries(of: profile, timesteps: timesteps)
-            .filter { $0.parameter.trainable && !withoutGradient.contains($0.path + "/" + $0.parameter.name) }
+        let trainable = parameterEntries
+            .filter { $0.parameter.trainable && (withoutGradient.isEmpty || !withoutGradient.contains($0.path + "/" + $0.parameter.name)) }
         func temporary(_ entry: ParameterLayout.Entry, _ name: String) -> Int {
             allocate(entry.path, entry.parameter.name + "." + name, timestep: nil, role: .workspace, shape: entry.parameter.shape,
                      dtype: .float32)

@@ -17,16 +17,29 @@ struct TraceBuilder {
     let runtime: Runtime
     /// PyTorch: the half dtype `torch.autocast` computes in, for a float16/bfloat16 profile
     /// (the model, its gradients and optimizer state stay float32).
-    var autocast: DType? { runtime.isPyTorch && profile.dtype != .float32 ? profile.dtype : nil }
+    var autocast: DType? { Self.autocast(profile, runtime) }
+
+    static func autocast(_ profile: Profile, _ runtime: Runtime) -> DType? {
+        runtime.isPyTorch && profile.dtype != .float32 ? profile.dtype : nil
+    }
 
     /// float16 autocast trains with a GradScaler (its range needs loss scaling); bfloat16's does not.
     var usesGradScaler: Bool { autocast == .float16 }
     /// Whether backward carries dL/dv from one timestep to the previous (false in SLTT).
     var temporalGradient = true
 
+    /// Whether each tensor is described (`tensors`: its layer, name, shape). A plan asked only
+    /// for its peak (`Planner.peak`) needs the events alone, and skips making a shape, a
+    /// descriptor and later freeing them for every tensor: most of a walk's cost.
+    let describesTensors: Bool
+    /// Every tensor's description, by id; empty unless `describesTensors`.
     private(set) var tensors: [PlannedTensor] = []
     private(set) var events: [LifetimeEvent] = []
+    /// What the walk reads back about a tensor, by id, kept whether or not it is described.
+    private var facts: [TensorFacts] = []
     private var refcounts: [Int] = []
+    /// The index in `events` of each tensor's allocation, by tensor id.
+    private var allocationEvents: [Int] = []
     var phase: TrainingPhase = .setup
 
     /// Buffers kept for backward, by layer and timestep.
@@ -65,33 +78,76 @@ struct TraceBuilder {
 
     /// The threads and ISA oneDNN's scratchpads are sized for on pytorch-cpu.
     var oneDNNMachine = OneDNNMachine.fixtures
+    /// The layer tables' entries, made once per layer for this plan.
+    var layerTables: LayerTableCache
+    /// Every parameter tensor (`ParameterLayout`), listed once for the set-up and the optimizer step.
+    lazy var parameterEntries = ParameterLayout.entries(of: profile, timesteps: timesteps)
 
-    init(profile: Profile, batch: Int, timesteps: Int, runtime: Runtime = .snnmem) {
+    /// `layerTables`: made for this profile and runtime by an earlier walk, to share.
+    init(profile: Profile, batch: Int, timesteps: Int, runtime: Runtime = .snnmem, describesTensors: Bool = true,
+         layerTables: LayerTableCache? = nil) {
+        self.describesTensors = describesTensors
         self.profile = profile
         self.batch = batch
         self.timesteps = timesteps
         self.runtime = runtime
+        self.layerTables = layerTables
+            ?? LayerTableCache(profile: profile, device: runtime == .pytorchCUDA ? .cuda : .cpu, autocast: Self.autocast(profile, runtime))
     }
 
     // MARK: - Allocation
 
+    /// `name` is only made when the tensor is described.
     @discardableResult
-    mutating func allocate(_ path: String, _ name: String, timestep: Int?, role: TensorRole, shape: TensorShape,
+    mutating func allocate(_ path: String, _ name: @autoclosure () -> String, timestep: Int?, role: TensorRole, shape: TensorShape,
                            dtype: DType? = nil, persistent: Bool = false) -> Int {
-        let id = tensors.count
-        let descriptor = TensorDescriptor(layerPath: path, name: name, timestep: timestep, role: role, shape: shape,
-                                          dtype: dtype ?? profile.dtype)
-        tensors.append(PlannedTensor(id: id, descriptor: descriptor, keptForBackward: false, persistent: persistent))
+        let dtype = dtype ?? profile.dtype
+        guard describesTensors else {
+            return record(role: role, bytes: shape.elementCount * dtype.byteWidth, dtype: dtype, persistent: persistent)
+        }
+        let descriptor = TensorDescriptor(layerPath: path, name: name(), timestep: timestep, role: role, shape: shape, dtype: dtype)
+        tensors.append(PlannedTensor(id: facts.count, descriptor: descriptor, keptForBackward: false, persistent: persistent))
+        return record(role: role, bytes: descriptor.bytes, dtype: dtype, persistent: persistent)
+    }
+
+    /// Room for this many events and tensors (a walk of the same profile under another strategy
+    /// tells about how many), so that the arrays do not grow by copying themselves.
+    mutating func reserveCapacity(events eventCount: Int, tensors tensorCount: Int) {
+        events.reserveCapacity(eventCount)
+        facts.reserveCapacity(tensorCount)
+        refcounts.reserveCapacity(tensorCount)
+        allocationEvents.reserveCapacity(tensorCount)
+        if describesTensors { tensors.reserveCapacity(tensorCount) }
+    }
+
+    var tensorCount: Int { facts.count }
+
+    /// A new tensor's id, facts and allocation event.
+    private mutating func record(role: TensorRole, bytes: Int, dtype: DType, persistent: Bool) -> Int {
+        let id = facts.count
+        facts.append(TensorFacts(persistent: persistent, dtype: dtype))
         refcounts.append(1)
-        events.append(LifetimeEvent(kind: .allocate, tensorID: id, bytes: descriptor.bytes, role: role, phase: phase))
+        allocationEvents.append(events.count)
+        events.append(LifetimeEvent(kind: .allocate, tensorID: id, bytes: bytes, role: role, phase: phase))
         return id
     }
 
     /// Allocates a declared buffer for a span: per-sample buffers get the batch, multi-step spans the time axis.
     mutating func allocate(_ buffer: BufferDeclaration, path: String, span: Span) -> Int {
-        var shape = buffer.shape
-        if buffer.perSample { shape = shape.prepending(batch) }
-        if span == .allTimesteps && buffer.perTimestep { shape = shape.prepending(multiStepLength) }
+        let multiStep = span == .allTimesteps && buffer.perTimestep
+        guard describesTensors else {
+            // The bytes of the shape below, without making it.
+            let elements = buffer.shape.elementCount * (buffer.perSample ? batch : 1) * (multiStep ? multiStepLength : 1)
+            let dtype = buffer.dtype ?? profile.dtype
+            return record(role: buffer.role, bytes: elements * dtype.byteWidth, dtype: dtype, persistent: false)
+        }
+        let shape: TensorShape
+        switch (buffer.perSample, multiStep) {
+        case (true, true): shape = buffer.shape.prepending(multiStepLength, batch)
+        case (true, false): shape = buffer.shape.prepending(batch)
+        case (false, true): shape = buffer.shape.prepending(multiStepLength)
+        case (false, false): shape = buffer.shape
+        }
         return allocate(path, buffer.name, timestep: span.timestep, role: buffer.role, shape: shape, dtype: buffer.dtype)
     }
 
@@ -110,25 +166,35 @@ struct TraceBuilder {
     func isExclusive(_ id: Int) -> Bool { refcounts[id] == 1 }
 
     mutating func retain(_ id: Int) {
-        precondition(refcounts[id] > 0, "retain of freed tensor \(tensors[id].descriptor.label)")
+        precondition(refcounts[id] > 0, "retain of freed tensor \(label(id))")
         refcounts[id] += 1
     }
 
     mutating func release(_ id: Int) {
-        precondition(refcounts[id] > 0, "release of freed tensor \(tensors[id].descriptor.label)")
+        precondition(refcounts[id] > 0, "release of freed tensor \(label(id))")
         refcounts[id] -= 1
         if refcounts[id] == 0 {
-            let t = tensors[id]
-            events.append(LifetimeEvent(kind: .free, tensorID: id, bytes: t.bytes, role: t.descriptor.role, phase: phase))
+            // The allocation's event has the bytes and role; reading them there copies no descriptor.
+            let allocation = events[allocationEvents[id]]
+            events.append(LifetimeEvent(kind: .free, tensorID: id, bytes: allocation.bytes, role: allocation.role, phase: phase))
         }
     }
+
+    /// "layer/path:name@t" of a described tensor, its id otherwise: for messages.
+    func label(_ id: Int) -> String { describesTensors ? tensors[id].descriptor.label : "tensor \(id)" }
+
+    /// A tensor's element type.
+    func dtype(_ id: Int) -> DType { facts[id].dtype }
 
     /// Marks a tensor as held for backward. The input batch and persistent tensors are held for
     /// the whole step anyway and are not counted as kept.
     mutating func markKept(_ id: Int) {
-        guard !tensors[id].persistent, tensors[id].descriptor.role != .input else { return }
-        tensors[id].keptForBackward = true
-        if case .recompute = phase {} else { tensors[id].keptOutsideRecompute = true }
+        guard !facts[id].persistent, events[allocationEvents[id]].role != .input else { return }
+        facts[id].keptForBackward = true
+        if describesTensors {
+            tensors[id].keptForBackward = true
+            if case .recompute = phase {} else { tensors[id].keptOutsideRecompute = true }
+        }
     }
 
     /// `a += b` (or `a -= b`): done in a's storage when nothing else holds a; otherwise the result
@@ -142,8 +208,14 @@ struct TraceBuilder {
     /// a itself when nothing else holds it, else a new tensor of the same shape (a is released).
     mutating func makeWritable(_ a: Int, name: String? = nil) -> Int {
         guard refcounts[a] > 1 else { return a }
-        let d = tensors[a].descriptor
-        let copy = allocate(d.layerPath, name ?? d.name, timestep: d.timestep, role: d.role, shape: d.shape, dtype: d.dtype)
+        let copy: Int
+        if describesTensors {
+            let d = tensors[a].descriptor
+            copy = allocate(d.layerPath, name ?? d.name, timestep: d.timestep, role: d.role, shape: d.shape, dtype: d.dtype)
+        } else {
+            let allocation = events[allocationEvents[a]]
+            copy = record(role: allocation.role, bytes: allocation.bytes, dtype: facts[a].dtype, persistent: false)
+        }
         release(a)
         return copy
     }
@@ -152,7 +224,7 @@ struct TraceBuilder {
     mutating func markKept(_ ids: [Int], by layerPath: String) {
         for id in ids {
             markKept(id)
-            if tensors[id].keptForBackward && tensors[id].keptByLayer == nil { tensors[id].keptByLayer = layerPath }
+            if describesTensors && tensors[id].keptForBackward && tensors[id].keptByLayer == nil { tensors[id].keptByLayer = layerPath }
         }
     }
 
@@ -195,10 +267,10 @@ struct TraceBuilder {
         let stateNames = profile.optimizer.stateNames
         // PyTorch's optimizers keep no state for a parameter that never had a gradient.
         let withoutGradient = parametersWithoutPyTorchGradient
-        for entry in ParameterLayout.entries(of: profile, timesteps: timesteps) {
+        for entry in parameterEntries {
             let parameter = entry.parameter
             allocate(entry.path, parameter.name, timestep: nil, role: .parameter, shape: parameter.shape, dtype: .float32, persistent: true)
-            guard parameter.trainable, !withoutGradient.contains(entry.path + "/" + parameter.name) else { continue }
+            guard parameter.trainable, withoutGradient.isEmpty || !withoutGradient.contains(entry.path + "/" + parameter.name) else { continue }
             if !runtime.isPyTorch {
                 allocate(entry.path, parameter.name + ".grad", timestep: nil, role: .gradient, shape: parameter.shape, dtype: .float32,
                          persistent: true)
@@ -252,5 +324,8 @@ struct TraceBuilder {
         precondition(forwardStates.isEmpty && backwardStates.isEmpty, "neuron states left after the step")
     }
 
-    var persistentIDs: Set<Int> { Set(tensors.filter(\.persistent).map(\.id)) }
+    var persistentIDs: Set<Int> { Set(facts.indices.filter { facts[$0].persistent }) }
+
+    /// Whether each tensor, by id, was held from forward (or a recomputation) for backward.
+    var keptForBackward: [Bool] { facts.map(\.keptForBackward) }
 }

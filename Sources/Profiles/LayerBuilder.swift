@@ -96,7 +96,10 @@ struct LayerBuilder {
                                fix: "use one of: \(Self.kinds.joined(separator: ", "))")
         }
         var params = try paramsNode.map { try YAMLMapping($0, file: file, layerPath: join(parentPath, "\(kindName)\(index)"), context: kindName) }
-            ?? YAMLMapping(.mapping(Node.Mapping([], .implicit, .any, node.mark)), file: file, layerPath: join(parentPath, "\(kindName)\(index)"), context: kindName)
+            // The basic resolver, as the profile's own nodes: `.implicit` would build Yams's default
+            // one, compiling its regular expressions, for this empty mapping.
+            ?? YAMLMapping(.mapping(Node.Mapping([], Tag(.implicit, .basic), .any, node.mark)), file: file,
+                           layerPath: join(parentPath, "\(kindName)\(index)"), context: kindName)
         try params.rejectUnknownKeys(allowed: Self.allowedKeys[kindName]!)
         let name = try params.string("name", default: "\(kindName)\(index)") ?? "\(kindName)\(index)"
         if name.isEmpty || name.contains("/") {

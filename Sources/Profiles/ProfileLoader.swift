@@ -31,7 +31,9 @@ public enum ProfileLoader {
     public static func parse(yaml: String, file: String) throws -> Profile {
         let root: Node
         do {
-            guard let node = try Yams.compose(yaml: yaml) else {
+            // Every value is read as its text (`YAMLMapping`), never by its resolved tag: the basic
+            // resolver skips the regular expressions that would guess each scalar's type.
+            guard let node = try Yams.compose(yaml: yaml, .basic) else {
                 throw ProfileError(file: file, location: SourceLocation(line: 1, column: 1), problem: "the profile is empty",
                                    fix: "start from a bundled profile such as profiles/cifarnet.yaml")
             }

@@ -237,4 +237,42 @@ final class CheckCommandTests: XCTestCase {
             XCTAssertTrue(text.contains(words), "check --help lacks '\(words)': \(help.stdout)")
         }
     }
+
+    /// check loads profiles and plans entries side by side: what it reports must not depend on
+    /// which finishes first. Entries come in the order named (then runtime, then strategy), and of
+    /// several bad inputs the one a serial check would meet first is the error: the baseline, then
+    /// the first bad profile named.
+    func testConcurrentWorkKeepsTheOrderNamed() throws {
+        let badSyntax = temporary("syntax.yaml"), missingKey = temporary("missing.yaml"), badBaseline = temporary("baseline.json")
+        defer { for path in [badSyntax, missingKey, badBaseline] { try? FileManager.default.removeItem(atPath: path) } }
+        try "layers: [conv: {out: 4\n".write(toFile: badSyntax, atomically: true, encoding: .utf8)
+        try "timesteps: 2\nlayers:\n  - flatten\n".write(toFile: missingKey, atomically: true, encoding: .utf8)
+        try "{not json".write(toFile: badBaseline, atomically: true, encoding: .utf8)
+        for _ in 0..<3 {
+            let second = try SnnmemProcess.run(["check", "profiles/vgg13.yaml", missingKey, "profiles/resnet19.yaml", badSyntax, "--budget", "1GiB"])
+            XCTAssertEqual(second.exitCode, 2)
+            XCTAssertTrue(second.stderr.contains(missingKey) && !second.stderr.contains(badSyntax), second.stderr)
+            let swapped = try SnnmemProcess.run(["check", badSyntax, "profiles/digits.yaml", missingKey, "--budget", "1GiB"])
+            XCTAssertEqual(swapped.exitCode, 2)
+            XCTAssertTrue(swapped.stderr.contains(badSyntax) && !swapped.stderr.contains(missingKey), swapped.stderr)
+            let baselineFirst = try SnnmemProcess.run(["check", missingKey, "--budget", "1GiB", "--baseline", badBaseline])
+            XCTAssertEqual(baselineFirst.exitCode, 2)
+            XCTAssertTrue(baselineFirst.stderr.contains(badBaseline) && !baselineFirst.stderr.contains(missingKey), baselineFirst.stderr)
+        }
+        let names = ["profiles/vgg11.yaml", "profiles/digits.yaml", "profiles/revsresnet21.yaml", "profiles/cifarnet.yaml"]
+        for order in [names, names.reversed()] {
+            let json = try SnnmemProcess.json(["check"] + order + ["--budget", "24GiB", "--runtime", "all", "--format", "json"])
+            let entries = try XCTUnwrap(json["results"] as? [[String: Any]]).compactMap { $0["entry"] as? [String: Any] }
+            let files = entries.compactMap { $0["profileFile"] as? String }
+            var firstSeen: [String] = []
+            for file in files where firstSeen.last != file { firstSeen.append(file) }
+            XCTAssertEqual(firstSeen, order, "entries grouped by profile, in the order named")
+            let runtimes = entries.filter { $0["profileFile"] as? String == "profiles/revsresnet21.yaml" }.compactMap { $0["runtime"] as? String }
+            let expected: [String] = ["snnmem", "pytorch-cuda", "pytorch-cpu"].flatMap { runtime in [String](repeating: runtime, count: 4) }
+            XCTAssertEqual(runtimes, expected)
+            let strategies = entries.filter { $0["profileFile"] as? String == "profiles/revsresnet21.yaml" && $0["runtime"] as? String == "snnmem" }
+                .compactMap { $0["strategy"] as? String }
+            XCTAssertEqual(strategies, ["bptt", "checkpoint", "sltt", "revsnn"])
+        }
+    }
 }

@@ -56,4 +56,41 @@ final class PeakSweepTests: XCTestCase {
         XCTAssertEqual(PeakSweep(rounding: .cuda).run(events).peakBytes, 512 + 1024)
         XCTAssertEqual(PeakSweep(rounding: .jemalloc).run(events).peakBytes, 128 + 640)
     }
+
+    /// Planned ids (0, 1, 2, ...) are swept through arrays, others through a dictionary: the same
+    /// trace with its ids spread far apart must give the same answer, problems included.
+    func testDenseAndSparseIdsSweepAlike() {
+        var generator = SystemRandomNumberGenerator()
+        let roles = TensorRole.allCases
+        for _ in 0..<20 {
+            var events: [LifetimeEvent] = []
+            var live: [Int] = []
+            var next = 0
+            for _ in 0..<400 {
+                if live.isEmpty || Int.random(in: 0..<3, using: &generator) > 0 {
+                    events.append(event(.allocate, next, Int.random(in: 0...5000, using: &generator), roles.randomElement(using: &generator)!))
+                    live.append(next)
+                    next += 1
+                } else {
+                    let id = live.remove(at: Int.random(in: 0..<live.count, using: &generator))
+                    events.append(event(.free, id, 0, .activation))
+                }
+            }
+            // A double allocation, a free of an unknown tensor, and leaks (what is still live).
+            events.append(event(.allocate, live.last!, 10, .workspace))
+            events.append(event(.free, next + 5, 10, .workspace))
+            let spread = { (id: Int) in id * 1_000_003 + 7 }
+            let sparse = events.map { event($0.kind, spread($0.tensorID), $0.bytes, $0.role, $0.phase) }
+            let allowed = Set(live.prefix(3))  // parameters, say; the other live tensors leak
+            let dense = PeakSweep(rounding: .cuda).run(events, allowLive: allowed)
+            var fromSparse = PeakSweep(rounding: .cuda).run(sparse, allowLive: Set(allowed.map(spread)))
+            fromSparse.problems = fromSparse.problems.map { problem in
+                var problem = problem
+                problem.tensorID = (problem.tensorID - 7) / 1_000_003
+                return problem
+            }
+            XCTAssertEqual(dense, fromSparse)
+            XCTAssertEqual(dense.problems.first?.kind, .doubleAllocate)
+        }
+    }
 }
