@@ -119,8 +119,16 @@ public enum LayerMemoryTable {
             d.keepsInput = true
             d.canSkipInputGradient = true
             d.parameters = [ParameterDeclaration(name: "scale", shape: TensorShape([1]), trainable: true)]
-        case .residual, .reversible, .trevsnn:
+        case .residual, .reversible, .trevsnn, .attention:
             // Containers: their sub-layers declare their own buffers; the schedules handle the adds.
+            break
+        case .conv1d(let conv):
+            // Only the parameters: snnmem's engine does not run token layers yet (Runtime refuses them).
+            d.parameters = [ParameterDeclaration(name: "weight", shape: TensorShape([conv.outChannels, conv.inChannels, 1]), trainable: true)]
+            if conv.bias { d.parameters.append(ParameterDeclaration(name: "bias", shape: TensorShape([conv.outChannels]), trainable: true)) }
+        case .tokens:
+            d.outputIsView = true
+        case .tokenMean:
             break
         }
         return d
@@ -152,8 +160,16 @@ public enum LayerMemoryTable {
             return outElements * Double(pool.kernel * pool.kernel)
         case .upsample, .scale:
             return outElements
-        case .flatten, .residual, .reversible, .trevsnn:
+        case .flatten, .residual, .reversible, .trevsnn, .tokens:
             return 0
+        case .conv1d(let conv):
+            return 2 * outElements * Double(conv.inChannels) + (conv.bias ? outElements : 0)
+        case .tokenMean:
+            return inElements
+        case .attention(let spec):
+            // q kᵀ and attn v (2 N² C each) and the scaling; the sub-layers count their own.
+            let tokens = Double(spec.tokens)
+            return 4 * tokens * tokens * Double(spec.channels) + Double(spec.mapShape.elementCount)
         }
     }
 }

@@ -52,6 +52,7 @@ public enum ParameterLayout {
             switch layer.kind {
             case .residual(let spec): out += flatten(spec.main) + flatten(spec.shortcut)
             case .reversible(let stage): for block in stage.blocks { out += flatten(block.f) + flatten(block.g) }
+            case .attention(let spec): out += spec.parts
             default: break
             }
         }

@@ -9,7 +9,8 @@ struct LayerBuilder {
     let budget = LayerBudget()
 
     static let kinds = ["conv", "batchnorm", "neuron", "avgpool", "maxpool", "globalavgpool", "flatten", "linear",
-                        "upsample", "scale", "residual", "repeat", "reversible", "trevsnn"]
+                        "upsample", "scale", "residual", "repeat", "reversible", "trevsnn",
+                        "conv1d", "tokens", "tokenmean", "attention"]
 
     /// The keys each layer kind accepts; anything else is a typo to report, not to ignore.
     static let allowedKeys: [String: [String]] = [
@@ -27,6 +28,10 @@ struct LayerBuilder {
         "repeat": ["times", "layers", "name"],
         "reversible": ["blocks", "f", "g", "name"],
         "trevsnn": ["levels", "kernel", "expansion", "alpha", "layerScale", "classes", "neuron", "name"],
+        "conv1d": ["out", "in", "kernel", "bias", "name"],
+        "tokens": ["name"],
+        "tokenmean": ["name"],
+        "attention": ["kind", "heads", "scale", "threshold", "name"],
     ]
 
     func buildList(_ node: Node, input: TensorShape, parentPath: String, context: String) throws -> (layers: [Layer], output: TensorShape) {
@@ -267,6 +272,9 @@ struct LayerBuilder {
 
         case "trevsnn":
             return try buildTRev(&params, input: input, path: path, location: location)
+
+        case "conv1d", "tokens", "tokenmean", "attention":
+            return try buildTokenLayer(kindName, params: &params, input: input, path: path, location: location)
 
         default:
             preconditionFailure("layer kind \(kindName) is listed but not built")

@@ -160,6 +160,22 @@ class Network(nn.Module):
                 f = self._sequence(block.f)
                 blocks.append((block.path, f, self._sequence(block.g)))
             module = ReversibleStage(layer.path, blocks)
+        elif layer.kind == "attention":
+            # Registered before its parts, as Swift's allLayers lists it.
+            from .attention import SpikingSelfAttention
+            self.layers[path] = None
+            self.kinds[path] = "attention"
+            parts = {part.name: self._module(part) for part in layer.parts}
+            module = SpikingSelfAttention(layer.params["heads"], layer.params["scale"], parts)
+        elif layer.kind == "conv1d":
+            p = layer.params
+            module = sj_layer.Conv1d(p["in_channels"], p["out_channels"], 1, bias=p["bias"], step_mode=m)
+        elif layer.kind == "tokens":
+            from .attention import Tokens
+            module = Tokens()
+        elif layer.kind == "tokenmean":
+            from .attention import TokenMean
+            module = TokenMean()
         elif layer.kind == "conv":
             p = layer.params
             module = sj_layer.Conv2d(p["in_channels"], p["out_channels"], p["kernel"], stride=p["stride"],

@@ -78,6 +78,8 @@ extension TrainingStep {
                 scaleForward(count: inCount, output: out, input: input, scale: heap.values(parameters.slot(path, "scale").value))
             case .flatten, .residual, .reversible, .trevsnn:
                 preconditionFailure("\(layer.kind.keyword) has no kernel of its own")
+            case .conv1d, .tokens, .tokenMean, .attention:
+                preconditionFailure("\(layer.kind.keyword) is not run by the engine yet (Runtime.notModelledReason refuses it)")
             }
         }
     }
@@ -147,6 +149,8 @@ extension TrainingStep {
                               scale: heap.values(scale.value))
             case .flatten, .residual, .reversible, .trevsnn:
                 preconditionFailure("\(layer.kind.keyword) has no kernel of its own")
+            case .conv1d, .tokens, .tokenMean, .attention:
+                preconditionFailure("\(layer.kind.keyword) is not run by the engine yet (Runtime.notModelledReason refuses it)")
             }
         }
     }
