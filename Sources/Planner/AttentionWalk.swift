@@ -10,7 +10,7 @@ import Profiles
 extension TraceBuilder {
     mutating func forwardAttention(_ layer: Layer, _ spec: AttentionSpec, _ x: Int, span: Span, saving: Bool, prefix: String,
                                    reversible: ReversibleMode) -> Int {
-        precondition(runtime.isPyTorch, "\(layer.path): attention is not run by snnmem's engine (Runtime refuses it)")
+        if !runtime.isPyTorch { return forwardAttentionEngine(layer, spec, x, span: span, saving: saving, prefix: prefix, reversible: reversible) }
         let path = prefix + layer.path
         retain(x)
         retain(x)  // three branches read x
@@ -45,6 +45,9 @@ extension TraceBuilder {
     /// branches from the last made (v, k, q), their input gradients summed into the first.
     mutating func backwardAttention(_ layer: Layer, _ spec: AttentionSpec, _ dY: Int, span: Span, needInputGrad: Bool, prefix: String,
                                     reversible: ReversibleMode) -> Int? {
+        if !runtime.isPyTorch {
+            return backwardAttentionEngine(layer, spec, dY, span: span, needInputGrad: needInputGrad, prefix: prefix, reversible: reversible)
+        }
         let path = prefix + layer.path
         let dJoined = backward([spec.attentionNeuron] + spec.projection, dY, span: span, needInputGrad: true, prefix: prefix,
                                reversible: reversible)!
@@ -59,6 +62,51 @@ extension TraceBuilder {
         let dK = allocateActivation(path, "grad_k.heads", role: .workspace, shape: spec.headsShape, span: span)
         release(dProduct)
         releaseSaved(SavedKey(path: path, timestep: span.timestep))
+        var dX: Int?
+        for (branch, gradient) in [(spec.value, dV), (spec.key, dK), (spec.query, dQ)] {
+            let dBranch = backward(branch, gradient, span: span, needInputGrad: needInputGrad, prefix: prefix, reversible: reversible)
+            if let dBranch { dX = dX.map { combine(into: $0, dBranch) } ?? dBranch }
+        }
+        return dX
+    }
+}
+
+/// Spiking self-attention in snnmem's engine (`AttentionExecution.swift` allocates the same): q, k
+/// and v are the branches' spikes, read per head in place (head h is channels h·d ..< (h+1)·d), so
+/// no head copies; forward keeps q, k, v and the scaled map, and writes the joined output directly.
+/// Backward makes dq, dk, dv and one head's map gradient as scratch, then walks the branches v, k, q.
+extension TraceBuilder {
+    mutating func forwardAttentionEngine(_ layer: Layer, _ spec: AttentionSpec, _ x: Int, span: Span, saving: Bool, prefix: String,
+                                         reversible: ReversibleMode) -> Int {
+        let path = prefix + layer.path
+        retain(x)
+        retain(x)
+        let q = forward(spec.query, x, span: span, saving: saving, prefix: prefix, reversible: reversible)
+        let k = forward(spec.key, x, span: span, saving: saving, prefix: prefix, reversible: reversible)
+        let v = forward(spec.value, x, span: span, saving: saving, prefix: prefix, reversible: reversible)
+        let attention = allocateActivation(path, "attn", role: .activation, shape: spec.mapShape, span: span)
+        let joined = allocateActivation(path, "output", role: .activation, shape: layer.inputShape, span: span)
+        addFlops(LayerMemoryTable.forwardFlops(for: layer) * Double(batch * steps(span)))
+        if saving {
+            keep([q, k, v, attention], key: SavedKey(path: path, timestep: span.timestep))
+        } else {
+            for id in [q, k, v, attention] { release(id) }
+        }
+        return forward([spec.attentionNeuron] + spec.projection, joined, span: span, saving: saving, prefix: prefix, reversible: reversible)
+    }
+
+    mutating func backwardAttentionEngine(_ layer: Layer, _ spec: AttentionSpec, _ dY: Int, span: Span, needInputGrad: Bool,
+                                          prefix: String, reversible: ReversibleMode) -> Int? {
+        let path = prefix + layer.path
+        let dJoined = backward([spec.attentionNeuron] + spec.projection, dY, span: span, needInputGrad: true, prefix: prefix,
+                               reversible: reversible)!
+        addFlops(2 * LayerMemoryTable.forwardFlops(for: layer) * Double(batch * steps(span)))
+        let dQ = allocateActivation(path, "dq", role: .workspace, shape: layer.inputShape, span: span)
+        let dK = allocateActivation(path, "dk", role: .workspace, shape: layer.inputShape, span: span)
+        let dV = allocateActivation(path, "dv", role: .workspace, shape: layer.inputShape, span: span)
+        allocateAndFree(LayerMemoryTable.attentionMapWorkspace(spec), path: path, span: span)
+        releaseSaved(SavedKey(path: path, timestep: span.timestep))
+        release(dJoined)
         var dX: Int?
         for (branch, gradient) in [(spec.value, dV), (spec.key, dK), (spec.query, dQ)] {
             let dBranch = backward(branch, gradient, span: span, needInputGrad: needInputGrad, prefix: prefix, reversible: reversible)

@@ -123,7 +123,9 @@ public enum LayerMemoryTable {
             // Containers: their sub-layers declare their own buffers; the schedules handle the adds.
             break
         case .conv1d(let conv):
-            // Only the parameters: snnmem's engine does not run token layers yet (Runtime refuses them).
+            // A GEMM per sample on [C, N]: no im2col, the input kept for the weight gradient.
+            d.keepsInput = true
+            d.canSkipInputGradient = true
             d.parameters = [ParameterDeclaration(name: "weight", shape: TensorShape([conv.outChannels, conv.inChannels, 1]), trainable: true)]
             if conv.bias { d.parameters.append(ParameterDeclaration(name: "bias", shape: TensorShape([conv.outChannels]), trainable: true)) }
         case .tokens:
@@ -137,6 +139,11 @@ public enum LayerMemoryTable {
     /// Samples a conv computes at once, one per CPU thread of the engine, each with its own im2col slot.
     /// Fixed (not the machine's core count) so that a plan does not depend on where it is made.
     public static let kernelLanes = 2
+
+    /// The engine's attention backward: one head's map gradient, reused head after head ([N, N], no batch).
+    public static func attentionMapWorkspace(_ spec: AttentionSpec) -> BufferDeclaration {
+        BufferDeclaration(name: "dAttn", role: .workspace, shape: TensorShape([spec.tokens, spec.tokens]), perSample: false)
+    }
 
     public static func isPointwise(_ conv: ConvSpec) -> Bool {
         conv.kernel == 1 && conv.stride == 1 && conv.padding == 0

@@ -30,12 +30,7 @@ public enum Runtime: String, CaseIterable, Codable, Sendable {
 
     /// Why this runtime has no model for a strategy on a profile, or nil when it has one.
     public func notModelledReason(_ strategy: Strategy, _ profile: Profile) -> String? {
-        guard isPyTorch else {
-            if let layer = ParameterLayout.flatten(profile.layers).first(where: \.isTokenLayer) {
-                return "layer '\(layer.path)' (\(layer.kind.keyword)) is not run by snnmem's engine yet; plan it with --runtime pytorch-cpu or pytorch-cuda"
-            }
-            return nil
-        }
+        guard isPyTorch else { return nil }
         if let layer = PyTorchLayerTable.firstUnsupported(profile.layers) {
             return "layer '\(layer.path)' (\(layer.kind.keyword)) has no PyTorch + SpikingJelly counterpart in the \(rawValue) layout; plan it with --runtime snnmem"
         }

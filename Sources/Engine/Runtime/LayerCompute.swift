@@ -78,8 +78,15 @@ extension TrainingStep {
                 scaleForward(count: inCount, output: out, input: input, scale: heap.values(parameters.slot(path, "scale").value))
             case .flatten, .residual, .reversible, .trevsnn:
                 preconditionFailure("\(layer.kind.keyword) has no kernel of its own")
-            case .conv1d, .tokens, .tokenMean, .attention:
-                preconditionFailure("\(layer.kind.keyword) is not run by the engine yet (Runtime.notModelledReason refuses it)")
+            case .conv1d(let conv):
+                let bias = conv.bias ? parameters.slot(path, "bias") : nil
+                conv1dForward(Conv1DShape(batch: batch, inChannels: conv.inChannels, outChannels: conv.outChannels, tokens: layer.inputShape.dims[1]),
+                              output: out, input: input, weight: heap.values(parameters.slot(path, "weight").value),
+                              bias: bias.map { UnsafePointer(heap.values($0.value)) })
+            case .tokenMean:
+                tokenMeanForward(rows: batch * layer.inputShape.dims[0], tokens: layer.inputShape.dims[1], output: out, input: input)
+            case .tokens, .attention:
+                preconditionFailure("\(layer.kind.keyword) has no kernel of its own")
             }
         }
     }
@@ -149,8 +156,16 @@ extension TrainingStep {
                               scale: heap.values(scale.value))
             case .flatten, .residual, .reversible, .trevsnn:
                 preconditionFailure("\(layer.kind.keyword) has no kernel of its own")
-            case .conv1d, .tokens, .tokenMean, .attention:
-                preconditionFailure("\(layer.kind.keyword) is not run by the engine yet (Runtime.notModelledReason refuses it)")
+            case .conv1d(let conv):
+                let weight = parameters.slot(path, "weight")
+                let bias = conv.bias ? parameters.slot(path, "bias") : nil
+                conv1dBackward(Conv1DShape(batch: batch, inChannels: conv.inChannels, outChannels: conv.outChannels, tokens: layer.inputShape.dims[1]),
+                               dInput: dIn, dWeight: heap.values(weight.gradient!), dBias: bias.map { heap.values($0.gradient!) },
+                               dOutput: dOut, input: input!, weight: heap.values(weight.value))
+            case .tokenMean:
+                tokenMeanBackward(rows: batch * layer.inputShape.dims[0], tokens: layer.inputShape.dims[1], dInput: dIn!, dOutput: dOut)
+            case .tokens, .attention:
+                preconditionFailure("\(layer.kind.keyword) has no kernel of its own")
             }
         }
     }

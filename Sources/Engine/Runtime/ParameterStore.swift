@@ -55,6 +55,9 @@ final class ParameterStore<T: EngineScalar> {
         case (.conv(let conv)?, _):
             let bound = 1 / Double(conv.inChannels / conv.groups * conv.kernel * conv.kernel).squareRoot()
             for i in 0..<count { values[i] = T(random.uniform(-bound, bound)) }
+        case (.conv1d(let conv)?, _):
+            let bound = 1 / Double(conv.inChannels).squareRoot()
+            for i in 0..<count { values[i] = T(random.uniform(-bound, bound)) }
         case (.linear(let linear)?, _):
             let bound = 1 / Double(linear.inFeatures).squareRoot()
             for i in 0..<count { values[i] = T(random.uniform(-bound, bound)) }
