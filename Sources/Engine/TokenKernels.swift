@@ -123,3 +123,47 @@ public func attentionBackward<T: EngineScalar>(_ s: AttentionShape, dQ: UnsafeMu
                b: mapWork, ldb: n, beta: 0, c: dK + offset, ldc: n)
     }
 }
+
+/// SDSA's column sums: sums[r] = Σ_n k[r, n] v[r, n] over `rows` = batch · channels rows of `tokens`.
+@_specialize(where T == Float)
+public func columnSumForward<T: EngineScalar>(rows: Int, tokens: Int, sums: UnsafeMutablePointer<T>, k: UnsafePointer<T>,
+                                              v: UnsafePointer<T>) {
+    for r in 0..<rows {
+        var sum: T = 0
+        for n in 0..<tokens { sum += k[r * tokens + n] * v[r * tokens + n] }
+        sums[r] = sum
+    }
+}
+
+/// dk[r, n] = dSums[r] v[r, n], dv[r, n] = dSums[r] k[r, n] (overwritten).
+@_specialize(where T == Float)
+public func columnSumBackward<T: EngineScalar>(rows: Int, tokens: Int, dK: UnsafeMutablePointer<T>, dV: UnsafeMutablePointer<T>,
+                                               dSums: UnsafePointer<T>, k: UnsafePointer<T>, v: UnsafePointer<T>) {
+    for r in 0..<rows {
+        for n in 0..<tokens {
+            dK[r * tokens + n] = dSums[r] * v[r * tokens + n]
+            dV[r * tokens + n] = dSums[r] * k[r * tokens + n]
+        }
+    }
+}
+
+/// SDSA's gate: output[r, n] = q[r, n] · spikes[r].
+@_specialize(where T == Float)
+public func gateForward<T: EngineScalar>(rows: Int, tokens: Int, output: UnsafeMutablePointer<T>, q: UnsafePointer<T>,
+                                         spikes: UnsafePointer<T>) {
+    for r in 0..<rows { for n in 0..<tokens { output[r * tokens + n] = q[r * tokens + n] * spikes[r] } }
+}
+
+/// dq[r, n] = dOutput[r, n] spikes[r], dSpikes[r] = Σ_n dOutput[r, n] q[r, n] (overwritten).
+@_specialize(where T == Float)
+public func gateBackward<T: EngineScalar>(rows: Int, tokens: Int, dQ: UnsafeMutablePointer<T>, dSpikes: UnsafeMutablePointer<T>,
+                                          dOutput: UnsafePointer<T>, q: UnsafePointer<T>, spikes: UnsafePointer<T>) {
+    for r in 0..<rows {
+        var sum: T = 0
+        for n in 0..<tokens {
+            dQ[r * tokens + n] = dOutput[r * tokens + n] * spikes[r]
+            sum += dOutput[r * tokens + n] * q[r * tokens + n]
+        }
+        dSpikes[r] = sum
+    }
+}

@@ -10,6 +10,7 @@ import Profiles
 extension TraceBuilder {
     mutating func forwardAttention(_ layer: Layer, _ spec: AttentionSpec, _ x: Int, span: Span, saving: Bool, prefix: String,
                                    reversible: ReversibleMode) -> Int {
+        if spec.kind == .sdsa { return forwardSDSA(layer, spec, x, span: span, saving: saving, prefix: prefix, reversible: reversible) }
         if !runtime.isPyTorch { return forwardAttentionEngine(layer, spec, x, span: span, saving: saving, prefix: prefix, reversible: reversible) }
         let path = prefix + layer.path
         retain(x)
@@ -45,6 +46,9 @@ extension TraceBuilder {
     /// branches from the last made (v, k, q), their input gradients summed into the first.
     mutating func backwardAttention(_ layer: Layer, _ spec: AttentionSpec, _ dY: Int, span: Span, needInputGrad: Bool, prefix: String,
                                     reversible: ReversibleMode) -> Int? {
+        if spec.kind == .sdsa {
+            return backwardSDSA(layer, spec, dY, span: span, needInputGrad: needInputGrad, prefix: prefix, reversible: reversible)
+        }
         if !runtime.isPyTorch {
             return backwardAttentionEngine(layer, spec, dY, span: span, needInputGrad: needInputGrad, prefix: prefix, reversible: reversible)
         }

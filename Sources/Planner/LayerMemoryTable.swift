@@ -174,9 +174,13 @@ public enum LayerMemoryTable {
         case .tokenMean:
             return inElements
         case .attention(let spec):
-            // q kᵀ and attn v (2 N² C each) and the scaling; the sub-layers count their own.
+            // SSA: q kᵀ and attn v (2 N² C each) and the scaling; SDSA: k ⊙ v, its column sums and
+            // q ⊙ the spikes (N C each). The sub-layers count their own.
             let tokens = Double(spec.tokens)
-            return 4 * tokens * tokens * Double(spec.channels) + Double(spec.mapShape.elementCount)
+            switch spec.kind {
+            case .ssa: return 4 * tokens * tokens * Double(spec.channels) + Double(spec.mapShape.elementCount)
+            case .sdsa: return 3 * tokens * Double(spec.channels)
+            }
         }
     }
 }

@@ -9,6 +9,10 @@ public struct AttentionSpec: Hashable, Sendable {
     public enum Kind: String, CaseIterable, Sendable {
         /// Spikformer's spiking self-attention: (q kᵀ) v, scaled.
         case ssa
+        /// The Spike-driven Transformer's SDSA (Yao et al. 2023): q ⊙ SN(Σ_tokens k ⊙ v), the
+        /// neuron (`talking_heads_lif`) firing on one column sum per channel; the projection has
+        /// no neuron (the next block fires first).
+        case sdsa
     }
 
     public var kind: Kind
@@ -20,9 +24,11 @@ public struct AttentionSpec: Hashable, Sendable {
     public var query: [Layer]
     public var key: [Layer]
     public var value: [Layer]
-    /// The neuron on the joined heads (`attn_lif`, threshold 0.5 in Spikformer).
+    /// SSA: the neuron on the joined heads (`attn_lif`, threshold 0.5 in Spikformer). SDSA: the
+    /// neuron on the column sums, [channels, 1] (`talking_heads_lif`, threshold 0.5).
     public var attentionNeuron: Layer
-    /// [conv1d, batchnorm, neuron] on the attention neuron's spikes.
+    /// SSA: [conv1d, batchnorm, neuron] on the attention neuron's spikes; SDSA: [conv1d, batchnorm]
+    /// on q ⊙ the spikes.
     public var projection: [Layer]
 
     public init(kind: Kind, heads: Int, scale: Double, channels: Int, tokens: Int, query: [Layer], key: [Layer], value: [Layer],
@@ -50,14 +56,4 @@ public struct AttentionSpec: Hashable, Sendable {
 
     /// q, k, v or the product split into heads: [heads, tokens, channels / heads].
     public var headsShape: TensorShape { TensorShape([heads, tokens, headChannels]) }
-}
-
-extension Layer {
-    /// A layer of spiking transformers' [channels, tokens] tensors (or one containing them).
-    public var isTokenLayer: Bool {
-        switch kind {
-        case .conv1d, .tokens, .tokenMean, .attention: return true
-        default: return false
-        }
-    }
 }

@@ -52,9 +52,9 @@ extension LayerBuilder {
         }
     }
 
-    /// Spikformer's SSA: see `AttentionSpec`. As the reference code: q, k, v convs without bias,
-    /// the projection's with; every neuron the profile's default, the attention neuron's threshold
-    /// `threshold` (0.5).
+    /// Spikformer's SSA or the Spike-driven Transformer's SDSA: see `AttentionSpec`. As the
+    /// reference code: q, k, v convs without bias, the projection's with; every neuron the profile's
+    /// default, the attention (SDSA: talking-heads) neuron's threshold `threshold` (0.5).
     func buildAttention(_ params: inout YAMLMapping, input: TensorShape, path: String,
                         location: SourceLocation) throws -> (LayerKind, TensorShape) {
         let c = try requireTokens(input, kind: "attention", path: path, location: location)
@@ -69,24 +69,25 @@ extension LayerBuilder {
             throw fail("\(heads) heads do not divide the \(c) channels", fix: "use a number of heads that divides \(c) (Spikformer-4-384 uses 12)",
                        path: path, at: headsNode?.location ?? location)
         }
-        if (CheckedArithmetic.product([heads, tokens, tokens]) ?? Int.max) > PlanningLimits.maxSampleElements {
+        if kind == .ssa, (CheckedArithmetic.product([heads, tokens, tokens]) ?? Int.max) > PlanningLimits.maxSampleElements {
             throw fail("the attention map of \(heads) heads over \(tokens) tokens has more than the \(PlanningLimits.formatted(PlanningLimits.maxSampleElements)) elements snnmem plans for one tensor",
                        fix: "use fewer tokens (pool before `tokens`) or fewer heads", path: path, at: headsNode?.location ?? location)
         }
         var attentionNeuron = defaultNeuron
         attentionNeuron.threshold = threshold
-        func branch(_ prefix: String, bias: Bool) throws -> [Layer] {
+        func branch(_ prefix: String, bias: Bool, fires: Bool = true) throws -> [Layer] {
             try chain(path: path, location: location, input: input, steps: [
                 (prefix + "_conv", .conv1d(ConvSpec(inChannels: c, outChannels: c, kernel: 1, bias: bias)), input),
                 (prefix + "_bn", .batchNorm(channels: c), input),
-                (prefix + "_lif", .neuron(defaultNeuron), input),
-            ])
+            ] + (fires ? [(prefix + "_lif", .neuron(defaultNeuron), input)] : []))
         }
+        // SDSA's neuron fires on one column sum per channel.
+        let (neuronName, neuronShape) = kind == .sdsa ? ("talking_heads_lif", TensorShape([c, 1])) : ("attn_lif", input)
         let spec = AttentionSpec(kind: kind, heads: heads, scale: scale, channels: c, tokens: tokens,
                                  query: try branch("q", bias: false), key: try branch("k", bias: false), value: try branch("v", bias: false),
-                                 attentionNeuron: try chain(path: path, location: location, input: input,
-                                                            steps: [("attn_lif", .neuron(attentionNeuron), input)])[0],
-                                 projection: try branch("proj", bias: true))
+                                 attentionNeuron: try chain(path: path, location: location, input: neuronShape,
+                                                            steps: [(neuronName, .neuron(attentionNeuron), neuronShape)])[0],
+                                 projection: try branch("proj", bias: true, fires: kind == .ssa))
         return (.attention(spec), input)
     }
 }

@@ -31,7 +31,8 @@ final class EngineMemoryTests: XCTestCase {
     func testPredictedEqualsMeasuredForEveryBundledProfile() throws {
         try skipInDebug()
         let cases: [(String, Int)] = [("digits", 8), ("cifarnet", 2), ("vgg11", 2), ("vgg13", 2), ("resnet19", 2), ("revsresnet21", 2),
-                                      ("revsresnet37", 2), ("revvgg13", 2), ("trevsnn-cifar", 2), ("resnet18", 1), ("sew-resnet34", 1)]
+                                      ("revsresnet37", 2), ("revvgg13", 2), ("trevsnn-cifar", 2), ("resnet18", 1), ("sew-resnet34", 1),
+                                      ("spikformer-4-384", 2), ("spike-driven-transformer-8-512", 1)]
         for (name, batch) in cases {
             let profile = try Self.bundled(name)
             // Every applicable schedule on the CIFAR-sized profiles; bptt alone on the 224x224 ones (compare covers the rest).

@@ -9,8 +9,8 @@ import XCTest
 /// against finite differences, a small transformer's gradients against finite differences and
 /// between schedules, and its planned allocations against the engine's.
 final class TransformerTests: XCTestCase {
-    /// Every token layer: a stem, tokens, an attention block (2 heads of 4 channels over 16 tokens),
-    /// an MLP block of conv1d, batch norm and neurons, the token mean and a head. No detached reset
+    /// Every token layer: a stem, tokens, an SSA block (2 heads of 4 channels over 16 tokens), an
+    /// SDSA block behind its shortcut neuron, an MLP block of conv1d, batch norm and neurons, the token mean and a head. No detached reset
     /// (finite differences cannot check that approximation; the neuron kernel tests do).
     static let yaml = """
         input: {channels: 2, height: 4, width: 4}
@@ -23,6 +23,7 @@ final class TransformerTests: XCTestCase {
           - neuron: {name: stem_lif}
           - tokens
           - residual: {name: attn, main: [attention: {name: ssa, heads: 2, scale: 0.25, threshold: 0.3}]}
+          - residual: {name: sd, main: [neuron: {name: shortcut_lif}, attention: {name: sdsa, kind: sdsa, heads: 2, threshold: 0.3}]}
           - residual:
               name: mlp
               main:
@@ -104,6 +105,31 @@ final class TransformerTests: XCTestCase {
         checkTensor("attention dv", dV, numericalGradient(&v) { dot(run(q, k, $0).output, dOut) }, rtol: fdRtol, atol: fdAtol)
     }
 
+    func testSDSAProductsAndTheirGradientsMatchFiniteDifferences() {
+        var k = randomArray(12, seed: 12), v = randomArray(12, seed: 13), q = randomArray(12, seed: 14), spikes = randomArray(3, seed: 15)
+        let dSums = randomArray(3, seed: 16), dOut = randomArray(12, seed: 17)
+        func sums(_ k: [Double], _ v: [Double]) -> [Double] {
+            var out = [Double](repeating: 0, count: 3)
+            columnSumForward(rows: 3, tokens: 4, sums: &out, k: k, v: v)
+            return out
+        }
+        func gate(_ q: [Double], _ s: [Double]) -> [Double] {
+            var out = [Double](repeating: 0, count: 12)
+            gateForward(rows: 3, tokens: 4, output: &out, q: q, spikes: s)
+            return out
+        }
+        var expected = [Double](repeating: 0, count: 3)
+        for r in 0..<3 { for n in 0..<4 { expected[r] += k[r * 4 + n] * v[r * 4 + n] } }
+        checkTensor("column sums", sums(k, v), expected, rtol: 1e-12, atol: 1e-12)
+        var dK = [Double](repeating: 0, count: 12), dV = dK, dQ = dK, dSpikes = [Double](repeating: 0, count: 3)
+        columnSumBackward(rows: 3, tokens: 4, dK: &dK, dV: &dV, dSums: dSums, k: k, v: v)
+        checkTensor("column sums dk", dK, numericalGradient(&k) { dot(sums($0, v), dSums) }, rtol: fdRtol, atol: fdAtol)
+        checkTensor("column sums dv", dV, numericalGradient(&v) { dot(sums(k, $0), dSums) }, rtol: fdRtol, atol: fdAtol)
+        gateBackward(rows: 3, tokens: 4, dQ: &dQ, dSpikes: &dSpikes, dOutput: dOut, q: q, spikes: spikes)
+        checkTensor("gate dq", dQ, numericalGradient(&q) { dot(gate($0, spikes), dOut) }, rtol: fdRtol, atol: fdAtol)
+        checkTensor("gate dspikes", dSpikes, numericalGradient(&spikes) { dot(gate(q, $0), dOut) }, rtol: fdRtol, atol: fdAtol)
+    }
+
     // MARK: The whole network
 
     func testWholeTransformerGradientMatchesFiniteDifferences() throws {
@@ -137,6 +163,7 @@ final class TransformerTests: XCTestCase {
             _ = try trainer.lossAndGradients(images: images, labels: labels)
         }
         XCTAssertTrue(trainer.trainableParameters.contains { $0.path.hasSuffix("ssa/q_conv") })
+        XCTAssertTrue(trainer.trainableParameters.contains { $0.path.hasSuffix("sdsa/k_conv") })
         XCTAssertGreaterThan(checked, 100)
         XCTAssertLessThan(worst.relative, 1e-5, "worst: \(worst.name)")
         print("transformer finite differences: \(checked) entries, worst relative error \(worst.relative) at \(worst.name)")
@@ -177,6 +204,9 @@ final class TransformerTests: XCTestCase {
         let plan = try Planner.plan(profile, strategy: .bptt)
         let kept = plan.savedBytesByLayer { _ in true }.first { $0.layer == "attn/main/ssa" }?.bytes
         XCTAssertEqual(kept, 3 * (3 * 2 * 8 * 16 * 4) + 3 * 2 * 2 * 16 * 16 * 4)
+        // SDSA keeps q, k, v and the spikes of the column sums.
+        let keptSDSA = plan.savedBytesByLayer { _ in true }.first { $0.layer == "sd/main/sdsa" }?.bytes
+        XCTAssertEqual(keptSDSA, 3 * (3 * 2 * 8 * 16 * 4) + 3 * 2 * 8 * 4)
     }
 
     /// Every allocation and free of a step as planned, and the same peak (PlannedVersusMeasuredTests' check).

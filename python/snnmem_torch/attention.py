@@ -41,6 +41,25 @@ class SpikingSelfAttention(nn.Module):
         return self.proj_lif(self.proj_bn(self.proj_conv(y)))
 
 
+class SpikeDrivenSelfAttention(SpikingSelfAttention):
+    """The Spike-driven Transformer's SDSA (BICLab/Spike-Driven-Transformer, `MS_SSA_Conv`): q, k, v
+    as in SSA; `kv = k.mul(v).sum(dim=-2, keepdim=True)` (Hadamard product, column sums over the
+    tokens), the talking-heads neuron (threshold 0.5) on it, `q.mul(kv)`, the heads joined by one
+    copy, then the projection conv1d and batch norm (no neuron: the reference's next block fires
+    first). The products keep q, k and v's head copies and the neuron's spikes."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        *lead, c, n = x.shape
+        q = self._split_heads(self.q_lif(self.q_bn(self.q_conv(x))))
+        k = self._split_heads(self.k_lif(self.k_bn(self.k_conv(x))))
+        v = self._split_heads(self.v_lif(self.v_bn(self.v_conv(x))))
+        kv = k.mul(v).sum(dim=-2, keepdim=True)
+        kv = self.talking_heads_lif(kv)
+        y = q.mul(kv)
+        y = y.transpose(-1, -2).reshape(*lead, c, n).contiguous()
+        return self.proj_bn(self.proj_conv(y))
+
+
 class Tokens(nn.Module):
     """[..., C, H, W] -> [..., C, H*W]: a view (the reference's `x.flatten(-2)`)."""
 

@@ -162,11 +162,12 @@ class Network(nn.Module):
             module = ReversibleStage(layer.path, blocks)
         elif layer.kind == "attention":
             # Registered before its parts, as Swift's allLayers lists it.
-            from .attention import SpikingSelfAttention
+            from .attention import SpikeDrivenSelfAttention, SpikingSelfAttention
             self.layers[path] = None
             self.kinds[path] = "attention"
             parts = {part.name: self._module(part) for part in layer.parts}
-            module = SpikingSelfAttention(layer.params["heads"], layer.params["scale"], parts)
+            kind = SpikeDrivenSelfAttention if layer.params["kind"] == "sdsa" else SpikingSelfAttention
+            module = kind(layer.params["heads"], layer.params["scale"], parts)
         elif layer.kind == "conv1d":
             p = layer.params
             module = sj_layer.Conv1d(p["in_channels"], p["out_channels"], 1, bias=p["bias"], step_mode=m)

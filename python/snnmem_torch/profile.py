@@ -48,7 +48,7 @@ ALLOWED_KEYS = {
     "tokenmean": ["name"],
     "attention": ["kind", "heads", "scale", "threshold", "name"],
 }
-ATTENTION_KINDS = ["ssa"]
+ATTENTION_KINDS = ["ssa", "sdsa"]
 DTYPES = ["float32", "float16", "bfloat16", "int32", "int64"]
 NEURON_TYPES = ["lif", "if", "turnoff"]
 RESETS = ["hard", "soft"]
@@ -786,8 +786,8 @@ class _LayerBuilder:
         shape = tuple(inp)
         parts = []
 
-        def part(name, kind_, **extra):
-            parts.append(Layer(name=name, path=f"{path}/{name}", kind=kind_, input_shape=shape, output_shape=shape,
+        def part(name, kind_, part_shape=shape, **extra):
+            parts.append(Layer(name=name, path=f"{path}/{name}", kind=kind_, input_shape=part_shape, output_shape=part_shape,
                                line=location[0], column=location[1], **extra))
 
         for branch in ("q", "k", "v"):
@@ -796,10 +796,15 @@ class _LayerBuilder:
             part(f"{branch}_lif", "neuron", neuron=self.default_neuron.copy())
         attn_neuron = self.default_neuron.copy()
         attn_neuron.threshold = threshold
-        part("attn_lif", "neuron", neuron=attn_neuron)
+        if kind == "sdsa":
+            # the Spike-driven Transformer's SDSA fires on the column sums of k*v: one value per channel
+            part("talking_heads_lif", "neuron", (c, 1), neuron=attn_neuron)
+        else:
+            part("attn_lif", "neuron", neuron=attn_neuron)
         part("proj_conv", "conv1d", params=dict(in_channels=c, out_channels=c, bias=True))
         part("proj_bn", "batchnorm", params=dict(channels=c))
-        part("proj_lif", "neuron", neuron=self.default_neuron.copy())
+        if kind == "ssa":
+            part("proj_lif", "neuron", neuron=self.default_neuron.copy())
         return make(shape, params=dict(kind=kind, heads=heads, scale=scale, threshold=threshold), parts=parts)
 
     def build_trev(self, p: _Mapping, inp: tuple, path: str, location: tuple) -> TRevSpec:

@@ -319,3 +319,23 @@ def test_spiking_self_attention_on_cuda_keeps_what_the_plan_keeps(tmp_path):
                                           "--format", "json"], capture_output=True, text=True, check=True).stdout)
         saved = {e["layer"]: e["bytes"] for e in plan["strategies"][0]["savedByLayer"]}
         assert saved["attn/main/ssa"] == sum(s.nbytes for s in products)
+
+
+def test_spike_driven_self_attention_on_cuda_keeps_what_the_plan_keeps(tmp_path):
+    """SDSA on fake CUDA: k.mul(v) keeps both head copies, q.mul(spikes) keeps q's and the talking-heads
+    neuron's spikes ([T*B, heads, 1, width]), the column sum nothing; the pytorch-cuda plan attributes
+    the same bytes to the attention layer."""
+    import json
+    import subprocess
+    from test_transformer import SNNMEM, SSA
+    path = tmp_path / "sdsa.yaml"
+    path.write_text(SSA.replace("kind: ssa", "kind: sdsa"))
+    attn = dict(cm.network_traces(str(path), T=2, B=2))["attn"]
+    products = [s for s in attn.saved if s.node == "MulBackward0" and s.shape[-2:] in ((16, 4), (1, 4))]
+    assert sorted(s.shape for s in products) == [(2, 2, 2, 1, 4)] + [(2, 2, 2, 16, 4)] * 3
+    assert not any(s.node == "SumBackward1" and s.nbytes for s in attn.saved)
+    if os.path.exists(SNNMEM):
+        plan = json.loads(subprocess.run([SNNMEM, "plan", str(path), "--runtime", "pytorch-cuda", "--strategy", "bptt",
+                                          "--format", "json"], capture_output=True, text=True, check=True).stdout)
+        saved = {e["layer"]: e["bytes"] for e in plan["strategies"][0]["savedByLayer"]}
+        assert saved["attn/main/ssa"] == sum(s.nbytes for s in products)

@@ -35,7 +35,7 @@ BAD = [
     (SSA.replace("  - tokens\n", ""), "attention needs a [channels, tokens] input"),
     (SSA.replace("out: 16}", "out: 16, kernel: 3}"), "conv1d kernel 3 is not modelled"),
     (SSA.replace("  - tokenmean\n", "  - tokens\n"), "tokens needs a [channels, height, width] input"),
-    (SSA.replace("kind: ssa", "kind: sda"), "'kind' in attention is 'sda', which is not one of: ssa"),
+    (SSA.replace("kind: ssa", "kind: sda"), "'kind' in attention is 'sda', which is not one of: ssa, sdsa"),
     (SSA.replace("  - tokens\n", "  - tokenmean\n"), "tokenmean needs a [channels, tokens] input"),
     (SSA.replace("scale: 0.125", "scale: 0"), "'scale' in attention is 0.0, but it must be greater than 0"),
 ]
@@ -99,3 +99,34 @@ def test_spikformer_trains_one_step():
     assert out.shape == (1, 1, 10)
     out.sum().backward()
     assert net.layers["block.0/attn/main/attention0/q_conv"].weight.grad is not None
+
+
+def test_sdsa_gates_q_by_the_spikes_of_the_column_sums():
+    """SDSA: q * SN(sum over tokens of k * v), per channel; the talking-heads neuron sees [C, 1]."""
+    prof = P.parse(SSA.replace("kind: ssa", "kind: sdsa"), "sdsa.yaml")
+    parts = {layer.name: layer for layer in prof.all_layers if layer.path.startswith("attn/main/ssa/")}
+    assert parts["talking_heads_lif"].input_shape == (8, 1) and "proj_lif" not in parts and "attn_lif" not in parts
+    net = build(prof)
+    sdsa = net.layers["attn/main/ssa"]
+    x = (torch.rand(2, 2, 8, 16) > 0.5).float()
+    captured = {}
+    sdsa.proj_conv.register_forward_pre_hook(lambda module, args: captured.setdefault("gated", args[0].detach().clone()))
+    sdsa.talking_heads_lif.register_forward_hook(lambda module, args, out: captured.setdefault("spikes", out.detach().clone()))
+    sdsa(x)
+    from spikingjelly.activation_based import functional
+    functional.reset_net(sdsa)
+    q = sdsa.q_lif(sdsa.q_bn(sdsa.q_conv(x)))
+    k = sdsa.k_lif(sdsa.k_bn(sdsa.k_conv(x)))
+    v = sdsa.v_lif(sdsa.v_bn(sdsa.v_conv(x)))
+    spikes = captured["spikes"]            # [T, B, heads, 1, width]
+    assert spikes.shape == (2, 2, 2, 1, 4)
+    channel_spikes = spikes.reshape(2, 2, 8, 1)
+    functional.reset_net(sdsa)
+    sums = (k * v).sum(-1).reshape(2, 2, 2, 1, 4)
+    assert torch.equal(sdsa.talking_heads_lif(sums), spikes)
+    assert torch.allclose(captured["gated"], q * channel_spikes)
+
+
+def test_spike_driven_transformer_has_the_papers_parameters():
+    net = build(P.load(profile_path("spike-driven-transformer-8-512")))
+    assert sum(p.numel() for p in net.parameters()) == 29_689_384  # Yao et al. 2023: 29.68M
