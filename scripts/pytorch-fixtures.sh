@@ -23,7 +23,7 @@ mkdir -p "$OUT"
 # Reversible profiles (revsresnet21, revvgg13) are measured by pytorch-reversible-fixtures.sh and
 # T-RevSNN (trevsnn-cifar) by pytorch-trevsnn-fixtures.sh, both called at the end.
 CIFAR="cifarnet digits vgg11 vgg13 resnet19 spikformer-4-384"
-IMAGENET="resnet18 sew-resnet34"
+IMAGENET="resnet18 sew-resnet34 spike-driven-transformer-8-512"
 MIXED_PROFILES="cifarnet vgg11"
 DTYPES=${DTYPES:-float32 bfloat16 float16}
 PROFILES=("$@")

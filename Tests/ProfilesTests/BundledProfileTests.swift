@@ -59,6 +59,19 @@ final class BundledProfileTests: XCTestCase {
         XCTAssertEqual(profile.layers.first { $0.kind == .tokens }?.outputShape, TensorShape([384, 64]))
     }
 
+    func testSpikeDrivenTransformerHasThePapersParameterCount() throws {
+        // Yao et al. (NeurIPS 2023), Table 2: Spike-driven Transformer-8-512 has 29.68M parameters.
+        let profile = try load("spike-driven-transformer-8-512")
+        XCTAssertEqual(trainableParameters(profile), 29_689_384)
+        let attention = profile.allLayers.compactMap { if case .attention(let spec) = $0.kind { return spec }; return nil }
+        XCTAssertEqual(attention.count, 8)
+        XCTAssertEqual(attention[0].kind, .sdsa)
+        XCTAssertEqual(attention[0].attentionNeuron.name, "talking_heads_lif")
+        XCTAssertEqual(attention[0].attentionNeuron.outputShape, TensorShape([512, 1]))
+        XCTAssertEqual(attention[0].projection.count, 2, "no neuron after the projection")
+        XCTAssertEqual(profile.layers.first { $0.kind == .tokens }?.outputShape, TensorShape([512, 196]))
+    }
+
     func testCifarnetShapes() throws {
         let profile = try load("cifarnet")
         XCTAssertEqual(profile.inputShape, TensorShape([3, 32, 32]))
