@@ -102,7 +102,8 @@ class Network(nn.Module):
         raise UnsupportedProfile(self.profile.source_path,
                                  f"{layer.kind} cannot be built in PyTorch + SpikingJelly: {why}",
                                  "use snnmem (Swift) for this profile, or a profile of conv, batchnorm, neuron, "
-                                 "avgpool, maxpool, globalavgpool, flatten, linear, residual, reversible and trevsnn "
+                                 "avgpool, maxpool, globalavgpool, flatten, linear, residual, reversible, trevsnn, conv1d, tokens, "
+                                 "tokenmean and attention "
                                  "layers",
                                  layer.line, layer.column, layer.path)
 

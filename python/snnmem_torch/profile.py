@@ -93,7 +93,7 @@ class Layer:
     name: str
     path: str
     kind: str  # conv, batchnorm, neuron, avgpool, maxpool, globalavgpool, flatten, linear, upsample,
-    #            scale, residual, reversible, trevsnn
+    #            scale, residual, reversible, trevsnn, conv1d, tokens, tokenmean, attention
     input_shape: tuple
     output_shape: tuple
     line: int = 1
