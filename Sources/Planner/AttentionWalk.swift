@@ -6,7 +6,8 @@ import Profiles
 /// heads by a contiguous copy; `(q @ kᵀ) * scale` (BmmBackward keeps both copies, the scalar
 /// product keeps nothing and the unscaled product dies), `attn @ v` (keeps attn and v), the heads
 /// joined by one more copy, then the attention neuron and the projection as layers. The products'
-/// saved tensors belong to the attention layer.
+/// saved tensors belong to the attention layer. SDSA is walked by `forwardSDSA` (SDSAWalk.swift),
+/// SSA in snnmem's engine by `forwardAttentionEngine` below.
 extension TraceBuilder {
     mutating func forwardAttention(_ layer: Layer, _ spec: AttentionSpec, _ x: Int, span: Span, saving: Bool, prefix: String,
                                    reversible: ReversibleMode) -> Int {
