@@ -22,8 +22,8 @@ OUT=Tests/PlannerTests/Fixtures/pytorch
 mkdir -p "$OUT"
 # Reversible profiles (revsresnet21, revvgg13) are measured by pytorch-reversible-fixtures.sh and
 # T-RevSNN (trevsnn-cifar) by pytorch-trevsnn-fixtures.sh, both called at the end.
-CIFAR="cifarnet digits vgg11 vgg13 resnet19 spiking-unet"
-IMAGENET="resnet18 sew-resnet34"
+CIFAR="cifarnet digits vgg11 vgg13 resnet19 spiking-unet spikformer-4-384"
+IMAGENET="resnet18 sew-resnet34 spike-driven-transformer-8-512"
 DVS="cifar10dvs"
 MIXED_PROFILES="cifarnet vgg11"
 DTYPES=${DTYPES:-float32 bfloat16 float16}

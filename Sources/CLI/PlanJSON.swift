@@ -139,6 +139,7 @@ struct LayerRow {
                 switch layer.kind {
                 case .residual(let spec): add(spec.main, columns: columns); add(spec.shortcut, columns: columns)
                 case .branches(let spec): for path in spec.paths { add(path, columns: columns) }
+                case .attention(let spec): add(spec.parts, columns: columns)
                 case .reversible(let stage): for block in stage.blocks { add(block.f, columns: columns); add(block.g, columns: columns) }
                 case .trevsnn(let net):
                     for level in net.levels {

@@ -136,8 +136,18 @@ public enum LayerMemoryTable {
             d.parameters = [ParameterDeclaration(name: "scale", shape: TensorShape([1]), trainable: true)]
         case .dropout, .adaptiveAvgPool, .voting:
             dvsDeclaration(&d, layer)
-        case .residual, .branches, .reversible, .trevsnn:
+        case .residual, .branches, .reversible, .trevsnn, .attention:
             // Containers: their sub-layers declare their own buffers; the schedules handle the adds.
+            break
+        case .conv1d(let conv):
+            // A GEMM per sample on [C, N]: no im2col, the input kept for the weight gradient.
+            d.keepsInput = true
+            d.canSkipInputGradient = true
+            d.parameters = [ParameterDeclaration(name: "weight", shape: TensorShape([conv.outChannels, conv.inChannels, 1]), trainable: true)]
+            if conv.bias { d.parameters.append(ParameterDeclaration(name: "bias", shape: TensorShape([conv.outChannels]), trainable: true)) }
+        case .tokens:
+            d.outputIsView = true
+        case .tokenMean:
             break
         }
         return d
@@ -146,6 +156,11 @@ public enum LayerMemoryTable {
     /// Samples a conv computes at once, one per CPU thread of the engine, each with its own im2col slot.
     /// Fixed (not the machine's core count) so that a plan does not depend on where it is made.
     public static let kernelLanes = 2
+
+    /// The engine's attention backward: one head's map gradient, reused head after head ([N, N], no batch).
+    public static func attentionMapWorkspace(_ spec: AttentionSpec) -> BufferDeclaration {
+        BufferDeclaration(name: "dAttn", role: .workspace, shape: TensorShape([spec.tokens, spec.tokens]), perSample: false)
+    }
 
     public static func isPointwise(_ conv: ConvSpec) -> Bool {
         conv.kernel == 1 && conv.stride == 1 && conv.padding == 0
@@ -173,8 +188,20 @@ public enum LayerMemoryTable {
             return outElements
         case .adaptiveAvgPool, .voting:
             return inElements  // every input element is added to a window (adaptive windows may overlap a little)
-        case .flatten, .residual, .branches, .reversible, .trevsnn:
+        case .flatten, .residual, .branches, .reversible, .trevsnn, .tokens:
             return 0
+        case .conv1d(let conv):
+            return 2 * outElements * Double(conv.inChannels) + (conv.bias ? outElements : 0)
+        case .tokenMean:
+            return inElements
+        case .attention(let spec):
+            // SSA: q kᵀ and attn v (2 N² C each) and the scaling; SDSA: k ⊙ v, its column sums and
+            // q ⊙ the spikes (N C each). The sub-layers count their own.
+            let tokens = Double(spec.tokens)
+            switch spec.kind {
+            case .ssa: return 4 * tokens * tokens * Double(spec.channels) + Double(spec.mapShape.elementCount)
+            case .sdsa: return 3 * tokens * Double(spec.channels)
+            }
         }
     }
 }

@@ -38,6 +38,8 @@ extension TraceBuilder {
             return forwardReversible(layer, stage, x, span: span, saving: saving, mode: reversible)
         case .trevsnn:
             preconditionFailure("a T-RevSNN network is run by its schedule, not as a layer")
+        case .attention(let spec):
+            return forwardAttention(layer, spec, x, span: span, saving: saving, prefix: prefix, reversible: reversible)
         default:
             break
         }
@@ -110,6 +112,8 @@ extension TraceBuilder {
             }
         case .trevsnn:
             preconditionFailure("a T-RevSNN network is run by its schedule, not as a layer")
+        case .attention(let spec):
+            return backwardAttention(layer, spec, dY, span: span, needInputGrad: needInputGrad, prefix: prefix, reversible: reversible)
         default:
             break
         }

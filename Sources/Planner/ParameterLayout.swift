@@ -53,6 +53,7 @@ public enum ParameterLayout {
             case .residual(let spec): out += flatten(spec.main) + flatten(spec.shortcut)
             case .branches(let spec): for path in spec.paths { out += flatten(path) }
             case .reversible(let stage): for block in stage.blocks { out += flatten(block.f) + flatten(block.g) }
+            case .attention(let spec): out += spec.parts
             default: break
             }
         }

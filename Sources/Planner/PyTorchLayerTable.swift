@@ -70,7 +70,7 @@ extension Layer {
     /// The weight autocast casts (conv and linear), if this layer has one.
     var pytorchWeight: ParameterDeclaration? {
         switch kind {
-        case .conv, .linear: return LayerMemoryTable.declaration(for: self).parameters.first
+        case .conv, .linear, .conv1d: return LayerMemoryTable.declaration(for: self).parameters.first
         default: return nil
         }
     }
@@ -91,7 +91,7 @@ public enum PyTorchLayerTable {
             // A T-RevSNN network's own layers (depthwise convs, turn-off neurons, scale,
             // upsample) are modelled inside it; the profile loader admits only turn-off neurons there.
             case .batchNorm, .avgPool, .maxPool, .flatten, .linear, .residual, .branches, .reversible, .trevsnn, .upsample,
-                 .convTranspose, .dropout, .adaptiveAvgPool, .voting:
+                 .convTranspose, .dropout, .adaptiveAvgPool, .voting, .conv1d, .tokens, .tokenMean, .attention:
                 continue
             case .neuron(let spec):
                 if spec.type == .turnoff { return layer }
@@ -120,7 +120,8 @@ public enum PyTorchLayerTable {
         let casts: [PyTorchStep] = autocast == nil ? [] : [.castWeight, .castInput]
         let castsBack: [PyTorchStep] = autocast == nil ? [] : [.castGradients]
         switch layer.kind {
-        case .conv(let conv):
+        case .conv(let conv), .conv1d(let conv):
+            // Conv1d runs as a 2-d convolution of a [C, 1, N] view (`view1d_as_2d`): the same ops.
             d.keepsInput = true
             d.canSkipInputGradient = true
             let weight = d.parameters[0].shape
@@ -201,8 +202,10 @@ public enum PyTorchLayerTable {
             d.keepsInput = true
             d.forward = [.output, .save(BufferDeclaration(name: "indices", role: .activation, shape: output, dtype: .int64),
                                         heldByFinalState: false)]
-        case .flatten:
+        case .flatten, .tokens:
             d.outputIsView = true
+        case .tokenMean:
+            break  // MeanBackward keeps only sizes; backward expands the gradient into an input-sized one
         case .scale:
             // `x * scale` (a one-element parameter): MulBackward0 keeps x. Backward computes
             // dY * x for the scale's gradient (summed to its one element, which becomes .grad) and
@@ -221,7 +224,7 @@ public enum PyTorchLayerTable {
             dvsLayout(&d, layer, device: device)
         case .residual, .branches:
             break  // the joins are the walk's (`BranchesWalk.swift`)
-        case .reversible, .trevsnn:
+        case .reversible, .trevsnn, .attention:
             preconditionFailure("\(layer.path): a container, run by the walk or its schedule")
         }
         return d

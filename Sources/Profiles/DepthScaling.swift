@@ -73,6 +73,7 @@ extension Layer {
         case .trevsnn(let net):
             return 1 + net.levels.reduce(0) { $0 + ($1.down + $1.up + $1.blocks).reduce(0) { $0 + $1.nestedLayerCount } }
                 + net.head.reduce(0) { $0 + $1.nestedLayerCount }
+        case .attention(let spec): return 1 + spec.parts.count
         default: return 1
         }
     }
@@ -89,6 +90,11 @@ extension Layer {
                                                 shortcut: spec.shortcut.map { $0.renamingPrefix(old, to: new) }))
         case .branches(let spec):
             layer.kind = .branches(BranchesSpec(join: spec.join, paths: spec.paths.map { $0.map { $0.renamingPrefix(old, to: new) } }))
+        case .attention(var spec):
+            let rename = { (layers: [Layer]) in layers.map { $0.renamingPrefix(old, to: new) } }
+            (spec.query, spec.key, spec.value, spec.projection) = (rename(spec.query), rename(spec.key), rename(spec.value), rename(spec.projection))
+            spec.attentionNeuron = spec.attentionNeuron.renamingPrefix(old, to: new)
+            layer.kind = .attention(spec)
         default:
             break
         }

@@ -104,6 +104,14 @@ public indirect enum LayerKind: Hashable, Sendable {
     case branches(BranchesSpec)
     case reversible(ReversibleStage)
     case trevsnn(TRevNetwork)
+    /// A kernel-1 convolution over [channels, tokens]: the per-token linear map of spiking transformers.
+    case conv1d(ConvSpec)
+    /// [C, H, W] -> [C, H*W] tokens, a view.
+    case tokens
+    /// [C, N] -> [C]: the mean over tokens before the classifier head.
+    case tokenMean
+    /// Spiking self-attention, a container of its sub-layers and the products between them.
+    case attention(AttentionSpec)
 
     /// The name used in profiles and messages.
     public var keyword: String {
@@ -125,6 +133,10 @@ public indirect enum LayerKind: Hashable, Sendable {
         case .branches: return "branches"
         case .reversible: return "reversible"
         case .trevsnn: return "trevsnn"
+        case .conv1d: return "conv1d"
+        case .tokens: return "tokens"
+        case .tokenMean: return "tokenmean"
+        case .attention: return "attention"
         }
     }
 }

@@ -9,8 +9,8 @@ struct LayerBuilder {
     let budget = LayerBudget()
 
     static let kinds = ["conv", "batchnorm", "neuron", "avgpool", "maxpool", "globalavgpool", "flatten", "linear",
-                        "upsample", "scale", "residual", "branches", "repeat", "reversible", "trevsnn", "convtranspose"]
-                        + dvsKinds
+                        "upsample", "scale", "residual", "branches", "repeat", "reversible", "trevsnn", "convtranspose",
+                        "conv1d", "tokens", "tokenmean", "attention"] + dvsKinds
 
     /// The keys each layer kind accepts; anything else is a typo to report, not to ignore.
     static let allowedKeys: [String: [String]] = [
@@ -30,6 +30,10 @@ struct LayerBuilder {
         "repeat": ["times", "layers", "name"],
         "reversible": ["blocks", "f", "g", "name"],
         "trevsnn": ["levels", "kernel", "expansion", "alpha", "layerScale", "classes", "neuron", "name"],
+        "conv1d": ["out", "in", "kernel", "bias", "name"],
+        "tokens": ["name"],
+        "tokenmean": ["name"],
+        "attention": ["kind", "heads", "scale", "threshold", "name"],
     ].merging(dvsAllowedKeys) { own, _ in own }
 
     func buildList(_ node: Node, input: TensorShape, parentPath: String, context: String) throws -> (layers: [Layer], output: TensorShape) {
@@ -279,6 +283,9 @@ struct LayerBuilder {
 
         case "trevsnn":
             return try buildTRev(&params, input: input, path: path, location: location)
+
+        case "conv1d", "tokens", "tokenmean", "attention":
+            return try buildTokenLayer(kindName, params: &params, input: input, path: path, location: location)
 
         default:
             if let built = try buildDVSKind(kindName, params: &params, input: input, path: path, location: location) { return built }

@@ -67,6 +67,10 @@ extension Profile {
         for layer in layers {
             elements = elements.flatMap { CheckedArithmetic.sum($0, layer.inputShape.checkedElementCount ?? Int.max) }
                 .flatMap { CheckedArithmetic.sum($0, layer.outputShape.checkedElementCount ?? Int.max) }
+            if case .attention(let spec) = layer.kind {
+                // The attention map ([heads, N, N]) is larger than the layer's input or output.
+                elements = elements.flatMap { CheckedArithmetic.sum($0, spec.mapShape.checkedElementCount ?? Int.max) }
+            }
             parameters = parameters.flatMap { sum in layer.parameterElementsBound.flatMap { CheckedArithmetic.sum(sum, $0) } }
         }
         return SizeTotals(layerCount: layers.count, sampleElementsPerTimestep: elements, parameterElements: parameters)
@@ -128,6 +132,7 @@ extension Layer {
         case .linear(let linear):
             return CheckedArithmetic.product(linear.outFeatures, linear.inFeatures).flatMap { CheckedArithmetic.sum($0, linear.outFeatures) }
         case .batchNorm(let channels): return CheckedArithmetic.product(4, channels)
+        case .conv1d(let conv): return CheckedArithmetic.product(conv.outChannels, conv.inChannels).flatMap { CheckedArithmetic.sum($0, conv.outChannels) }
         case .scale: return 1
         default: return 0
         }

@@ -42,6 +42,8 @@ public struct Profile: Hashable, Sendable {
                 case .trevsnn(let net):
                     for level in net.levels { visit(level.down); visit(level.up); visit(level.blocks) }
                     visit(net.head)
+                case .attention(let spec):
+                    visit(spec.parts)
                 default: break
                 }
             }

@@ -32,7 +32,7 @@ final class EngineMemoryTests: XCTestCase {
         try skipInDebug()
         let cases: [(String, Int)] = [("digits", 8), ("cifarnet", 2), ("vgg11", 2), ("vgg13", 2), ("resnet19", 2), ("revsresnet21", 2),
                                       ("revsresnet37", 2), ("revvgg13", 2), ("trevsnn-cifar", 2), ("resnet18", 1), ("sew-resnet34", 1),
-                                      ("spiking-unet", 2)]
+                                      ("spiking-unet", 2), ("spikformer-4-384", 2), ("spike-driven-transformer-8-512", 1)]
         for (name, batch) in cases {
             let profile = try Self.bundled(name)
             // Every applicable schedule on the CIFAR-sized profiles; bptt alone on the 224x224 ones (compare covers the rest).

@@ -85,7 +85,8 @@ final class PyTorchFixtureTests: XCTestCase {
 
     func testEveryExpressibleBundledProfileHasFixturesAtTwoPoints() throws {
         let all = try Self.measurements().map(\.measurement).filter { $0.dtype == "float32" }
-        for name in ["cifarnet", "vgg11", "vgg13", "resnet19", "resnet18", "sew-resnet34", "digits", "spiking-unet", "cifar10dvs"] {
+        for name in ["cifarnet", "vgg11", "vgg13", "resnet19", "resnet18", "sew-resnet34", "digits", "spiking-unet", "cifar10dvs",
+                     "spikformer-4-384", "spike-driven-transformer-8-512"] {
             let points = Set(all.filter { $0.profile == name && $0.strategy == "bptt" }.map { "\($0.timesteps)x\($0.batch)" })
             XCTAssertGreaterThanOrEqual(points.count, 2, "\(name): bptt fixtures at \(points.sorted())")
             XCTAssertTrue(all.contains { $0.profile == name && $0.strategy == "sltt" }, "\(name): no sltt fixture")

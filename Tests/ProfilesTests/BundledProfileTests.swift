@@ -21,6 +21,7 @@ final class BundledProfileTests: XCTestCase {
             switch layer.kind {
             case .conv(let c): return total + c.outChannels * c.inChannels / c.groups * c.kernel * c.kernel + (c.bias ? c.outChannels : 0)
             case .batchNorm(let channels): return total + 2 * channels
+            case .conv1d(let c): return total + c.outChannels * c.inChannels + (c.bias ? c.outChannels : 0)
             case .linear(let l): return total + l.inFeatures * l.outFeatures + (l.bias ? l.outFeatures : 0)
             default: return total
             }
@@ -38,6 +39,37 @@ final class BundledProfileTests: XCTestCase {
             XCTAssertFalse(profile.description.isEmpty, file)
             XCTAssertGreaterThanOrEqual(profile.classes, 10, file)
         }
+    }
+
+    func testSpikformerHasThePapersShapeAndParameterCount() throws {
+        // Zhou et al. (ICLR 2023), Table 2: Spikformer-4-384 on CIFAR-10 has 9.32M parameters.
+        let profile = try load("spikformer-4-384")
+        XCTAssertEqual(trainableParameters(profile), 9_320_122)
+        let attention = profile.allLayers.compactMap { if case .attention(let spec) = $0.kind { return spec }; return nil }
+        XCTAssertEqual(attention.count, 4)
+        XCTAssertEqual(attention[0].mapShape, TensorShape([12, 64, 64]))
+        XCTAssertEqual(attention[0].headsShape, TensorShape([12, 64, 32]))
+        XCTAssertEqual(attention[0].parts.map(\.name), ["q_conv", "q_bn", "q_lif", "k_conv", "k_bn", "k_lif", "v_conv", "v_bn", "v_lif",
+                                                      "attn_lif", "proj_conv", "proj_bn", "proj_lif"])
+        if case .neuron(let neuron) = attention[0].attentionNeuron.kind {
+            XCTAssertEqual(neuron.threshold, 0.5)
+        } else {
+            XCTFail("attn_lif is not a neuron")
+        }
+        XCTAssertEqual(profile.layers.first { $0.kind == .tokens }?.outputShape, TensorShape([384, 64]))
+    }
+
+    func testSpikeDrivenTransformerHasThePapersParameterCount() throws {
+        // Yao et al. (NeurIPS 2023), Table 2: Spike-driven Transformer-8-512 has 29.68M parameters.
+        let profile = try load("spike-driven-transformer-8-512")
+        XCTAssertEqual(trainableParameters(profile), 29_689_384)
+        let attention = profile.allLayers.compactMap { if case .attention(let spec) = $0.kind { return spec }; return nil }
+        XCTAssertEqual(attention.count, 8)
+        XCTAssertEqual(attention[0].kind, .sdsa)
+        XCTAssertEqual(attention[0].attentionNeuron.name, "talking_heads_lif")
+        XCTAssertEqual(attention[0].attentionNeuron.outputShape, TensorShape([512, 1]))
+        XCTAssertEqual(attention[0].projection.count, 2, "no neuron after the projection")
+        XCTAssertEqual(profile.layers.first { $0.kind == .tokens }?.outputShape, TensorShape([512, 196]))
     }
 
     func testCifarnetShapes() throws {

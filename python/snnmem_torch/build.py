@@ -100,8 +100,9 @@ class Network(nn.Module):
     def _refuse(self, layer: Layer, why: str):
         raise UnsupportedProfile(self.profile.source_path,
                                  f"{layer.kind} cannot be built in PyTorch + SpikingJelly: {why}",
-                                 "use snnmem (Swift) for this profile, or a profile of conv, batchnorm, neuron, "
-                                 "avgpool, maxpool, globalavgpool, flatten, linear, residual, branches, reversible and trevsnn "
+                                 "use snnmem (Swift) for this profile, or a profile of conv, convtranspose, batchnorm, "
+                                 "neuron, avgpool, maxpool, globalavgpool, adaptiveavgpool, flatten, linear, dropout, voting, "
+                                 "upsample, residual, branches, reversible, trevsnn, conv1d, tokens, tokenmean and attention "
                                  "layers",
                                  layer.line, layer.column, layer.path)
 
@@ -168,6 +169,23 @@ class Network(nn.Module):
                 f = self._sequence(block.f)
                 blocks.append((block.path, f, self._sequence(block.g)))
             module = ReversibleStage(layer.path, blocks)
+        elif layer.kind == "attention":
+            # Registered before its parts, as Swift's allLayers lists it.
+            from .attention import SpikeDrivenSelfAttention, SpikingSelfAttention
+            self.layers[path] = None
+            self.kinds[path] = "attention"
+            parts = {part.name: self._module(part) for part in layer.parts}
+            kind = SpikeDrivenSelfAttention if layer.params["kind"] == "sdsa" else SpikingSelfAttention
+            module = kind(layer.params["heads"], layer.params["scale"], parts)
+        elif layer.kind == "conv1d":
+            p = layer.params
+            module = sj_layer.Conv1d(p["in_channels"], p["out_channels"], 1, bias=p["bias"], step_mode=m)
+        elif layer.kind == "tokens":
+            from .attention import Tokens
+            module = Tokens()
+        elif layer.kind == "tokenmean":
+            from .attention import TokenMean
+            module = TokenMean()
         elif layer.kind == "conv":
             p = layer.params
             module = sj_layer.Conv2d(p["in_channels"], p["out_channels"], p["kernel"], stride=p["stride"],

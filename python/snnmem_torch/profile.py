@@ -27,7 +27,8 @@ from .errors import ProfileError
 TOP_LEVEL_KEYS = ["name", "description", "input", "timesteps", "batch", "dtype", "neuron", "optimizer",
                   "classes", "layers"]
 KINDS = ["conv", "batchnorm", "neuron", "avgpool", "maxpool", "globalavgpool", "flatten", "linear",
-         "upsample", "scale", "residual", "branches", "repeat", "reversible", "trevsnn", "convtranspose", "dropout", "adaptiveavgpool", "voting"]
+         "upsample", "scale", "residual", "branches", "repeat", "reversible", "trevsnn", "convtranspose", "conv1d",
+         "tokens", "tokenmean", "attention", "dropout", "adaptiveavgpool", "voting"]
 ALLOWED_KEYS = {
     "conv": ["out", "in", "kernel", "stride", "padding", "groups", "bias", "name"],
     "batchnorm": ["features", "name"],
@@ -48,7 +49,12 @@ ALLOWED_KEYS = {
     "dropout": ["p", "name"],
     "adaptiveavgpool": ["output", "name"],
     "voting": ["size", "name"],
+    "conv1d": ["out", "in", "kernel", "bias", "name"],
+    "tokens": ["name"],
+    "tokenmean": ["name"],
+    "attention": ["kind", "heads", "scale", "threshold", "name"],
 }
+ATTENTION_KINDS = ["ssa", "sdsa"]
 DTYPES = ["float32", "float16", "bfloat16", "int32", "int64"]
 NEURON_TYPES = ["lif", "if", "turnoff", "plif"]
 RESETS = ["hard", "soft"]
@@ -94,7 +100,7 @@ class Layer:
     name: str
     path: str
     kind: str  # conv, batchnorm, neuron, avgpool, maxpool, globalavgpool, flatten, linear, upsample,
-    #            scale, residual, reversible, trevsnn
+    #            scale, residual, reversible, trevsnn, conv1d, tokens, tokenmean, attention
     input_shape: tuple
     output_shape: tuple
     line: int = 1
@@ -107,6 +113,7 @@ class Layer:
     join: str = ""                                # branches: add, concat, and, iand
     blocks: list = field(default_factory=list)    # reversible: [ReversibleBlock]
     trev: Optional["TRevSpec"] = None             # trevsnn
+    parts: list = field(default_factory=list)     # attention: q/k/v conv1d, batchnorm, neuron; attn_lif; proj
 
 
 @dataclass
@@ -178,6 +185,8 @@ class Profile:
                     for block in layer.blocks:
                         visit(block.f)
                         visit(block.g)
+                elif layer.kind == "attention":
+                    visit(layer.parts)
 
         visit(self.layers)
         return out
@@ -764,6 +773,36 @@ class _LayerBuilder:
             spec = self.build_trev(p, inp, path, location)
             return make((spec.classes,), trev=spec)
 
+        if kind == "conv1d":
+            c = self.require_tokens(inp, "conv1d", path, location)
+            out = p.int("out", example="384")
+            kernel = p.int("kernel", 1)
+            bias = p.bool("bias", True)
+            in_node = p.value("in")
+            if in_node is not None:
+                declared = integer(in_node, "in", 1, self.file, path, "conv1d")
+                if declared != c:
+                    raise self.fail(f"conv1d declares {declared} input channels but receives {c}",
+                                    f"set `in: {c}` or remove `in:` to infer it", path, _loc(in_node))
+            p.reject_unknown_keys(ALLOWED_KEYS["conv1d"])
+            if kernel != 1:
+                raise self.fail(f"conv1d kernel {kernel} is not modelled: only kernel 1, the per-token linear map "
+                                "spiking transformers use", "write `kernel: 1` or leave it out", path, location)
+            return make((out, inp[1]), params=dict(in_channels=c, out_channels=out, bias=bias))
+
+        if kind == "tokens":
+            c, h, w = self.require_spatial(inp, "tokens", path, location)
+            p.reject_unknown_keys(ALLOWED_KEYS["tokens"])
+            return make((c, h * w))
+
+        if kind == "tokenmean":
+            c = self.require_tokens(inp, "tokenmean", path, location)
+            p.reject_unknown_keys(ALLOWED_KEYS["tokenmean"])
+            return make((c,))
+
+        if kind == "attention":
+            return self.build_attention(p, inp, path, location, make)
+
         raise AssertionError(f"layer kind {kind} is listed but not built")
 
     def refuse_dropout(self, layers: list) -> None:
@@ -813,6 +852,51 @@ class _LayerBuilder:
                           f"make the layer before it give a multiple of {size} features (e.g. {size * max(1, inp[0] // size)})",
                           size_node)
         return make((inp[0] // size,), params=dict(size=size))
+
+    def require_tokens(self, input_shape: tuple, kind: str, path: str, location: tuple) -> int:
+        if len(input_shape) != 2:
+            raise self.fail(f"{kind} needs a [channels, tokens] input, but receives {_shape_text(input_shape)}",
+                            "insert `- tokens` after the convolutional stem to turn [C, H, W] into [C, H*W] tokens",
+                            path, location)
+        return input_shape[0]
+
+    def build_attention(self, p: _Mapping, inp: tuple, path: str, location: tuple, make) -> Layer:
+        """Spikformer's SSA (Swift's `buildAttention`): q, k, v each conv1d (kernel 1, no bias), batchnorm,
+        neuron; (q kT) v times `scale`, no softmax; the attention neuron (`threshold`); proj conv1d (bias),
+        batchnorm, neuron. Sub-layers are named as in the reference code."""
+        c = self.require_tokens(inp, "attention", path, location)
+        kind = p.choice("kind", ATTENTION_KINDS, "ssa")
+        heads_node = p.value("heads")
+        heads = p.int("heads", example="12")
+        scale = p.double("scale", 0.125, positive=True)
+        threshold = p.double("threshold", 0.5, positive=True)
+        p.reject_unknown_keys(ALLOWED_KEYS["attention"])
+        if c % heads != 0:
+            raise self.fail(f"{heads} heads do not divide the {c} channels", f"use a number of heads that divides {c} "
+                            "(Spikformer-4-384 uses 12)", path, _loc(heads_node) if heads_node is not None else location)
+        shape = tuple(inp)
+        parts = []
+
+        def part(name, kind_, part_shape=shape, **extra):
+            parts.append(Layer(name=name, path=f"{path}/{name}", kind=kind_, input_shape=part_shape, output_shape=part_shape,
+                               line=location[0], column=location[1], **extra))
+
+        for branch in ("q", "k", "v"):
+            part(f"{branch}_conv", "conv1d", params=dict(in_channels=c, out_channels=c, bias=False))
+            part(f"{branch}_bn", "batchnorm", params=dict(channels=c))
+            part(f"{branch}_lif", "neuron", neuron=self.default_neuron.copy())
+        attn_neuron = self.default_neuron.copy()
+        attn_neuron.threshold = threshold
+        if kind == "sdsa":
+            # the Spike-driven Transformer's SDSA fires on the column sums of k*v: one value per channel
+            part("talking_heads_lif", "neuron", (c, 1), neuron=attn_neuron)
+        else:
+            part("attn_lif", "neuron", neuron=attn_neuron)
+        part("proj_conv", "conv1d", params=dict(in_channels=c, out_channels=c, bias=True))
+        part("proj_bn", "batchnorm", params=dict(channels=c))
+        if kind == "ssa":
+            part("proj_lif", "neuron", neuron=self.default_neuron.copy())
+        return make(shape, params=dict(kind=kind, heads=heads, scale=scale, threshold=threshold), parts=parts)
 
     def build_trev(self, p: _Mapping, inp: tuple, path: str, location: tuple) -> TRevSpec:
         """Swift's `LayerBuilder.buildTRev`: the levels' down, up and block layers and the head, with

@@ -8,8 +8,11 @@ ROOT = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, os.path.dirname(HERE))  # python/, so the tests run without the editable install too
 
 BUNDLED = ["cifarnet", "digits", "vgg11", "vgg13", "resnet19", "resnet18", "sew-resnet34",
-           "revsresnet21", "revsresnet37", "revvgg13", "trevsnn-cifar", "spiking-unet", "cifar10dvs"]
+           "revsresnet21", "revsresnet37", "revvgg13", "trevsnn-cifar", "spiking-unet", "cifar10dvs", "spikformer-4-384",
+           "spike-driven-transformer-8-512"]
 EXPRESSIBLE = ["cifarnet", "digits", "vgg11", "vgg13", "resnet19", "resnet18", "sew-resnet34", "spiking-unet", "cifar10dvs"]
+# Spiking transformers (attention.py): built and measured, not exported (the exporter has no attention).
+TRANSFORMER = ["spikformer-4-384", "spike-driven-transformer-8-512"]
 # Reversible stages build (reversible.py); revsnn runs them through RevSNN's custom function.
 REVERSIBLE = ["revsresnet21", "revsresnet37", "revvgg13"]
 # T-RevSNN (trevsnn.py): bptt runs its columns under plain autograd, trevsnn through its custom function.

@@ -293,3 +293,49 @@ def test_network_under_autocast_on_cuda(dt):
     # backward runs outside autocast: the bias gradient is summed in half, then cast to float32
     fc_back = [(a.op, a.dtype) for a in traces["fc"].backward]
     assert ("aten.sum", dt) in fc_back and ("aten._to_copy", torch.float32) in fc_back
+
+
+def test_spiking_self_attention_on_cuda_keeps_what_the_plan_keeps(tmp_path):
+    """Spikformer's SSA on fake CUDA: the products keep q, kT, v (the heads' contiguous copies) and the
+    scaled map, nothing else (no softmax); conv1d keeps its input and weight; the pytorch-cuda plan
+    attributes the same bytes to the attention layer."""
+    import json
+    import subprocess
+    from test_transformer import SNNMEM, SSA
+    path = tmp_path / "ssa.yaml"
+    path.write_text(SSA)
+    traces = dict(cm.network_traces(str(path), T=2, B=2))
+    attn = traces["attn"]
+    products = [s for s in attn.saved if s.node == "BmmBackward0"]
+    tb, heads, tokens, width = 2 * 2, 2, 16, 4
+    assert sorted((s.slot, s.shape) for s in products) == sorted([
+        ("self", (tb * heads, tokens, width)), ("mat2", (tb * heads, width, tokens)),
+        ("self", (tb * heads, tokens, tokens)), ("mat2", (tb * heads, tokens, width))])
+    assert all(s.is_new for s in products) and not any("Softmax" in s.node for s in attn.saved)
+    convs = [s for s in attn.saved if s.node == "ConvolutionBackward0"]
+    assert sorted(s.slot for s in convs) == ["input", "input", "input", "input", "weight", "weight", "weight", "weight"]
+    if os.path.exists(SNNMEM):
+        plan = json.loads(subprocess.run([SNNMEM, "plan", str(path), "--runtime", "pytorch-cuda", "--strategy", "bptt",
+                                          "--format", "json"], capture_output=True, text=True, check=True).stdout)
+        saved = {e["layer"]: e["bytes"] for e in plan["strategies"][0]["savedByLayer"]}
+        assert saved["attn/main/ssa"] == sum(s.nbytes for s in products)
+
+
+def test_spike_driven_self_attention_on_cuda_keeps_what_the_plan_keeps(tmp_path):
+    """SDSA on fake CUDA: k.mul(v) keeps both head copies, q.mul(spikes) keeps q's and the talking-heads
+    neuron's spikes ([T*B, heads, 1, width]), the column sum nothing; the pytorch-cuda plan attributes
+    the same bytes to the attention layer."""
+    import json
+    import subprocess
+    from test_transformer import SNNMEM, SSA
+    path = tmp_path / "sdsa.yaml"
+    path.write_text(SSA.replace("kind: ssa", "kind: sdsa"))
+    attn = dict(cm.network_traces(str(path), T=2, B=2))["attn"]
+    products = [s for s in attn.saved if s.node == "MulBackward0" and s.shape[-2:] in ((16, 4), (1, 4))]
+    assert sorted(s.shape for s in products) == [(2, 2, 2, 1, 4)] + [(2, 2, 2, 16, 4)] * 3
+    assert not any(s.node == "SumBackward1" and s.nbytes for s in attn.saved)
+    if os.path.exists(SNNMEM):
+        plan = json.loads(subprocess.run([SNNMEM, "plan", str(path), "--runtime", "pytorch-cuda", "--strategy", "bptt",
+                                          "--format", "json"], capture_output=True, text=True, check=True).stdout)
+        saved = {e["layer"]: e["bytes"] for e in plan["strategies"][0]["savedByLayer"]}
+        assert saved["attn/main/ssa"] == sum(s.nbytes for s in products)

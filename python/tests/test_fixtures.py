@@ -5,7 +5,7 @@ import hashlib
 import os
 
 import pytest
-from conftest import EXPRESSIBLE, ROOT
+from conftest import EXPRESSIBLE, ROOT, TRANSFORMER
 
 from snnmem_torch import output
 
@@ -20,7 +20,7 @@ def test_every_expressible_profile_has_two_points_per_strategy():
         m = output.read(path)
         if m["dtype"] == "float32":
             seen.setdefault((m["profile"], m["strategy"]), set()).add((m["timesteps"], m["batch"]))
-    for name in EXPRESSIBLE:
+    for name in EXPRESSIBLE + TRANSFORMER:
         for strategy in ("bptt", "sltt", "checkpoint"):
             assert len(seen.get((name, strategy), ())) >= 2, f"{name} {strategy}: {seen.get((name, strategy))}"
 

@@ -4,7 +4,7 @@ import shutil
 import subprocess
 
 import pytest
-from conftest import BUNDLED, EXPRESSIBLE, RESIDUAL, ROOT, TINY, profile_path
+from conftest import BUNDLED, EXPRESSIBLE, RESIDUAL, ROOT, TINY, TRANSFORMER, profile_path
 
 from snnmem_torch import profile as P
 from snnmem_torch.errors import ProfileError
@@ -34,7 +34,7 @@ def test_paths_and_shapes_follow_the_swift_builder():
 
 
 @pytest.mark.skipif(not os.path.exists(SNNMEM), reason="the Swift snnmem binary is not built")
-@pytest.mark.parametrize("name", EXPRESSIBLE)
+@pytest.mark.parametrize("name", EXPRESSIBLE + TRANSFORMER)
 def test_layers_equal_snnmem_plan(name):
     out = subprocess.run([SNNMEM, "plan", profile_path(name), "--strategy", "bptt", "--layers", "--format", "json"],
                          capture_output=True, text=True, check=True).stdout

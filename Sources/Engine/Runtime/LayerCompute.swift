@@ -9,14 +9,17 @@ extension TrainingStep {
     func slices(_ span: Span) -> Int { span == .allTimesteps ? timesteps : 1 }
 
     /// Whether `x` holds one timestep although the span covers all (the static image, read at every timestep).
+    /// Told by element count, not rank: a view such as `tokens` keeps its input's [B, C, H, W] shape
+    /// under a layer reading [C, H*W].
     func isBroadcast(_ x: Int, layerInput: TensorShape, span: Span) -> Bool {
-        span == .allTimesteps && heap.shape(x).rank == layerInput.rank + 1
+        span == .allTimesteps && timesteps > 1 && heap.shape(x).elementCount == batch * layerInput.elementCount
     }
 
     /// Where timestep `span`'s frame starts in `x` when `x` is the whole [T, B, ...] input sequence
-    /// (event frames) and the span one timestep; 0 otherwise.
+    /// (event frames) and the span one timestep; 0 otherwise (counted in elements, as `isBroadcast`).
     func sequenceOffset(_ x: Int, layerInput: TensorShape, span: Span) -> Int {
-        guard let t = span.timestep, heap.shape(x).rank == layerInput.rank + 2 else { return 0 }
+        guard let t = span.timestep, timesteps > 1,
+              heap.shape(x).elementCount == timesteps * batch * layerInput.elementCount else { return 0 }
         return t * batch * layerInput.elementCount
     }
 
@@ -95,6 +98,15 @@ extension TrainingStep {
             case .dropout, .adaptiveAvgPool, .voting:
                 dvsForward(layer, path: path, t: t, output: out, input: input, own: own)
             case .flatten, .residual, .branches, .reversible, .trevsnn:
+                preconditionFailure("\(layer.kind.keyword) has no kernel of its own")
+            case .conv1d(let conv):
+                let bias = conv.bias ? parameters.slot(path, "bias") : nil
+                conv1dForward(Conv1DShape(batch: batch, inChannels: conv.inChannels, outChannels: conv.outChannels, tokens: layer.inputShape.dims[1]),
+                              output: out, input: input, weight: heap.values(parameters.slot(path, "weight").value),
+                              bias: bias.map { UnsafePointer(heap.values($0.value)) })
+            case .tokenMean:
+                tokenMeanForward(rows: batch * layer.inputShape.dims[0], tokens: layer.inputShape.dims[1], output: out, input: input)
+            case .tokens, .attention:
                 preconditionFailure("\(layer.kind.keyword) has no kernel of its own")
             }
         }
@@ -175,6 +187,16 @@ extension TrainingStep {
             case .dropout, .adaptiveAvgPool, .voting:
                 dvsBackward(layer, dInput: dIn!, dOutput: dOut, saved: saved)
             case .flatten, .residual, .branches, .reversible, .trevsnn:
+                preconditionFailure("\(layer.kind.keyword) has no kernel of its own")
+            case .conv1d(let conv):
+                let weight = parameters.slot(path, "weight")
+                let bias = conv.bias ? parameters.slot(path, "bias") : nil
+                conv1dBackward(Conv1DShape(batch: batch, inChannels: conv.inChannels, outChannels: conv.outChannels, tokens: layer.inputShape.dims[1]),
+                               dInput: dIn, dWeight: heap.values(weight.gradient!), dBias: bias.map { heap.values($0.gradient!) },
+                               dOutput: dOut, input: input!, weight: heap.values(weight.value))
+            case .tokenMean:
+                tokenMeanBackward(rows: batch * layer.inputShape.dims[0], tokens: layer.inputShape.dims[1], dInput: dIn!, dOutput: dOut)
+            case .tokens, .attention:
                 preconditionFailure("\(layer.kind.keyword) has no kernel of its own")
             }
         }

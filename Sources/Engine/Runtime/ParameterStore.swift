@@ -60,6 +60,9 @@ final class ParameterStore<T: EngineScalar> {
             // PyTorch's ConvTranspose2d: fan_in from weight.size(1) * k * k, i.e. the output channels.
             let bound = 1 / Double(conv.outChannels * conv.kernel * conv.kernel).squareRoot()
             for i in 0..<count { values[i] = T(random.uniform(-bound, bound)) }
+        case (.conv1d(let conv)?, _):
+            let bound = 1 / Double(conv.inChannels).squareRoot()
+            for i in 0..<count { values[i] = T(random.uniform(-bound, bound)) }
         case (.linear(let linear)?, _):
             let bound = 1 / Double(linear.inFeatures).squareRoot()
             for i in 0..<count { values[i] = T(random.uniform(-bound, bound)) }

@@ -110,6 +110,8 @@ final class TrainingStep<T: EngineScalar> {
             return try forwardReversible(layer, stage, x, span: span, saving: saving, mode: reversible)
         case .trevsnn:
             preconditionFailure("a T-RevSNN network is run by its schedule, not as a layer")
+        case .attention(let spec):
+            return try forwardAttention(layer, spec, x, span: span, saving: saving, prefix: prefix, reversible: reversible)
         default:
             break
         }
@@ -177,6 +179,8 @@ final class TrainingStep<T: EngineScalar> {
             }
         case .trevsnn:
             preconditionFailure("a T-RevSNN network is run by its schedule, not as a layer")
+        case .attention(let spec):
+            return try backwardAttention(layer, spec, dY, span: span, needInputGrad: needInputGrad, prefix: prefix, reversible: reversible)
         default:
             break
         }
