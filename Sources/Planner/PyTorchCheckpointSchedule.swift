@@ -86,7 +86,8 @@ extension TraceBuilder {
             // The recomputation runs from the segment's start states; other held tensors (dropout's
             // mask, drawn once) stay with their modules and serve it too.
             heldStates = (startStates[s] ?? [:]).merging(finalStates.filter { !neuronPaths.contains($0.key) }) { start, _ in start }
-            for id in heldStates.values { retain(id) }
+            // Sorted by path: a dictionary's order changes from process to process, the event stream must not.
+            for path in heldStates.keys.sorted() { retain(heldStates[path]!) }
             // The last segment's end states feed nothing: what their graph saves is recomputed and
             // dropped with them. An earlier segment's end states carry the next one's gradient.
             let isLast = s == starts.count - 1
@@ -94,7 +95,7 @@ extension TraceBuilder {
             retain(sequence)
             release(forward(body, sequence, span: .allTimesteps, saving: true))
             finalStateHoldsGraph = true
-            for id in heldStates.values { release(id) }
+            for path in heldStates.keys.sorted() { release(heldStates[path]!) }
             for path in heldSaved.keys.sorted() { for id in heldSaved.removeValue(forKey: path)! { release(id) } }
             heldStates = finalStates
             phase = .backward(timestep: start)

@@ -27,6 +27,19 @@ final class PlanCommandTests: XCTestCase {
         XCTAssertTrue(skipped.allSatisfy { !($0["reason"] ?? "").isEmpty })
     }
 
+    /// The event stream is the same in every process: Swift seeds each process's dictionary order
+    /// differently, so a walk over a dictionary (PyTorch checkpoint's held states, once) showed up as
+    /// frees in another order from run to run.
+    func testEventStreamIsTheSameInEveryProcess() throws {
+        for runtime in ["pytorch-cpu", "pytorch-cuda"] {
+            let arguments = ["plan", "profiles/cifar10dvs.yaml", "--strategy", "checkpoint", "--runtime", runtime, "--batch", "2",
+                             "--timesteps", "4", "--format", "json", "--events"]
+            let first = try SnnmemProcess.run(arguments)
+            XCTAssertEqual(first.exitCode, 0, first.stderr)
+            for _ in 0..<4 { XCTAssertEqual(try SnnmemProcess.run(arguments).stdout, first.stdout, runtime) }
+        }
+    }
+
     func testLayersListsEveryInferredShape() throws {
         let json = try SnnmemProcess.json(["plan", "profiles/digits.yaml", "--format", "json", "--layers", "--strategy", "bptt"])
         let layers = try XCTUnwrap(json["layers"] as? [[String: Any]])
