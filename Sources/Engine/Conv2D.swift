@@ -1,3 +1,4 @@
+import Planner
 import Profiles
 
 /// The dimensions of one convolution call: a batch of [inChannels, height, width] samples.
@@ -52,10 +53,25 @@ public struct Conv2DShape: Hashable, Sendable {
         isPointwise ? 0 : inChannels * kernel * kernel * outHeight * outWidth
     }
 
-    /// Elements of the im2col workspace, forward and backward alike: one sample's columns per kernel
-    /// lane (`LayerMemoryTable.kernelLanes` x `columnCount`), 0 for a pointwise conv. This is the
-    /// planner's `im2col` declaration; the kernels use no other scratch.
-    public var workspaceCount: Int { KernelLanes.count * columnCount }
+    /// Samples whose columns go into one GEMM (`LayerMemoryTable.convSampleGroup`, at most the batch):
+    /// 1 where each sample's GEMMs are wide enough to run per sample on the kernel lanes.
+    public var sampleGroup: Int {
+        isPointwise ? 1 : min(batch, LayerMemoryTable.convSampleGroup(outputPlane: outHeight * outWidth))
+    }
+
+    /// Whether the samples are gathered `sampleGroup` at a time (the planner decides by the plane alone,
+    /// so a batch of one still takes this path when the plane is small).
+    public var isGrouped: Bool { !isPointwise && LayerMemoryTable.convSampleGroup(outputPlane: outHeight * outWidth) > 1 }
+
+    /// Elements of the im2col workspace, forward and backward alike, 0 for a pointwise conv. Per sample
+    /// on the lanes: one sample's columns per kernel lane (`LayerMemoryTable.kernelLanes` x `columnCount`).
+    /// Grouped: the group's columns side by side, then its outputs (or output gradients) side by side,
+    /// `sampleGroup` x (Cin * k * k + Cout) x (Hout * Wout). This is the planner's `im2col` declaration
+    /// at this batch; the kernels use no other scratch.
+    public var workspaceCount: Int {
+        isGrouped ? sampleGroup * (inChannels * kernel * kernel + outChannels) * outHeight * outWidth
+                  : KernelLanes.count * columnCount
+    }
 
     /// Rows of one group's im2col slice, and the GEMM's K: (inChannels / groups) * k * k.
     var groupColumnRows: Int { inChannels / groups * kernel * kernel }
@@ -78,6 +94,10 @@ public func conv2dForward<T: EngineScalar>(
     let inPlane = s.height * s.width, outPlane = s.outHeight * s.outWidth
     let coutG = s.outChannels / s.groups, rowsG = s.groupColumnRows
     precondition(s.isPointwise || workspace != nil, "a \(s.kernel)x\(s.kernel) conv needs its im2col workspace")
+    if s.isGrouped {
+        groupedConv2dForward(s, output: output, input: input, weight: weight, bias: bias, workspace: workspace!)
+        return
+    }
     let lanes = min(KernelLanes.count, s.batch)
     let body = { (lane: Int) in
         var b = lane
@@ -135,6 +155,11 @@ public func conv2dBackward<T: EngineScalar>(
     let inPlane = s.height * s.width, outPlane = s.outHeight * s.outWidth
     let coutG = s.outChannels / s.groups, rowsG = s.groupColumnRows
     precondition(s.isPointwise || workspace != nil, "a \(s.kernel)x\(s.kernel) conv needs its im2col workspace")
+    if s.isGrouped {
+        groupedConv2dBackward(s, dInput: dInput, dWeight: dWeight, dBias: dBias, dOutput: dOutput, input: input,
+                              weight: weight, workspace: workspace!)
+        return
+    }
     let lanes = min(KernelLanes.count, s.batch)
 
     /// The column matrix of sample b: its slot (filled by `gather`) or, pointwise, the input itself.
@@ -224,14 +249,16 @@ func validOutputRange(offset: Int, stride: Int, size: Int, outSize: Int) -> Rang
 
 /// columns[(c*k + ki)*k + kj][oh*Wout + ow] = input[c][oh*stride - pad + ki][ow*stride - pad + kj], 0 outside.
 @_specialize(where T == Float)
-func im2col<T: EngineScalar>(_ s: Conv2DShape, columns: UnsafeMutablePointer<T>, input: UnsafePointer<T>) {
+func im2col<T: EngineScalar>(_ s: Conv2DShape, columns: UnsafeMutablePointer<T>, input: UnsafePointer<T>, rowStride: Int? = nil) {
     let outH = s.outHeight, outW = s.outWidth, outPlane = outH * outW
+    // A grouped conv lays several samples' columns side by side: row r of this sample starts at r * rowStride.
+    let rowStride = rowStride ?? outPlane
     for c in 0..<s.inChannels {
         let plane = input + c * s.height * s.width
         for ki in 0..<s.kernel {
             let rows = validOutputRange(offset: ki - s.padding, stride: s.stride, size: s.height, outSize: outH)
             for kj in 0..<s.kernel {
-                let row = columns + ((c * s.kernel + ki) * s.kernel + kj) * outPlane
+                let row = columns + ((c * s.kernel + ki) * s.kernel + kj) * rowStride
                 let cols = validOutputRange(offset: kj - s.padding, stride: s.stride, size: s.width, outSize: outW)
                 if s.stride == 1 && outW == s.width {
                     // Stride 1 with a same-width output ("same" padding): within the valid rows the column
@@ -279,15 +306,17 @@ func im2col<T: EngineScalar>(_ s: Conv2DShape, columns: UnsafeMutablePointer<T>,
 /// The adjoint of im2col: dInput (overwritten) = sum of each column entry into the input pixel it read.
 /// dColumns is scratch: entries that read padding may be overwritten with zeros.
 @_specialize(where T == Float)
-func col2im<T: EngineScalar>(_ s: Conv2DShape, dInput: UnsafeMutablePointer<T>, dColumns: UnsafeMutablePointer<T>) {
+func col2im<T: EngineScalar>(_ s: Conv2DShape, dInput: UnsafeMutablePointer<T>, dColumns: UnsafeMutablePointer<T>,
+                             rowStride: Int? = nil) {
     let outH = s.outHeight, outW = s.outWidth, outPlane = outH * outW
+    let rowStride = rowStride ?? outPlane  // as in im2col
     dInput.update(repeating: 0, count: s.inChannels * s.height * s.width)
     for c in 0..<s.inChannels {
         let plane = dInput + c * s.height * s.width
         for ki in 0..<s.kernel {
             let rows = validOutputRange(offset: ki - s.padding, stride: s.stride, size: s.height, outSize: outH)
             for kj in 0..<s.kernel {
-                let row = dColumns + ((c * s.kernel + ki) * s.kernel + kj) * outPlane
+                let row = dColumns + ((c * s.kernel + ki) * s.kernel + kj) * rowStride
                 let cols = validOutputRange(offset: kj - s.padding, stride: s.stride, size: s.width, outSize: outW)
                 if cols.isEmpty || rows.isEmpty { continue }
                 if s.stride == 1 && outW == s.width {

@@ -35,7 +35,7 @@ final class RunCommandTests: XCTestCase {
         let result = try SnnmemProcess.run(["run", "profiles/digits.yaml", "--memory-limit", "256KiB", "--trace", trace])
         XCTAssertEqual(result.exitCode, 3, result.stderr)
         XCTAssertTrue(result.stderr.contains("out of memory"), result.stderr)
-        XCTAssertTrue(result.stderr.contains("limit 256 KiB") && result.stderr.contains("bn1"), "names the layer and the limit: \(result.stderr)")
+        XCTAssertTrue(result.stderr.contains("limit 256 KiB") && result.stderr.contains("conv1:im2col@t0"), "names the layer and the limit: \(result.stderr)")
         XCTAssertTrue(FileManager.default.fileExists(atPath: trace), "the trace up to the refusal is kept")
     }
 
