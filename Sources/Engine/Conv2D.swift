@@ -332,8 +332,7 @@ func col2im<T: EngineScalar>(_ s: Conv2DShape, dInput: UnsafeMutablePointer<T>, 
                     let start = rows.lowerBound * outW + cols.lowerBound
                     let end = (rows.upperBound - 1) * outW + cols.upperBound
                     // start + shift >= 0: the first valid entry reads the plane's first row and column at worst.
-                    let dst = plane + (start + shift), src = row + start
-                    for i in 0..<(end - start) { dst[i] += src[i] }
+                    addTo(end - start, UnsafePointer(row + start), plane + (start + shift))
                     continue
                 }
                 for oh in rows {
