@@ -13,6 +13,7 @@ final class RunCommandTests: XCTestCase {
         XCTAssertEqual(json["outOfMemory"] as? Bool, false)
         XCTAssertNil(json["firstDifference"] as? String)
         XCTAssertTrue(["avx512", "openblas"].contains(json["gemm"] as? String ?? ""), "names the GEMM it ran on")
+        XCTAssertTrue(["avx512", "avx2", "baseline"].contains(json["elementwise"] as? String ?? ""), "names the elementwise kernels' level")
     }
 
     /// SNNMEM_GEMM=openblas runs the same step on OpenBLAS: the same plan, measured exactly, and the
