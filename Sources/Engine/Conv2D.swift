@@ -83,8 +83,8 @@ public struct Conv2DShape: Hashable, Sendable {
 /// Forward: output[b] = W * im2col(input[b]) (+ bias), one GEMM per group and sample.
 /// output [B, Cout, Hout, Wout]; input [B, Cin, H, W]; weight [Cout, Cin/groups, k, k]; bias [Cout] or nil;
 /// workspace: `shape.workspaceCount` elements (nil allowed only for a pointwise conv).
-/// Samples are spread over the kernel lanes (lane j takes samples j, j + lanes, ...), each lane with
-/// its own im2col slot of the workspace and a single-threaded GEMM.
+/// Samples are claimed one at a time by the kernel lanes' threads, each thread with its own im2col slot
+/// of the workspace and a single-threaded GEMM.
 @_specialize(where T == Float)
 public func conv2dForward<T: EngineScalar>(
     _ shape: Conv2DShape, output: UnsafeMutablePointer<T>, input: UnsafePointer<T>,
@@ -99,10 +99,10 @@ public func conv2dForward<T: EngineScalar>(
         return
     }
     let lanes = min(KernelLanes.count, s.batch)
-    let body = { (lane: Int) in
-        var b = lane
-        while b < s.batch {
-            defer { b += lanes }
+    // Samples are claimed one at a time by the lanes' threads, each sample's columns in the slot of the
+    // thread that runs it.
+    let body = { (b: Int, lane: Int) in
+        do {
             let inB = input + b * s.inChannels * inPlane
             let outB = output + b * s.outChannels * outPlane
             // A pointwise conv's input already is its column matrix: Cin rows of H*W.
@@ -129,9 +129,9 @@ public func conv2dForward<T: EngineScalar>(
         }
     }
     if lanes > 1 {
-        GEMMBackend.withOneThreadPerCall { KernelLanes.run(lanes, body) }
+        GEMMBackend.withOneThreadPerCall { KernelLanes.runItemsWithSlots(s.batch, slots: lanes, body) }
     } else {
-        body(0)
+        for b in 0..<s.batch { body(b, 0) }
     }
 }
 
@@ -140,8 +140,8 @@ public func conv2dForward<T: EngineScalar>(
 /// input's columns again, then the columns' gradient: one buffer of the forward's size.
 ///
 /// The batch goes in rounds of `lanes` samples: each lane builds one sample's columns in its slot;
-/// then the lanes split dWeight's columns, each accumulating every sample of the round into its
-/// own columns, so no lane writes another's (no partial sums, no extra workspace; measured as fast
+/// then the lanes split dWeight's columns (two parts a lane, claimed in turn), each part accumulating
+/// every sample of the round into its own columns, so no lane writes another's (no partial sums, no extra workspace; measured as fast
 /// as lanes with private dWeight partials, which would cost a weight-sized buffer more);
 /// then each lane turns its slot into its sample's column gradient and col2im's it, and builds the
 /// next round's columns.
@@ -220,9 +220,12 @@ public func conv2dBackward<T: EngineScalar>(
         var first = 0
         while first < s.batch {
             let count = min(lanes, s.batch - first), next = first + lanes
-            KernelLanes.run(lanes) { lane in
-                accumulateWeights(first: first, count: count, columns: lane * rowsG / lanes..<(lane + 1) * rowsG / lanes,
-                                  channels: lane * s.outChannels / lanes..<(lane + 1) * s.outChannels / lanes)
+            // Two parts a lane, claimed in turn (a lane whose core another process holds leaves its
+            // second part to the other), split at multiples of the GEMM's 32-column tile.
+            let parts = 2 * lanes, step = (rowsG / parts + 31) / 32 * 32
+            KernelLanes.runItems(parts, threads: lanes) { part in
+                accumulateWeights(first: first, count: count, columns: min(part * step, rowsG)..<(part == parts - 1 ? rowsG : min((part + 1) * step, rowsG)),
+                                  channels: part * s.outChannels / parts..<(part + 1) * s.outChannels / parts)
             }
             KernelLanes.run(lanes) { j in
                 if j < count { scatter(first + j, slot: j) }

@@ -42,6 +42,27 @@ public enum KernelLanes {
         }
     }
 
+    /// Runs `body(item, slot)` for item in 0..<items on at most `slots` threads claiming items in turn, as
+    /// `runItems`; `slot` (0..<slots) is a scratch slot no other item holds while `body` runs (conv's
+    /// im2col slot), so a sample is claimed like any item and a thread that keeps its core takes over
+    /// the samples of one that lost it, where a fixed share per lane waited for it.
+    @inline(__always)
+    public static func runItemsWithSlots(_ items: Int, slots: Int, _ body: (Int, Int) -> Void) {
+        if items <= 1 || slots <= 1 {
+            for item in 0..<items { body(item, 0) }
+            return
+        }
+        var mask: UInt = 0
+        withUnsafeMutablePointer(to: &mask) { mask in
+            runItems(items, threads: slots) { item in
+                let slot = snn_slot_claim(mask, slots)
+                precondition(slot >= 0, "more items in flight than slots")
+                defer { snn_slot_release(mask, slot) }
+                body(item, slot)
+            }
+        }
+    }
+
     /// Chunks per lane in `forEachChunk`. With one chunk per lane, a lane whose thread shares its
     /// core with another process held every region up for its next time slice; with four, the other
     /// thread takes over what it has not reached. A chunk (at least a quarter of `minimumWork`, 8 Ki
