@@ -102,29 +102,27 @@ public func conv2dForward<T: EngineScalar>(
     // Samples are claimed one at a time by the lanes' threads, each sample's columns in the slot of the
     // thread that runs it.
     let body = { (b: Int, lane: Int) in
-        do {
-            let inB = input + b * s.inChannels * inPlane
-            let outB = output + b * s.outChannels * outPlane
-            // A pointwise conv's input already is its column matrix: Cin rows of H*W.
-            let columns: UnsafePointer<T>
-            if s.isPointwise {
-                columns = inB
-            } else {
-                let slot = workspace! + lane * s.columnCount
-                im2col(s, columns: slot, input: inB)
-                columns = UnsafePointer(slot)
-            }
-            for g in 0..<s.groups {
-                T.gemm(transposeA: false, transposeB: false, m: coutG, n: outPlane, k: rowsG,
-                       alpha: 1, a: weight + g * coutG * rowsG, lda: rowsG,
-                       b: columns + g * rowsG * outPlane, ldb: outPlane,
-                       beta: 0, c: outB + g * coutG * outPlane, ldc: outPlane)
-            }
-            if let bias {
-                for co in 0..<s.outChannels {
-                    let row = outB + co * outPlane, value = bias[co]
-                    for i in 0..<outPlane { row[i] += value }
-                }
+        let inB = input + b * s.inChannels * inPlane
+        let outB = output + b * s.outChannels * outPlane
+        // A pointwise conv's input already is its column matrix: Cin rows of H*W.
+        let columns: UnsafePointer<T>
+        if s.isPointwise {
+            columns = inB
+        } else {
+            let slot = workspace! + lane * s.columnCount
+            im2col(s, columns: slot, input: inB)
+            columns = UnsafePointer(slot)
+        }
+        for g in 0..<s.groups {
+            T.gemm(transposeA: false, transposeB: false, m: coutG, n: outPlane, k: rowsG,
+                   alpha: 1, a: weight + g * coutG * rowsG, lda: rowsG,
+                   b: columns + g * rowsG * outPlane, ldb: outPlane,
+                   beta: 0, c: outB + g * coutG * outPlane, ldc: outPlane)
+        }
+        if let bias {
+            for co in 0..<s.outChannels {
+                let row = outB + co * outPlane, value = bias[co]
+                for i in 0..<outPlane { row[i] += value }
             }
         }
     }
@@ -141,8 +139,9 @@ public func conv2dForward<T: EngineScalar>(
 ///
 /// The batch goes in rounds of `lanes` samples: each lane builds one sample's columns in its slot;
 /// then the lanes split dWeight's columns (two parts a lane, claimed in turn), each part accumulating
-/// every sample of the round into its own columns, so no lane writes another's (no partial sums, no extra workspace; measured as fast
-/// as lanes with private dWeight partials, which would cost a weight-sized buffer more);
+/// every sample of the round into its own columns, so no lane writes another's (no partial sums, no
+/// extra workspace; measured as fast as lanes with private dWeight partials, which would cost a
+/// weight-sized buffer more);
 /// then each lane turns its slot into its sample's column gradient and col2im's it, and builds the
 /// next round's columns.
 @_specialize(where T == Float)
@@ -224,7 +223,8 @@ public func conv2dBackward<T: EngineScalar>(
             // second part to the other), split at multiples of the GEMM's 32-column tile.
             let parts = 2 * lanes, step = (rowsG / parts + 31) / 32 * 32
             KernelLanes.runItems(parts, threads: lanes) { part in
-                accumulateWeights(first: first, count: count, columns: min(part * step, rowsG)..<(part == parts - 1 ? rowsG : min((part + 1) * step, rowsG)),
+                let columnRange = min(part * step, rowsG)..<(part == parts - 1 ? rowsG : min((part + 1) * step, rowsG))
+                accumulateWeights(first: first, count: count, columns: columnRange,
                                   channels: part * s.outChannels / parts..<(part + 1) * s.outChannels / parts)
             }
             KernelLanes.run(lanes) { j in
