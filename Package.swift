@@ -46,11 +46,14 @@ let package = Package(
         .target(name: "CGemm"),
         // The kernel lanes' fork-join: persistent helper threads that spin briefly between regions.
         .target(name: "CLanes"),
+        // Elementwise float32 kernels (neurons, batch norm, reductions) compiled for AVX-512, AVX2 and the
+        // baseline, one chosen at run time (see snn_kernels.h): Swift compiles for the baseline only.
+        .target(name: "CKernels"),
         // zlib's gzip reader (the bundled digits data set is gzipped CSV).
         .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
         // The training engine's numerical kernels: forward/backward pairs over caller-owned buffers,
         // neurons, losses, optimizers, the digits data set. Allocation is wired in a later step.
-        .target(name: "Engine", dependencies: ["MemoryModel", "Profiles", "Planner", "Allocator", "COpenBLAS", "CGemm", "CLanes", "CZlib"]),
+        .target(name: "Engine", dependencies: ["MemoryModel", "Profiles", "Planner", "Allocator", "COpenBLAS", "CGemm", "CLanes", "CKernels", "CZlib"]),
         // Conv forward+backward GFLOP/s of CIFARNet's conv shapes beside raw cblas_sgemm. Run in release.
         .executableTarget(name: "EngineKernelBenchmark", dependencies: ["Engine", "Profiles", "COpenBLAS", "CGemm"]),
         // Reports read measured and planned traces and write tables, timelines and CI gates.
@@ -70,7 +73,7 @@ let package = Package(
         .testTarget(name: "ReportsTests", dependencies: ["Reports", "Planner", "Profiles", "Allocator", "MemoryModel", "OutputFiles"],
                     exclude: ["__Snapshots__"]),
         .testTarget(name: "CLITests", dependencies: ["CLI", "Planner", "Profiles", "MemoryModel", "Engine"]),
-        .testTarget(name: "EngineTests", dependencies: ["Engine", "Allocator", "Planner", "Profiles", "MemoryModel", "CGemm", "CLanes", "COpenBLAS"]),
+        .testTarget(name: "EngineTests", dependencies: ["Engine", "Allocator", "Planner", "Profiles", "MemoryModel", "CGemm", "CLanes", "CKernels", "COpenBLAS"]),
     ],
     swiftLanguageModes: [.v5]
 )

@@ -108,6 +108,8 @@ struct RunJSON: Codable {
     var outOfMemoryAt: String?
     /// The Float GEMM the step ran on: "avx512" (snnmem's) or "openblas".
     var gemm: String
+    /// The instruction set of the Float elementwise kernels (neurons, batch norm): "avx512", "avx2" or "baseline".
+    var elementwise: String
 
     init(_ r: MemoryRunResult, profile: Profile) {
         self.profile = profile.name
@@ -131,6 +133,7 @@ struct RunJSON: Codable {
         outOfMemory = r.outOfMemory != nil
         outOfMemoryAt = r.outOfMemory.map(\.description)
         gemm = GEMMBackend.current.rawValue
+        elementwise = ElementwiseKernels.level
     }
 }
 

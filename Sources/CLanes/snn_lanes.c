@@ -272,3 +272,15 @@ snn_lanes_counters snn_lanes_read_counters(void) {
     return (snn_lanes_counters){atomic_load(&pool.helper_parks), atomic_load(&pool.caller_sleeps),
                                 atomic_load(&pool.contended)};
 }
+
+long snn_slot_claim(unsigned long *mask, long slots) {
+    for (long slot = 0; slot < slots && slot < (long)(8 * sizeof(unsigned long)); slot++) {
+        const unsigned long bit = 1UL << slot;
+        if (!(__atomic_fetch_or(mask, bit, __ATOMIC_ACQUIRE) & bit)) return slot;
+    }
+    return -1;
+}
+
+void snn_slot_release(unsigned long *mask, long slot) {
+    __atomic_fetch_and(mask, ~(1UL << slot), __ATOMIC_RELEASE);
+}

@@ -1,3 +1,4 @@
+import CKernels
 /// Training-mode batch norm over [B, C, S] with S the spatial size H*W (1 for [B, F] features):
 /// statistics per channel over the batch and spatial dimensions, as PyTorch's BatchNorm1d/2d.
 public struct BatchNormShape: Hashable, Sendable {
@@ -71,6 +72,10 @@ public func batchNormForward<T: EngineScalar>(
             for b in 0..<s.batch {
                 let offset = (b * s.channels + c) * s.spatial
                 let x = input + offset, y = output + offset
+                if T.self == Float.self {
+                    snn_scale_shift(s.spatial, floats(x), unsafeBitCast(scale, to: Float.self), unsafeBitCast(shift, to: Float.self), floats(y))
+                    continue
+                }
                 for i in 0..<s.spatial { y[i] = x[i] * scale + shift }
             }
         }
@@ -105,6 +110,11 @@ public func batchNormBackward<T: EngineScalar>(
             for b in 0..<s.batch {
                 let offset = (b * s.channels + c) * s.spatial
                 let x = input + offset, dy = dOutput + offset, dx = dInput + offset
+                if T.self == Float.self {
+                    let f = { (value: T) in unsafeBitCast(value, to: Float.self) }
+                    snn_batch_norm_input_gradient(s.spatial, floats(x), floats(dy), f(mu), f(istd), f(k), f(n), f(sumDy), f(sumDyXhat), floats(dx))
+                    continue
+                }
                 for i in 0..<s.spatial {
                     let xhat = (x[i] - mu) * istd
                     dx[i] = k * (n * dy[i] - sumDy - xhat * sumDyXhat)

@@ -1,3 +1,4 @@
+import Planner
 import Profiles
 
 /// The dimensions of one convolution call: a batch of [inChannels, height, width] samples.
@@ -52,10 +53,25 @@ public struct Conv2DShape: Hashable, Sendable {
         isPointwise ? 0 : inChannels * kernel * kernel * outHeight * outWidth
     }
 
-    /// Elements of the im2col workspace, forward and backward alike: one sample's columns per kernel
-    /// lane (`LayerMemoryTable.kernelLanes` x `columnCount`), 0 for a pointwise conv. This is the
-    /// planner's `im2col` declaration; the kernels use no other scratch.
-    public var workspaceCount: Int { KernelLanes.count * columnCount }
+    /// Samples whose columns go into one GEMM (`LayerMemoryTable.convSampleGroup`, at most the batch):
+    /// 1 where each sample's GEMMs are wide enough to run per sample on the kernel lanes.
+    public var sampleGroup: Int {
+        isPointwise ? 1 : min(batch, LayerMemoryTable.convSampleGroup(outputPlane: outHeight * outWidth))
+    }
+
+    /// Whether the samples are gathered `sampleGroup` at a time (the planner decides by the plane alone,
+    /// so a batch of one still takes this path when the plane is small).
+    public var isGrouped: Bool { !isPointwise && LayerMemoryTable.convSampleGroup(outputPlane: outHeight * outWidth) > 1 }
+
+    /// Elements of the im2col workspace, forward and backward alike, 0 for a pointwise conv. Per sample
+    /// on the lanes: one sample's columns per kernel lane (`LayerMemoryTable.kernelLanes` x `columnCount`).
+    /// Grouped: the group's columns side by side, then its outputs (or output gradients) side by side,
+    /// `sampleGroup` x (Cin * k * k + Cout) x (Hout * Wout). This is the planner's `im2col` declaration
+    /// at this batch; the kernels use no other scratch.
+    public var workspaceCount: Int {
+        isGrouped ? sampleGroup * (inChannels * kernel * kernel + outChannels) * outHeight * outWidth
+                  : KernelLanes.count * columnCount
+    }
 
     /// Rows of one group's im2col slice, and the GEMM's K: (inChannels / groups) * k * k.
     var groupColumnRows: Int { inChannels / groups * kernel * kernel }
@@ -67,8 +83,8 @@ public struct Conv2DShape: Hashable, Sendable {
 /// Forward: output[b] = W * im2col(input[b]) (+ bias), one GEMM per group and sample.
 /// output [B, Cout, Hout, Wout]; input [B, Cin, H, W]; weight [Cout, Cin/groups, k, k]; bias [Cout] or nil;
 /// workspace: `shape.workspaceCount` elements (nil allowed only for a pointwise conv).
-/// Samples are spread over the kernel lanes (lane j takes samples j, j + lanes, ...), each lane with
-/// its own im2col slot of the workspace and a single-threaded GEMM.
+/// Samples are claimed one at a time by the kernel lanes' threads, each thread with its own im2col slot
+/// of the workspace and a single-threaded GEMM.
 @_specialize(where T == Float)
 public func conv2dForward<T: EngineScalar>(
     _ shape: Conv2DShape, output: UnsafeMutablePointer<T>, input: UnsafePointer<T>,
@@ -78,40 +94,42 @@ public func conv2dForward<T: EngineScalar>(
     let inPlane = s.height * s.width, outPlane = s.outHeight * s.outWidth
     let coutG = s.outChannels / s.groups, rowsG = s.groupColumnRows
     precondition(s.isPointwise || workspace != nil, "a \(s.kernel)x\(s.kernel) conv needs its im2col workspace")
+    if s.isGrouped {
+        groupedConv2dForward(s, output: output, input: input, weight: weight, bias: bias, workspace: workspace!)
+        return
+    }
     let lanes = min(KernelLanes.count, s.batch)
-    let body = { (lane: Int) in
-        var b = lane
-        while b < s.batch {
-            defer { b += lanes }
-            let inB = input + b * s.inChannels * inPlane
-            let outB = output + b * s.outChannels * outPlane
-            // A pointwise conv's input already is its column matrix: Cin rows of H*W.
-            let columns: UnsafePointer<T>
-            if s.isPointwise {
-                columns = inB
-            } else {
-                let slot = workspace! + lane * s.columnCount
-                im2col(s, columns: slot, input: inB)
-                columns = UnsafePointer(slot)
-            }
-            for g in 0..<s.groups {
-                T.gemm(transposeA: false, transposeB: false, m: coutG, n: outPlane, k: rowsG,
-                       alpha: 1, a: weight + g * coutG * rowsG, lda: rowsG,
-                       b: columns + g * rowsG * outPlane, ldb: outPlane,
-                       beta: 0, c: outB + g * coutG * outPlane, ldc: outPlane)
-            }
-            if let bias {
-                for co in 0..<s.outChannels {
-                    let row = outB + co * outPlane, value = bias[co]
-                    for i in 0..<outPlane { row[i] += value }
-                }
+    // Samples are claimed one at a time by the lanes' threads, each sample's columns in the slot of the
+    // thread that runs it.
+    let body = { (b: Int, lane: Int) in
+        let inB = input + b * s.inChannels * inPlane
+        let outB = output + b * s.outChannels * outPlane
+        // A pointwise conv's input already is its column matrix: Cin rows of H*W.
+        let columns: UnsafePointer<T>
+        if s.isPointwise {
+            columns = inB
+        } else {
+            let slot = workspace! + lane * s.columnCount
+            im2col(s, columns: slot, input: inB)
+            columns = UnsafePointer(slot)
+        }
+        for g in 0..<s.groups {
+            T.gemm(transposeA: false, transposeB: false, m: coutG, n: outPlane, k: rowsG,
+                   alpha: 1, a: weight + g * coutG * rowsG, lda: rowsG,
+                   b: columns + g * rowsG * outPlane, ldb: outPlane,
+                   beta: 0, c: outB + g * coutG * outPlane, ldc: outPlane)
+        }
+        if let bias {
+            for co in 0..<s.outChannels {
+                let row = outB + co * outPlane, value = bias[co]
+                for i in 0..<outPlane { row[i] += value }
             }
         }
     }
     if lanes > 1 {
-        GEMMBackend.withOneThreadPerCall { KernelLanes.run(lanes, body) }
+        GEMMBackend.withOneThreadPerCall { KernelLanes.runItemsWithSlots(s.batch, slots: lanes, body) }
     } else {
-        body(0)
+        for b in 0..<s.batch { body(b, 0) }
     }
 }
 
@@ -120,9 +138,10 @@ public func conv2dForward<T: EngineScalar>(
 /// input's columns again, then the columns' gradient: one buffer of the forward's size.
 ///
 /// The batch goes in rounds of `lanes` samples: each lane builds one sample's columns in its slot;
-/// then the lanes split dWeight's columns, each accumulating every sample of the round into its
-/// own columns, so no lane writes another's (no partial sums, no extra workspace; measured as fast
-/// as lanes with private dWeight partials, which would cost a weight-sized buffer more);
+/// then the lanes split dWeight's columns (two parts a lane, claimed in turn), each part accumulating
+/// every sample of the round into its own columns, so no lane writes another's (no partial sums, no
+/// extra workspace; measured as fast as lanes with private dWeight partials, which would cost a
+/// weight-sized buffer more);
 /// then each lane turns its slot into its sample's column gradient and col2im's it, and builds the
 /// next round's columns.
 @_specialize(where T == Float)
@@ -135,6 +154,11 @@ public func conv2dBackward<T: EngineScalar>(
     let inPlane = s.height * s.width, outPlane = s.outHeight * s.outWidth
     let coutG = s.outChannels / s.groups, rowsG = s.groupColumnRows
     precondition(s.isPointwise || workspace != nil, "a \(s.kernel)x\(s.kernel) conv needs its im2col workspace")
+    if s.isGrouped {
+        groupedConv2dBackward(s, dInput: dInput, dWeight: dWeight, dBias: dBias, dOutput: dOutput, input: input,
+                              weight: weight, workspace: workspace!)
+        return
+    }
     let lanes = min(KernelLanes.count, s.batch)
 
     /// The column matrix of sample b: its slot (filled by `gather`) or, pointwise, the input itself.
@@ -195,9 +219,13 @@ public func conv2dBackward<T: EngineScalar>(
         var first = 0
         while first < s.batch {
             let count = min(lanes, s.batch - first), next = first + lanes
-            KernelLanes.run(lanes) { lane in
-                accumulateWeights(first: first, count: count, columns: lane * rowsG / lanes..<(lane + 1) * rowsG / lanes,
-                                  channels: lane * s.outChannels / lanes..<(lane + 1) * s.outChannels / lanes)
+            // Two parts a lane, claimed in turn (a lane whose core another process holds leaves its
+            // second part to the other), split at multiples of the GEMM's 32-column tile.
+            let parts = 2 * lanes, step = (rowsG / parts + 31) / 32 * 32
+            KernelLanes.runItems(parts, threads: lanes) { part in
+                let columnRange = min(part * step, rowsG)..<(part == parts - 1 ? rowsG : min((part + 1) * step, rowsG))
+                accumulateWeights(first: first, count: count, columns: columnRange,
+                                  channels: part * s.outChannels / parts..<(part + 1) * s.outChannels / parts)
             }
             KernelLanes.run(lanes) { j in
                 if j < count { scatter(first + j, slot: j) }
@@ -224,14 +252,16 @@ func validOutputRange(offset: Int, stride: Int, size: Int, outSize: Int) -> Rang
 
 /// columns[(c*k + ki)*k + kj][oh*Wout + ow] = input[c][oh*stride - pad + ki][ow*stride - pad + kj], 0 outside.
 @_specialize(where T == Float)
-func im2col<T: EngineScalar>(_ s: Conv2DShape, columns: UnsafeMutablePointer<T>, input: UnsafePointer<T>) {
+func im2col<T: EngineScalar>(_ s: Conv2DShape, columns: UnsafeMutablePointer<T>, input: UnsafePointer<T>, rowStride: Int? = nil) {
     let outH = s.outHeight, outW = s.outWidth, outPlane = outH * outW
+    // A grouped conv lays several samples' columns side by side: row r of this sample starts at r * rowStride.
+    let rowStride = rowStride ?? outPlane
     for c in 0..<s.inChannels {
         let plane = input + c * s.height * s.width
         for ki in 0..<s.kernel {
             let rows = validOutputRange(offset: ki - s.padding, stride: s.stride, size: s.height, outSize: outH)
             for kj in 0..<s.kernel {
-                let row = columns + ((c * s.kernel + ki) * s.kernel + kj) * outPlane
+                let row = columns + ((c * s.kernel + ki) * s.kernel + kj) * rowStride
                 let cols = validOutputRange(offset: kj - s.padding, stride: s.stride, size: s.width, outSize: outW)
                 if s.stride == 1 && outW == s.width {
                     // Stride 1 with a same-width output ("same" padding): within the valid rows the column
@@ -279,15 +309,17 @@ func im2col<T: EngineScalar>(_ s: Conv2DShape, columns: UnsafeMutablePointer<T>,
 /// The adjoint of im2col: dInput (overwritten) = sum of each column entry into the input pixel it read.
 /// dColumns is scratch: entries that read padding may be overwritten with zeros.
 @_specialize(where T == Float)
-func col2im<T: EngineScalar>(_ s: Conv2DShape, dInput: UnsafeMutablePointer<T>, dColumns: UnsafeMutablePointer<T>) {
+func col2im<T: EngineScalar>(_ s: Conv2DShape, dInput: UnsafeMutablePointer<T>, dColumns: UnsafeMutablePointer<T>,
+                             rowStride: Int? = nil) {
     let outH = s.outHeight, outW = s.outWidth, outPlane = outH * outW
+    let rowStride = rowStride ?? outPlane  // as in im2col
     dInput.update(repeating: 0, count: s.inChannels * s.height * s.width)
     for c in 0..<s.inChannels {
         let plane = dInput + c * s.height * s.width
         for ki in 0..<s.kernel {
             let rows = validOutputRange(offset: ki - s.padding, stride: s.stride, size: s.height, outSize: outH)
             for kj in 0..<s.kernel {
-                let row = dColumns + ((c * s.kernel + ki) * s.kernel + kj) * outPlane
+                let row = dColumns + ((c * s.kernel + ki) * s.kernel + kj) * rowStride
                 let cols = validOutputRange(offset: kj - s.padding, stride: s.stride, size: s.width, outSize: outW)
                 if cols.isEmpty || rows.isEmpty { continue }
                 if s.stride == 1 && outW == s.width {
@@ -303,8 +335,7 @@ func col2im<T: EngineScalar>(_ s: Conv2DShape, dInput: UnsafeMutablePointer<T>, 
                     let start = rows.lowerBound * outW + cols.lowerBound
                     let end = (rows.upperBound - 1) * outW + cols.upperBound
                     // start + shift >= 0: the first valid entry reads the plane's first row and column at worst.
-                    let dst = plane + (start + shift), src = row + start
-                    for i in 0..<(end - start) { dst[i] += src[i] }
+                    addTo(end - start, UnsafePointer(row + start), plane + (start + shift))
                     continue
                 }
                 for oh in rows {

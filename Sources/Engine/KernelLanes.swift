@@ -1,3 +1,4 @@
+import CKernels
 import CLanes
 import Planner
 
@@ -41,6 +42,27 @@ public enum KernelLanes {
         }
     }
 
+    /// Runs `body(item, slot)` for item in 0..<items on at most `slots` threads claiming items in turn, as
+    /// `runItems`; `slot` (0..<slots) is a scratch slot no other item holds while `body` runs (conv's
+    /// im2col slot), so a sample is claimed like any item and a thread that keeps its core takes over
+    /// the samples of one that lost it, where a fixed share per lane waited for it.
+    @inline(__always)
+    public static func runItemsWithSlots(_ items: Int, slots: Int, _ body: (Int, Int) -> Void) {
+        if items <= 1 || slots <= 1 {
+            for item in 0..<items { body(item, 0) }
+            return
+        }
+        var mask: UInt = 0
+        withUnsafeMutablePointer(to: &mask) { mask in
+            runItems(items, threads: slots) { item in
+                let slot = snn_slot_claim(mask, slots)
+                precondition(slot >= 0, "more items in flight than slots")
+                defer { snn_slot_release(mask, slot) }
+                body(item, slot)
+            }
+        }
+    }
+
     /// Chunks per lane in `forEachChunk`. With one chunk per lane, a lane whose thread shares its
     /// core with another process held every region up for its next time slice; with four, the other
     /// thread takes over what it has not reached. A chunk (at least a quarter of `minimumWork`, 8 Ki
@@ -67,7 +89,7 @@ public enum KernelLanes {
 }
 
 // Reductions for the per-channel statistics: 16 running partial sums (one SIMD16 register group),
-// combined at the end. In Float this is a blocked sum whose error grows with n / 16 instead of n,
+// combined at the end (in Float by the C kernels, `snn_sum` and its siblings, in the same scheme). In Float this is a blocked sum whose error grows with n / 16 instead of n,
 // and it vectorizes (a single scalar accumulator cannot be reordered, so the compiler keeps it scalar).
 
 @inline(__always)
@@ -83,6 +105,7 @@ func storeBlock<T: EngineScalar>(_ p: UnsafeMutablePointer<T>, _ i: Int, _ value
 /// Sum of p[0..<n].
 @inline(__always)
 func blockedSum<T: EngineScalar>(_ p: UnsafePointer<T>, _ n: Int) -> T {
+    if T.self == Float.self { return unsafeBitCast(snn_sum(floats(p), n), to: T.self) }
     var acc = SIMD16<T>()
     var i = 0
     while i + 16 <= n { acc += loadBlock(p, i); i += 16 }
@@ -94,6 +117,9 @@ func blockedSum<T: EngineScalar>(_ p: UnsafePointer<T>, _ n: Int) -> T {
 /// Sum of (p[i] - center)^2 over p[0..<n].
 @inline(__always)
 func blockedSquaredDeviations<T: EngineScalar>(_ p: UnsafePointer<T>, _ n: Int, center: T) -> T {
+    if T.self == Float.self {
+        return unsafeBitCast(snn_squared_deviations(floats(p), n, unsafeBitCast(center, to: Float.self)), to: T.self)
+    }
     var acc = SIMD16<T>()
     let c = SIMD16<T>(repeating: center)
     var i = 0
@@ -110,6 +136,11 @@ func blockedSquaredDeviations<T: EngineScalar>(_ p: UnsafePointer<T>, _ n: Int, 
 /// (sum of dy, sum of dy * (x - center)) over [0..<n].
 @inline(__always)
 func blockedGradientSums<T: EngineScalar>(_ dy: UnsafePointer<T>, _ x: UnsafePointer<T>, _ n: Int, center: T) -> (T, T) {
+    if T.self == Float.self {
+        var sumDy: Float = 0, sumDyCentered: Float = 0
+        snn_gradient_sums(floats(dy), floats(x), n, unsafeBitCast(center, to: Float.self), &sumDy, &sumDyCentered)
+        return (unsafeBitCast(sumDy, to: T.self), unsafeBitCast(sumDyCentered, to: T.self))
+    }
     var a = SIMD16<T>(), b = SIMD16<T>()
     let c = SIMD16<T>(repeating: center)
     var i = 0

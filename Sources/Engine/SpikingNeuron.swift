@@ -1,3 +1,4 @@
+import CKernels
 import Profiles
 
 // Spiking neurons as SpikingJelly's charge, fire, reset, one timestep per call:
@@ -54,7 +55,16 @@ public func neuronForward<T: EngineScalar>(
     // they do not overlap (and in training vNext is v itself). Each loop below touches few enough
     // buffers for a runtime overlap check and reads nothing it writes at another index, so each
     // vectorizes. Same arithmetic, same results as one loop.
+    // Float runs the C kernel (one fused loop, vectorized for this processor, the same arithmetic).
+    let floatCharge = NeuronCharge<Float>(spec)
     KernelLanes.forEachChunk(count: count) { range in
+        if T.self == Float.self {
+            let i = range.lowerBound
+            snn_neuron_forward(range.count, floatCharge.decay, floatCharge.gain, floatCharge.offset, Float(spec.threshold),
+                               Float(spec.vReset), spec.reset == .hard, floats(input) + i, floats(v) + i, floats(h) + i,
+                               floats(spike) + i, floats(vNext) + i)
+            return
+        }
         var start = range.lowerBound
         while start < range.upperBound {
             let block = start..<min(start + neuronBlock, range.upperBound)
@@ -84,6 +94,11 @@ public func neuronBackward<T: EngineScalar>(
     _ spec: NeuronSpec, count: Int, dInput: UnsafeMutablePointer<T>, dVPrevious: UnsafeMutablePointer<T>?,
     dSpike: UnsafePointer<T>, dVNext: UnsafePointer<T>?, h: UnsafePointer<T>
 ) {
+    if T.self == Float.self && spec.surrogate == .atan {
+        neuronBackwardFloatATan(spec, count: count, dInput: floats(dInput), dVPrevious: dVPrevious.map { floats($0) },
+                                dSpike: floats(dSpike), dVNext: dVNext.map { floats($0) }, h: floats(h))
+        return
+    }
     // Dispatch once on the surrogate so the loop is specialized on it.
     switch spec.surrogate {
     case .atan:
@@ -131,6 +146,23 @@ func neuronBackwardLoop<T: EngineScalar, S: SurrogateFunction>(
             for i in block { dInput[i] *= charge.gain }
             start = block.upperBound
         }
+    }
+}
+
+/// `neuronBackwardLoop` with the atan surrogate in Float, as one fused C loop vectorized for this processor:
+/// the same operations in the same order (ATanSurrogate's constants computed as it computes them).
+func neuronBackwardFloatATan(
+    _ spec: NeuronSpec, count: Int, dInput: UnsafeMutablePointer<Float>, dVPrevious: UnsafeMutablePointer<Float>?,
+    dSpike: UnsafePointer<Float>, dVNext: UnsafePointer<Float>?, h: UnsafePointer<Float>
+) {
+    let charge = NeuronCharge<Float>(spec), alpha = Float(spec.surrogateAlpha)
+    let uScale = Float.pi / 2 * alpha, halfAlpha = alpha / 2
+    let resetSlope: Float = spec.detachReset ? 0 : 1
+    KernelLanes.forEachChunk(count: count) { range in
+        let i = range.lowerBound
+        snn_neuron_backward_atan(range.count, uScale, halfAlpha, Float(spec.threshold), Float(spec.vReset), spec.reset == .hard,
+                                 resetSlope, charge.decay, charge.gain, h + i, dSpike + i, dVNext.map { $0 + i },
+                                 dInput + i, dVPrevious.map { $0 + i })
     }
 }
 

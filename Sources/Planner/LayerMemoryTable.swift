@@ -14,15 +14,25 @@ public struct BufferDeclaration: Hashable, Sendable {
     /// Whether a run over all timesteps at once allocates it with a time dimension ([T, ...]);
     /// false for what exists once per run (a multi-step neuron's v, PyTorch's batch statistics).
     public var perTimestep: Bool
+    /// Scratch sized for at most this many samples of the batch: allocated as [min(batch, n), shape...]
+    /// (a conv that gathers several samples' columns into one GEMM). nil: `shape` as it is.
+    public var batchLimit: Int?
 
     public init(name: String, role: TensorRole, shape: TensorShape, perSample: Bool = true, dtype: DType? = nil,
-                perTimestep: Bool = true) {
+                perTimestep: Bool = true, batchLimit: Int? = nil) {
+        precondition(batchLimit == nil || (!perSample && batchLimit! > 0), "a batch limit sizes scratch that is not per sample")
         self.name = name
         self.role = role
         self.shape = shape
         self.perSample = perSample
         self.dtype = dtype
         self.perTimestep = perTimestep
+        self.batchLimit = batchLimit
+    }
+
+    /// The shape of one operation's scratch at this batch: `shape`, led by min(batch, batchLimit) when limited.
+    public func scratchShape(batch: Int) -> TensorShape {
+        batchLimit.map { shape.prepending(min(batch, $0)) } ?? shape
     }
 }
 
@@ -75,13 +85,20 @@ public enum LayerMemoryTable {
             // im2col of one sample per kernel lane: kernelLanes x (Cin * k * k) x (Hout * Wout). The engine runs
             // `kernelLanes` samples at once, each lane with a single-threaded GEMM on its own slot (about twice
             // the speed of one multi-threaded GEMM per sample on 2 cores). The price is one more sample's
-            // columns (conv2 of CIFARNet: 2.25 MiB more), small beside a batch's activations; batching more
-            // samples per GEMM would cost a further slot per sample for little gain.
+            // columns (conv2 of CIFARNet: 2.25 MiB more), small beside a batch's activations.
+            // A small output plane (Hout * Wout below `groupedColumns / kernelLanes`) makes one sample's GEMMs
+            // too narrow for the register tiles (vgg11's 2x2 maps: N = 4): the engine then gathers up to
+            // `convSampleGroup` samples' columns side by side into one GEMM of N >= `groupedColumns`, with
+            // their outputs (or output gradients) staged beside: [min(B, group), Cin * k * k + Cout, Hout * Wout].
             // A 1x1, stride 1, unpadded conv is a plain GEMM and needs none.
             if !isPointwise(conv) {
-                let columns = TensorShape([kernelLanes, conv.inChannels * conv.kernel * conv.kernel,
-                                           layer.outputShape.dims[1] * layer.outputShape.dims[2]])
-                let im2col = BufferDeclaration(name: "im2col", role: .workspace, shape: columns, perSample: false)
+                let plane = layer.outputShape.dims[1] * layer.outputShape.dims[2]
+                let rows = conv.inChannels * conv.kernel * conv.kernel
+                let group = convSampleGroup(outputPlane: plane)
+                let im2col = group > 1
+                    ? BufferDeclaration(name: "im2col", role: .workspace, shape: TensorShape([rows + conv.outChannels, plane]),
+                                        perSample: false, batchLimit: group)
+                    : BufferDeclaration(name: "im2col", role: .workspace, shape: TensorShape([kernelLanes, rows, plane]), perSample: false)
                 d.forwardWorkspace = [im2col]
                 d.backwardWorkspace = [im2col]
             }
@@ -160,6 +177,16 @@ public enum LayerMemoryTable {
     /// The engine's attention backward: one head's map gradient, reused head after head ([N, N], no batch).
     public static func attentionMapWorkspace(_ spec: AttentionSpec) -> BufferDeclaration {
         BufferDeclaration(name: "dAttn", role: .workspace, shape: TensorShape([spec.tokens, spec.tokens]), perSample: false)
+    }
+
+    /// GEMM columns (N) a conv with a small output plane gathers from several samples: 256, eight of the
+    /// AVX-512 GEMM's 32-wide tiles and one of its K blocks (the weight gradient's K is the same N).
+    public static let groupedColumns = 256
+
+    /// Samples one GEMM of a (non-pointwise) conv takes at most: 1 when a sample's plane is wide enough
+    /// for per-sample GEMMs on the kernel lanes, else enough samples for `groupedColumns` columns.
+    public static func convSampleGroup(outputPlane: Int) -> Int {
+        outputPlane * kernelLanes >= groupedColumns ? 1 : (groupedColumns + outputPlane - 1) / outputPlane
     }
 
     public static func isPointwise(_ conv: ConvSpec) -> Bool {

@@ -158,7 +158,8 @@ struct TraceBuilder {
 
     /// Scratch that lives only inside one operation.
     mutating func allocateAndFree(_ buffer: BufferDeclaration, path: String, span: Span) {
-        let id = allocate(path, buffer.name, timestep: span.timestep, role: buffer.role, shape: buffer.shape, dtype: buffer.dtype)
+        let id = allocate(path, buffer.name, timestep: span.timestep, role: buffer.role, shape: buffer.scratchShape(batch: batch),
+                          dtype: buffer.dtype)
         release(id)
     }
 

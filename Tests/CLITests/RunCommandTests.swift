@@ -13,6 +13,7 @@ final class RunCommandTests: XCTestCase {
         XCTAssertEqual(json["outOfMemory"] as? Bool, false)
         XCTAssertNil(json["firstDifference"] as? String)
         XCTAssertTrue(["avx512", "openblas"].contains(json["gemm"] as? String ?? ""), "names the GEMM it ran on")
+        XCTAssertTrue(["avx512", "avx2", "baseline"].contains(json["elementwise"] as? String ?? ""), "names the elementwise kernels' level")
     }
 
     /// SNNMEM_GEMM=openblas runs the same step on OpenBLAS: the same plan, measured exactly, and the
@@ -35,7 +36,7 @@ final class RunCommandTests: XCTestCase {
         let result = try SnnmemProcess.run(["run", "profiles/digits.yaml", "--memory-limit", "256KiB", "--trace", trace])
         XCTAssertEqual(result.exitCode, 3, result.stderr)
         XCTAssertTrue(result.stderr.contains("out of memory"), result.stderr)
-        XCTAssertTrue(result.stderr.contains("limit 256 KiB") && result.stderr.contains("bn1"), "names the layer and the limit: \(result.stderr)")
+        XCTAssertTrue(result.stderr.contains("limit 256 KiB") && result.stderr.contains("conv1:im2col@t0"), "names the layer and the limit: \(result.stderr)")
         XCTAssertTrue(FileManager.default.fileExists(atPath: trace), "the trace up to the refusal is kept")
     }
 

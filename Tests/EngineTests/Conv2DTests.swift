@@ -16,7 +16,19 @@ final class Conv2DTests: XCTestCase {
         // An odd batch (the kernel lanes' last round has one sample) and a 5x5 "same" conv on a 3x4 plane,
         // where whole column rows fall into the padding (im2col's stride-1 contiguous-copy path).
         ("5x5 pad 2 on 3x4, batch 3, bias", Conv2DShape(batch: 3, inChannels: 2, outChannels: 3, height: 3, width: 4, kernel: 5, stride: 1, padding: 2), true),
+        // The shapes above have small planes, whose samples are gathered into one GEMM (grouped). These
+        // run per sample on the kernel lanes (a 12x12 plane), and grouped with a last, smaller group
+        // (2x2 planes, 64 samples a group, a batch of 67) with channel groups.
+        ("3x3 pad 1 on 12x12 (per-sample lanes), batch 3, bias", Conv2DShape(batch: 3, inChannels: 2, outChannels: 3, height: 12, width: 12, kernel: 3, stride: 1, padding: 1), true),
+        ("3x3 pad 1 on 2x2, batch 67, groups 2, bias", Conv2DShape(batch: 67, inChannels: 2, outChannels: 4, height: 2, width: 2, kernel: 3, stride: 1, padding: 1, groups: 2), true),
     ]
+
+    /// Both conv paths are covered by `shapes`, and a grouped batch that leaves a smaller last group.
+    func testShapesCoverPerSampleAndGroupedPaths() {
+        let paths = Self.shapes.filter { !$0.shape.isPointwise }.map(\.shape.isGrouped)
+        XCTAssertTrue(paths.contains(true) && paths.contains(false))
+        XCTAssertTrue(Self.shapes.contains { $0.shape.isGrouped && $0.shape.batch % $0.shape.sampleGroup != 0 })
+    }
 
     /// Direct convolution, the definition itself: an independent check of forward.
     static func naiveForward(_ s: Conv2DShape, input: [Double], weight: [Double], bias: [Double]?) -> [Double] {

@@ -109,6 +109,31 @@ final class LanePoolTests: XCTestCase {
         XCTAssertLessThan(elapsed, UInt64(calls * delay / 2), "\(Double(elapsed) / 1e6) ms for \(2 * calls) calls")
     }
 
+    /// Items claimed with scratch slots (conv's per-sample im2col): each item runs once, with a slot in
+    /// range that no other running item holds at the same time (each item marks its slot busy, spins
+    /// a little so that the two threads overlap, and checks nobody else marked it).
+    func testItemsWithSlotsNeverShareASlot() {
+        let items = 200, slots = KernelLanes.count
+        let runs = UnsafeMutableBufferPointer<Int>.allocate(capacity: items), busy = UnsafeMutableBufferPointer<Int>.allocate(capacity: slots)
+        defer { runs.deallocate(); busy.deallocate() }
+        runs.initialize(repeating: 0)
+        busy.initialize(repeating: 0)
+        let clashes = Atomic<Int>(0), outOfRange = Atomic<Int>(0)
+        KernelLanes.runItemsWithSlots(items, slots: slots) { item, slot in
+            guard (0..<slots).contains(slot) else { outOfRange.add(1, ordering: .relaxed); return }
+            runs[item] += 1
+            if busy[slot] != 0 { clashes.add(1, ordering: .relaxed) }
+            busy[slot] = item + 1
+            var x = 0.0
+            for i in 0..<20_000 { x += Double(i).squareRoot() }
+            if busy[slot] != item + 1 || x < 0 { clashes.add(1, ordering: .relaxed) }
+            busy[slot] = 0
+        }
+        XCTAssertTrue(runs.allSatisfy { $0 == 1 }, "each item once")
+        XCTAssertEqual(clashes.load(ordering: .relaxed), 0)
+        XCTAssertEqual(outOfRange.load(ordering: .relaxed), 0)
+    }
+
     /// The caller waits for a helper whose lane takes 30 ms: it sleeps rather than spin (or yield
     /// in a loop, which costs the same CPU time when nobody else wants the core), so its CPU time
     /// over the wait stays a small part of the wait.

@@ -228,6 +228,11 @@ final class SpikingNeuronTests: XCTestCase {
     /// (two lanes, many blocks, a ragged tail) they must give exactly what one element-by-element loop
     /// gives, with v and dV updated in place as in training.
     func testBlockedKernelsEqualElementwiseLoop() {
+        Self.checkBlockedKernelsEqualElementwiseLoop()
+    }
+
+    /// The check itself, also run at every instruction-set level of the C kernels (ElementwiseKernelsTests).
+    static func checkBlockedKernelsEqualElementwiseLoop(file: StaticString = #filePath, line: UInt = #line) {
         let count = 40_000
         var random = SeededRandom(seed: 77)
         let x = (0..<count).map { _ in Float(random.uniform(-0.5, 2.5)) }
@@ -249,7 +254,7 @@ final class SpikingNeuronTests: XCTestCase {
                 let vi = spec.reset == .hard ? (hi >= threshold ? vReset : hi) : hi - s * threshold
                 if h[i] != hi || spike[i] != s || v[i] != vi { mismatches += 1 }
             }
-            XCTAssertEqual(mismatches, 0, "\(name) forward")
+            XCTAssertEqual(mismatches, 0, "\(name) forward", file: file, line: line)
 
             var dX = [Float](repeating: .nan, count: count), dV = dV0
             dV.withUnsafeMutableBufferPointer { dvp in
@@ -267,7 +272,7 @@ final class SpikingNeuronTests: XCTestCase {
                 let dH = dS[i] * sg + dV0[i] * dVdH
                 if dX[i] != dH * gain || dV[i] != dH * decay { mismatches += 1 }
             }
-            XCTAssertEqual(mismatches, 0, "\(name) backward")
+            XCTAssertEqual(mismatches, 0, "\(name) backward", file: file, line: line)
         }
     }
 }

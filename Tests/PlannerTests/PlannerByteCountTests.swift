@@ -7,8 +7,9 @@ import XCTest
 ///   parameters: conv weight 2x1x3x3 = 72 B, fc weight 3x32 = 384 B, fc bias 3 = 12 B -> 468 B;
 ///   gradients and SGD momentum the same again each -> persistent 3 x 468 = 1404 B.
 ///   input: images 2x1x4x4 floats = 128 B, labels 2 int32 = 8 B -> 136 B.
-///   per timestep: conv output 2x2x4x4 floats = 256 B, im2col 2 lanes x 9x16 floats = 1152 B (freed at once;
-///   one sample's 9x16 columns for each of `LayerMemoryTable.kernelLanes` = 2 samples computed at once),
+///   per timestep: conv output 2x2x4x4 floats = 256 B, im2col 2 x (9 + 2) x 16 floats = 1408 B (freed at once;
+///   a 4x4 output plane is too narrow for per-sample GEMMs, so both samples' 9x16 columns go side by side into
+///   one GEMM, with their 2x16 outputs staged beside: `LayerMemoryTable.convSampleGroup`),
 ///   LIF v 256 B (one for the whole forward), spikes 256 B, h 256 B; fc output 2x3 = 24 B;
 ///   the output sum 24 B.
 /// BPTT keeps h and the spikes (fc's input) for each timestep: 512 B per timestep.
@@ -17,8 +18,8 @@ final class PlannerByteCountTests: XCTestCase {
         let plan = try Fixtures.plan(try Fixtures.tiny(), .bptt)
         // The peak: forward t=1 while conv's im2col is live:
         // persistent 1404 + input 136 + outputSum 24 + t0 spikes 256 + t0 h 256 + v 256 + t1 conv output 256
-        // + im2col 1152 (two lanes' 9x16 columns).
-        XCTAssertEqual(plan.peakBytes, 3740)
+        // + im2col 1408 (two samples' 9x16 columns and 2x16 staged outputs).
+        XCTAssertEqual(plan.peakBytes, 3996)
         XCTAssertEqual(plan.sweep.peakPhase, .forward(timestep: 1))
         XCTAssertEqual(plan.peakTensor?.descriptor.name, "im2col")
         let roles = plan.bytesByRoleAtPeak
@@ -28,7 +29,7 @@ final class PlannerByteCountTests: XCTestCase {
         XCTAssertEqual(roles[.input], 136)
         XCTAssertEqual(roles[.activation], 256 + 256 + 24)   // conv output t1, spikes t0, output sum
         XCTAssertEqual(roles[.neuronState], 256 + 256)       // v, h t0
-        XCTAssertEqual(roles[.workspace], 1152)   // im2col: 2 lanes x 9x16 floats
+        XCTAssertEqual(roles[.workspace], 1408)   // im2col: 2 samples x (9 + 2) x 16 floats
         XCTAssertEqual(plan.persistentBytes, 1404)
         XCTAssertEqual(plan.activationBytes, 2 * 512)
     }

@@ -49,6 +49,13 @@ long snn_lanes_helpers(void);
 /// as a helper that the scheduler took off its core would. 0 (the default) turns it off.
 void snn_lanes_set_helper_delay_ns(long nanoseconds);
 
+/// Scratch slots shared by the items of one snn_lanes_run_items call: at most `threads` items run at
+/// once, so with that many slots an item always finds one free. `mask` (one bit a slot, zero at
+/// first) is the caller's; claims and releases are atomic. Returns the slot claimed (0 ..< slots),
+/// or -1 when all are taken (a caller's mistake: more items in flight than slots).
+long snn_slot_claim(unsigned long *mask, long slots);
+void snn_slot_release(unsigned long *mask, long slot);
+
 /// Counters since the process started (for tests and measurements): waits in which a helper or the
 /// caller stopped spinning and slept because it found its core contended or its spin ran out.
 typedef struct {

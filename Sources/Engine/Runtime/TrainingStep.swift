@@ -64,7 +64,7 @@ final class TrainingStep<T: EngineScalar> {
 
     /// Scratch for one operation: allocated with its declared shape exactly, freed right after.
     func allocateScratch(_ buffer: BufferDeclaration, path: String, span: Span) throws -> Int {
-        try heap.allocate(path, buffer.name, timestep: span.timestep, role: buffer.role, shape: buffer.shape)
+        try heap.allocate(path, buffer.name, timestep: span.timestep, role: buffer.role, shape: buffer.scratchShape(batch: batch))
     }
 
     func keep(_ ids: [Int], key: SavedKey) {
