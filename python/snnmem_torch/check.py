@@ -66,6 +66,11 @@ def layer_modules(model: nn.Module, entries: list, layers: list) -> tuple:
             if module is not None and entry.source != "":
                 found[layer.path] = module
                 kinds[layer.path] = layer.kind
+                # An attention's parts are layers of their own, attributes of its module by their names.
+                for part in getattr(layer, "parts", []) or []:
+                    if isinstance(getattr(module, part.name, None), nn.Module):
+                        found[part.path] = getattr(module, part.name)
+                        kinds[part.path] = part.kind
             for entry_children, layer_children in _children(entry, layer):
                 walk(entry_children, layer_children)
 

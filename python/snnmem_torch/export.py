@@ -98,8 +98,9 @@ class _Tracer(fx.Tracer):
 
     def is_leaf_module(self, m: nn.Module, qualname: str) -> bool:
         base = _sj()[0]
+        from .attention import SpikingSelfAttention, TokenMean, Tokens
         from .reversible import ReversibleStage
-        if isinstance(m, (base.StepModule, base.MemoryModule, ReversibleStage)):
+        if isinstance(m, (base.StepModule, base.MemoryModule, ReversibleStage, SpikingSelfAttention, Tokens, TokenMean)):
             return True
         return super().is_leaf_module(m, qualname)
 
@@ -411,6 +412,67 @@ class _Reader:
         raise self._refuse(node, f"a {node.op} node has no profile layer", "use modules, not attributes")
 
 
+def _token_entries(path: str, module: nn.Module, inner: tuple, outer: tuple) -> Optional[list]:
+    """The spiking-transformer layers as the measure package builds them (attention.py): its self-attention
+    modules, token reshapes and kernel-1 conv1d; None for any other module."""
+    from .attention import SpikeDrivenSelfAttention, SpikingSelfAttention, TokenMean, Tokens
+    _, _, sj_layer, _, _ = _sj()
+    kind = _type_name(module)
+    if type(module) is Tokens:
+        return [Entry("tokens", path, {}, outer)]
+    if type(module) is TokenMean:
+        return [Entry("tokenmean", path, {}, outer)]
+    if type(module) in (nn.Conv1d, sj_layer.Conv1d):
+        if module.kernel_size != (1,) or module.stride != (1,) or module.padding not in ((0,), 0) or \
+                module.groups != 1 or module.dilation != (1,):
+            raise ExportError(path, kind, f"kernel {module.kernel_size}, stride {module.stride}, padding {module.padding}, "
+                              f"groups {module.groups}; a profile's conv1d is the per-token kernel-1 convolution",
+                              "use kernel_size=1 (stride 1, no padding, groups 1)")
+        fields = {"out": module.out_channels}
+        if module.bias is None:
+            fields["bias"] = False
+        return [Entry("conv1d", path, fields, outer)]
+    if isinstance(module, SpikingSelfAttention):
+        return [_attention_entry(path, module, inner, outer, sdsa=isinstance(module, SpikeDrivenSelfAttention))]
+    return None
+
+
+def _attention_entry(path: str, module: nn.Module, inner: tuple, outer: tuple, sdsa: bool) -> Entry:
+    """One `attention` layer: its parts are what the profile's loader makes for the kind (kernel-1 conv1d
+    without bias for q, k and v, with bias for the projection, batch norms, the profile's default neuron and
+    the attention neuron at `threshold`); anything else is refused, since the profile could not say it."""
+    _, _, sj_layer, _, _ = _sj()
+    kind = _type_name(module)
+    channels = inner[0]
+    fire = "talking_heads_lif" if sdsa else "attn_lif"
+    lifs = ["q_lif", "k_lif", "v_lif"] + ([] if sdsa else ["proj_lif"])
+    for name in ["q_conv", "k_conv", "v_conv", "proj_conv", "q_bn", "k_bn", "v_bn", "proj_bn", fire] + lifs:
+        if not hasattr(module, name):
+            raise ExportError(path, kind, f"it has no '{name}'", "build the attention as the measure package does")
+    for name in ("q_conv", "k_conv", "v_conv", "proj_conv"):
+        conv = getattr(module, name)
+        wants_bias = name == "proj_conv"
+        if type(conv) not in (nn.Conv1d, sj_layer.Conv1d) or conv.kernel_size != (1,) or conv.in_channels != channels \
+                or conv.out_channels != channels or (conv.bias is not None) != wants_bias:
+            raise ExportError(f"{path}.{name}", _type_name(conv), f"an attention's {name} is a kernel-1 conv1d from "
+                              f"{channels} to {channels} channels {'with' if wants_bias else 'without'} a bias",
+                              "build the attention's convolutions as the profile's attention layer has them")
+    spec = _neuron_spec(f"{path}.q_lif", module.q_lif)
+    for name in lifs + [fire]:
+        other = _neuron_spec(f"{path}.{name}", getattr(module, name))
+        if name == fire:
+            threshold = other.threshold
+            other.threshold = spec.threshold
+        if _neuron_key(other) != _neuron_key(spec):
+            raise ExportError(f"{path}.{name}", _type_name(getattr(module, name)), "its settings differ from q_lif's; a "
+                              "profile's attention runs every neuron of it as the profile's default neuron (the "
+                              "attention neuron with its own threshold)", "give the attention's neurons one setting")
+    entry = Entry("attention", path, {"kind": "sdsa" if sdsa else "ssa", "heads": int(module.heads),
+                                      "scale": float(module.scale), "threshold": float(threshold)}, outer)
+    entry.neuron = spec
+    return entry
+
+
 def _relative_names(entry: Entry, prefix: str) -> None:
     """Names inside a residual relative to its module ('layer1.0.conv1' -> 'conv1'), where unique."""
     if not prefix:
@@ -454,6 +516,9 @@ def _module_entries(path: str, module: nn.Module, in_shape: tuple, out_shape: tu
         return [_reversible_entry(path, module, inner, timesteps, batch)]
     if isinstance(module, nn.Identity):
         return []
+    token_entries = _token_entries(path, module, inner, outer)
+    if token_entries is not None:
+        return token_entries
     if type(module) is sj_layer.Dropout and len(in_shape) == len(inner) + 2:
         # Multi-step SpikingJelly dropout: one mask per sample shared by every timestep, the profile's `dropout`.
         return [Entry("dropout", path, {"p": float(module.p)}, outer)]
@@ -821,11 +886,22 @@ def _neuron_key(spec: NeuronSpec) -> tuple:
 def _all_neurons(entries: list) -> list:
     out = []
     for e in entries:
-        if e.kind == "neuron":
+        if e.kind in ("neuron", "attention"):  # an attention's neurons are the profile's default one
             out.append(e.neuron)
         out += _all_neurons(e.main) + _all_neurons(e.shortcut)
         for path in e.paths:
             out += _all_neurons(path)
+    return out
+
+
+def _attention_entries(entries: list) -> list:
+    out = []
+    for e in entries:
+        if e.kind == "attention":
+            out.append(e)
+        out += _attention_entries(e.main) + _attention_entries(e.shortcut)
+        for path in e.paths:
+            out += _attention_entries(path)
     return out
 
 
@@ -905,6 +981,11 @@ def profile_text(entries: list, name: str, input_shape: tuple, timesteps: int, b
         default = next(n for n in neurons if counts[_neuron_key(n)] == common)
     else:
         default = NeuronSpec()
+    for entry in _attention_entries(entries):
+        if _neuron_key(entry.neuron) != _neuron_key(default):
+            raise ExportError(entry.source, "attention", "its neurons differ from the network's most common neuron, "
+                              "which the profile makes its default; a profile's attention runs the default neuron",
+                              "give the attention's neurons the setting of the network's other neurons")
     lines = [f"# {line}" if line else "#" for line in header]
     c, h, w = input_shape
     lines.append(f"name: {_scalar(name)}")

@@ -182,3 +182,41 @@ def test_sew_iand_blocks_are_measured_through_their_modules(tmp_path):
     layers = {r.layer for r in result.rows}
     # The block's own layers inside its path, and the IAND product ((1 - a) and b kept) on the block.
     assert {"layer1.0/path0/conv1", "layer1.0/path0/sn1", "layer1.0"} <= layers, sorted(layers)
+
+
+TINY_TRANSFORMER = """
+name: tiny-transformer
+input: {channels: 3, height: 8, width: 8}
+timesteps: 2
+batch: 2
+neuron: {type: lif, tau: 2.0, threshold: 1.0, reset: hard, detachReset: true, surrogate: {type: sigmoid, alpha: 4.0}}
+layers:
+  - conv: {name: stem, out: 32, kernel: 3, padding: 1}
+  - batchnorm: {name: stem_bn}
+  - neuron: {name: stem_lif}
+  - tokens
+  - residual: {name: attn, main: [attention: {kind: ssa, heads: 4, scale: 0.125, threshold: 0.5}]}
+  - residual: {name: sdsa, main: [attention: {kind: sdsa, heads: 4, scale: 0.125, threshold: 0.5}]}
+  - residual:
+      name: mlp
+      main:
+        - conv1d: {name: fc1, out: 64}
+        - batchnorm: {name: fc1_bn}
+        - neuron: {name: fc1_lif}
+        - conv1d: {name: fc2, out: 32}
+        - batchnorm: {name: fc2_bn}
+  - tokenmean
+  - linear: {name: head, out: 10}
+"""
+
+
+@needs_snnmem
+def test_attention_parts_are_measured_as_layers_of_their_own(tmp_path):
+    """The measure package's SSA and SDSA modules export as `attention`; their q/k/v/projection parts map
+    to the modules' attributes, so each part's saved bytes are compared on their own."""
+    from snnmem_torch.build import build
+    net = build(P.parse(TINY_TRANSFORMER, "tiny-transformer.yaml"))
+    result = check_model(net, (3, 8, 8), timesteps=2, batch=2, binary=SNNMEM)
+    assert result.agrees, [(r.layer, r.predicted_bytes, r.measured_bytes) for r in result.rows if not r.agrees]
+    layers = {r.layer for r in result.rows}
+    assert any(layer.endswith("/q_lif") for layer in layers) and any(layer.endswith("/talking_heads_lif") for layer in layers)

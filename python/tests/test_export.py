@@ -12,7 +12,7 @@ import pytest
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from conftest import EXPRESSIBLE, REVERSIBLE, ROOT, profile_path
+from conftest import EXPRESSIBLE, REVERSIBLE, ROOT, TRANSFORMER, profile_path
 
 from snnmem_torch import profile as P
 from snnmem_torch.build import build
@@ -81,7 +81,7 @@ def export_bundled(tmp_path_factory):
 # (a) bundled profiles: profile -> builder's network -> export -> the same network, the same plan
 
 
-@pytest.mark.parametrize("name", EXPRESSIBLE + REVERSIBLE)
+@pytest.mark.parametrize("name", EXPRESSIBLE + REVERSIBLE + TRANSFORMER)
 def test_bundled_profile_exports_the_same_network(name, export_bundled):
     original, out = export_bundled(name)
     exported = P.load(out)
@@ -91,7 +91,7 @@ def test_bundled_profile_exports_the_same_network(name, export_bundled):
 
 
 @needs_snnmem
-@pytest.mark.parametrize("name", EXPRESSIBLE + REVERSIBLE)
+@pytest.mark.parametrize("name", EXPRESSIBLE + REVERSIBLE + TRANSFORMER)
 def test_bundled_profile_round_trip_plans_the_same_bytes(name, export_bundled):
     _, out = export_bundled(name)
     before, after = figures(plan(profile_path(name))), figures(plan(out))
@@ -413,6 +413,7 @@ def zoo(name: str):
         "sew_resnet34_add": lambda: sew_resnet.sew_resnet34(cnf="ADD", **kw),
         "sew_resnet18_iand": lambda: sew_resnet.sew_resnet18(cnf="IAND", **kw),
         "sew_resnet18_and": lambda: sew_resnet.sew_resnet18(cnf="AND", **kw),
+        "sew_resnet34_iand": lambda: sew_resnet.sew_resnet34(cnf="IAND", **kw),
         "spiking_vgg11_bn": lambda: spiking_vgg.spiking_vgg11_bn(**kw),
         "spiking_vgg13_bn": lambda: spiking_vgg.spiking_vgg13_bn(**kw),
     }[name]()
@@ -445,7 +446,7 @@ def saved_by_hooks(model: nn.Module, timesteps: int, batch: int, shape: tuple, c
 
 @needs_snnmem
 @pytest.mark.parametrize("name", ["spiking_resnet18", "sew_resnet18_add", "spiking_resnet34", "sew_resnet34_add",
-                                  "sew_resnet18_iand", "sew_resnet18_and"])
+                                  "sew_resnet18_iand", "sew_resnet18_and", "sew_resnet34_iand"])
 def test_zoo_resnet_exports_and_plans_what_it_saves(name, tmp_path):
     out = str(tmp_path / f"{name}.yaml")
     model = zoo(name)
@@ -470,3 +471,13 @@ def test_zoo_vgg_exports_and_plans_what_it_saves(name, tmp_path):
     text = open(tmp_path / f"{name}.yaml").read()
     assert "adaptiveavgpool: {name: avgpool, output: [7, 7]}" in text
     assert text.count("dropout: {name: classifier.") == 2
+
+
+def test_an_attention_whose_neurons_differ_is_refused_naming_the_part():
+    """A profile's attention runs the default neuron in every part: a part set otherwise cannot be written."""
+    from test_check import TINY_TRANSFORMER
+    net = build(P.parse(TINY_TRANSFORMER, "tiny-transformer.yaml"))
+    attention = next(m for m in net.modules() if type(m).__name__ == "SpikingSelfAttention")
+    attention.k_lif.tau = 3.0
+    with pytest.raises(ExportError, match=r"k_lif.*differ from q_lif's"):
+        export_profile(net, (3, 8, 8), timesteps=2, batch=2)
