@@ -420,8 +420,8 @@ def _parse_root(root, file: str) -> Profile:
     name = top.string("name", fallback) or fallback
     description = top.string("description", "") or ""
     inp = _Mapping(top.require("input", "{channels: 3, height: 32, width: 32}"), file, None, "input")
-    input_shape = (inp.int("channels", example="3"), inp.int("height", example="32"), inp.int("width", example="32"))
-    inp.reject_unknown_keys(["channels", "height", "width", "perTimestep"])
+    inp.reject_unknown_keys(["channels", "height", "width", "features", "perTimestep"])
+    input_shape = _parse_input_shape(inp)
     per_timestep_node = inp.value("perTimestep")
     per_timestep = inp.bool("perTimestep", False)
     timesteps = top.int("timesteps", example="4")
@@ -463,6 +463,20 @@ def _parse_root(root, file: str) -> Profile:
     return Profile(name=name, source_path=file, description=description, input_shape=input_shape, timesteps=timesteps,
                    batch=batch, dtype=dtype, neuron=neuron, optimizer=optimizer, layers=layers, classes=output[0],
                    input_per_timestep=per_timestep)
+
+
+def _parse_input_shape(inp) -> tuple:
+    """`{channels, height, width}` for images and event frames, or `{features}` for a sequence of
+    feature vectors ([T, B, features] with `perTimestep: true`); a sample is one or the other."""
+    features_node = inp.value("features")
+    if features_node is None:
+        return (inp.int("channels", example="3"), inp.int("height", example="32"), inp.int("width", example="32"))
+    image = next((key for key in ("channels", "height", "width") if inp.value(key) is not None), None)
+    if image is not None:
+        raise inp.error(f"the input gives both `features:` (a vector per sample) and `{image}:` (an image)",
+                        "keep `features:` for [T, B, features] sequences, or `channels`, `height` and `width` for images",
+                        inp.value(image))
+    return (integer(features_node, "features", 1, inp.file, None, "input"),)
 
 
 def _shape_text(shape: tuple) -> str:
