@@ -181,6 +181,7 @@ public enum ProfileLoader {
                 try surrogate.rejectUnknownKeys(allowed: ["type", "alpha"])
             }
         }
+        try rejectSpikeSettingsOnLI(&map, spec)
         try map.rejectUnknownKeys(allowed: ["type", "tau", "threshold", "vReset", "reset", "detachReset", "surrogate", "decayInput", "name"])
         return spec
     }
