@@ -56,7 +56,9 @@ ALLOWED_KEYS = {
 }
 ATTENTION_KINDS = ["ssa", "sdsa"]
 DTYPES = ["float32", "float16", "bfloat16", "int32", "int64"]
-NEURON_TYPES = ["lif", "if", "turnoff", "plif"]
+NEURON_TYPES = ["lif", "if", "turnoff", "plif", "li"]
+# Keys that shape a spike: refused beside `type: li` (a leaky integrator never fires) rather than ignored.
+SPIKE_SETTING_KEYS = ["threshold", "vReset", "reset", "detachReset", "surrogate"]
 RESETS = ["hard", "soft"]
 SURROGATES = ["atan", "sigmoid"]
 OPTIMIZERS = ["sgd", "adam"]
@@ -518,6 +520,11 @@ def parse_neuron(node, base: NeuronSpec, file: str, layer_path: Optional[str]) -
             spec.surrogate = s.choice("type", SURROGATES, base.surrogate)
             spec.surrogate_alpha = s.double("alpha", base.surrogate_alpha, positive=True)
             s.reject_unknown_keys(["type", "alpha"])
+    if spec.type == "li":
+        key = next((k for k in SPIKE_SETTING_KEYS if m.value(k) is not None), None)
+        if key is not None:
+            raise m.error(f"'{key}' is a spiking setting, but an li neuron (a leaky integrator) never fires",
+                          f"remove `{key}:`, or use `type: lif`", m.value(key))
     m.reject_unknown_keys(["type", "tau", "threshold", "vReset", "reset", "detachReset", "surrogate", "decayInput", "name"])
     return spec
 
