@@ -31,6 +31,12 @@ struct NeuronCharge<T: EngineScalar> {
             preconditionFailure("the turn-off neuron has no membrane: use turnOffNeuronForward/Backward")
         case .plif:
             preconditionFailure("a PLIF's decay is learned: use plifForward/plifBackward")
+        case .li:
+            // Leaks towards 0: v' = v + (x - v) / tau.
+            precondition(spec.tau > 0, "LI tau must be positive")
+            decay = T(1 - 1 / spec.tau)
+            gain = T(1 / spec.tau)
+            offset = 0
         }
     }
 }

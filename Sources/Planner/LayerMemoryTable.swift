@@ -127,6 +127,10 @@ public enum LayerMemoryTable {
         case .neuron(let neuron):
             if neuron.type == .plif {
                 plifDeclaration(&d, layer)
+            } else if neuron.type == .li {
+                // Linear in x and v: nothing saved; v carried forward, dL/dv carried back.
+                d.forwardState = [BufferDeclaration(name: "v", role: .neuronState, shape: layer.outputShape)]
+                d.backwardState = [BufferDeclaration(name: "dv", role: .workspace, shape: layer.outputShape)]
             } else if neuron.carriesState {
                 // SpikingJelly keeps h (the potential before firing) and recomputes the spike from it.
                 d.saved = [BufferDeclaration(name: "h", role: .neuronState, shape: layer.outputShape)]

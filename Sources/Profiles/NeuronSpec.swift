@@ -10,6 +10,9 @@ public enum NeuronType: String, Codable, CaseIterable, Sendable {
     /// layer, initialised so that 1 / q = tau): h = v + (x - (v - vReset)) q, or h = v - (v - vReset) q + x
     /// without `decayInput`.
     case plif
+    /// Leaky integrator (a readout): v += (x - v) / tau, the output is v itself; no threshold, no
+    /// spike, no reset. Linear in x and v, so backward needs nothing saved from forward.
+    case li
 }
 
 public enum ResetMode: String, Codable, CaseIterable, Sendable {
@@ -52,4 +55,7 @@ public struct NeuronSpec: Hashable, Codable, Sendable {
 
     /// Whether a membrane potential is carried from one timestep to the next.
     public var carriesState: Bool { type != .turnoff }
+
+    /// Whether the output is a spike train (false for the leaky integrator, which outputs v).
+    public var spikes: Bool { type != .li }
 }

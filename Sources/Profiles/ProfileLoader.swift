@@ -92,14 +92,13 @@ public enum ProfileLoader {
 
         var input = try YAMLMapping(try top.require("input", example: "{channels: 3, height: 32, width: 32}"),
                                     file: file, layerPath: nil, context: "input")
-        try input.rejectUnknownKeys(allowed: ["channels", "height", "width", "perTimestep"])
+        try input.rejectUnknownKeys(allowed: ["channels", "height", "width", "features", "perTimestep"])
         let perTimestepNode = input.value("perTimestep")
         let inputPerTimestep = try input.bool("perTimestep", default: false)
-        let inputShape = TensorShape([try input.int("channels", example: "3"), try input.int("height", example: "32"),
-                                      try input.int("width", example: "32")])
+        let inputShape = try parseInputShape(&input)
         if (inputShape.checkedElementCount ?? Int.max) > PlanningLimits.maxSampleElements {
             throw input.error("the input \(inputShape) has more than the \(PlanningLimits.formatted(PlanningLimits.maxSampleElements)) elements per sample snnmem plans",
-                              fix: "use a smaller input (channels x height x width)")
+                              fix: "use a smaller input (channels x height x width, or features)")
         }
 
         let timesteps = try top.int("timesteps", max: PlanningLimits.maxTimesteps, example: "4")
@@ -182,6 +181,7 @@ public enum ProfileLoader {
                 try surrogate.rejectUnknownKeys(allowed: ["type", "alpha"])
             }
         }
+        try rejectSpikeSettingsOnLI(&map, spec)
         try map.rejectUnknownKeys(allowed: ["type", "tau", "threshold", "vReset", "reset", "detachReset", "surrogate", "decayInput", "name"])
         return spec
     }

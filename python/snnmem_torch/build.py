@@ -242,6 +242,9 @@ class Network(nn.Module):
             # T-RevSNN's stateless neuron: SpikingJelly's surrogate spike function on x - threshold.
             from .trevsnn import TurnOffNeuron
             return TurnOffNeuron(float(spec.threshold), surrogate)
+        if spec.type == "li":
+            from .leaky_integrator import LeakyIntegrator
+            return LeakyIntegrator(float(spec.tau), step_mode=self.step_mode)
         v_reset = float(spec.v_reset) if spec.reset == "hard" else None
         if spec.type == "plif":
             # SpikingJelly's learnable-decay LIF: w = -ln(tau - 1), q = sigmoid(w).

@@ -56,7 +56,9 @@ ALLOWED_KEYS = {
 }
 ATTENTION_KINDS = ["ssa", "sdsa"]
 DTYPES = ["float32", "float16", "bfloat16", "int32", "int64"]
-NEURON_TYPES = ["lif", "if", "turnoff", "plif"]
+NEURON_TYPES = ["lif", "if", "turnoff", "plif", "li"]
+# Keys that shape a spike: refused beside `type: li` (a leaky integrator never fires) rather than ignored.
+SPIKE_SETTING_KEYS = ["threshold", "vReset", "reset", "detachReset", "surrogate"]
 RESETS = ["hard", "soft"]
 SURROGATES = ["atan", "sigmoid"]
 OPTIMIZERS = ["sgd", "adam"]
@@ -420,8 +422,8 @@ def _parse_root(root, file: str) -> Profile:
     name = top.string("name", fallback) or fallback
     description = top.string("description", "") or ""
     inp = _Mapping(top.require("input", "{channels: 3, height: 32, width: 32}"), file, None, "input")
-    input_shape = (inp.int("channels", example="3"), inp.int("height", example="32"), inp.int("width", example="32"))
-    inp.reject_unknown_keys(["channels", "height", "width", "perTimestep"])
+    inp.reject_unknown_keys(["channels", "height", "width", "features", "perTimestep"])
+    input_shape = _parse_input_shape(inp)
     per_timestep_node = inp.value("perTimestep")
     per_timestep = inp.bool("perTimestep", False)
     timesteps = top.int("timesteps", example="4")
@@ -465,6 +467,20 @@ def _parse_root(root, file: str) -> Profile:
                    input_per_timestep=per_timestep)
 
 
+def _parse_input_shape(inp) -> tuple:
+    """`{channels, height, width}` for images and event frames, or `{features}` for a sequence of
+    feature vectors ([T, B, features] with `perTimestep: true`); a sample is one or the other."""
+    features_node = inp.value("features")
+    if features_node is None:
+        return (inp.int("channels", example="3"), inp.int("height", example="32"), inp.int("width", example="32"))
+    image = next((key for key in ("channels", "height", "width") if inp.value(key) is not None), None)
+    if image is not None:
+        raise inp.error(f"the input gives both `features:` (a vector per sample) and `{image}:` (an image)",
+                        "keep `features:` for [T, B, features] sequences, or `channels`, `height` and `width` for images",
+                        inp.value(image))
+    return (integer(features_node, "features", 1, inp.file, None, "input"),)
+
+
 def _shape_text(shape: tuple) -> str:
     return "x".join(str(d) for d in shape)
 
@@ -504,6 +520,11 @@ def parse_neuron(node, base: NeuronSpec, file: str, layer_path: Optional[str]) -
             spec.surrogate = s.choice("type", SURROGATES, base.surrogate)
             spec.surrogate_alpha = s.double("alpha", base.surrogate_alpha, positive=True)
             s.reject_unknown_keys(["type", "alpha"])
+    if spec.type == "li":
+        key = next((k for k in SPIKE_SETTING_KEYS if m.value(k) is not None), None)
+        if key is not None:
+            raise m.error(f"'{key}' is a spiking setting, but an li neuron (a leaky integrator) never fires",
+                          f"remove `{key}:`, or use `type: lif`", m.value(key))
     m.reject_unknown_keys(["type", "tau", "threshold", "vReset", "reset", "detachReset", "surrogate", "decayInput", "name"])
     return spec
 

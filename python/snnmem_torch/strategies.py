@@ -209,7 +209,7 @@ class Trainer:
                 with tracker.layer("loss"):
                     return column_loss(logits, self.labels)
             with tracker.layer("input"):
-                x_seq = self.x if self.per_timestep else self.x.unsqueeze(0).repeat(self.timesteps, 1, 1, 1, 1)
+                x_seq = self.x if self.per_timestep else self.x.unsqueeze(0).repeat(self.timesteps, *([1] * self.x.dim()))
             out = self.net(x_seq)
             del x_seq
             self._mark_loss_start()
@@ -241,7 +241,7 @@ class Trainer:
         tracker = self.tracker
         k = self.segment
         with tracker.layer("input"):
-            x_seq = self.x if self.per_timestep else self.x.unsqueeze(0).repeat(self.timesteps, 1, 1, 1, 1)
+            x_seq = self.x if self.per_timestep else self.x.unsqueeze(0).repeat(self.timesteps, *([1] * self.x.dim()))
         states: list = [None] * len(self.neurons)
         outputs = []
         for start in range(0, self.timesteps, k):

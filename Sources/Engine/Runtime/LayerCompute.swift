@@ -61,6 +61,9 @@ extension TrainingStep {
                                  beta: heap.values(parameters.slot(path, "bias").value),
                                  runningMean: heap.values(parameters.slot(path, "runningMean").value),
                                  runningVar: heap.values(parameters.slot(path, "runningVar").value), updateRunningStatistics: updateRunning)
+            case .neuron(let neuron) where neuron.type == .li:
+                let v = heap.values(forwardStates[path]!)
+                leakyIntegratorForward(neuron, count: outCount, output: out, vNext: v, input: input, v: v)
             case .neuron(let neuron) where neuron.type == .plif:
                 plifStepForward(neuron, path: path, t: t, count: outCount, spike: out, input: input, own: own)
             case .neuron(let neuron):
@@ -147,6 +150,10 @@ extension TrainingStep {
                 batchNormBackward(shape, dInput: dIn!, dGamma: heap.values(gamma.gradient!), dBeta: heap.values(beta.gradient!),
                                   dOutput: dOut, input: input!, gamma: heap.values(gamma.value),
                                   mean: heap.values(saved[0]) + t * channels, invstd: heap.values(saved[1]) + t * channels)
+            case .neuron(let neuron) where neuron.type == .li:
+                let dvPointer = dv.map { heap.values($0) }
+                leakyIntegratorBackward(neuron, count: outCount, dInput: dIn!, dVPrevious: dvPointer, dOutput: dOut,
+                                        dVNext: dvPointer.map { UnsafePointer($0) })
             case .neuron(let neuron) where neuron.type == .plif:
                 plifStepBackward(neuron, path: path, t: t, count: outCount, dInput: dIn!, dSpike: dOut, saved: saved, dv: dv)
             case .neuron(let neuron):
