@@ -234,6 +234,10 @@ def check_model(model: nn.Module, example_input, timesteps: Optional[int] = None
         raise UsageError(f"check measures bptt, sltt or checkpoint on the model itself, not {strategy} (a "
                          f"{strategy} network is built by the measure package: snnmem-torch measure PROFILE "
                          f"--strategy {strategy})")
+    from .export_trevsnn import is_builders_trev_network
+    if is_builders_trev_network(model):
+        raise UsageError("check measures a model through its multi-step modules; a T-RevSNN network runs columns of its "
+                         "own (export it, then: snnmem-torch measure PROFILE --strategy trevsnn)")
     binary = binary or snnmem_binary()
     folder = None
     if profile_out is None:

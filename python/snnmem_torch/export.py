@@ -845,7 +845,7 @@ def _flow(fields: dict) -> str:
     parts = []
     for key, value in fields.items():
         if isinstance(value, (list, tuple)):
-            text = "[" + ", ".join(_scalar(v) for v in value) + "]"
+            text = "[" + ", ".join(_flow(v) if isinstance(v, dict) else _scalar(v) for v in value) + "]"
         else:
             text = _flow(value) if isinstance(value, dict) else _scalar(value)
         parts.append(f"{key}: {text}")
@@ -1084,15 +1084,26 @@ def export_profile(model: nn.Module, example_input, timesteps: Optional[int] = N
                               "unfreeze it for the export")
     opt = _optimizer_spec(optimizer, model)
     c, h, w = _input_shape(example_input)
+    from .export_trevsnn import is_builders_trev_network, trev_entries
     from .trevsnn import TRevNet
+    trev_network = is_builders_trev_network(model)
     for mpath, m in model.named_modules():
-        if isinstance(m, TRevNet):
+        if isinstance(m, TRevNet) and not trev_network:
             raise ExportError(mpath, _type_name(m), "a T-RevSNN network runs one single-step column per timestep, "
-                              "each with weights of its own; the export reads multi-step modules only",
+                              "each with weights of its own; the export reads multi-step modules only, and a T-RevSNN "
+                              "network only as the measure package builds it (snnmem_torch.build)",
                               "write its `trevsnn:` construct by hand (profiles/trevsnn-cifar.yaml)")
 
     net = copy.deepcopy(model).cpu().train()
     single_step = any(getattr(m, "step_mode", "m") == "s" for m in model.modules())
+    if trev_network:
+        # The stem runs once on the images and each column is one timestep: read, not traced.
+        entries = trev_entries(net, (c, h, w), timesteps, batch)
+        header = [f"exported by snnmem-torch export from {source or _type_name(model)}",
+                  "a T-RevSNN network as the measure package builds it: the stem and the columns read module by module",
+                  "plan it: snnmem plan THIS_FILE --runtime pytorch-cpu (or pytorch-cuda)"]
+        return _finish(entries, header, model, name, (c, h, w), timesteps, batch, dtype, opt, optimizer, output,
+                       input_per_timestep, entries_out)
     functional.set_step_mode(net, "m")
     functional.reset_net(net)
     try:
@@ -1116,6 +1127,14 @@ def export_profile(model: nn.Module, example_input, timesteps: Optional[int] = N
               f"traced with torch.fx in SpikingJelly's multi-step mode ([T, B, ...])"
               + ("; the model was built single-step ('s') and is planned multi-step" if single_step else ""),
               "plan it: snnmem plan THIS_FILE --runtime pytorch-cpu (or pytorch-cuda)"]
+    return _finish(entries, header, model, name, (c, h, w), timesteps, batch, dtype, opt, optimizer, output,
+                   input_per_timestep, entries_out)
+
+
+def _finish(entries: list, header: list, model: nn.Module, name, chw: tuple, timesteps: int, batch: int, dtype: str,
+            opt, optimizer, output, input_per_timestep: bool, entries_out) -> str:
+    """Writes the profile text, reads it back, checks every shape and writes it (atomically) when asked."""
+    c, h, w = chw
     if optimizer is None:
         # Said in the file: the optimizer's state is part of the plan, and nothing named it.
         header.append("optimizer: none given, so the profile default (SGD, momentum 0.9) is written; "

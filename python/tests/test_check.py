@@ -220,3 +220,11 @@ def test_attention_parts_are_measured_as_layers_of_their_own(tmp_path):
     assert result.agrees, [(r.layer, r.predicted_bytes, r.measured_bytes) for r in result.rows if not r.agrees]
     layers = {r.layer for r in result.rows}
     assert any(layer.endswith("/q_lif") for layer in layers) and any(layer.endswith("/talking_heads_lif") for layer in layers)
+
+
+def test_a_trevsnn_network_is_sent_to_measure():
+    from conftest import profile_path
+    from snnmem_torch.build import build
+    original = P.load(profile_path("trevsnn-cifar"))
+    with pytest.raises(UsageError, match="snnmem-torch measure PROFILE --strategy trevsnn"):
+        check_model(build(original), original.input_shape, timesteps=original.timesteps, batch=2, binary="/bin/true")

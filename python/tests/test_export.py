@@ -12,7 +12,7 @@ import pytest
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from conftest import EXPRESSIBLE, REVERSIBLE, ROOT, TRANSFORMER, profile_path
+from conftest import EXPRESSIBLE, REVERSIBLE, ROOT, TRANSFORMER, TREV, profile_path
 
 from snnmem_torch import profile as P
 from snnmem_torch.build import build
@@ -81,7 +81,7 @@ def export_bundled(tmp_path_factory):
 # (a) bundled profiles: profile -> builder's network -> export -> the same network, the same plan
 
 
-@pytest.mark.parametrize("name", EXPRESSIBLE + REVERSIBLE + TRANSFORMER)
+@pytest.mark.parametrize("name", EXPRESSIBLE + REVERSIBLE + TRANSFORMER + TREV)
 def test_bundled_profile_exports_the_same_network(name, export_bundled):
     original, out = export_bundled(name)
     exported = P.load(out)
@@ -91,17 +91,35 @@ def test_bundled_profile_exports_the_same_network(name, export_bundled):
 
 
 @needs_snnmem
-@pytest.mark.parametrize("name", EXPRESSIBLE + REVERSIBLE + TRANSFORMER)
+@pytest.mark.parametrize("name", EXPRESSIBLE + REVERSIBLE + TRANSFORMER + TREV)
 def test_bundled_profile_round_trip_plans_the_same_bytes(name, export_bundled):
     _, out = export_bundled(name)
-    before, after = figures(plan(profile_path(name))), figures(plan(out))
-    assert after == before  # peakBytes and savedTensorBytes of every strategy
+    for runtime in ("pytorch-cpu", "pytorch-cuda", "snnmem"):
+        def planned(path):
+            run = subprocess.run([SNNMEM, "plan", path, "--format", "json", "--runtime", runtime], capture_output=True,
+                                 text=True)
+            assert run.returncode == 0, run.stderr
+            return figures(json.loads(run.stdout))
+        assert planned(out) == planned(profile_path(name)), runtime  # peak and saved bytes of every strategy
 
 
-def test_trevsnn_profile_is_refused_by_name(tmp_path):
+def test_trevsnn_network_outside_the_builders_is_refused_by_name():
+    """The builder's T-RevSNN network exports (read module by module); columns in another container do not."""
     original = P.load(profile_path("trevsnn-cifar"))
-    with pytest.raises(ExportError, match=r"module 'body.2' \(snnmem_torch.trevsnn.TRevNet\).*T-RevSNN"):
-        export_profile(build(original), original.input_shape, timesteps=original.timesteps, batch=original.batch)
+    wrapped = nn.Sequential(build(original))
+    with pytest.raises(ExportError, match=r"module '0.body.2' \(snnmem_torch.trevsnn.TRevNet\).*T-RevSNN"):
+        export_profile(wrapped, original.input_shape, timesteps=original.timesteps, batch=original.batch)
+
+
+def test_trained_trevsnn_alphas_that_differ_are_refused():
+    original = P.load(profile_path("trevsnn-cifar"))
+    net = build(original)
+    with torch.no_grad():
+        net.body[-1].columns[1].alphas[0][3] = 0.25
+    with pytest.raises(ExportError, match="alphas differ"):
+        export_profile(net, original.input_shape, timesteps=original.timesteps, batch=original.batch)
+    with pytest.raises(ExportError, match="4 columns, one per timestep, but T = 2"):
+        export_profile(build(original), original.input_shape, timesteps=2, batch=original.batch)
 
 
 # ----------------------------------------------------------------------------------------------
