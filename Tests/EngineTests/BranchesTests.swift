@@ -131,35 +131,14 @@ final class BranchesTests: XCTestCase {
         var random = SeededRandom(seed: 12)
         let images = (0..<trainer.imageValues).map { _ in random.uniform(-0.5, 1.5) }
         let labels = (0..<trainer.batch).map { _ in Int32(random.nextInt(below: profile.classes)) }
-        _ = try trainer.lossAndGradients(images: images, labels: labels)
-        var worst = (relative: 0.0, name: "")
-        var checkedLayers: Set<String> = []
-        for (path, name) in trainer.trainableParameters where name == "weight" {
-            let analytic = trainer.gradient(path, name)
-            let original = trainer.parameter(path, name)
-            for index in Swift.stride(from: 0, to: original.count, by: max(1, original.count / 4)) {
-                let epsilon = 1e-6
-                var plus = original, minus = original
-                plus[index] += epsilon
-                minus[index] -= epsilon
-                trainer.setParameter(path, name, plus)
-                let lossPlus = try trainer.lossAndGradients(images: images, labels: labels).loss
-                trainer.setParameter(path, name, minus)
-                let lossMinus = try trainer.lossAndGradients(images: images, labels: labels).loss
-                trainer.setParameter(path, name, original)
-                let numeric = (lossPlus - lossMinus) / (2 * epsilon)
-                let error = abs(numeric - analytic[index]) / max(1e-4, abs(numeric) + abs(analytic[index]))
-                if error > worst.relative { worst = (error, "\(path):\(name)[\(index)] analytic \(analytic[index]) numeric \(numeric)") }
-            }
-            checkedLayers.insert(path)
-            _ = try trainer.lossAndGradients(images: images, labels: labels)
-        }
+        let check = try NetworkFiniteDifferences(trainer, images: images, labels: labels, samplesPerTensor: 4,
+                                                 parameters: trainer.trainableParameters.filter { $0.name == "weight" })
         // Every path's conv, behind every join, was checked.
         for path in ["fan/path0/a", "fan/path2/b", "dense/path1/c", "sew_iand/path0/m", "sew_and/path0/m",
                      "sew_and/path1/inner/path1/d", "sew_and/path1/d2", "stem"] {
-            XCTAssertTrue(checkedLayers.contains(path), path)
+            XCTAssertTrue(check.checkedPaths.contains(path), path)
         }
-        XCTAssertLessThan(worst.relative, 1e-5, "worst: \(worst.name)")
+        XCTAssertLessThan(check.worstRelative, 1e-5, "worst: \(check.worst)")
     }
 
     func testCheckpointAndSLTTAgreeWithBPTT() throws {

@@ -51,31 +51,9 @@ final class DVSNetworkTests: XCTestCase {
         let trainer = try Trainer<Double>(profile: profile, strategy: .bptt, allocator: CountingAllocator(rounding: .exact), seed: 3)
         trainer.smoothSpikes = true
         let (images, labels) = batch(trainer, classes: profile.classes, seed: 11)
-        _ = try trainer.lossAndGradients(images: images, labels: labels)
-        var worst = (relative: 0.0, name: "")
-        var checked = 0
-        for (path, name) in trainer.trainableParameters {
-            let analytic = trainer.gradient(path, name)
-            let original = trainer.parameter(path, name)
-            for index in stride(from: 0, to: original.count, by: max(1, original.count / 7)) {
-                let epsilon = 1e-6
-                var plus = original, minus = original
-                plus[index] += epsilon
-                minus[index] -= epsilon
-                trainer.setParameter(path, name, plus)
-                let lossPlus = try trainer.lossAndGradients(images: images, labels: labels).loss
-                trainer.setParameter(path, name, minus)
-                let lossMinus = try trainer.lossAndGradients(images: images, labels: labels).loss
-                trainer.setParameter(path, name, original)
-                let numeric = (lossPlus - lossMinus) / (2 * epsilon)
-                let error = abs(numeric - analytic[index]) / max(1e-4, abs(numeric) + abs(analytic[index]))
-                if error > worst.relative { worst = (error, "\(path):\(name)[\(index)]") }
-                checked += 1
-            }
-            _ = try trainer.lossAndGradients(images: images, labels: labels)
-        }
-        XCTAssertGreaterThan(checked, 30)
-        XCTAssertLessThan(worst.relative, 1e-5, "worst: \(worst.name)")
+        let check = try NetworkFiniteDifferences(trainer, images: images, labels: labels, samplesPerTensor: 7)
+        XCTAssertGreaterThan(check.checked, 30)
+        XCTAssertLessThan(check.worstRelative, 1e-5, "worst: \(check.worst)")
     }
 
     func gradients(_ profile: Profile, _ strategy: Strategy, segment: Int? = nil, images: [Double]? = nil) throws -> [String: [Double]] {

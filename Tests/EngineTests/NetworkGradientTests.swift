@@ -45,36 +45,11 @@ final class NetworkGradientTests: XCTestCase {
         let trainer = try Trainer<Double>(profile: profile, strategy: .bptt, allocator: CountingAllocator(rounding: .exact), seed: 3)
         trainer.smoothSpikes = true
         let (images, labels) = batch(images: trainer.imageValues, batch: trainer.batch, classes: profile.classes, seed: 11)
-        _ = try trainer.lossAndGradients(images: images, labels: labels)
-        var worst = (relative: 0.0, name: "")
-        var checked = 0
-        for (path, name) in trainer.trainableParameters {
-            let analytic = trainer.gradient(path, name)
-            let original = trainer.parameter(path, name)
-            // Every element of small tensors, a spread of the larger ones.
-            let stride = max(1, original.count / 7)
-            for index in Swift.stride(from: 0, to: original.count, by: stride) {
-                let epsilon = 1e-6
-                var plus = original, minus = original
-                plus[index] += epsilon
-                minus[index] -= epsilon
-                trainer.setParameter(path, name, plus)
-                let lossPlus = try trainer.lossAndGradients(images: images, labels: labels).loss
-                trainer.setParameter(path, name, minus)
-                let lossMinus = try trainer.lossAndGradients(images: images, labels: labels).loss
-                trainer.setParameter(path, name, original)
-                let numeric = (lossPlus - lossMinus) / (2 * epsilon)
-                // Relative error; the 1e-4 floor keeps gradients that are zero in exact arithmetic (a conv
-                // bias followed by batch norm, where central differences leave about 1e-10) from dividing by 0.
-                let error = abs(numeric - analytic[index]) / max(1e-4, abs(numeric) + abs(analytic[index]))
-                if error > worst.relative { worst = (error, "\(path):\(name)[\(index)] analytic \(analytic[index]) numeric \(numeric)") }
-                checked += 1
-            }
-            _ = try trainer.lossAndGradients(images: images, labels: labels)  // restore this parameter's gradients' context
-        }
-        XCTAssertGreaterThan(checked, 50)
-        XCTAssertLessThan(worst.relative, 1e-5, "worst: \(worst.name)")
-        print("whole-network finite differences: \(checked) entries, worst relative error \(worst.relative) at \(worst.name)")
+        // Every element of small tensors, a spread of the larger ones.
+        let check = try NetworkFiniteDifferences(trainer, images: images, labels: labels, samplesPerTensor: 7)
+        XCTAssertGreaterThan(check.checked, 50)
+        XCTAssertLessThan(check.worstRelative, 1e-5, "worst: \(check.worst)")
+        print("whole-network finite differences: \(check.checked) entries, worst relative error \(check.worstRelative) at \(check.worst)")
     }
 
     /// Gradients of every parameter after one forward and backward.

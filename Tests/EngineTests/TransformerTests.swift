@@ -139,34 +139,12 @@ final class TransformerTests: XCTestCase {
         var random = SeededRandom(seed: 11)
         let images = (0..<trainer.imageValues).map { _ in random.uniform(-0.5, 1.5) }
         let labels = (0..<trainer.batch).map { _ in Int32(random.nextInt(below: profile.classes)) }
-        _ = try trainer.lossAndGradients(images: images, labels: labels)
-        var worst = (relative: 0.0, name: "")
-        var checked = 0
-        for (path, name) in trainer.trainableParameters {
-            let analytic = trainer.gradient(path, name)
-            let original = trainer.parameter(path, name)
-            for index in stride(from: 0, to: original.count, by: max(1, original.count / 5)) {
-                let epsilon = 1e-6
-                var plus = original, minus = original
-                plus[index] += epsilon
-                minus[index] -= epsilon
-                trainer.setParameter(path, name, plus)
-                let lossPlus = try trainer.lossAndGradients(images: images, labels: labels).loss
-                trainer.setParameter(path, name, minus)
-                let lossMinus = try trainer.lossAndGradients(images: images, labels: labels).loss
-                trainer.setParameter(path, name, original)
-                let numeric = (lossPlus - lossMinus) / (2 * epsilon)
-                let error = abs(numeric - analytic[index]) / max(1e-4, abs(numeric) + abs(analytic[index]))
-                if error > worst.relative { worst = (error, "\(path):\(name)[\(index)] analytic \(analytic[index]) numeric \(numeric)") }
-                checked += 1
-            }
-            _ = try trainer.lossAndGradients(images: images, labels: labels)
-        }
+        let check = try NetworkFiniteDifferences(trainer, images: images, labels: labels, samplesPerTensor: 5)
         XCTAssertTrue(trainer.trainableParameters.contains { $0.path.hasSuffix("ssa/q_conv") })
         XCTAssertTrue(trainer.trainableParameters.contains { $0.path.hasSuffix("sdsa/k_conv") })
-        XCTAssertGreaterThan(checked, 100)
-        XCTAssertLessThan(worst.relative, 1e-5, "worst: \(worst.name)")
-        print("transformer finite differences: \(checked) entries, worst relative error \(worst.relative) at \(worst.name)")
+        XCTAssertGreaterThan(check.checked, 100)
+        XCTAssertLessThan(check.worstRelative, 1e-5, "worst: \(check.worst)")
+        print("transformer finite differences: \(check.checked) entries, worst relative error \(check.worstRelative) at \(check.worst)")
     }
 
     func gradients(_ profile: Profile, _ strategy: Strategy, pathCut: Bool = false) throws -> (loss: Double, gradients: [String: [Double]]) {

@@ -883,26 +883,19 @@ def _neuron_key(spec: NeuronSpec) -> tuple:
     return tuple(sorted((k, str(v)) for k, v in _neuron_fields(spec, None).items()))
 
 
+def _every_entry(entries: list):
+    """Every entry, nested ones (residual branches, reversible f/g, branches' paths) after their parent."""
+    for e in entries:
+        yield e
+        yield from _every_entry(e.main)
+        yield from _every_entry(e.shortcut)
+        for path in e.paths:
+            yield from _every_entry(path)
+
+
 def _all_neurons(entries: list) -> list:
-    out = []
-    for e in entries:
-        if e.kind in ("neuron", "attention"):  # an attention's neurons are the profile's default one
-            out.append(e.neuron)
-        out += _all_neurons(e.main) + _all_neurons(e.shortcut)
-        for path in e.paths:
-            out += _all_neurons(path)
-    return out
-
-
-def _attention_entries(entries: list) -> list:
-    out = []
-    for e in entries:
-        if e.kind == "attention":
-            out.append(e)
-        out += _attention_entries(e.main) + _attention_entries(e.shortcut)
-        for path in e.paths:
-            out += _attention_entries(path)
-    return out
+    # An attention's neurons are the profile's default one.
+    return [e.neuron for e in _every_entry(entries) if e.kind in ("neuron", "attention")]
 
 
 def _unique_names(entries: list) -> None:
@@ -981,7 +974,7 @@ def profile_text(entries: list, name: str, input_shape: tuple, timesteps: int, b
         default = next(n for n in neurons if counts[_neuron_key(n)] == common)
     else:
         default = NeuronSpec()
-    for entry in _attention_entries(entries):
+    for entry in (e for e in _every_entry(entries) if e.kind == "attention"):
         if _neuron_key(entry.neuron) != _neuron_key(default):
             raise ExportError(entry.source, "attention", "its neurons differ from the network's most common neuron, "
                               "which the profile makes its default; a profile's attention runs the default neuron",

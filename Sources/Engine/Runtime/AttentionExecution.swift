@@ -10,15 +10,22 @@ extension TrainingStep {
         AttentionShape(batch: batch, heads: spec.heads, width: spec.headChannels, tokens: spec.tokens, scale: spec.scale)
     }
 
-    func forwardAttention(_ layer: Layer, _ spec: AttentionSpec, _ x: Int, span: Span, saving: Bool, prefix: String,
-                          reversible: ReversibleMode) throws -> Int {
-        if spec.kind == .sdsa { return try forwardSDSA(layer, spec, x, span: span, saving: saving, prefix: prefix, reversible: reversible) }
-        let path = prefix + layer.path
+    /// q, k and v from the one input, each its conv1d, batch norm and neuron (SSA and SDSA alike).
+    func forwardQKV(_ spec: AttentionSpec, _ x: Int, span: Span, saving: Bool, prefix: String,
+                    reversible: ReversibleMode) throws -> (q: Int, k: Int, v: Int) {
         heap.retain(x)
         heap.retain(x)
         let q = try forward(spec.query, x, span: span, saving: saving, prefix: prefix, reversible: reversible)
         let k = try forward(spec.key, x, span: span, saving: saving, prefix: prefix, reversible: reversible)
         let v = try forward(spec.value, x, span: span, saving: saving, prefix: prefix, reversible: reversible)
+        return (q, k, v)
+    }
+
+    func forwardAttention(_ layer: Layer, _ spec: AttentionSpec, _ x: Int, span: Span, saving: Bool, prefix: String,
+                          reversible: ReversibleMode) throws -> Int {
+        if spec.kind == .sdsa { return try forwardSDSA(layer, spec, x, span: span, saving: saving, prefix: prefix, reversible: reversible) }
+        let path = prefix + layer.path
+        let (q, k, v) = try forwardQKV(spec, x, span: span, saving: saving, prefix: prefix, reversible: reversible)
         let attention = try allocateActivation(path, "attn", role: .activation, shape: spec.mapShape, span: span)
         let joined = try allocateActivation(path, "output", role: .activation, shape: layer.inputShape, span: span)
         let (values, maps) = (batch * layer.inputShape.elementCount, batch * spec.mapShape.elementCount)
@@ -74,11 +81,7 @@ extension TrainingStep {
     func forwardSDSA(_ layer: Layer, _ spec: AttentionSpec, _ x: Int, span: Span, saving: Bool, prefix: String,
                      reversible: ReversibleMode) throws -> Int {
         let path = prefix + layer.path
-        heap.retain(x)
-        heap.retain(x)
-        let q = try forward(spec.query, x, span: span, saving: saving, prefix: prefix, reversible: reversible)
-        let k = try forward(spec.key, x, span: span, saving: saving, prefix: prefix, reversible: reversible)
-        let v = try forward(spec.value, x, span: span, saving: saving, prefix: prefix, reversible: reversible)
+        let (q, k, v) = try forwardQKV(spec, x, span: span, saving: saving, prefix: prefix, reversible: reversible)
         let sums = try allocateActivation(path, "kv", role: .activation, shape: spec.attentionNeuron.inputShape, span: span)
         let (rows, tokens) = (batch * spec.channels, spec.tokens)
         for t in 0..<slices(span) {
