@@ -124,6 +124,8 @@ public enum LayerMemoryTable {
                             ParameterDeclaration(name: "bias", shape: TensorShape([channels]), trainable: true),
                             ParameterDeclaration(name: "runningMean", shape: TensorShape([channels]), trainable: false),
                             ParameterDeclaration(name: "runningVar", shape: TensorShape([channels]), trainable: false)]
+        case .layerNorm(let spec):
+            layerNormDeclaration(&d, spec)
         case .neuron(let neuron):
             if neuron.type == .plif {
                 plifDeclaration(&d, layer)
@@ -209,7 +211,7 @@ public enum LayerMemoryTable {
             return 2 * inElements * Double(conv.outChannels * conv.kernel * conv.kernel) + (conv.bias ? outElements : 0)
         case .linear(let linear):
             return 2 * Double(linear.inFeatures * linear.outFeatures) + (linear.bias ? Double(linear.outFeatures) : 0)
-        case .batchNorm:
+        case .batchNorm, .layerNorm:
             return 7 * inElements  // mean, variance, normalize, affine
         case .neuron(let neuron):
             return neuron.carriesState ? 5 * outElements : outElements  // charge, fire, reset

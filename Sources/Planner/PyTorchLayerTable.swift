@@ -46,6 +46,9 @@ public indirect enum PyTorchStep: Hashable, Sendable {
     /// gradient, live until `.free(name)`. Its size depends on the samples the run convolves
     /// (T·B, k·B or B), which the walk knows.
     case allocateScratchpad(String, OneDNNWeightGradientScratchpad)
+    /// A named temporary of one `shape` per PyTorch CPU thread ([threads, shape...], no batch or
+    /// time dimension): the CPU layer norm's weight-gradient partials. The walk knows the threads.
+    case allocatePerThread(BufferDeclaration)
 }
 
 /// What one layer allocates and keeps when PyTorch's eager autograd runs it as a SpikingJelly
@@ -90,7 +93,7 @@ public enum PyTorchLayerTable {
                 if conv.groups != 1 { return layer }
             // A T-RevSNN network's own layers (depthwise convs, turn-off neurons, scale,
             // upsample) are modelled inside it; the profile loader admits only turn-off neurons there.
-            case .batchNorm, .avgPool, .maxPool, .flatten, .linear, .residual, .branches, .reversible, .trevsnn, .upsample,
+            case .batchNorm, .layerNorm, .avgPool, .maxPool, .flatten, .linear, .residual, .branches, .reversible, .trevsnn, .upsample,
                  .convTranspose, .dropout, .adaptiveAvgPool, .voting, .conv1d, .tokens, .tokenMean, .attention:
                 continue
             case .neuron(let spec):
@@ -189,6 +192,8 @@ public enum PyTorchLayerTable {
                 d.backward = [.inputGradient, .parameterGradients, scratch("grad_input.work", input), .free("grad_input.work"),
                               .releaseOutputGradient, .releaseSaved]
             }
+        case .layerNorm(let spec):
+            layerNormLayout(&d, spec, device: device)
         case .neuron(let spec) where spec.type == .turnoff:
             turnOffLayout(&d, spec, output)
         case .neuron(let spec):

@@ -76,6 +76,12 @@ extension TraceBuilder {
             run.named.set(name, timestep: timestep, to: allocate(run.path, name, timestep: span.timestep, role: .workspace,
                                                                  shape: TensorShape([bytes]), dtype: .bool))  // raw bytes
             return true
+        case .allocatePerThread(let buffer):
+            // PyTorch's CPU threads: what `--cpu-threads` sets (oneDNN's threads are the same pool).
+            var perThread = buffer
+            perThread.shape = buffer.shape.prepending(oneDNNMachine.threads)
+            run.named.set(buffer.name, timestep: timestep, to: allocate(perThread, path: run.path, span: scriptSpan(run, timestep)))
+            return true
         case .free(let name):
             guard let id = run.named.remove(name, timestep: timestep) else {
                 preconditionFailure("\(run.path): script frees \(name), which it did not allocate")
@@ -145,7 +151,7 @@ extension TraceBuilder {
                 run.saved.append(allocate(BufferDeclaration(name: "input.\(half.rawValue)", role: .activation, shape: run.layer.inputShape,
                                                             dtype: half), path: run.path, span: run.span))
                 run.inputCast = true
-            case .allocate, .allocateScratchpad, .free:
+            case .allocate, .allocateScratchpad, .allocatePerThread, .free:
                 break  // runTemporary
             case .inputGradient, .parameterGradients, .releaseSaved, .releaseOutputGradient, .ifInputGradient, .castGradients:
                 preconditionFailure("\(run.path): backward step in a forward script")
@@ -225,7 +231,7 @@ extension TraceBuilder {
                 if run.needInputGradient { runBackward(body, &run, dY: dY, parameters: parameters, timestep: timestep) }
             case .eachTimestep(let body):
                 for t in scriptTimesteps(run.span) { runBackward(body, &run, dY: dY, parameters: parameters, timestep: t) }
-            case .allocate, .allocateScratchpad, .free:
+            case .allocate, .allocateScratchpad, .allocatePerThread, .free:
                 break  // runTemporary
             case .save, .output, .initialState, .replaceState, .castWeight, .castInput, .heldOnce:
                 preconditionFailure("\(run.path): forward step in a backward script")

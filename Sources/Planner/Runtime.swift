@@ -45,6 +45,7 @@ public enum Runtime: String, CaseIterable, Codable, Sendable {
             // but what its autograd allocates step by step was not measured into PyTorchLayerTable.
             return "leaky integrator '\(layer.path)' (neuron type li) is not yet modelled in the \(rawValue) layout; plan it with --runtime snnmem"
         }
+        if let reason = PyTorchLayerTable.layerNormNotModelledReason(profile, runtime: rawValue) { return reason }
         if let net = profile.layers.first(where: { if case .trevsnn = $0.kind { return true }; return false }),
            profile.dtype != .float32 {
             // The Python package measures T-RevSNN in float32 only (its function does not rerun the

@@ -82,6 +82,8 @@ public indirect enum LayerKind: Hashable, Sendable {
     /// `inChannels`; weight [in, out, k, k] as PyTorch's ConvTranspose2d (`ConvTranspose2D.swift`).
     case convTranspose(ConvSpec)
     case batchNorm(channels: Int)
+    /// Layer normalisation over each sample's whole input (`LayerNormSpec`).
+    case layerNorm(LayerNormSpec)
     case neuron(NeuronSpec)
     case avgPool(PoolSpec)
     case maxPool(PoolSpec)
@@ -119,6 +121,7 @@ public indirect enum LayerKind: Hashable, Sendable {
         case .conv: return "conv"
         case .convTranspose: return "convtranspose"
         case .batchNorm: return "batchnorm"
+        case .layerNorm: return "layernorm"
         case .neuron: return "neuron"
         case .avgPool: return "avgpool"
         case .maxPool: return "maxpool"

@@ -61,6 +61,8 @@ extension TrainingStep {
                                  beta: heap.values(parameters.slot(path, "bias").value),
                                  runningMean: heap.values(parameters.slot(path, "runningMean").value),
                                  runningVar: heap.values(parameters.slot(path, "runningVar").value), updateRunningStatistics: updateRunning)
+            case .layerNorm(let spec):
+                layerNormStepForward(spec, path: path, t: t, output: out, input: input, own: own)
             case .neuron(let neuron) where neuron.type == .li:
                 let v = heap.values(forwardStates[path]!)
                 leakyIntegratorForward(neuron, count: outCount, output: out, vNext: v, input: input, v: v)
@@ -150,6 +152,8 @@ extension TrainingStep {
                 batchNormBackward(shape, dInput: dIn!, dGamma: heap.values(gamma.gradient!), dBeta: heap.values(beta.gradient!),
                                   dOutput: dOut, input: input!, gamma: heap.values(gamma.value),
                                   mean: heap.values(saved[0]) + t * channels, invstd: heap.values(saved[1]) + t * channels)
+            case .layerNorm(let spec):
+                layerNormStepBackward(spec, path: path, t: t, dInput: dIn, dOutput: dOut, input: input!, saved: saved)
             case .neuron(let neuron) where neuron.type == .li:
                 let dvPointer = dv.map { heap.values($0) }
                 leakyIntegratorBackward(neuron, count: outCount, dInput: dIn!, dVPrevious: dvPointer, dOutput: dOut,

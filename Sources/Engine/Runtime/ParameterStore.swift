@@ -66,7 +66,7 @@ final class ParameterStore<T: EngineScalar> {
         case (.linear(let linear)?, _):
             let bound = 1 / Double(linear.inFeatures).squareRoot()
             for i in 0..<count { values[i] = T(random.uniform(-bound, bound)) }
-        case (.batchNorm?, "weight"), (.batchNorm?, "runningVar"):
+        case (.batchNorm?, "weight"), (.batchNorm?, "runningVar"), (.layerNorm?, "weight"):
             for i in 0..<count { values[i] = 1 }
         case (.scale(let initial)?, _):
             for i in 0..<count { values[i] = T(initial) }

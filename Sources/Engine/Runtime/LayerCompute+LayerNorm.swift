@@ -1,0 +1,25 @@
+import MemoryModel
+import Planner
+import Profiles
+
+/// Layer norm on one timestep slice (see `computeForward`): each sample's statistics go to the
+/// saved `mean` and `rstd` buffers ([B] a timestep, [T, B] over a multi-step span).
+extension TrainingStep {
+    func layerNormStepForward(_ spec: LayerNormSpec, path: String, t: Int, output: UnsafeMutablePointer<T>, input: UnsafePointer<T>,
+                              own: [Int]) {
+        let affine = spec.affine ? (parameters.slot(path, "weight"), parameters.slot(path, "bias")) : nil
+        layerNormForward(LayerNormShape(rows: batch, features: spec.normalizedCount), output: output,
+                         mean: heap.values(own[0]) + t * batch, rstd: heap.values(own[1]) + t * batch, input: input,
+                         gamma: affine.map { UnsafePointer(heap.values($0.0.value)) },
+                         beta: affine.map { UnsafePointer(heap.values($0.1.value)) }, epsilon: spec.epsilon)
+    }
+
+    func layerNormStepBackward(_ spec: LayerNormSpec, path: String, t: Int, dInput: UnsafeMutablePointer<T>?, dOutput: UnsafePointer<T>,
+                               input: UnsafePointer<T>, saved: [Int]) {
+        let affine = spec.affine ? (parameters.slot(path, "weight"), parameters.slot(path, "bias")) : nil
+        layerNormBackward(LayerNormShape(rows: batch, features: spec.normalizedCount), dInput: dInput,
+                          dGamma: affine.map { heap.values($0.0.gradient!) }, dBeta: affine.map { heap.values($0.1.gradient!) },
+                          dOutput: dOutput, input: input, gamma: affine.map { UnsafePointer(heap.values($0.0.value)) },
+                          mean: heap.values(saved[0]) + t * batch, rstd: heap.values(saved[1]) + t * batch)
+    }
+}

@@ -1,0 +1,36 @@
+import MemoryModel
+import Profiles
+
+/// `nn.LayerNorm` as PyTorch 2.15's eager autograd runs it (measured on the CPU with
+/// `snnmem_torch.allocations`, python/LAYOUT-NOTES.md §11; the CUDA kernels' outputs on fake CUDA
+/// tensors). SpikingJelly's multi-step wrapper runs it once on [T*B, ...].
+extension PyTorchLayerTable {
+    static func layerNormLayout(_ d: inout PyTorchLayerLayout, _ spec: LayerNormSpec, device: Device) {
+        // native_layer_norm: the output, then mean and rstd, one float32 each per row ([T*B, 1, ...]);
+        // NativeLayerNormBackward0 saves the input, weight, bias (parameters) and the two statistics.
+        d.keepsInput = true
+        d.forward = [.output] + LayerMemoryTable.layerNormStatistics.map { .save($0, heldByFinalState: false) }
+        guard device == .cpu, spec.affine else {
+            // CUDA (and an affine-free CPU layer norm): the input gradient and, with affine, the
+            // weight's and bias's, straight from the kernels.
+            d.backward = [.inputGradient, .parameterGradients, .releaseOutputGradient, .releaseSaved]
+            return
+        }
+        // The CPU kernel reduces the weight and bias gradients through a zeroed [2 * threads, N]
+        // buffer (one dgamma and one dbeta row per thread), made after both gradients and freed
+        // before the op returns: 2 x threads x N floats (measured: 320 B for N = 40 on one thread,
+        // 640 on two).
+        let reduction = BufferDeclaration(name: "gamma_beta.partials", role: .workspace, shape: TensorShape([2, spec.normalizedCount]),
+                                          perSample: false, dtype: .float32, perTimestep: false)
+        d.backward = [.inputGradient, .parameterGradients, .allocatePerThread(reduction), .free(reduction.name),
+                      .releaseOutputGradient, .releaseSaved]
+    }
+
+    /// Why a profile's layer norm has no PyTorch layout, or nil. Autocast runs `layer_norm` in
+    /// float32 (a cast copy of a half input, a float32 output feeding half layers), which was not measured.
+    public static func layerNormNotModelledReason(_ profile: Profile, runtime: String) -> String? {
+        guard profile.dtype != .float32,
+              let layer = profile.allLayers.first(where: { if case .layerNorm = $0.kind { return true }; return false }) else { return nil }
+        return "layer norm '\(layer.path)' under \(profile.dtype.rawValue) autocast is not modelled in the \(runtime) layout (autocast runs layer_norm in float32; measured in float32 only); plan it in float32 or with --runtime snnmem"
+    }
+}
