@@ -100,7 +100,7 @@ class Network(nn.Module):
     def _refuse(self, layer: Layer, why: str):
         raise UnsupportedProfile(self.profile.source_path,
                                  f"{layer.kind} cannot be built in PyTorch + SpikingJelly: {why}",
-                                 "use snnmem (Swift) for this profile, or a profile of conv, convtranspose, batchnorm, "
+                                 "use snnmem (Swift) for this profile, or a profile of conv, convtranspose, batchnorm, layernorm, "
                                  "neuron, avgpool, maxpool, globalavgpool, adaptiveavgpool, flatten, linear, dropout, voting, "
                                  "upsample, residual, branches, reversible, trevsnn, conv1d, tokens, tokenmean and attention "
                                  "layers",
@@ -199,6 +199,10 @@ class Network(nn.Module):
                 module = sj_layer.BatchNorm2d(layer.params["channels"], step_mode=m)
             else:
                 module = sj_layer.BatchNorm1d(layer.params["channels"], step_mode=m)
+        elif layer.kind == "layernorm":
+            # nn.LayerNorm normalises the trailing dims, so it runs on [T, B, ...] (and [B, ...]) as it is.
+            p = layer.params
+            module = nn.LayerNorm(list(p["normalized_shape"]), eps=p["eps"], elementwise_affine=p["affine"])
         elif layer.kind == "neuron":
             module = self._neuron(layer, layer.neuron)
         elif layer.kind == "avgpool":

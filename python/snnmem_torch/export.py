@@ -568,6 +568,9 @@ def _module_entries(path: str, module: nn.Module, in_shape: tuple, out_shape: tu
         if module.bias is not None:
             fields["bias"] = True
         return [Entry("conv", path, fields, outer)]
+    if type(module) is nn.LayerNorm:
+        from .layernorm import export_layernorm
+        return [Entry("layernorm", path, export_layernorm(module, tuple(inner), refuse), outer)]
     if type(module) in (nn.BatchNorm2d, sj_layer.BatchNorm2d, nn.BatchNorm1d, sj_layer.BatchNorm1d):
         if not module.affine:
             raise refuse("affine=False; a profile's batch norm has a learnable weight and bias",
@@ -650,7 +653,7 @@ def _module_entries(path: str, module: nn.Module, in_shape: tuple, out_shape: tu
                      "flatten from the channel dimension on (start_dim=1 in a SpikingJelly layer)")
     if isinstance(module, nn.Sequential):
         raise refuse("a Sequential subclass traced as one module has no profile layer", "use nn.Sequential")
-    raise refuse(f"{type(module).__name__} has no profile layer", "the profile language has conv, batchnorm, "
+    raise refuse(f"{type(module).__name__} has no profile layer", "the profile language has conv, batchnorm, layernorm, "
                  "linear, avgpool, maxpool, globalavgpool, adaptiveavgpool, upsample (nearest), flatten, dropout, voting, "
                  "LIF/IF/PLIF neurons, residual adds and branches (sums, concatenation, SEW AND/IAND)")
 

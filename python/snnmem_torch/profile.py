@@ -28,7 +28,7 @@ TOP_LEVEL_KEYS = ["name", "description", "input", "timesteps", "batch", "dtype",
                   "classes", "layers"]
 KINDS = ["conv", "batchnorm", "neuron", "avgpool", "maxpool", "globalavgpool", "flatten", "linear",
          "upsample", "scale", "residual", "branches", "repeat", "reversible", "trevsnn", "convtranspose", "conv1d",
-         "tokens", "tokenmean", "attention", "dropout", "adaptiveavgpool", "voting"]
+         "tokens", "tokenmean", "attention", "dropout", "adaptiveavgpool", "voting", "layernorm"]
 ALLOWED_KEYS = {
     "conv": ["out", "in", "kernel", "stride", "padding", "groups", "bias", "name"],
     "batchnorm": ["features", "name"],
@@ -53,6 +53,7 @@ ALLOWED_KEYS = {
     "tokens": ["name"],
     "tokenmean": ["name"],
     "attention": ["kind", "heads", "scale", "threshold", "name"],
+    "layernorm": ["eps", "affine", "name"],
 }
 ATTENTION_KINDS = ["ssa", "sdsa"]
 DTYPES = ["float32", "float16", "bfloat16", "int32", "int64"]
@@ -679,6 +680,10 @@ class _LayerBuilder:
                                     f"set `features: {inp[0]}` or remove it to infer it", path, _loc(features_node))
             p.reject_unknown_keys(ALLOWED_KEYS["batchnorm"])
             return make(inp, params=dict(channels=inp[0]))
+
+        if kind == "layernorm":
+            from .layernorm import build_layernorm
+            return make(inp, params=build_layernorm(self, p, inp, path, location))
 
         if kind == "neuron":
             spec = parse_neuron(p.node, self.default_neuron, self.file, path)

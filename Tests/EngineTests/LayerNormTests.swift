@@ -1,0 +1,132 @@
+import Allocator
+import Engine
+import MemoryModel
+import Planner
+import Profiles
+import XCTest
+
+/// Layer norm: the kernels against the definition and finite differences (with and without affine),
+/// then a network with layer norms over a [C, H, W] map and over flat features: whole-network
+/// gradients against finite differences, checkpoint and single steps against bptt, and the engine's
+/// allocations against the plan under every strategy.
+final class LayerNormTests: XCTestCase {
+    func testForwardNormalisesEachRowAndKeepsItsStatistics() {
+        // Row 0: mean 2.5, biased variance 1.25; row 1: constant, variance 0 (rstd = 1/sqrt(eps)).
+        let s = LayerNormShape(rows: 2, features: 4)
+        var y = [Double](repeating: .nan, count: 8), mean = [Double](repeating: .nan, count: 2), rstd = mean
+        layerNormForward(s, output: &y, mean: &mean, rstd: &rstd, input: [1, 2, 3, 4, 7, 7, 7, 7], gamma: [1, 2, 1, 1],
+                         beta: [0, 0, 0, 10], epsilon: 1e-5)
+        XCTAssertEqual(mean, [2.5, 7])
+        XCTAssertEqual(rstd[0], 1 / (1.25 + 1e-5).squareRoot(), accuracy: 1e-12)
+        XCTAssertEqual(rstd[1], 1 / (1e-5).squareRoot(), accuracy: 1e-9)
+        XCTAssertEqual(y[0], -1.5 * rstd[0], accuracy: 1e-12)
+        XCTAssertEqual(y[1], 2 * -0.5 * rstd[0], accuracy: 1e-12)
+        XCTAssertEqual(y[3], 1.5 * rstd[0] + 10, accuracy: 1e-12)
+        XCTAssertEqual(Array(y[4...]), [0, 0, 0, 10])
+    }
+
+    func testBackwardMatchesFiniteDifferences() {
+        for affine in [true, false] {
+            let s = LayerNormShape(rows: 3, features: 10)
+            var x = randomArray(30, seed: 91, low: -2, high: 3)
+            var gamma = randomArray(10, seed: 92, low: 0.5, high: 1.5)
+            var beta = randomArray(10, seed: 93)
+            let dOut = randomArray(30, seed: 94)
+            func loss(_ x: [Double], _ gamma: [Double], _ beta: [Double]) -> Double {
+                var y = [Double](repeating: 0, count: 30), mean = [Double](repeating: 0, count: 3), rstd = mean
+                layerNormForward(s, output: &y, mean: &mean, rstd: &rstd, input: x, gamma: affine ? gamma : nil,
+                                 beta: affine ? beta : nil, epsilon: 1e-5)
+                return dot(y, dOut)
+            }
+            var y = [Double](repeating: 0, count: 30), mean = [Double](repeating: 0, count: 3), rstd = mean
+            layerNormForward(s, output: &y, mean: &mean, rstd: &rstd, input: x, gamma: affine ? gamma : nil, beta: affine ? beta : nil,
+                             epsilon: 1e-5)
+            var dX = [Double](repeating: .nan, count: 30)
+            // Parameter gradients accumulate: start them at 1 and subtract it.
+            var dGamma = [Double](repeating: 1, count: 10), dBeta = dGamma
+            if affine {
+                layerNormBackward(s, dInput: &dX, dGamma: &dGamma, dBeta: &dBeta, dOutput: dOut, input: x, gamma: gamma, mean: mean, rstd: rstd)
+            } else {
+                layerNormBackward(s, dInput: &dX, dGamma: nil, dBeta: nil, dOutput: dOut, input: x, gamma: nil, mean: mean, rstd: rstd)
+            }
+            let numX = numericalGradient(&x) { loss($0, gamma, beta) }
+            checkTensor("layer norm dInput (affine \(affine))", dX, numX, rtol: fdRtol, atol: fdAtol)
+            guard affine else { continue }
+            checkTensor("layer norm dGamma", dGamma.map { $0 - 1 }, numericalGradient(&gamma) { loss(x, $0, beta) }, rtol: fdRtol, atol: fdAtol)
+            checkTensor("layer norm dBeta", dBeta.map { $0 - 1 }, numericalGradient(&beta) { loss(x, gamma, $0) }, rtol: fdRtol, atol: fdAtol)
+        }
+    }
+
+    static let yaml = """
+        input: {channels: 2, height: 5, width: 5}
+        timesteps: 3
+        batch: 3
+        neuron: {type: lif, tau: 2.0, threshold: 0.5, reset: hard}
+        layers:
+          - conv: {name: conv1, out: 3, kernel: 3, padding: 1}
+          - layernorm: {name: ln1}
+          - neuron: {name: lif1}
+          - conv: {name: conv2, out: 3, kernel: 3, padding: 1}
+          - layernorm: {name: ln2, affine: false, eps: 1.0e-6}
+          - neuron: {name: lif2}
+          - flatten
+          - linear: {name: fc1, out: 12}
+          - layernorm: {name: ln3}
+          - neuron: {name: lif3}
+          - linear: {name: fc2, out: 10}
+        """
+
+    func testWholeNetworkGradientMatchesFiniteDifferences() throws {
+        let profile = try ProfileLoader.parse(yaml: Self.yaml, file: "layernorm.yaml")
+        let trainer = try Trainer<Double>(profile: profile, strategy: .bptt, allocator: CountingAllocator(rounding: .exact), seed: 3)
+        trainer.smoothSpikes = true
+        var random = SeededRandom(seed: 11)
+        let images = (0..<trainer.imageValues).map { _ in random.uniform(-0.5, 1.5) }
+        let labels = (0..<trainer.batch).map { _ in Int32(random.nextInt(below: profile.classes)) }
+        let check = try NetworkFiniteDifferences(trainer, images: images, labels: labels, samplesPerTensor: 7)
+        XCTAssertTrue(check.checkedPaths.isSuperset(of: ["ln1", "ln3", "conv1", "conv2"]), "\(check.checkedPaths)")
+        XCTAssertLessThan(check.worstRelative, 1e-5, "worst: \(check.worst)")
+    }
+
+    func testSchedulesAgreeWithBPTT() throws {
+        let profile = try ProfileLoader.parse(yaml: Self.yaml, file: "layernorm.yaml")
+        let dvs = DVSNetworkTests()
+        let reference = try dvs.gradients(profile, .bptt)
+        XCTAssertNotNil(reference["ln1:weight"])
+        for segment in [1, 2, 3] {
+            XCTAssertLessThan(NetworkGradientTests.maxRelativeDifference(reference, try dvs.gradients(profile, .checkpoint, segment: segment)),
+                              1e-9, "segment \(segment)")
+        }
+    }
+
+    func testPlanEqualsMeasurementUnderEveryStrategy() throws {
+        let profile = try ProfileLoader.parse(yaml: Self.yaml, file: "layernorm.yaml")
+        for strategy in [Strategy.bptt, .checkpoint, .sltt] {
+            try PlannedVersusMeasuredTests().assertPlanMatches(profile, strategy)
+        }
+    }
+
+    /// What each runtime keeps: the engine and PyTorch the input and a float32 mean and rstd per
+    /// sample and timestep; PyTorch's CPU backward also a [2 * threads, N] partials buffer.
+    func testLayoutsDeclareInputAndStatistics() throws {
+        let profile = try ProfileLoader.parse(yaml: Self.yaml, file: "layernorm.yaml")
+        let ln1 = try XCTUnwrap(profile.allLayers.first { $0.path == "ln1" })
+        let engine = LayerMemoryTable.declaration(for: ln1)
+        XCTAssertTrue(engine.keepsInput)
+        XCTAssertEqual(engine.saved.map(\.name), ["mean", "rstd"])
+        XCTAssertEqual(engine.parameters.map(\.shape), [TensorShape([3, 5, 5]), TensorShape([3, 5, 5])])
+        let ln2 = try XCTUnwrap(profile.allLayers.first { $0.path == "ln2" })
+        XCTAssertTrue(LayerMemoryTable.declaration(for: ln2).parameters.isEmpty)
+        let cpu = PyTorchLayerTable.layout(for: ln1, device: .cpu)
+        XCTAssertTrue(cpu.backward.contains { if case .allocatePerThread = $0 { return true }; return false })
+        XCTAssertFalse(PyTorchLayerTable.layout(for: ln2, device: .cpu).backward.contains { if case .allocatePerThread = $0 { return true }; return false })
+        XCTAssertFalse(PyTorchLayerTable.layout(for: ln1, device: .cuda).backward.contains { if case .allocatePerThread = $0 { return true }; return false })
+        // The partials buffer grows with PyTorch's threads: 2 x threads x 75 floats for ln1.
+        let one = try Planner.plan(profile, strategy: .bptt, options: .init(runtime: .pytorchCPU, cpuThreads: 1))
+        let four = try Planner.plan(profile, strategy: .bptt, options: .init(runtime: .pytorchCPU, cpuThreads: 4))
+        XCTAssertEqual(one.activationBytes, four.activationBytes)
+        let partials = { (plan: MemoryPlan) in plan.tensors.filter { $0.descriptor.name == "gamma_beta.partials" }.map(\.bytes) }
+        XCTAssertEqual(partials(one).max(), 2 * 1 * 75 * 4)
+        XCTAssertEqual(partials(four).max(), 2 * 4 * 75 * 4)
+    }
+}

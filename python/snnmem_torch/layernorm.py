@@ -1,0 +1,50 @@
+"""`layernorm`: torch.nn.LayerNorm over one sample's whole input (flat features [F] or a [C, H, W]
+map), the loader half mirroring Swift's `LayerBuilder+LayerNorm.swift` (same checks and messages)
+and the exporter half reading an nn.LayerNorm back. PyTorch keeps the input and one float32 mean
+and rstd per row; the CPU backward reduces the weight and bias gradients through a
+[2 * threads, N] buffer (`PyTorchLayerTable+LayerNorm.swift`)."""
+
+from __future__ import annotations
+
+KEYS = ["eps", "affine", "name"]
+MAX_LAYER_PARAMETERS = 1 << 36  # PlanningLimits.maxLayerParameters
+
+
+def build_layernorm(builder, p, inp: tuple, path: str, location: tuple) -> dict:
+    """The params of a `layernorm` entry, or the loader's ProfileError."""
+    from .profile import _shape_text
+
+    eps = p.double("eps", 1e-5, positive=True)
+    affine = p.bool("affine", True)
+    p.reject_unknown_keys(KEYS)
+    if len(inp) not in (1, 3):
+        fix = ("use `batchnorm` on [channels, tokens] (Spikformer's choice), or put `layernorm` before `tokens` or after `flatten`"
+               if len(inp) == 2 else "put `layernorm` after a layer giving [F] or [C, H, W]")
+        raise builder.fail(f"layernorm normalises one sample's flat features [F] or its whole [C, H, W] map, but receives "
+                           f"{_shape_text(inp)}", fix, path, location)
+    elements = 1
+    for d in inp:
+        elements *= d
+    if 2 * elements > MAX_LAYER_PARAMETERS:
+        raise builder.fail(f"a layernorm over {_shape_text(inp)} has more than the {MAX_LAYER_PARAMETERS:,} weights one layer may have",
+                           "normalise a smaller tensor", path, location)
+    return dict(normalized_shape=tuple(inp), eps=eps, affine=affine)
+
+
+def export_layernorm(module, inner: tuple, refuse) -> dict:
+    """The fields of the `layernorm` entry an nn.LayerNorm on a per-sample `inner` input becomes,
+    or `refuse(why, fix)`'s error."""
+    shape = tuple(int(d) for d in module.normalized_shape)
+    if shape != tuple(inner) or len(shape) not in (1, 3):
+        raise refuse(f"normalises the last {list(shape)} of a {list(inner)} input; a profile's layer norm normalises "
+                     "a sample's whole flat features or [C, H, W] map", "use nn.LayerNorm(x.shape[1:]) after flatten or on a "
+                     "[C, H, W] map")
+    if module.elementwise_affine and module.bias is None:
+        raise refuse("has a weight but no bias; a profile's layer norm has both or neither",
+                     "use bias=True, or elementwise_affine=False")
+    fields = {}
+    if float(module.eps) != 1e-5:
+        fields["eps"] = float(module.eps)
+    if not module.elementwise_affine:
+        fields["affine"] = False
+    return fields

@@ -1,0 +1,151 @@
+"""layernorm: the loader as Swift reads it (shapes and errors), what PyTorch keeps for nn.LayerNorm on CUDA
+(fake device) and on the CPU (measured against the plan, the CPU's per-thread partials buffer), the builder
+and the exporter's round trip."""
+
+import json
+import os
+import subprocess
+
+import pytest
+import torch
+import torch.nn as nn
+from conftest import ROOT
+
+from snnmem_torch import profile as P
+from snnmem_torch.errors import ProfileError
+from snnmem_torch.export import ExportError, export_profile
+
+from spikingjelly.activation_based import layer, neuron  # noqa: E402  (after torch)
+
+SNNMEM = os.path.join(ROOT, ".build", "release", "snnmem")
+needs_snnmem = pytest.mark.skipif(not os.path.exists(SNNMEM), reason="the Swift snnmem binary is not built")
+PROFILE = os.path.join(ROOT, "python", "tests", "profiles", "layernorm.yaml")
+
+
+def plan(path, strategy, runtime="pytorch-cpu", *extra):
+    out = subprocess.run([SNNMEM, "plan", path, "--format", "json", "--runtime", runtime, "--strategy", strategy, *extra],
+                         capture_output=True, text=True, check=True).stdout
+    return json.loads(out)["strategies"][0]
+
+
+def test_shapes_and_params_follow_the_swift_builder():
+    prof = P.load(PROFILE)
+    by_path = {l.path: l for l in prof.all_layers}
+    assert by_path["stem_ln"].params == dict(normalized_shape=(32, 16, 16), eps=1e-5, affine=True)
+    assert by_path["conv2_ln"].params == dict(normalized_shape=(32, 16, 16), eps=1e-6, affine=False)
+    assert by_path["head_ln"].params["normalized_shape"] == (512,)
+
+
+@needs_snnmem
+def test_layers_equal_snnmem_plan():
+    out = subprocess.run([SNNMEM, "plan", PROFILE, "--strategy", "bptt", "--layers", "--format", "json"],
+                         capture_output=True, text=True, check=True).stdout
+    theirs = [(l["layer"], l["kind"], l["inputShape"], l["outputShape"]) for l in json.loads(out)["layers"]]
+    mine = [(l.path, l.kind, list(l.input_shape), list(l.output_shape)) for l in P.load(PROFILE).all_layers]
+    assert mine == theirs
+
+
+@needs_snnmem
+@pytest.mark.parametrize("name", ["layernorm-on-tokens", "layernorm-eps-zero", "layernorm-unknown-key"])
+def test_bad_profiles_fail_as_in_swift(name):
+    path = os.path.join(ROOT, "Tests", "ProfilesTests", "BadProfiles", name + ".yaml")
+    swift = subprocess.run([SNNMEM, "plan", path], capture_output=True, text=True)
+    assert swift.returncode == 2
+    with pytest.raises(ProfileError) as info:
+        P.load(path)
+    assert str(info.value) == swift.stderr.strip()
+
+
+def test_builder_makes_torch_layer_norms():
+    from snnmem_torch.build import build
+    net = build(P.load(PROFILE))
+    norms = {path: m for path, m in net.layers.items() if isinstance(m, nn.LayerNorm)}
+    assert sorted(norms) == ["conv2_ln", "head_ln", "stem_ln"]
+    assert norms["conv2_ln"].weight is None and norms["conv2_ln"].eps == 1e-6
+    assert tuple(norms["stem_ln"].weight.shape) == (32, 16, 16)
+
+
+def test_cpu_backward_reduces_through_a_buffer_per_thread():
+    """native_layer_norm_backward on the CPU: dX, dgamma, dbeta, then a zeroed [2 * threads, N] buffer."""
+    from snnmem_torch.allocations import record
+    threads = torch.get_num_threads()
+    try:
+        for n in (1, 2):
+            torch.set_num_threads(n)
+            norm = nn.LayerNorm(40)
+            x = torch.randn(6, 40, requires_grad=True)
+            y = norm(x)
+            g = torch.randn_like(y)
+            stream = record(lambda: y.backward(g))
+            sizes = [e.bytes for e in stream.events if e.bytes > 0]
+            assert sizes == [6 * 40 * 4, 160, 160, 2 * n * 40 * 4], sizes
+    finally:
+        torch.set_num_threads(threads)
+
+
+def test_cuda_saves_input_and_float32_statistics():
+    from snnmem_torch import cuda_meta as cm
+    with cm.fake_cuda():
+        norm = nn.LayerNorm([8, 4, 4])
+        x = torch.empty((3, 2, 8, 4, 4), requires_grad=True)
+        tr = cm.trace(lambda: norm(x), {"x": x}, {"m": norm})
+    saved = sorted((s.slot, s.shape, s.origin.split(":")[0]) for s in tr.saved)
+    assert saved == [("bias", (8, 4, 4), "parameter"), ("input", (3, 2, 8, 4, 4), "input"),
+                     ("result1", (3, 2, 1, 1, 1), "new"), ("result2", (3, 2, 1, 1, 1), "new"),
+                     ("weight", (8, 4, 4), "parameter")]
+
+
+@needs_snnmem
+@pytest.mark.parametrize("runtime", ["pytorch-cuda", "pytorch-cpu"])
+def test_plan_saves_the_statistics_per_sample_and_timestep(runtime):
+    planned = {e["layer"]: e["bytes"] for e in plan(PROFILE, "bptt", runtime, "--timesteps", "2", "--batch", "2")["savedByLayer"]}
+    # Its input (kept by nothing before it) and two float32 per sample and timestep, T = B = 2.
+    assert planned["conv2_ln"] == 2 * 2 * (32 * 16 * 16 * 4 + 2 * 4)
+    assert planned["head_ln"] == 2 * 2 * (512 * 4 + 2 * 4)
+
+
+@needs_snnmem
+@pytest.mark.parametrize("strategy", ["bptt", "checkpoint", "sltt"])
+def test_measured_saved_bytes_and_peak_equal_the_plan(strategy):
+    from snnmem_torch.measure import measure
+    planned = plan(PROFILE, strategy)
+    measured = measure(PROFILE, strategy, stream=False)
+    if strategy == "bptt":
+        assert {e["layer"]: e["bytes"] for e in measured["savedByLayer"] if e["bytes"]} == \
+            {e["layer"]: e["bytes"] for e in planned["savedByLayer"] if e["bytes"]}
+    assert abs(measured["stepPeakBytes"] - planned["peakBytes"]) <= 0.01 * planned["peakBytes"]
+
+
+class LayerNormNet(nn.Module):
+    def __init__(self, norm=None, first=None):
+        super().__init__()
+        sn = dict(tau=2.0, detach_reset=True, step_mode="m")
+        self.body = nn.Sequential(layer.Conv2d(2, 4, 3, padding=1, bias=False), first if first is not None else nn.LayerNorm([4, 8, 8]),
+                                  neuron.LIFNode(**sn),
+                                  layer.Flatten(), norm if norm is not None else nn.LayerNorm(256, eps=1e-6, elementwise_affine=False),
+                                  layer.Linear(256, 10))
+
+    def forward(self, x):
+        return self.body(x)
+
+
+@needs_snnmem
+def test_export_round_trips_to_the_same_plan(tmp_path):
+    out = str(tmp_path / "ln.yaml")
+    text = export_profile(LayerNormNet(), (2, 8, 8), timesteps=2, batch=2, name="ln", output=out)
+    assert "  - layernorm: {name: body.1}" in text
+    assert "  - layernorm: {name: body.4, eps: 1.0e-06, affine: false}" in text or \
+        "  - layernorm: {name: body.4, eps: 1e-06, affine: false}" in text
+    loaded = P.load(out)
+    assert [l.kind for l in loaded.layers].count("layernorm") == 2
+    for runtime in ("pytorch-cpu", "pytorch-cuda", "snnmem"):
+        assert plan(out, "bptt", runtime)["peakBytes"] > 0
+
+
+@pytest.mark.parametrize("norm,first,why", [
+    (None, nn.LayerNorm([8, 8]), "normalises the last"),
+    (nn.LayerNorm(256, bias=False), None, "has a weight but no bias"),
+])
+def test_other_layer_norms_are_refused(norm, first, why):
+    with pytest.raises(ExportError, match=why):
+        export_profile(LayerNormNet(norm, first), (2, 8, 8), timesteps=2, batch=2)
