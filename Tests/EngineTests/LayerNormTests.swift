@@ -152,4 +152,18 @@ final class LayerNormTests: XCTestCase {
         XCTAssertEqual(partials(one).max(), 2 * 1 * 75 * 4)
         XCTAssertEqual(partials(four).max(), 2 * 4 * 75 * 4)
     }
+
+    /// Autocast runs layer_norm in float32, which was not measured: the PyTorch runtimes refuse it with
+    /// that reason and the layer's path; the engine plans it.
+    func testAutocastIsRefusedOnThePyTorchRuntimesOnly() throws {
+        let profile = try ProfileLoader.parse(yaml: Self.yaml, file: "layernorm.yaml")
+        for runtime in [Runtime.pytorchCPU, .pytorchCUDA] {
+            XCTAssertThrowsError(try Planner.plan(profile, strategy: .bptt, options: .init(runtime: runtime, dtype: .bfloat16))) { error in
+                XCTAssertTrue("\(error)".contains("layer norm 'ln1' under bfloat16 autocast"), "\(error)")
+                XCTAssertTrue("\(error)".contains("--runtime snnmem"), "\(error)")
+            }
+            XCTAssertNoThrow(try Planner.plan(profile, strategy: .bptt, options: .init(runtime: runtime)))
+        }
+        XCTAssertNoThrow(try Planner.plan(profile, strategy: .bptt, options: .init(runtime: .snnmem, dtype: .bfloat16)))
+    }
 }
