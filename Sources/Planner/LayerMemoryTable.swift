@@ -127,6 +127,8 @@ public enum LayerMemoryTable {
         case .neuron(let neuron):
             if neuron.type == .plif {
                 plifDeclaration(&d, layer)
+            } else if neuron.type == .alif {
+                alifDeclaration(&d, layer)
             } else if neuron.type == .li {
                 // Linear in x and v: nothing saved; v carried forward, dL/dv carried back.
                 d.forwardState = [BufferDeclaration(name: "v", role: .neuronState, shape: layer.outputShape)]

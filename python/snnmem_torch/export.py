@@ -536,6 +536,8 @@ def _module_entries(path: str, module: nn.Module, in_shape: tuple, out_shape: tu
         return [Entry("voting", path, {"size": size}, outer)]
     if isinstance(module, sj_neuron.BaseNode):
         return [Entry("neuron", path, shape=outer, neuron=_neuron_spec(path, module))]
+    if type(module) is _adaptive_lif_type():
+        return [Entry("neuron", path, shape=outer, neuron=_adaptive_lif_spec(path, module))]
     if type(module) in (nn.Conv2d, sj_layer.Conv2d):
         if module.padding_mode != "zeros":
             raise refuse(f"padding_mode '{module.padding_mode}'; the profile's conv pads with zeros",
@@ -766,6 +768,24 @@ def _neuron_spec(path: str, module: nn.Module) -> NeuronSpec:
     return spec
 
 
+def _adaptive_lif_type():
+    from .adaptive_lif import AdaptiveLIFNode
+    return AdaptiveLIFNode
+
+
+def _adaptive_lif_spec(path: str, module) -> NeuronSpec:
+    """The package's AdaptiveLIFNode (python/snnmem_torch/adaptive_lif.py) as `type: alif`: every setting is
+    one of the profile's, so none is refused."""
+    cfg = module.cfg
+    spec = NeuronSpec(type="alif", tau=cfg.tau, threshold=cfg.threshold, rho=cfg.rho, beta=cfg.beta,
+                      detach_reset=cfg.detach_reset, surrogate=cfg.surrogate, surrogate_alpha=cfg.alpha)
+    if cfg.v_reset is None:
+        spec.reset = "soft"
+    else:
+        spec.v_reset = float(cfg.v_reset)
+    return spec
+
+
 # ----------------------------------------------------------------------------------------------
 # Optimizer
 
@@ -855,10 +875,13 @@ def _flow(fields: dict) -> str:
 def _neuron_fields(spec: NeuronSpec, base: Optional[NeuronSpec]) -> dict:
     """The profile's neuron mapping; with `base`, only what differs from it."""
     full = {"type": spec.type}
-    if spec.type in ("lif", "plif"):
+    if spec.type in ("lif", "plif", "alif"):
         full["tau"] = spec.tau
     if spec.type == "plif":
         full["decayInput"] = spec.decay_input
+    if spec.type == "alif":
+        full["rho"] = spec.rho
+        full["beta"] = spec.beta
     full["threshold"] = spec.threshold
     full["reset"] = spec.reset
     if spec.reset == "hard":
@@ -874,7 +897,7 @@ def _neuron_fields(spec: NeuronSpec, base: Optional[NeuronSpec]) -> dict:
             continue
         if base_fields.get(key, True if key == "decayInput" else None) != value:
             out[key] = value
-    if spec.type in ("lif", "plif") and "tau" not in out and base.type not in ("lif", "plif"):
+    if spec.type in ("lif", "plif", "alif") and "tau" not in out and base.type not in ("lif", "plif", "alif"):
         out["tau"] = spec.tau
     return out
 

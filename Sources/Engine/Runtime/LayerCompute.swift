@@ -64,6 +64,8 @@ extension TrainingStep {
             case .neuron(let neuron) where neuron.type == .li:
                 let v = heap.values(forwardStates[path]!)
                 leakyIntegratorForward(neuron, count: outCount, output: out, vNext: v, input: input, v: v)
+            case .neuron(let neuron) where neuron.type == .alif:
+                alifStepForward(neuron, path: path, t: t, count: outCount, spike: out, input: input, own: own)
             case .neuron(let neuron) where neuron.type == .plif:
                 plifStepForward(neuron, path: path, t: t, count: outCount, spike: out, input: input, own: own)
             case .neuron(let neuron):
@@ -154,6 +156,8 @@ extension TrainingStep {
                 let dvPointer = dv.map { heap.values($0) }
                 leakyIntegratorBackward(neuron, count: outCount, dInput: dIn!, dVPrevious: dvPointer, dOutput: dOut,
                                         dVNext: dvPointer.map { UnsafePointer($0) })
+            case .neuron(let neuron) where neuron.type == .alif:
+                alifStepBackward(neuron, t: t, count: outCount, dInput: dIn!, dSpike: dOut, saved: saved, dState: dv)
             case .neuron(let neuron) where neuron.type == .plif:
                 plifStepBackward(neuron, path: path, t: t, count: outCount, dInput: dIn!, dSpike: dOut, saved: saved, dv: dv)
             case .neuron(let neuron):
