@@ -63,7 +63,7 @@ class _ALIFFunction(torch.autograd.Function):
         grad_x = torch.empty_like(h_seq)
         # dL/dv and dL/db carried back through time: zero after the last timestep unless the next
         # checkpointed segment sent them.
-        d_state = torch.zeros_like(grad_x[:2]) if grad_state is None else grad_state.clone()
+        d_state = h_seq.new_zeros((2,) + tuple(h_seq.shape[1:])) if grad_state is None else grad_state.clone()
         dv, db = d_state[0], d_state[1]
         decay, gain = 1 - 1 / cfg.tau, 1 / cfg.tau
         slope = 0.0 if cfg.detach_reset else 1.0
