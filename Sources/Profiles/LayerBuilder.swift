@@ -30,7 +30,7 @@ struct LayerBuilder {
         "repeat": ["times", "layers", "name"],
         "reversible": ["blocks", "f", "g", "name"],
         "trevsnn": ["levels", "kernel", "expansion", "alpha", "layerScale", "classes", "neuron", "name"],
-        "conv1d": ["out", "in", "kernel", "bias", "name"],
+        "conv1d": ["out", "in", "kernel", "stride", "padding", "groups", "bias", "name"],
         "tokens": ["name"],
         "tokenmean": ["name"],
         "attention": ["kind", "heads", "scale", "threshold", "name"],

@@ -179,7 +179,9 @@ class Network(nn.Module):
             module = kind(layer.params["heads"], layer.params["scale"], parts)
         elif layer.kind == "conv1d":
             p = layer.params
-            module = sj_layer.Conv1d(p["in_channels"], p["out_channels"], 1, bias=p["bias"], step_mode=m)
+            # An attention's q/k/v/proj parts carry no window: kernel 1.
+            module = sj_layer.Conv1d(p["in_channels"], p["out_channels"], p.get("kernel", 1), stride=p.get("stride", 1),
+                                     padding=p.get("padding", 0), groups=p.get("groups", 1), bias=p["bias"], step_mode=m)
         elif layer.kind == "tokens":
             from .attention import Tokens
             module = Tokens()

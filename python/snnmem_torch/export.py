@@ -414,7 +414,7 @@ class _Reader:
 
 def _token_entries(path: str, module: nn.Module, inner: tuple, outer: tuple) -> Optional[list]:
     """The spiking-transformer layers as the measure package builds them (attention.py): its self-attention
-    modules, token reshapes and kernel-1 conv1d; None for any other module."""
+    modules, token reshapes and conv1d; None for any other module."""
     from .attention import SpikeDrivenSelfAttention, SpikingSelfAttention, TokenMean, Tokens
     _, _, sj_layer, _, _ = _sj()
     kind = _type_name(module)
@@ -423,12 +423,15 @@ def _token_entries(path: str, module: nn.Module, inner: tuple, outer: tuple) -> 
     if type(module) is TokenMean:
         return [Entry("tokenmean", path, {}, outer)]
     if type(module) in (nn.Conv1d, sj_layer.Conv1d):
-        if module.kernel_size != (1,) or module.stride != (1,) or module.padding not in ((0,), 0) or \
-                module.groups != 1 or module.dilation != (1,):
-            raise ExportError(path, kind, f"kernel {module.kernel_size}, stride {module.stride}, padding {module.padding}, "
-                              f"groups {module.groups}; a profile's conv1d is the per-token kernel-1 convolution",
-                              "use kernel_size=1 (stride 1, no padding, groups 1)")
+        if module.dilation != (1,) or module.padding_mode != "zeros" or isinstance(module.padding, str):
+            raise ExportError(path, kind, f"dilation {module.dilation}, padding {module.padding!r} ({module.padding_mode}); "
+                              "a profile's conv1d pads both ends with zeros by a number and has no dilation",
+                              "use dilation=1, padding_mode='zeros' and a whole-number padding")
         fields = {"out": module.out_channels}
+        for key, value, default in (("kernel", module.kernel_size[0], 1), ("stride", module.stride[0], 1),
+                                    ("padding", module.padding[0], 0), ("groups", module.groups, 1)):
+            if value != default:
+                fields[key] = value
         if module.bias is None:
             fields["bias"] = False
         return [Entry("conv1d", path, fields, outer)]

@@ -49,7 +49,7 @@ ALLOWED_KEYS = {
     "dropout": ["p", "name"],
     "adaptiveavgpool": ["output", "name"],
     "voting": ["size", "name"],
-    "conv1d": ["out", "in", "kernel", "bias", "name"],
+    "conv1d": ["out", "in", "kernel", "stride", "padding", "groups", "bias", "name"],
     "tokens": ["name"],
     "tokenmean": ["name"],
     "attention": ["kind", "heads", "scale", "threshold", "name"],
@@ -820,8 +820,12 @@ class _LayerBuilder:
 
         if kind == "conv1d":
             c = self.require_tokens(inp, "conv1d", path, location)
+            tokens = inp[1]
             out = p.int("out", example="384")
             kernel = p.int("kernel", 1)
+            stride = p.int("stride", 1)
+            padding = p.int("padding", 0, min_value=0)
+            groups = p.int("groups", 1)
             bias = p.bool("bias", True)
             in_node = p.value("in")
             if in_node is not None:
@@ -830,10 +834,18 @@ class _LayerBuilder:
                     raise self.fail(f"conv1d declares {declared} input channels but receives {c}",
                                     f"set `in: {c}` or remove `in:` to infer it", path, _loc(in_node))
             p.reject_unknown_keys(ALLOWED_KEYS["conv1d"])
-            if kernel != 1:
-                raise self.fail(f"conv1d kernel {kernel} is not modelled: only kernel 1, the per-token linear map "
-                                "spiking transformers use", "write `kernel: 1` or leave it out", path, location)
-            return make((out, inp[1]), params=dict(in_channels=c, out_channels=out, bias=bias))
+            if c % groups != 0 or out % groups != 0:
+                raise self.fail(f"groups = {groups} must divide both the input channels ({c}) and `out` ({out})",
+                                f"choose groups dividing {c} and {out} (groups = {c} with out = {c} is depthwise)", path, location)
+            if tokens + 2 * padding < kernel:
+                raise self.fail(f"a kernel of {kernel} does not fit {tokens} tokens with padding {padding}",
+                                "use a smaller kernel or more padding", path, location)
+            if padding >= kernel:
+                raise self.fail(f"padding {padding} is not smaller than the kernel {kernel}",
+                                f"use padding at most {kernel - 1}", path, location)
+            return make((out, (tokens + 2 * padding - kernel) // stride + 1),
+                        params=dict(in_channels=c, out_channels=out, kernel=kernel, stride=stride, padding=padding,
+                                    groups=groups, bias=bias))
 
         if kind == "tokens":
             c, h, w = self.require_spatial(inp, "tokens", path, location)
