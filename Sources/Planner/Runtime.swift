@@ -45,6 +45,7 @@ public enum Runtime: String, CaseIterable, Codable, Sendable {
             // but what its autograd allocates step by step was not measured into PyTorchLayerTable.
             return "leaky integrator '\(layer.path)' (neuron type li) is not yet modelled in the \(rawValue) layout; plan it with --runtime snnmem"
         }
+        if let reason = conv1dWindowNotModelledReason(profile) { return reason }
         if let layer = profile.allLayers.first(where: { if case .neuron(let spec) = $0.kind { return spec.type == .alif }; return false }),
            profile.dtype != .float32 {
             // The adaptive LIF's autograd function (python/snnmem_torch/adaptive_lif.py) was measured in float32 only.
