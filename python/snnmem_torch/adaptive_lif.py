@@ -125,8 +125,8 @@ class AdaptiveLIFNode(base.MemoryModule):
                  beta: float = 1.8, surrogate: str = "atan", alpha: float = 2.0, detach_reset: bool = False,
                  step_mode: str = "m"):
         super().__init__()
-        if not tau > 1:
-            raise ValueError(f"tau must be greater than 1, got {tau}")
+        if not tau >= 1:
+            raise ValueError(f"tau must be at least 1 (a decay 1 - 1/tau in [0, 1)), got {tau}")
         if not 0 <= rho < 1:
             raise ValueError(f"rho must be in [0, 1), got {rho}")
         if not beta >= 0:

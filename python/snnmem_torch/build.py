@@ -250,8 +250,6 @@ class Network(nn.Module):
         v_reset = float(spec.v_reset) if spec.reset == "hard" else None
         if spec.type == "alif":
             from .adaptive_lif import AdaptiveLIFNode
-            if not spec.tau > 1.0:
-                self._refuse(layer, f"the adaptive LIF's charge is SpikingJelly's LIF, which needs tau > 1; the profile gives tau = {spec.tau}")
             return AdaptiveLIFNode(tau=float(spec.tau), v_threshold=float(spec.threshold), v_reset=v_reset, rho=float(spec.rho),
                                    beta=float(spec.beta), surrogate=spec.surrogate, alpha=alpha,
                                    detach_reset=bool(spec.detach_reset), step_mode=self.step_mode)
