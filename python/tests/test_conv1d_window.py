@@ -114,3 +114,19 @@ def test_export_reads_windowed_convs_back(tmp_path):
 def test_export_refuses_dilation():
     with pytest.raises(ExportError, match="dilation"):
         export_profile(Conv1dNet(layer.Conv1d(16, 32, 3, padding=2, dilation=2, stride=2)), (2, 1, 64), timesteps=2, batch=2)
+
+
+@needs_snnmem
+@pytest.mark.parametrize("strategy", ["bptt", "sltt", "checkpoint"])
+def test_check_measures_a_users_model_as_its_export_plans(strategy, tmp_path):
+    """`snnmem-torch check` on a model of Conv1d windows, BatchNorm1d and AdaptiveLIFNode over signals that
+    change every timestep: its export plans what the model itself saves (equal) and its peak within 1%."""
+    from snnmem_torch.check import check_model
+    net = nn.Sequential(Tokens(), layer.Conv1d(2, 16, 5, padding=2, bias=False), layer.BatchNorm1d(16),
+                        AdaptiveLIFNode(rho=0.8, beta=0.5), layer.Conv1d(16, 32, 3, stride=2, padding=1, groups=4),
+                        AdaptiveLIFNode(v_reset=None), TokenMean(), layer.Linear(32, 10))
+    result = check_model(net, (2, 1, 64), timesteps=3, batch=2, strategy=strategy, profile_out=str(tmp_path / "c.yaml"),
+                         binary=SNNMEM, input_per_timestep=True)
+    assert result.agrees, [(r.layer, r.predicted_bytes, r.measured_bytes) for r in result.rows]
+    assert {"3", "5"} <= {r.layer for r in result.rows}
+    assert result.measured_saved_bytes == result.predicted_saved_bytes > 0
