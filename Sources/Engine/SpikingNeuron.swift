@@ -17,7 +17,7 @@ struct NeuronCharge<T: EngineScalar> {
 
     init(_ spec: NeuronSpec) {
         switch spec.type {
-        case .lif:
+        case .lif, .alif:  // an adaptive LIF charges as a LIF
             precondition(spec.tau > 0, "LIF tau must be positive")
             let leakTarget = spec.reset == .hard ? spec.vReset : 0
             decay = T(1 - 1 / spec.tau)

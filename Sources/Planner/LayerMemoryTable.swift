@@ -129,6 +129,8 @@ public enum LayerMemoryTable {
         case .neuron(let neuron):
             if neuron.type == .plif {
                 plifDeclaration(&d, layer)
+            } else if neuron.type == .alif {
+                alifDeclaration(&d, layer)
             } else if neuron.type == .li {
                 // Linear in x and v: nothing saved; v carried forward, dL/dv carried back.
                 d.forwardState = [BufferDeclaration(name: "v", role: .neuronState, shape: layer.outputShape)]
@@ -163,10 +165,12 @@ public enum LayerMemoryTable {
             // Containers: their sub-layers declare their own buffers; the schedules handle the adds.
             break
         case .conv1d(let conv):
-            // A GEMM per sample on [C, N]: no im2col, the input kept for the weight gradient.
+            // A GEMM per sample on [C, N] (kernel 1), or direct loops over the window (Conv1DWindow.swift):
+            // no im2col either way, the input kept for the weight gradient.
             d.keepsInput = true
             d.canSkipInputGradient = true
-            d.parameters = [ParameterDeclaration(name: "weight", shape: TensorShape([conv.outChannels, conv.inChannels, 1]), trainable: true)]
+            d.parameters = [ParameterDeclaration(name: "weight", shape: TensorShape([conv.outChannels, conv.inChannels / conv.groups, conv.kernel]),
+                                                 trainable: true)]
             if conv.bias { d.parameters.append(ParameterDeclaration(name: "bias", shape: TensorShape([conv.outChannels]), trainable: true)) }
         case .tokens:
             d.outputIsView = true
@@ -224,7 +228,7 @@ public enum LayerMemoryTable {
         case .flatten, .residual, .branches, .reversible, .trevsnn, .tokens:
             return 0
         case .conv1d(let conv):
-            return 2 * outElements * Double(conv.inChannels) + (conv.bias ? outElements : 0)
+            return 2 * outElements * Double(conv.inChannels / conv.groups * conv.kernel) + (conv.bias ? outElements : 0)
         case .tokenMean:
             return inElements
         case .attention(let spec):

@@ -136,7 +136,8 @@ public enum PyTorchLayerTable {
                 // 2x2 under a 3x3 kernel) computes its weight gradient without reordering grad_output
                 // or the input (measured; oneDNN's own scratchpad there, 111136 B at 384 channels on
                 // this project's machine, depends on the ISA and is not declared).
-                let plainWeightGradient = conv.groups > 1 && (output.dims[1] < conv.kernel || output.dims[2] < conv.kernel)
+                // (A conv1d's [C, N] maps: its last dimension is the only one its kernel spans.)
+                let plainWeightGradient = conv.groups > 1 && (output.rank == 3 && output.dims[1] < conv.kernel || output.dims.last! < conv.kernel)
                 d.forward = casts + (reordersInput ? [scratch("input.reorder", input)] : []) + [
                     weightScratch("weight.reorder", weight), scratch("output.onednn", output), .free("weight.reorder"),
                 ] + (reordersInput ? [.free("input.reorder")] : []) + [.output, .free("output.onednn")]
@@ -196,6 +197,8 @@ public enum PyTorchLayerTable {
             layerNormLayout(&d, spec, device: device)
         case .neuron(let spec) where spec.type == .turnoff:
             turnOffLayout(&d, spec, output)
+        case .neuron(let spec) where spec.type == .alif:
+            alifLayout(&d, spec, output)
         case .neuron(let spec):
             // A half input leaves the fused CUDA op (it needs a float32 v) for the step loop, on
             // CUDA as on the CPU.

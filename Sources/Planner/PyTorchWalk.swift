@@ -177,7 +177,7 @@ extension TraceBuilder {
         if let carried = stateGradients.removeValue(forKey: path) { release(carried) }
         runBackward(d.backward, &run, dY: dY, parameters: d.parameters, timestep: nil)
         if stateGradientsFlowBack, case .neuron = layer.kind {
-            stateGradients[path] = allocate(path, "grad_v_start", timestep: nil, role: .workspace, shape: layer.outputShape.prepending(batch))
+            stateGradients[path] = allocate(path, "grad_v_start", timestep: nil, role: .workspace, shape: layer.pytorchStateShape.prepending(batch))
         }
         precondition(run.named.isEmpty, "\(path): backward script left \(run.named.labels) allocated")
         if let dX = run.inputGradient, !needInputGrad {

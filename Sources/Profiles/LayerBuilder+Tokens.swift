@@ -15,27 +15,7 @@ extension LayerBuilder {
                          location: SourceLocation) throws -> (LayerKind, TensorShape) {
         switch kindName {
         case "conv1d":
-            let c = try requireTokens(input, kind: "conv1d", path: path, location: location)
-            let out = try params.int("out", example: "384")
-            let kernel = try params.int("kernel", default: 1)
-            let bias = try params.bool("bias", default: true)
-            if let inNode = params.value("in") {
-                let declared = try YAMLMapping.integer(inNode, key: "in", min: 1, file: file, layerPath: path, context: "conv1d")
-                guard declared == c else {
-                    throw fail("conv1d declares \(declared) input channels but receives \(c)",
-                               fix: "set `in: \(c)` or remove `in:` to infer it", path: path, at: inNode.location)
-                }
-            }
-            try params.rejectUnknownKeys(allowed: Self.allowedKeys["conv1d"]!)
-            guard kernel == 1 else {
-                throw fail("conv1d kernel \(kernel) is not modelled: only kernel 1, the per-token linear map spiking transformers use",
-                           fix: "write `kernel: 1` or leave it out", path: path, at: location)
-            }
-            if (CheckedArithmetic.product(out, c) ?? Int.max) > PlanningLimits.maxLayerParameters {
-                throw fail("a conv1d from \(c) to \(out) channels has more than the \(PlanningLimits.formatted(PlanningLimits.maxLayerParameters)) weights one layer may have",
-                           fix: "use fewer channels", path: path, at: location)
-            }
-            return (.conv1d(ConvSpec(inChannels: c, outChannels: out, kernel: 1, bias: bias)), TensorShape([out, input.dims[1]]))
+            return try buildConv1d(&params, input: input, path: path, location: location)
 
         case "tokens":
             let (c, h, w) = try requireSpatial(input, kind: "tokens", path: path, location: location)

@@ -16,7 +16,7 @@ struct LayerBuilder {
     static let allowedKeys: [String: [String]] = [
         "conv": ["out", "in", "kernel", "stride", "padding", "groups", "bias", "name"],
         "batchnorm": ["features", "name"],
-        "neuron": ["type", "tau", "threshold", "vReset", "reset", "detachReset", "surrogate", "decayInput", "name"],
+        "neuron": ["type", "tau", "threshold", "vReset", "reset", "detachReset", "surrogate", "decayInput", "rho", "beta", "name"],
         "avgpool": ["kernel", "stride", "padding", "name"],
         "maxpool": ["kernel", "stride", "padding", "name"],
         "globalavgpool": ["name"],
@@ -30,7 +30,7 @@ struct LayerBuilder {
         "repeat": ["times", "layers", "name"],
         "reversible": ["blocks", "f", "g", "name"],
         "trevsnn": ["levels", "kernel", "expansion", "alpha", "layerScale", "classes", "neuron", "name"],
-        "conv1d": ["out", "in", "kernel", "bias", "name"],
+        "conv1d": ["out", "in", "kernel", "stride", "padding", "groups", "bias", "name"],
         "tokens": ["name"],
         "tokenmean": ["name"],
         "attention": ["kind", "heads", "scale", "threshold", "name"],

@@ -13,6 +13,10 @@ public enum NeuronType: String, Codable, CaseIterable, Sendable {
     /// Leaky integrator (a readout): v += (x - v) / tau, the output is v itself; no threshold, no
     /// spike, no reset. Linear in x and v, so backward needs nothing saved from forward.
     case li
+    /// Adaptive LIF (Bellec et al. 2018, "Long short-term memory and learning-to-learn in networks
+    /// of spiking neurons", the LSNN's adaptive threshold): a LIF charge, and a second state b with
+    /// b_t = rho b_{t-1} + (1 - rho) s_{t-1}; the neuron fires when h_t >= threshold + beta b_t.
+    case alif
 }
 
 public enum ResetMode: String, Codable, CaseIterable, Sendable {
@@ -39,6 +43,10 @@ public struct NeuronSpec: Hashable, Codable, Sendable {
     public var surrogateAlpha: Double
     /// PLIF: the input is decayed with the potential (SpikingJelly's `decay_input`, true by default).
     public var decayInput: Bool = true
+    /// ALIF: the adaptation's decay per timestep (Bellec et al.'s rho = exp(-dt / tau_a)), in [0, 1).
+    public var rho: Double = 0.9
+    /// ALIF: how far one unit of adaptation raises the threshold (Bellec et al.'s beta, 1.8 there).
+    public var beta: Double = 1.8
 
     public init(type: NeuronType = .lif, tau: Double = 2.0, threshold: Double = 1.0, vReset: Double = 0.0,
                 reset: ResetMode = .hard, detachReset: Bool = false, surrogate: SurrogateKind = .atan,

@@ -133,7 +133,9 @@ extension Layer {
             return CheckedArithmetic.product(linear.outFeatures, linear.inFeatures).flatMap { CheckedArithmetic.sum($0, linear.outFeatures) }
         case .batchNorm(let channels): return CheckedArithmetic.product(4, channels)
         case .layerNorm(let spec): return spec.affine ? CheckedArithmetic.product(2, spec.normalizedCount) : 0
-        case .conv1d(let conv): return CheckedArithmetic.product(conv.outChannels, conv.inChannels).flatMap { CheckedArithmetic.sum($0, conv.outChannels) }
+        case .conv1d(let conv):
+            return CheckedArithmetic.product([conv.outChannels, conv.inChannels / max(1, conv.groups), conv.kernel])
+                .flatMap { CheckedArithmetic.sum($0, conv.outChannels) }
         case .scale: return 1
         default: return 0
         }

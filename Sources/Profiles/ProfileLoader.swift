@@ -164,6 +164,7 @@ public enum ProfileLoader {
                             fix: "set `tau:` to 1 or more (2.0 is common)")
         }
         try parsePLIFSettings(&map, &spec, base: base)
+        try parseALIFSettings(&map, &spec, base: base)
         spec.threshold = try map.double("threshold", default: base.threshold, positive: true)
         spec.vReset = try map.double("vReset", default: base.vReset)
         spec.reset = try map.choice("reset", default: base.reset)
@@ -182,7 +183,7 @@ public enum ProfileLoader {
             }
         }
         try rejectSpikeSettingsOnLI(&map, spec)
-        try map.rejectUnknownKeys(allowed: ["type", "tau", "threshold", "vReset", "reset", "detachReset", "surrogate", "decayInput", "name"])
+        try map.rejectUnknownKeys(allowed: ["type", "tau", "threshold", "vReset", "reset", "detachReset", "surrogate", "decayInput", "rho", "beta", "name"])
         return spec
     }
 

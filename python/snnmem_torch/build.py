@@ -179,7 +179,9 @@ class Network(nn.Module):
             module = kind(layer.params["heads"], layer.params["scale"], parts)
         elif layer.kind == "conv1d":
             p = layer.params
-            module = sj_layer.Conv1d(p["in_channels"], p["out_channels"], 1, bias=p["bias"], step_mode=m)
+            # An attention's q/k/v/proj parts carry no window: kernel 1.
+            module = sj_layer.Conv1d(p["in_channels"], p["out_channels"], p.get("kernel", 1), stride=p.get("stride", 1),
+                                     padding=p.get("padding", 0), groups=p.get("groups", 1), bias=p["bias"], step_mode=m)
         elif layer.kind == "tokens":
             from .attention import Tokens
             module = Tokens()
@@ -250,6 +252,11 @@ class Network(nn.Module):
             from .leaky_integrator import LeakyIntegrator
             return LeakyIntegrator(float(spec.tau), step_mode=self.step_mode)
         v_reset = float(spec.v_reset) if spec.reset == "hard" else None
+        if spec.type == "alif":
+            from .adaptive_lif import AdaptiveLIFNode
+            return AdaptiveLIFNode(tau=float(spec.tau), v_threshold=float(spec.threshold), v_reset=v_reset, rho=float(spec.rho),
+                                   beta=float(spec.beta), surrogate=spec.surrogate, alpha=alpha,
+                                   detach_reset=bool(spec.detach_reset), step_mode=self.step_mode)
         if spec.type == "plif":
             # SpikingJelly's learnable-decay LIF: w = -ln(tau - 1), q = sigmoid(w).
             return sj_neuron.ParametricLIFNode(init_tau=float(spec.tau), decay_input=bool(spec.decay_input),

@@ -414,7 +414,7 @@ class _Reader:
 
 def _token_entries(path: str, module: nn.Module, inner: tuple, outer: tuple) -> Optional[list]:
     """The spiking-transformer layers as the measure package builds them (attention.py): its self-attention
-    modules, token reshapes and kernel-1 conv1d; None for any other module."""
+    modules, token reshapes and conv1d; None for any other module."""
     from .attention import SpikeDrivenSelfAttention, SpikingSelfAttention, TokenMean, Tokens
     _, _, sj_layer, _, _ = _sj()
     kind = _type_name(module)
@@ -423,12 +423,15 @@ def _token_entries(path: str, module: nn.Module, inner: tuple, outer: tuple) -> 
     if type(module) is TokenMean:
         return [Entry("tokenmean", path, {}, outer)]
     if type(module) in (nn.Conv1d, sj_layer.Conv1d):
-        if module.kernel_size != (1,) or module.stride != (1,) or module.padding not in ((0,), 0) or \
-                module.groups != 1 or module.dilation != (1,):
-            raise ExportError(path, kind, f"kernel {module.kernel_size}, stride {module.stride}, padding {module.padding}, "
-                              f"groups {module.groups}; a profile's conv1d is the per-token kernel-1 convolution",
-                              "use kernel_size=1 (stride 1, no padding, groups 1)")
+        if module.dilation != (1,) or module.padding_mode != "zeros" or isinstance(module.padding, str):
+            raise ExportError(path, kind, f"dilation {module.dilation}, padding {module.padding!r} ({module.padding_mode}); "
+                              "a profile's conv1d pads both ends with zeros by a number and has no dilation",
+                              "use dilation=1, padding_mode='zeros' and a whole-number padding")
         fields = {"out": module.out_channels}
+        for key, value, default in (("kernel", module.kernel_size[0], 1), ("stride", module.stride[0], 1),
+                                    ("padding", module.padding[0], 0), ("groups", module.groups, 1)):
+            if value != default:
+                fields[key] = value
         if module.bias is None:
             fields["bias"] = False
         return [Entry("conv1d", path, fields, outer)]
@@ -536,6 +539,8 @@ def _module_entries(path: str, module: nn.Module, in_shape: tuple, out_shape: tu
         return [Entry("voting", path, {"size": size}, outer)]
     if isinstance(module, sj_neuron.BaseNode):
         return [Entry("neuron", path, shape=outer, neuron=_neuron_spec(path, module))]
+    if type(module) is _adaptive_lif_type():
+        return [Entry("neuron", path, shape=outer, neuron=_adaptive_lif_spec(path, module))]
     if type(module) in (nn.Conv2d, sj_layer.Conv2d):
         if module.padding_mode != "zeros":
             raise refuse(f"padding_mode '{module.padding_mode}'; the profile's conv pads with zeros",
@@ -769,6 +774,24 @@ def _neuron_spec(path: str, module: nn.Module) -> NeuronSpec:
     return spec
 
 
+def _adaptive_lif_type():
+    from .adaptive_lif import AdaptiveLIFNode
+    return AdaptiveLIFNode
+
+
+def _adaptive_lif_spec(path: str, module) -> NeuronSpec:
+    """The package's AdaptiveLIFNode (python/snnmem_torch/adaptive_lif.py) as `type: alif`: every setting is
+    one of the profile's, so none is refused."""
+    cfg = module.cfg
+    spec = NeuronSpec(type="alif", tau=cfg.tau, threshold=cfg.threshold, rho=cfg.rho, beta=cfg.beta,
+                      detach_reset=cfg.detach_reset, surrogate=cfg.surrogate, surrogate_alpha=cfg.alpha)
+    if cfg.v_reset is None:
+        spec.reset = "soft"
+    else:
+        spec.v_reset = float(cfg.v_reset)
+    return spec
+
+
 # ----------------------------------------------------------------------------------------------
 # Optimizer
 
@@ -858,10 +881,13 @@ def _flow(fields: dict) -> str:
 def _neuron_fields(spec: NeuronSpec, base: Optional[NeuronSpec]) -> dict:
     """The profile's neuron mapping; with `base`, only what differs from it."""
     full = {"type": spec.type}
-    if spec.type in ("lif", "plif"):
+    if spec.type in ("lif", "plif", "alif"):
         full["tau"] = spec.tau
     if spec.type == "plif":
         full["decayInput"] = spec.decay_input
+    if spec.type == "alif":
+        full["rho"] = spec.rho
+        full["beta"] = spec.beta
     full["threshold"] = spec.threshold
     full["reset"] = spec.reset
     if spec.reset == "hard":
@@ -877,7 +903,7 @@ def _neuron_fields(spec: NeuronSpec, base: Optional[NeuronSpec]) -> dict:
             continue
         if base_fields.get(key, True if key == "decayInput" else None) != value:
             out[key] = value
-    if spec.type in ("lif", "plif") and "tau" not in out and base.type not in ("lif", "plif"):
+    if spec.type in ("lif", "plif", "alif") and "tau" not in out and base.type not in ("lif", "plif", "alif"):
         out["tau"] = spec.tau
     return out
 

@@ -32,7 +32,7 @@ KINDS = ["conv", "batchnorm", "neuron", "avgpool", "maxpool", "globalavgpool", "
 ALLOWED_KEYS = {
     "conv": ["out", "in", "kernel", "stride", "padding", "groups", "bias", "name"],
     "batchnorm": ["features", "name"],
-    "neuron": ["type", "tau", "threshold", "vReset", "reset", "detachReset", "surrogate", "decayInput", "name"],
+    "neuron": ["type", "tau", "threshold", "vReset", "reset", "detachReset", "surrogate", "decayInput", "rho", "beta", "name"],
     "avgpool": ["kernel", "stride", "padding", "name"],
     "maxpool": ["kernel", "stride", "padding", "name"],
     "globalavgpool": ["name"],
@@ -49,7 +49,7 @@ ALLOWED_KEYS = {
     "dropout": ["p", "name"],
     "adaptiveavgpool": ["output", "name"],
     "voting": ["size", "name"],
-    "conv1d": ["out", "in", "kernel", "bias", "name"],
+    "conv1d": ["out", "in", "kernel", "stride", "padding", "groups", "bias", "name"],
     "tokens": ["name"],
     "tokenmean": ["name"],
     "attention": ["kind", "heads", "scale", "threshold", "name"],
@@ -57,7 +57,7 @@ ALLOWED_KEYS = {
 }
 ATTENTION_KINDS = ["ssa", "sdsa"]
 DTYPES = ["float32", "float16", "bfloat16", "int32", "int64"]
-NEURON_TYPES = ["lif", "if", "turnoff", "plif", "li"]
+NEURON_TYPES = ["lif", "if", "turnoff", "plif", "li", "alif"]
 # Keys that shape a spike: refused beside `type: li` (a leaky integrator never fires) rather than ignored.
 SPIKE_SETTING_KEYS = ["threshold", "vReset", "reset", "detachReset", "surrogate"]
 RESETS = ["hard", "soft"]
@@ -80,6 +80,8 @@ class NeuronSpec:
     surrogate: str = "atan"
     surrogate_alpha: float = 2.0
     decay_input: bool = True  # plif only (a profile's LIF always decays its input)
+    rho: float = 0.9  # alif only: the adaptation's decay per timestep (Bellec et al. 2018)
+    beta: float = 1.8  # alif only: the threshold's rise per unit of adaptation
 
     def copy(self) -> "NeuronSpec":
         return NeuronSpec(**self.__dict__)
@@ -504,6 +506,7 @@ def parse_neuron(node, base: NeuronSpec, file: str, layer_path: Optional[str]) -
     if spec.type != "plif" and not spec.decay_input:
         raise m.error(f"'decayInput: false' is a plif setting; a {spec.type} neuron always decays its input",
                       "remove `decayInput:` or use `type: plif`", decay_node)
+    _parse_alif_settings(m, spec, base)
     spec.threshold = m.double("threshold", base.threshold, positive=True)
     spec.v_reset = m.double("vReset", base.v_reset)
     spec.reset = m.choice("reset", RESETS, base.reset)
@@ -526,8 +529,29 @@ def parse_neuron(node, base: NeuronSpec, file: str, layer_path: Optional[str]) -
         if key is not None:
             raise m.error(f"'{key}' is a spiking setting, but an li neuron (a leaky integrator) never fires",
                           f"remove `{key}:`, or use `type: lif`", m.value(key))
-    m.reject_unknown_keys(["type", "tau", "threshold", "vReset", "reset", "detachReset", "surrogate", "decayInput", "name"])
+    m.reject_unknown_keys(["type", "tau", "threshold", "vReset", "reset", "detachReset", "surrogate", "decayInput", "rho", "beta", "name"])
     return spec
+
+
+def _parse_alif_settings(m, spec: NeuronSpec, base: NeuronSpec) -> None:
+    """`rho` in [0, 1) and `beta` >= 0 of an alif neuron, refused on other types (as Swift's parseALIFSettings)."""
+    if spec.type != "alif":
+        key = next((k for k in ("rho", "beta") if m.value(k) is not None), None)
+        if key is not None:
+            raise m.error(f"'{key}' is an adaptive-threshold setting, but a {spec.type} neuron has no adaptation",
+                          f"remove `{key}:`, or use `type: alif`", m.value(key))
+        return
+    rho_node = m.value("rho")
+    spec.rho = m.double("rho", base.rho if base.type == "alif" else NeuronSpec().rho)
+    if not 0 <= spec.rho < 1:
+        raise m.error(f"an alif neuron's 'rho' is {spec.rho}, but the adaptation's decay per timestep must be in [0, 1)",
+                      "set `rho:` to at least 0 and below 1 (0.9 is the default; exp(-1/tau_a) for a time constant tau_a)",
+                      rho_node)
+    beta_node = m.value("beta")
+    spec.beta = m.double("beta", base.beta if base.type == "alif" else NeuronSpec().beta)
+    if not spec.beta >= 0:
+        raise m.error(f"an alif neuron's 'beta' is {spec.beta}, but the threshold's rise per unit of adaptation must be 0 or more",
+                      "set `beta:` to 0 or more (1.8 is the default, as Bellec et al. 2018)", beta_node)
 
 
 def parse_optimizer(node, file: str) -> OptimizerSpec:
@@ -801,8 +825,12 @@ class _LayerBuilder:
 
         if kind == "conv1d":
             c = self.require_tokens(inp, "conv1d", path, location)
+            tokens = inp[1]
             out = p.int("out", example="384")
             kernel = p.int("kernel", 1)
+            stride = p.int("stride", 1)
+            padding = p.int("padding", 0, min_value=0)
+            groups = p.int("groups", 1)
             bias = p.bool("bias", True)
             in_node = p.value("in")
             if in_node is not None:
@@ -811,10 +839,18 @@ class _LayerBuilder:
                     raise self.fail(f"conv1d declares {declared} input channels but receives {c}",
                                     f"set `in: {c}` or remove `in:` to infer it", path, _loc(in_node))
             p.reject_unknown_keys(ALLOWED_KEYS["conv1d"])
-            if kernel != 1:
-                raise self.fail(f"conv1d kernel {kernel} is not modelled: only kernel 1, the per-token linear map "
-                                "spiking transformers use", "write `kernel: 1` or leave it out", path, location)
-            return make((out, inp[1]), params=dict(in_channels=c, out_channels=out, bias=bias))
+            if c % groups != 0 or out % groups != 0:
+                raise self.fail(f"groups = {groups} must divide both the input channels ({c}) and `out` ({out})",
+                                f"choose groups dividing {c} and {out} (groups = {c} with out = {c} is depthwise)", path, location)
+            if tokens + 2 * padding < kernel:
+                raise self.fail(f"a kernel of {kernel} does not fit {tokens} tokens with padding {padding}",
+                                "use a smaller kernel or more padding", path, location)
+            if padding >= kernel:
+                raise self.fail(f"padding {padding} is not smaller than the kernel {kernel}",
+                                f"use padding at most {kernel - 1}", path, location)
+            return make((out, (tokens + 2 * padding - kernel) // stride + 1),
+                        params=dict(in_channels=c, out_channels=out, kernel=kernel, stride=stride, padding=padding,
+                                    groups=groups, bias=bias))
 
         if kind == "tokens":
             c, h, w = self.require_spatial(inp, "tokens", path, location)

@@ -33,7 +33,9 @@ layers:
 BAD = [
     (SSA.replace("heads: 2", "heads: 3"), "3 heads do not divide the 8 channels"),
     (SSA.replace("  - tokens\n", ""), "attention needs a [channels, tokens] input"),
-    (SSA.replace("out: 16}", "out: 16, kernel: 3}"), "conv1d kernel 3 is not modelled"),
+    (SSA.replace("out: 16}", "out: 16, kernel: 3, groups: 3}"), "groups = 3 must divide both the input channels (8) and `out` (16)"),
+    (SSA.replace("out: 16}", "out: 16, kernel: 3, padding: 3}"), "padding 3 is not smaller than the kernel 3"),
+    (SSA.replace("out: 16}", "out: 16, kernel: 17}"), "a kernel of 17 does not fit 16 tokens with padding 0"),
     (SSA.replace("  - tokenmean\n", "  - tokens\n"), "tokens needs a [channels, height, width] input"),
     (SSA.replace("kind: ssa", "kind: sda"), "'kind' in attention is 'sda', which is not one of: ssa, sdsa"),
     (SSA.replace("  - tokens\n", "  - tokenmean\n"), "tokenmean needs a [channels, tokens] input"),

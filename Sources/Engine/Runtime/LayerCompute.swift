@@ -66,6 +66,8 @@ extension TrainingStep {
             case .neuron(let neuron) where neuron.type == .li:
                 let v = heap.values(forwardStates[path]!)
                 leakyIntegratorForward(neuron, count: outCount, output: out, vNext: v, input: input, v: v)
+            case .neuron(let neuron) where neuron.type == .alif:
+                alifStepForward(neuron, path: path, t: t, count: outCount, spike: out, input: input, own: own)
             case .neuron(let neuron) where neuron.type == .plif:
                 plifStepForward(neuron, path: path, t: t, count: outCount, spike: out, input: input, own: own)
             case .neuron(let neuron):
@@ -105,10 +107,7 @@ extension TrainingStep {
             case .flatten, .residual, .branches, .reversible, .trevsnn:
                 preconditionFailure("\(layer.kind.keyword) has no kernel of its own")
             case .conv1d(let conv):
-                let bias = conv.bias ? parameters.slot(path, "bias") : nil
-                conv1dForward(Conv1DShape(batch: batch, inChannels: conv.inChannels, outChannels: conv.outChannels, tokens: layer.inputShape.dims[1]),
-                              output: out, input: input, weight: heap.values(parameters.slot(path, "weight").value),
-                              bias: bias.map { UnsafePointer(heap.values($0.value)) })
+                conv1dStepForward(conv, layer, path: path, output: out, input: input)
             case .tokenMean:
                 tokenMeanForward(rows: batch * layer.inputShape.dims[0], tokens: layer.inputShape.dims[1], output: out, input: input)
             case .tokens, .attention:
@@ -158,6 +157,8 @@ extension TrainingStep {
                 let dvPointer = dv.map { heap.values($0) }
                 leakyIntegratorBackward(neuron, count: outCount, dInput: dIn!, dVPrevious: dvPointer, dOutput: dOut,
                                         dVNext: dvPointer.map { UnsafePointer($0) })
+            case .neuron(let neuron) where neuron.type == .alif:
+                alifStepBackward(neuron, t: t, count: outCount, dInput: dIn!, dSpike: dOut, saved: saved, dState: dv)
             case .neuron(let neuron) where neuron.type == .plif:
                 plifStepBackward(neuron, path: path, t: t, count: outCount, dInput: dIn!, dSpike: dOut, saved: saved, dv: dv)
             case .neuron(let neuron):
@@ -200,11 +201,7 @@ extension TrainingStep {
             case .flatten, .residual, .branches, .reversible, .trevsnn:
                 preconditionFailure("\(layer.kind.keyword) has no kernel of its own")
             case .conv1d(let conv):
-                let weight = parameters.slot(path, "weight")
-                let bias = conv.bias ? parameters.slot(path, "bias") : nil
-                conv1dBackward(Conv1DShape(batch: batch, inChannels: conv.inChannels, outChannels: conv.outChannels, tokens: layer.inputShape.dims[1]),
-                               dInput: dIn, dWeight: heap.values(weight.gradient!), dBias: bias.map { heap.values($0.gradient!) },
-                               dOutput: dOut, input: input!, weight: heap.values(weight.value))
+                conv1dStepBackward(conv, layer, path: path, dInput: dIn, dOutput: dOut, input: input!)
             case .tokenMean:
                 tokenMeanBackward(rows: batch * layer.inputShape.dims[0], tokens: layer.inputShape.dims[1], dInput: dIn!, dOutput: dOut)
             case .tokens, .attention:

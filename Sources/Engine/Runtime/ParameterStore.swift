@@ -61,7 +61,7 @@ final class ParameterStore<T: EngineScalar> {
             let bound = 1 / Double(conv.outChannels * conv.kernel * conv.kernel).squareRoot()
             for i in 0..<count { values[i] = T(random.uniform(-bound, bound)) }
         case (.conv1d(let conv)?, _):
-            let bound = 1 / Double(conv.inChannels).squareRoot()
+            let bound = 1 / Double(conv.inChannels / conv.groups * conv.kernel).squareRoot()
             for i in 0..<count { values[i] = T(random.uniform(-bound, bound)) }
         case (.linear(let linear)?, _):
             let bound = 1 / Double(linear.inFeatures).squareRoot()

@@ -119,7 +119,9 @@ final class TrainingStep<T: EngineScalar> {
         if declaration.outputIsView { return x }
         for state in declaration.forwardState where forwardStates[path] == nil {
             let id = try allocate(state, path: path, span: span == .allTimesteps ? .once : span)
-            if case .neuron(let neuron) = layer.kind {
+            if case .neuron(let neuron) = layer.kind, neuron.type == .alif {
+                alifInitialState(neuron, state: heap.values(id), count: heap.shape(id).elementCount / 2)
+            } else if case .neuron(let neuron) = layer.kind {
                 heap.values(id).update(repeating: T(neuronInitialPotential(neuron)), count: heap.shape(id).elementCount)
             }
             forwardStates[path] = id
