@@ -61,6 +61,8 @@ final class GEMMAVX2Tests: XCTestCase {
         let shapes: [(m: Int, n: Int, k: Int)] = [
             (1, 1, 1), (tile.rows, tile.columns, 256), (tile.rows - 1, tile.columns - 1, 7), (tile.rows + 1, tile.columns + 1, 257),
             (5, 9, 8), (64, 1024, 27), (130, 70, 600), (150, 33, 40), (17, 1100, 300), (256, 64, 520), (12, 16, 16),
+            // Edge tiles of every height 1...5 (the 2- and 4-row kernels take the short ones).
+            (8, 20, 33), (9, 40, 64), (10, 17, 5), (11, 31, 12),
         ]
         var worst = 0.0, products = 0
         for (m, n, k) in shapes {
