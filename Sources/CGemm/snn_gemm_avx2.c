@@ -46,6 +46,11 @@ _Static_assert(MC % MR == 0 && NC % NR == 0, "blocks hold whole tiles");
 // next row (rewritten after) or, for the block's last row, in this slack.
 enum { A_FLOATS = MC * KC + 8, B_FLOATS = KC * NC };
 
+#ifndef SNN_AVX2_B_GROUP
+#define SNN_AVX2_B_GROUP 8
+#endif
+enum { B_GROUP = SNN_AVX2_B_GROUP };  // B panels packed together
+
 #define SNN_AVX2 __attribute__((target("avx2,fma")))
 
 bool snn_sgemm_avx2_supported(void) {
@@ -147,40 +152,44 @@ SNN_AVX2 static void pack_a(bool transpose, const float *a, ptrdiff_t lda, ptrdi
 // past nc zero-filled.
 SNN_AVX2 static void pack_b(bool transpose, const float *b, ptrdiff_t ldb, ptrdiff_t p0, ptrdiff_t j0,
                             ptrdiff_t kc, ptrdiff_t nc, float *dst) {
-    for (ptrdiff_t jr = 0; jr < nc; jr += NR, dst += NR * kc) {
-        const ptrdiff_t cols = min_ptrdiff(NR, nc - jr);
-        if (!transpose) {
-            // op(B)(p, j) = b[p * ldb + j]: a row of the panel is a contiguous (masked) copy.
-            const float *src = b + p0 * ldb + j0 + jr;
-            if (cols == NR) {
-                for (ptrdiff_t p = 0; p < kc; p++)
-                    for (int v = 0; v < NV; v++) _mm256_store_ps(dst + p * NR + 8 * v, _mm256_loadu_ps(src + p * ldb + 8 * v));
-            } else {
-                __m256i masks[NV];
-                for (int v = 0; v < NV; v++) masks[v] = lane_mask(cols - 8 * v);
-                for (ptrdiff_t p = 0; p < kc; p++)
-                    for (int v = 0; v < NV; v++)
-                        _mm256_store_ps(dst + p * NR + 8 * v, _mm256_maskload_ps(src + p * ldb + 8 * v, masks[v]));
-            }
-        } else {
-            // op(B)(p, j) = b[j * ldb + p]: the panel's columns are rows of b; 8 x 8 blocks are
-            // transposed in registers, columns past nc read as zeros.
-            const float *src = b + (j0 + jr) * ldb + p0;
-            ptrdiff_t p = 0;
-            for (; p + 8 <= kc; p += 8) {
-                for (int v = 0; v < NV; v++) {
-                    __m256 r[8];
-                    for (int q = 0; q < 8; q++) {
-                        const ptrdiff_t j = 8 * v + q;
-                        r[q] = j < cols ? _mm256_loadu_ps(src + j * ldb + p) : _mm256_setzero_ps();
-                    }
-                    transpose8x8(r);
-                    for (int q = 0; q < 8; q++) _mm256_store_ps(dst + (p + q) * NR + 8 * v, r[q]);
+    if (!transpose) {
+        // op(B)(p, j) = b[p * ldb + j]: row by row across all the panels, so that the reads run along
+        // b's rows. Panel by panel, each row's NR floats came from a new page (a 4 KiB ldb on
+        // CIFARNet's 32x32 maps), and the kernel ran 10-15% behind OpenBLAS there.
+        const ptrdiff_t panels = (nc + NR - 1) / NR;
+        for (ptrdiff_t p = 0; p < kc; p++) {
+            const float *src = b + (p0 + p) * ldb + j0;
+            for (ptrdiff_t panel = 0; panel < panels; panel++) {
+                const ptrdiff_t jr = panel * NR, cols = min_ptrdiff(NR, nc - jr);
+                float *out = dst + panel * NR * kc + p * NR;
+                if (cols == NR) {
+                    for (int v = 0; v < NV; v++) _mm256_store_ps(out + 8 * v, _mm256_loadu_ps(src + jr + 8 * v));
+                } else {
+                    for (int v = 0; v < NV; v++) _mm256_store_ps(out + 8 * v, _mm256_maskload_ps(src + jr + 8 * v, lane_mask(cols - 8 * v)));
                 }
             }
-            for (; p < kc; p++)
-                for (int j = 0; j < NR; j++) dst[p * NR + j] = j < cols ? src[j * ldb + p] : 0.0f;
         }
+        return;
+    }
+    for (ptrdiff_t jr = 0; jr < nc; jr += NR, dst += NR * kc) {
+        const ptrdiff_t cols = min_ptrdiff(NR, nc - jr);
+        // op(B)(p, j) = b[j * ldb + p]: the panel's columns are rows of b; 8 x 8 blocks are
+        // transposed in registers, columns past nc read as zeros.
+        const float *src = b + (j0 + jr) * ldb + p0;
+        ptrdiff_t p = 0;
+        for (; p + 8 <= kc; p += 8) {
+            for (int v = 0; v < NV; v++) {
+                __m256 r[8];
+                for (int q = 0; q < 8; q++) {
+                    const ptrdiff_t j = 8 * v + q;
+                    r[q] = j < cols ? _mm256_loadu_ps(src + j * ldb + p) : _mm256_setzero_ps();
+                }
+                transpose8x8(r);
+                for (int q = 0; q < 8; q++) _mm256_store_ps(dst + (p + q) * NR + 8 * v, r[q]);
+            }
+        }
+        for (; p < kc; p++)
+            for (int j = 0; j < NR; j++) dst[p * NR + j] = j < cols ? src[j * ldb + p] : 0.0f;
     }
 }
 
@@ -297,10 +306,10 @@ SNN_AVX2 void snn_sgemm_avx2(bool transpose_a, bool transpose_b, ptrdiff_t m, pt
                 pack_a(transpose_a, a, lda, ic, pc, mc, kc, packed_a);
                 for (ptrdiff_t jr = 0; jr < nc; jr += NR) {
                     const ptrdiff_t cols = min_ptrdiff(NR, nc - jr);
-                    // Each B panel is packed just before its first use, while it is still in L1: with few
-                    // rows (CIFARNet's 128-row forward GEMM: 22 A panels per B panel) packing the whole
-                    // block first left the kernel reading it back from L3, 10% slower than OpenBLAS.
-                    if (ic == 0) pack_b(transpose_b, b, ldb, pc, jc + jr, kc, cols, packed_b + jr * kc);
+                    // B is packed a group of panels at a time, just before their first use, while they are
+                    // still in L1/L2 (the whole block first measured 1-5% slower).
+                    if (ic == 0 && jr % (B_GROUP * NR) == 0)
+                        pack_b(transpose_b, b, ldb, pc, jc + jr, kc, min_ptrdiff(B_GROUP * NR, nc - jr), packed_b + jr * kc);
                     for (ptrdiff_t ir = 0; ir < mc; ir += MR)
                         kernel(kc, packed_a + ir * kc, packed_b + jr * kc, c + (ic + ir) * ldc + jc + jr, ldc, alpha, block_beta,
                                min_ptrdiff(MR, mc - ir), cols);
