@@ -2,14 +2,16 @@
 // op(A) in MC x KC blocks of MR-tall panels, an MR x NR micro-kernel accumulating one C tile in
 // ymm registers over a KC-long slice. The packing layout and the kernel are written for any tile of
 // MR <= 8 rows and NR = 8, 16 or 24 columns; the tile compiled in was chosen by measurement
-// (README, "Speed").
+// (scripts/benchmarks/gemm-avx2-tiles.sh; README, "Speed").
 //
 // Why 6 x 16: x86-64 has 16 ymm registers. 6 rows of two 8-float vectors are 12 accumulators, plus
 // two B vectors and one broadcast A value: 15 registers, and 12 independent FMAs per K step, enough
-// to cover the FMA latency on two pipes. 16 columns also fill VGG's 4x4 feature maps exactly.
+// to cover the FMA latency on two pipes (4 x 24 needs all 16 and spills: half the speed; 8 x 8
+// loads a broadcast per FMA: 15% slower). 16 columns also fill VGG's 4x4 feature maps exactly.
 //
 // Sizes: a B panel (KC x NR floats, 16 KiB) stays in L1 while the kernel walks the A block
-// (MC x KC, 144 KiB) held in L2; NC bounds the B block (1 MiB) to the L2/L3.
+// (MC x KC, 144 KiB) held in L2; NC bounds the B block (1 MiB). B is packed 8 panels at a time,
+// just before their first use.
 //
 // Every function carries the AVX2 target attribute instead of the target being compiled with
 // -mavx2: the engine calls snn_sgemm_avx2 only after snn_sgemm_avx2_supported() said yes. This file
@@ -25,7 +27,7 @@
 #include <stdint.h>
 #include <sys/mman.h>
 
-#ifndef SNN_AVX2_MR  // the tile, overridable only to measure other tiles (scripts/benchmarks)
+#ifndef SNN_AVX2_MR  // tile and blocking, overridable only to measure others (scripts/benchmarks/gemm-avx2-tiles.sh)
 #define SNN_AVX2_MR 6
 #endif
 #ifndef SNN_AVX2_NR
