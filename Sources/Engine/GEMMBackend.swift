@@ -9,8 +9,8 @@ import Foundation
 ///
 /// Why: these machines pin OpenBLAS to its Haswell (AVX2) kernels through OPENBLAS_CORETYPE,
 /// which halves the arithmetic rate of a processor with full-width 512-bit FMAs; on an AVX2
-/// processor the AVX2 SGEMM runs level with OpenBLAS's Haswell kernels on the engine's shapes and
-/// keeps its packing out of OpenBLAS's thread pool (README, "Speed"). The environment variable
+/// processor the AVX2 SGEMM runs level with OpenBLAS's Haswell kernels on the engine's GEMM shapes,
+/// CIFARNet's step 1-9% faster round by round, VGG-11's level (README, "Speed"). The environment variable
 /// `SNNMEM_GEMM=openblas` selects OpenBLAS anyway, and `SNNMEM_ISA=avx2|baseline` makes the process
 /// choose as a processor without the levels above would (`InstructionSet`), for side-by-side
 /// measurements.
