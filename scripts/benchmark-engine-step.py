@@ -57,6 +57,12 @@ def python_step(python, command):
     return json.loads(out.strip().splitlines()[-1])
 
 
+def torch_capability(python):
+    """ATen's CPU capability in the given Python, under this environment."""
+    run = subprocess.run([python, "-c", "import torch; print(torch.backends.cpu.get_cpu_capability())"], capture_output=True, text=True)
+    return run.stdout.strip() or "?"
+
+
 def processor():
     fields = {}
     with open("/proc/cpuinfo") as f:
@@ -96,6 +102,10 @@ def main():
               (["spikingjelly"] if has_sj else [])
     ratios = (["snnmem / pytorch"] if has_torch else []) + (["snnmem / spikingjelly"] if has_sj else [])
     print(f"processor: {processor()}; OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE', '(unset)')}")
+    forced = [f"{name}={os.environ[name]}" for name in ("SNNMEM_ISA", "ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "MKL_ENABLE_INSTRUCTIONS")
+              if os.environ.get(name)]
+    if forced:
+        print("instruction sets limited by " + " ".join(forced) + (f" (ATen reports {torch_capability(args.python)})" if has_torch else ""))
     print(f"bptt step, T=4, batch {args.batch}: median of {args.steps} steps after {WARMUP_STEPS}; {args.rounds} rounds, "
           "every run of a round after the other")
     print("| round | load | network | " + " | ".join(f"{c} ms" for c in columns) + " | " + " | ".join(ratios) + " |")

@@ -28,11 +28,19 @@
 # commands under `chrt -f 50`, ahead of every ordinary process, which stands for a quiet machine,
 # and PLANNER_CPUS=0 pins them to one core (taskset), to see what parallelism contributes.
 #   bash scripts/benchmark-speed.sh --planner
+#
+# --isa avx2 (or baseline, avx512) measures as a processor with nothing above that level would run:
+# snnmem through SNNMEM_ISA (its GEMM and elementwise kernels), PyTorch through ATEN_CPU_CAPABILITY
+# (ATen's own kernels), ONEDNN_MAX_CPU_ISA (oneDNN's convolutions, which ATEN_CPU_CAPABILITY leaves
+# at AVX-512) and MKL_ENABLE_INSTRUCTIONS (its GEMMs). Combine with --openblas to see snnmem's AVX2
+# GEMM against OpenBLAS's Haswell kernels in the same rounds.
+#   bash scripts/benchmark-speed.sh --isa avx2 --openblas [--rounds N]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 busy_core=0
 planner_only=0
+isa=
 rounds=5
 steps=10
 passed=()
@@ -40,12 +48,26 @@ while [ $# -gt 0 ]; do
   case "$1" in
     --busy-core) busy_core=1 ;;
     --planner) planner_only=1 ;;
+    --isa) isa="$2"; shift ;;
     --rounds) rounds="$2"; passed+=("$1" "$2"); shift ;;
     --steps) steps="$2"; passed+=("$1" "$2"); shift ;;
     *) passed+=("$1") ;;
   esac
   shift
 done
+
+# ---- --isa LEVEL: every side limited to LEVEL (the lowest level each PyTorch library offers for baseline) ----
+if [ -n "$isa" ]; then
+  case "$isa" in
+    avx512) aten=avx512 onednn=AVX512_CORE mkl=AVX512 ;;
+    avx2) aten=avx2 onednn=AVX2 mkl=AVX2 ;;
+    baseline) aten=default onednn=SSE41 mkl=SSE4_2 ;;
+    *) echo "error: --isa $isa: use avx512, avx2 or baseline" >&2; exit 2 ;;
+  esac
+  export SNNMEM_ISA="$isa" ATEN_CPU_CAPABILITY="$aten" ONEDNN_MAX_CPU_ISA="$onednn" MKL_ENABLE_INSTRUCTIONS="$mkl"
+  echo "forced: SNNMEM_ISA=$SNNMEM_ISA ATEN_CPU_CAPABILITY=$ATEN_CPU_CAPABILITY ONEDNN_MAX_CPU_ISA=$ONEDNN_MAX_CPU_ISA MKL_ENABLE_INSTRUCTIONS=$MKL_ENABLE_INSTRUCTIONS"
+fi
+# ---- end of --isa ----
 
 source scripts/install-deps.sh
 if [ -z "${SNNMEM_BIN:-}" ]; then

@@ -4,6 +4,8 @@
 #include "snn_kernels.h"
 
 #include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
 
 // Bit-identical variants (and agreement with the Swift kernels): no a * b + c fused into one rounding.
 #pragma clang fp contract(off)
@@ -196,7 +198,7 @@ static const kernel_table *table_for(snn_kernels_level level) {
     return &table_baseline;
 }
 
-snn_kernels_level snn_kernels_best_level(void) {
+snn_kernels_level snn_kernels_processor_level(void) {
 #if defined(__x86_64__)
     __builtin_cpu_init();
     // The compiler runtime's checks include the OS's XCR0 bits (ymm/zmm state saved on switches).
@@ -206,6 +208,29 @@ snn_kernels_level snn_kernels_best_level(void) {
     if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return SNN_KERNELS_AVX2;
 #endif
     return SNN_KERNELS_BASELINE;
+}
+
+// SNNMEM_ISA, parsed on first use (-3: not yet read).
+static _Atomic int requested_level = -3;
+
+int snn_kernels_requested_level(void) {
+    int level = atomic_load_explicit(&requested_level, memory_order_relaxed);
+    if (level == -3) {
+        const char *name = getenv("SNNMEM_ISA");
+        if (!name || !*name) level = -1;
+        else if (strcmp(name, "avx512") == 0) level = SNN_KERNELS_AVX512;
+        else if (strcmp(name, "avx2") == 0) level = SNN_KERNELS_AVX2;
+        else if (strcmp(name, "baseline") == 0) level = SNN_KERNELS_BASELINE;
+        else level = -2;
+        atomic_store_explicit(&requested_level, level, memory_order_relaxed);
+    }
+    return level;
+}
+
+snn_kernels_level snn_kernels_best_level(void) {
+    const snn_kernels_level processor = snn_kernels_processor_level();
+    const int requested = snn_kernels_requested_level();
+    return requested >= 0 && requested < (int)processor ? (snn_kernels_level)requested : processor;
 }
 
 // -1 until first use; then the level whose table runs.

@@ -106,7 +106,8 @@ struct RunJSON: Codable {
     var loss: [Double]
     var outOfMemory: Bool
     var outOfMemoryAt: String?
-    /// The Float GEMM the step ran on: "avx512" (snnmem's) or "openblas".
+    /// The Float GEMM the step ran on: "avx512" or "avx2" (snnmem's, with OpenBLAS for the products
+    /// its tiles fit badly) or "openblas".
     var gemm: String
     /// The instruction set of the Float elementwise kernels (neurons, batch norm): "avx512", "avx2" or "baseline".
     var elementwise: String
@@ -138,6 +139,13 @@ struct RunJSON: Codable {
 }
 
 enum RunReport {
+    /// ", SNNMEM_ISA=avx2" where the environment lowered the instruction set, so a forced timing is never
+    /// read as the processor's own.
+    static var forcedLevel: String {
+        guard let requested = try? InstructionSet.requested(), requested < InstructionSet.processor else { return "" }
+        return ", SNNMEM_ISA=\(requested.name)"
+    }
+
     static func table(_ r: MemoryRunResult, profile: Profile, tracePath: String?) -> String {
         if let refused = r.outOfMemory { return stoppedTable(r, refused: refused, profile: profile, tracePath: tracePath) }
         var t = TextTable(["", "bytes", "difference"], alignments: [.left, .right, .right])
@@ -155,7 +163,7 @@ enum RunReport {
         let sortedMs = r.stepMs.sorted()
         if !sortedMs.isEmpty {
             lines.append("median step \(ByteCount.formatFixed(sortedMs[sortedMs.count / 2], digits: 1)) ms over \(sortedMs.count) steps"
-                         + " (GEMM: \(GEMMBackend.current.rawValue))")
+                         + " (GEMM: \(GEMMBackend.current.rawValue), elementwise: \(ElementwiseKernels.level)\(forcedLevel))")
         }
         lines.append(Formatting.wrap("The jemalloc figure is the thread's peak growth during a step plus the tracked bytes live "
             + "when it was reset; its difference from the tracked allocated peak is memory outside the tensors "

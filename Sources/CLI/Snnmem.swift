@@ -16,6 +16,7 @@ public struct Snnmem: ParsableCommand {
         do {
             var command = try parseAsRoot(arguments)
             if let planning = command as? PlanningCommand, !planning.trainsSteps { OpenBLASPool.shutDown() }
+            try InstructionSetRequest.check(before: command)
             try command.run()
             Foundation.exit(0)
         } catch let error as CLIFailure {

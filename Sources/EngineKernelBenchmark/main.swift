@@ -1,7 +1,9 @@
 // Conv forward+backward throughput on CIFARNet's four conv shapes (k3 p1, batch 16), on both GEMM
-// backends (snnmem's AVX-512 SGEMM and OpenBLAS), beside the raw GEMMs on the very shapes the
-// kernels issue, so the cost of im2col/col2im, bias and the per-sample loop shows as the gap
-// between the two. Build and run in release:
+// backends (snnmem's own SGEMM for this processor's level, AVX-512 or AVX2, and OpenBLAS), beside
+// the raw GEMMs on the very shapes the kernels issue, so the cost of im2col/col2im, bias and the
+// per-sample loop shows as the gap between the two; then the engine's GEMM shapes one by one
+// (GEMMShapes.swift). SNNMEM_ISA=avx2 measures as a processor without AVX-512 would. Build and run
+// in release:
 //   swift run -c release engine-kernel-benchmark [--iterations N] [--threads N]
 import CGemm
 import COpenBLAS
@@ -64,13 +66,18 @@ func withOpenBLASThreads(_ body: () -> Double) -> Double {
 }
 let coreType = ProcessInfo.processInfo.environment["OPENBLAS_CORETYPE"] ?? "(unset)"
 print("OpenBLAS \(String(cString: openblas_get_corename())) core, \(openBLASThreads) threads, OPENBLAS_CORETYPE=\(coreType); best of \(options.iterations)")
-print("AVX-512 SGEMM: \(GEMMBackend.avx512Supported ? "supported" : "not supported here"); the engine uses \(GEMMBackend.preferred.rawValue)")
+// snnmem's own GEMM at this process's level (SNNMEM_ISA applied), if any.
+let own: GEMMBackend? = GEMMBackend.avx512Supported ? .avx512 : GEMMBackend.avx2Supported ? .avx2 : nil
+let ownName = own?.rawValue ?? "own"
+print("processor level \(InstructionSet.processor.name), running at \(InstructionSet.ceiling.name)"
+      + (InstructionSet.ceiling < InstructionSet.processor ? " (SNNMEM_ISA)" : "") + "; the engine's GEMM: \(GEMMBackend.preferred.rawValue)"
+      + ", elementwise kernels: \(ElementwiseKernels.level)")
 print("conv: the engine's kernels (im2col, GEMMs, col2im; samples over 2 lanes) on each GEMM backend. GEMM columns: the")
 print("  same GEMMs alone; per-sample: one OpenBLAS call per sample as OpenBLAS threads it; 2 lanes: the per-sample calls")
 print("  split over 2 threads, single-threaded each (the engine's scheme), OpenBLAS and snn_sgemm; batched: one OpenBLAS")
 print("  GEMM over the whole batch's columns (N = B*Hout*Wout), which would need B samples' im2col as workspace.")
 print("  GFLOP/s of forward + backward.")
-print("shape                      | avx512 fwd  bwd ms | conv GF/s avx512 openblas | OpenBLAS per-sample 2 lanes batched | snn_sgemm 2 lanes")
+print("shape                      | \(ownName.padding(toLength: 6, withPad: " ", startingAt: 0)) fwd  bwd ms | conv GF/s \(ownName.padding(toLength: 6, withPad: " ", startingAt: 0)) openblas | OpenBLAS per-sample 2 lanes batched | \(ownName) 2 lanes")
 
 /// The engine's scheme: two kernel lanes, each GEMM call single-threaded.
 func lanes(_ body: (Int) -> Void) {
@@ -104,15 +111,17 @@ for (index, layer) in layers.enumerated() {
             return (forward, backward)
         }
     }
-    let fast = convTimes(.avx512), blas = convTimes(.openblas)!
+    let fast = own.flatMap(convTimes), blas = convTimes(.openblas)!
 
     // The same GEMMs alone, on the same buffers: per sample, forward W[Cout, K] x col[K, N];
     // dWeight dOut[Cout, N] x col^T; dColumns W^T x dOut[Cout, N]; K = Cin*9, N = Hout*Wout.
-    // `own`: snnmem's AVX-512 SGEMM instead of OpenBLAS.
-    func gemm(_ own: Bool, _ ta: Bool, _ tb: Bool, _ m: Int, _ n: Int, _ k: Int, _ a: UnsafePointer<Float>, _ lda: Int,
+    // `useOwn`: snnmem's own SGEMM (AVX-512 or AVX2) instead of OpenBLAS.
+    func gemm(_ useOwn: Bool, _ ta: Bool, _ tb: Bool, _ m: Int, _ n: Int, _ k: Int, _ a: UnsafePointer<Float>, _ lda: Int,
               _ b: UnsafePointer<Float>, _ ldb: Int, _ beta: Float, _ c: UnsafeMutablePointer<Float>, _ ldc: Int) {
-        if own {
+        if useOwn && own == .avx512 {
             snn_sgemm(ta, tb, m, n, k, 1, a, lda, b, ldb, beta, c, ldc)
+        } else if useOwn {
+            snn_sgemm_avx2(ta, tb, m, n, k, 1, a, lda, b, ldb, beta, c, ldc)
         } else {
             cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, Int32(m), Int32(n), Int32(k),
                         1, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
@@ -164,10 +173,12 @@ for (index, layer) in layers.enumerated() {
           "|", String(format: "%10.2f %7.2f", shown.forward * 1e3, shown.backward * 1e3), "|          ",
           fast.map { gflops(totalFlops, $0.forward + $0.backward) } ?? "      -", "", gflops(totalFlops, blas.forward + blas.backward),
           "|            ", gflops(totalFlops, perSample), "", gflops(totalFlops, twoLanes(own: false)), "", gflops(totalFlops, batched),
-          "|          ", GEMMBackend.avx512Supported ? gflops(totalFlops, twoLanes(own: true)) : "      -")
+          "|          ", own != nil ? gflops(totalFlops, twoLanes(own: true)) : "      -")
 
     for p in [input, weight, bias, output, dOutput, dInput, dWeight, dBias, workspace, batchColumns, batchOutput] { p.deallocate() }
 }
+
+if let own { compareGEMMShapes(own: own, iterations: options.iterations) }
 
 // Elementwise and per-channel kernels on CIFARNet's largest activation (16 x 128 x 32 x 32): memory-bound,
 // so reported as nanoseconds per element. They also show that the Float paths run specialized code

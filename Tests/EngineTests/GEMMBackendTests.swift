@@ -7,7 +7,7 @@ import XCTest
 /// n past one 1024-column block), padded leading dimensions, alpha and beta, beta = 0 over NaN.
 final class GEMMBackendTests: XCTestCase {
     override func setUpWithError() throws {
-        try XCTSkipUnless(GEMMBackend.avx512Supported, "this processor has no AVX-512: the engine runs OpenBLAS's sgemm")
+        try XCTSkipUnless(GEMMBackend.avx512Supported, "no AVX-512 here (or SNNMEM_ISA rules it out): the engine runs its AVX2 GEMM or OpenBLAS")
     }
 
     /// A deterministic fill in [-1, 1).

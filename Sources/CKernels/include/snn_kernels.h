@@ -23,7 +23,16 @@ extern "C" {
 /// The instruction sets the kernels are compiled for, best last.
 typedef enum { SNN_KERNELS_BASELINE = 0, SNN_KERNELS_AVX2 = 1, SNN_KERNELS_AVX512 = 2 } snn_kernels_level;
 
-/// The best level this processor and OS support.
+/// The best level this processor and OS support, whatever SNNMEM_ISA says.
+snn_kernels_level snn_kernels_processor_level(void);
+/// What the environment variable SNNMEM_ISA asks for, read once: -1 when it is unset or empty, -2 when
+/// it names none of "avx512", "avx2", "baseline", else that level (which may be above the processor's).
+/// It stands for a processor without the levels above it, for measurements and tests of those paths:
+/// the engine's GEMM choice reads the same ceiling. The CLI refuses -2 and a level above the
+/// processor's; here they leave the processor's level in force.
+int snn_kernels_requested_level(void);
+/// The best level this process runs at: the processor's, lowered to SNNMEM_ISA's where that names a
+/// lower one it supports.
 snn_kernels_level snn_kernels_best_level(void);
 /// The level the kernels run at now (the best, unless `snn_kernels_set_level` chose another).
 snn_kernels_level snn_kernels_current_level(void);

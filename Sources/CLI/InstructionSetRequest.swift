@@ -1,0 +1,22 @@
+import ArgumentParser
+import Engine
+
+/// A command that runs the engine's kernels refuses an SNNMEM_ISA it cannot honour (a name snnmem has
+/// no kernels for, a level the processor lacks) before it starts: the kernels would run at another
+/// level, and the timings printed would not be the ones asked for. Planning commands ignore it.
+enum InstructionSetRequest {
+    static func check(before command: ParsableCommand) throws {
+        let runsEngine: Bool
+        switch command {
+        case is RunCommand, is TrainCommand, is CompareCommand: runsEngine = true
+        case let planning as PlanningCommand: runsEngine = planning.trainsSteps
+        default: runsEngine = false
+        }
+        guard runsEngine else { return }
+        do {
+            _ = try InstructionSet.requested()
+        } catch let error as InstructionSetError {
+            throw CLIFailure.badInput(error.description)
+        }
+    }
+}
