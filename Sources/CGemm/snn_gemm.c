@@ -202,7 +202,7 @@ SNN_AVX512 static void kernel_8x32(ptrdiff_t kc, const float *restrict a, const 
     // The C tile is read (beta != 0) or written only after the k loop: its lines are requested now,
     // so that a C larger than the caches arrives while the FMAs run. That is a weight gradient
     // accumulated over a short K (vgg11's 512-channel convs: 9.4 MB of dW, K = 64 or 256 per
-    // timestep), whose loads otherwise stalled the tile's update (measured: 15-17% of the kernel's
+    // timestep), whose loads otherwise stalled the tile's update (measured: about 17% of the kernel's
     // samples in vgg11's step; 185 -> 260 GFLOP/s on its conv6 weight gradient, one thread).
     // A row's first and last lines (a third, between them when the row is not 64-byte aligned, is
     // left to the hardware's adjacent-line prefetch: a third request per row measured 30% slower on
