@@ -180,6 +180,24 @@ for (index, layer) in layers.enumerated() {
 
 if let own { compareGEMMShapes(own: own, iterations: options.iterations) }
 
+// vgg11's 512-channel convs on 4x4 and 2x2 maps at batch 16: the grouped GEMMs (the 16 samples' columns side
+// by side, N = 256 or 64), one thread, snn_sgemm. Their weight gradient (512 x 4608, 9.4 MB, beyond L2) is
+// updated over a short K per call, the case the micro-kernel's prefetch of its C tile is for.
+if GEMMBackend.avx512Supported {
+    print("\nvgg11's grouped GEMMs, batch 16, one thread (snn_sgemm), GFLOP/s: forward | weight gradient | input gradient")
+    for (plane, name) in [(16, "512->512 @4x4"), (4, "512->512 @2x2")] {
+        let m = 512, k = 512 * 9, n = batch * plane
+        let weight = buffer(m * k, seed: 31), columns = buffer(k * n, seed: 32), out = buffer(m * n, seed: 33), dW = buffer(m * k, seed: 34)
+        let flops = 2 * Double(m * n * k)
+        let forward = bestTime(iterations: options.iterations) { snn_sgemm(false, false, m, n, k, 1, weight, k, columns, n, 0, out, n) }
+        let weightGradient = bestTime(iterations: options.iterations) { snn_sgemm(false, true, m, k, n, 1, out, n, columns, n, 1, dW, k) }
+        let inputGradient = bestTime(iterations: options.iterations) { snn_sgemm(true, false, k, n, m, 1, weight, k, out, n, 0, columns, n) }
+        print(name.padding(toLength: 26, withPad: " ", startingAt: 0), "|", gflops(flops, forward), "|", gflops(flops, weightGradient),
+              "|", gflops(flops, inputGradient))
+        for p in [weight, columns, out, dW] { p.deallocate() }
+    }
+}
+
 // Elementwise and per-channel kernels on CIFARNet's largest activation (16 x 128 x 32 x 32): memory-bound,
 // so reported as nanoseconds per element. They also show that the Float paths run specialized code
 // (an unspecialized generic loop costs tens of ns per element through witness-table calls).
