@@ -22,6 +22,7 @@ extension TraceBuilder {
             for id in held { release(id) }
         }
         var run = ScriptRun(path: path, span: span, layer: layer)
+        swap(&run.named, &spareScriptTemporaries)
         run.input = x
         runForward(d.forward, &run, timestep: nil)
         if let initial = run.initial {
@@ -38,6 +39,7 @@ extension TraceBuilder {
             for id in run.saved + run.held { release(id) }
         }
         precondition(run.named.isEmpty, "\(path): forward script left \(run.named.labels) allocated")
+        swap(&run.named, &spareScriptTemporaries)
         release(x)
         return run.output!
     }
@@ -166,6 +168,7 @@ extension TraceBuilder {
             return nil
         }
         var run = ScriptRun(path: path, span: span, layer: layer)
+        swap(&run.named, &spareScriptTemporaries)
         run.needInputGradient = needInputGrad || !d.canSkipInputGradient
         // A later checkpoint segment's gradient of this neuron's end state joins its backward.
         if let carried = stateGradients.removeValue(forKey: path) { release(carried) }
@@ -174,6 +177,7 @@ extension TraceBuilder {
             stateGradients[path] = allocate(path, "grad_v_start", timestep: nil, role: .workspace, shape: layer.outputShape.prepending(batch))
         }
         precondition(run.named.isEmpty, "\(path): backward script left \(run.named.labels) allocated")
+        swap(&run.named, &spareScriptTemporaries)
         if let dX = run.inputGradient, !needInputGrad {
             release(dX)
             return nil
@@ -237,7 +241,7 @@ extension TraceBuilder {
     /// `zero_grad(set_to_none=True)`); later ones (one per timestep under SLTT) are added into it.
     mutating func accumulateParameterGradients(_ parameters: [ParameterDeclaration], path: String) {
         for parameter in parameters where parameter.trainable {
-            let key = path + "/" + parameter.name
+            let key = ParameterKey(path: path, name: parameter.name)
             if gradients[key] == nil {
                 gradients[key] = allocate(path, parameter.name + ".grad", timestep: nil, role: .gradient, shape: parameter.shape,
                                           dtype: .float32, persistent: true)
