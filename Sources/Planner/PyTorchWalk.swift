@@ -21,7 +21,7 @@ extension TraceBuilder {
             // saved, dies before the new timestep runs (v's storage lives on, detached).
             for id in held { release(id) }
         }
-        var run = ScriptRun(path: path, span: span, layer: layer)
+        var run = ScriptRun(path: path, span: span, entry: table)
         swap(&run.named, &spareScriptTemporaries)
         run.input = x
         runForward(d.forward, &run, timestep: nil)
@@ -30,8 +30,11 @@ extension TraceBuilder {
         }
         let keepsInput = d.keepsInput && !run.inputCast
         if saving {
-            if keepsInput { retain(x) }
-            keep(run.saved + (keepsInput ? [x] : []), key: SavedKey(path: path, timestep: span.timestep))
+            if keepsInput {
+                retain(x)
+                run.saved.append(x)
+            }
+            keep(run.saved, key: SavedKey(path: path, timestep: span.timestep))
             // Kept for backward (and attributed to this layer), but freed with the module's v.
             markKept(run.held, by: path)
             heldSaved[path, default: []] += run.held
@@ -48,7 +51,9 @@ extension TraceBuilder {
     struct ScriptRun {
         var path: String
         var span: Span
-        var layer: Layer
+        /// The layer's table entry: a run refers to its layer instead of copying it.
+        let entry: LayerTableCache.Entry
+        var layer: Layer { entry.layer }
         var named = ScriptTemporaries()
         var saved: [Int] = []
         /// Saved by the op that made the final v: freed with the module's v, not by backward.
@@ -167,7 +172,7 @@ extension TraceBuilder {
             release(dY)
             return nil
         }
-        var run = ScriptRun(path: path, span: span, layer: layer)
+        var run = ScriptRun(path: path, span: span, entry: table)
         swap(&run.named, &spareScriptTemporaries)
         run.needInputGradient = needInputGrad || !d.canSkipInputGradient
         // A later checkpoint segment's gradient of this neuron's end state joins its backward.
