@@ -37,7 +37,8 @@ extension TraceBuilder {
             keep(run.saved, key: SavedKey(path: path, timestep: span.timestep))
             // Kept for backward (and attributed to this layer), but freed with the module's v.
             markKept(run.held, by: path)
-            heldSaved[path, default: []] += run.held
+            // Most layers hold nothing with v: no entry for them (an empty one would release nothing).
+            if !run.held.isEmpty { heldSaved[path, default: []] += run.held }
         } else {
             for id in run.saved + run.held { release(id) }
         }
