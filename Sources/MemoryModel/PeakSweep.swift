@@ -50,14 +50,17 @@ public struct PeakSweep: Sendable {
             maxID = max(maxID, event.tensorID)
             minID = min(minID, event.tensorID)
         }
+        // The table is handed over inout: a copy (`var live = live`) shared its storage with the
+        // caller's, so the first insert copied the whole table.
         if minID >= 0 && maxID < 2 * events.count + 1024 {
-            return run(events, allowLive: allowLive, live: DenseLiveTable(count: maxID + 1))
+            var live = DenseLiveTable(count: maxID + 1)
+            return run(events, allowLive: allowLive, live: &live)
         }
-        return run(events, allowLive: allowLive, live: HashedLiveTable(capacity: events.count / 2))
+        var live = HashedLiveTable(capacity: events.count / 2)
+        return run(events, allowLive: allowLive, live: &live)
     }
 
-    private func run<Live: LiveTable>(_ events: [LifetimeEvent], allowLive: Set<Int>, live: Live) -> Result {
-        var live = live
+    private func run<Live: LiveTable>(_ events: [LifetimeEvent], allowLive: Set<Int>, live: inout Live) -> Result {
         var liveBytes = 0
         var byRole = RoleBytes()
         var peakByRole = RoleBytes()

@@ -47,16 +47,21 @@ public enum ParameterLayout {
     /// Layers with their nested layers (residual branches, reversible F and G), parents first.
     public static func flatten(_ layers: [Layer]) -> [Layer] {
         var out: [Layer] = []
+        flatten(layers, into: &out)
+        return out
+    }
+
+    /// `flatten` appending to one array: nested lists are not made and copied once per level.
+    private static func flatten(_ layers: [Layer], into out: inout [Layer]) {
         for layer in layers {
             out.append(layer)
             switch layer.kind {
-            case .residual(let spec): out += flatten(spec.main) + flatten(spec.shortcut)
-            case .branches(let spec): for path in spec.paths { out += flatten(path) }
-            case .reversible(let stage): for block in stage.blocks { out += flatten(block.f) + flatten(block.g) }
+            case .residual(let spec): flatten(spec.main, into: &out); flatten(spec.shortcut, into: &out)
+            case .branches(let spec): for path in spec.paths { flatten(path, into: &out) }
+            case .reversible(let stage): for block in stage.blocks { flatten(block.f, into: &out); flatten(block.g, into: &out) }
             case .attention(let spec): out += spec.parts
             default: break
             }
         }
-        return out
     }
 }

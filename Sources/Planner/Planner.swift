@@ -66,6 +66,7 @@ public enum Planner {
         /// The most events and tensors a walk made so far: the next one reserves room for them.
         var eventCount: Int
         var tensorCount: Int
+        var savedKeyCount: Int
     }
 
     /// Checks the options, walks the step under the strategy and sweeps its events. `tables`
@@ -111,7 +112,7 @@ public enum Planner {
         if let threads = options.cpuThreads { builder.oneDNNMachine.threads = threads }
         if let tables {
             builder.parameterEntries = tables.parameterEntries
-            builder.reserveCapacity(events: tables.eventCount, tensors: tables.tensorCount)
+            builder.reserveCapacity(events: tables.eventCount, tensors: tables.tensorCount, savedKeys: tables.savedKeyCount)
         }
         let isTRev = profile.trevsnnNetwork != nil
         switch strategy {
@@ -125,7 +126,8 @@ public enum Planner {
         precondition(sweep.problems.isEmpty, "planned trace is inconsistent: \(sweep.problems)")
         tables = SharedTables(layerTables: builder.layerTables, parameterEntries: builder.parameterEntries,
                               eventCount: max(tables?.eventCount ?? 0, builder.events.count),
-                              tensorCount: max(tables?.tensorCount ?? 0, builder.tensorCount))
+                              tensorCount: max(tables?.tensorCount ?? 0, builder.tensorCount),
+                              savedKeyCount: max(tables?.savedKeyCount ?? 0, builder.savedKeysHighWater))
         return (builder, batch, timesteps, segment, sweep)
     }
 

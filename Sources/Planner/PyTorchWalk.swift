@@ -21,7 +21,8 @@ extension TraceBuilder {
             // saved, dies before the new timestep runs (v's storage lives on, detached).
             for id in held { release(id) }
         }
-        var run = ScriptRun(path: path, span: span, layer: layer)
+        var run = ScriptRun(path: path, span: span, entry: table)
+        swap(&run.named, &spareScriptTemporaries)
         run.input = x
         runForward(d.forward, &run, timestep: nil)
         if let initial = run.initial {
@@ -29,15 +30,20 @@ extension TraceBuilder {
         }
         let keepsInput = d.keepsInput && !run.inputCast
         if saving {
-            if keepsInput { retain(x) }
-            keep(run.saved + (keepsInput ? [x] : []), key: SavedKey(path: path, timestep: span.timestep))
+            if keepsInput {
+                retain(x)
+                run.saved.append(x)
+            }
+            keep(run.saved, key: SavedKey(path: path, timestep: span.timestep))
             // Kept for backward (and attributed to this layer), but freed with the module's v.
             markKept(run.held, by: path)
-            heldSaved[path, default: []] += run.held
+            // Most layers hold nothing with v: no entry for them (an empty one would release nothing).
+            if !run.held.isEmpty { heldSaved[path, default: []] += run.held }
         } else {
             for id in run.saved + run.held { release(id) }
         }
         precondition(run.named.isEmpty, "\(path): forward script left \(run.named.labels) allocated")
+        swap(&run.named, &spareScriptTemporaries)
         release(x)
         return run.output!
     }
@@ -46,7 +52,9 @@ extension TraceBuilder {
     struct ScriptRun {
         var path: String
         var span: Span
-        var layer: Layer
+        /// The layer's table entry: a run refers to its layer instead of copying it.
+        let entry: LayerTableCache.Entry
+        var layer: Layer { entry.layer }
         var named = ScriptTemporaries()
         var saved: [Int] = []
         /// Saved by the op that made the final v: freed with the module's v, not by backward.
@@ -171,7 +179,8 @@ extension TraceBuilder {
             release(dY)
             return nil
         }
-        var run = ScriptRun(path: path, span: span, layer: layer)
+        var run = ScriptRun(path: path, span: span, entry: table)
+        swap(&run.named, &spareScriptTemporaries)
         run.needInputGradient = needInputGrad || !d.canSkipInputGradient
         // A later checkpoint segment's gradient of this neuron's end state joins its backward.
         if let carried = stateGradients.removeValue(forKey: path) { release(carried) }
@@ -180,6 +189,7 @@ extension TraceBuilder {
             stateGradients[path] = allocate(path, "grad_v_start", timestep: nil, role: .workspace, shape: layer.pytorchStateShape.prepending(batch))
         }
         precondition(run.named.isEmpty, "\(path): backward script left \(run.named.labels) allocated")
+        swap(&run.named, &spareScriptTemporaries)
         if let dX = run.inputGradient, !needInputGrad {
             release(dX)
             return nil
@@ -243,7 +253,7 @@ extension TraceBuilder {
     /// `zero_grad(set_to_none=True)`); later ones (one per timestep under SLTT) are added into it.
     mutating func accumulateParameterGradients(_ parameters: [ParameterDeclaration], path: String) {
         for parameter in parameters where parameter.trainable {
-            let key = path + "/" + parameter.name
+            let key = ParameterKey(path: path, name: parameter.name)
             if gradients[key] == nil {
                 gradients[key] = allocate(path, parameter.name + ".grad", timestep: nil, role: .gradient, shape: parameter.shape,
                                           dtype: .float32, persistent: true)

@@ -34,13 +34,13 @@ public enum Runtime: String, CaseIterable, Codable, Sendable {
         if let layer = PyTorchLayerTable.firstUnsupported(profile.layers) {
             return "layer '\(layer.path)' (\(layer.kind.keyword)) has no PyTorch + SpikingJelly counterpart in the \(rawValue) layout; plan it with --runtime snnmem"
         }
-        if let layer = profile.allLayers.first(where: { if case .convTranspose = $0.kind { return true }; return false }),
+        if let layer = profile.firstLayer(where: { if case .convTranspose = $0.kind { return true }; return false }),
            self == .pytorchCPU || profile.dtype != .float32 {
             // oneDNN's CPU deconvolution books a scratchpad and reorders into padded blocked layouts
             // whose sizes were not measured into PyTorchLayerTable; autocast's casts neither.
             return "transposed conv '\(layer.path)' is modelled on pytorch-cuda in float32 only (the CPU's oneDNN deconvolution and autocast are not measured); plan it with --runtime snnmem or pytorch-cuda"
         }
-        if let layer = profile.allLayers.first(where: { if case .neuron(let spec) = $0.kind { return spec.type == .li }; return false }) {
+        if let layer = profile.firstLayer(where: { if case .neuron(let spec) = $0.kind { return spec.type == .li }; return false }) {
             // The leaky integrator's PyTorch loop (python/snnmem_torch/leaky_integrator.py) is built and runs,
             // but what its autograd allocates step by step was not measured into PyTorchLayerTable.
             return "leaky integrator '\(layer.path)' (neuron type li) is not yet modelled in the \(rawValue) layout; plan it with --runtime snnmem"

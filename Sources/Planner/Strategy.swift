@@ -41,7 +41,7 @@ public enum Strategy: String, CaseIterable, Codable, Sendable {
             if let block = profile.firstBranches {
                 return "'\(block.path)' is a branches block, which RevSNN's reconstruction does not invert; use bptt, checkpoint or sltt"
             }
-            if profile.reversibleStages.isEmpty {
+            if profile.firstLayer(where: { if case .reversible = $0.kind { return true }; return false }) == nil {
                 return "the network has no reversible stage (add a `reversible:` stage to the profile); every layer would have to be stored as in bptt"
             }
             return nil

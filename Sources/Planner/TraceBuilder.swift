@@ -10,6 +10,12 @@ struct TraceBuilder {
         var timestep: Int?
     }
 
+    /// A parameter of a layer: hashed as two strings, so that no "path/name" is built per lookup.
+    struct ParameterKey: Hashable {
+        var path: String
+        var name: String
+    }
+
     let profile: Profile
     let batch: Int
     let timesteps: Int
@@ -70,7 +76,12 @@ struct TraceBuilder {
     /// PyTorch: saved tensors held by a module's final v (its graph), not freed by backward.
     var heldSaved: [String: [Int]] = [:]
     /// PyTorch: parameter gradients, created by the first backward that reaches them.
-    var gradients: [String: Int] = [:]
+    var gradients: [ParameterKey: Int] = [:]
+    /// PyTorch: an empty `ScriptTemporaries` whose storage the next layer script runs in, handed
+    /// from run to run so that each does not grow a new list.
+    var spareScriptTemporaries = ScriptTemporaries()
+    /// The most keys `saved` held at once, so that a later walk can reserve them.
+    private(set) var savedKeysHighWater = 0
 
     var forwardFlops = 0.0
     var recomputeFlops = 0.0
@@ -112,8 +123,9 @@ struct TraceBuilder {
 
     /// Room for this many events and tensors (a walk of the same profile under another strategy
     /// tells about how many), so that the arrays do not grow by copying themselves.
-    mutating func reserveCapacity(events eventCount: Int, tensors tensorCount: Int) {
+    mutating func reserveCapacity(events eventCount: Int, tensors tensorCount: Int, savedKeys savedKeyCount: Int) {
         events.reserveCapacity(eventCount)
+        saved.reserveCapacity(savedKeyCount)
         facts.reserveCapacity(tensorCount)
         refcounts.reserveCapacity(tensorCount)
         allocationEvents.reserveCapacity(tensorCount)
@@ -232,6 +244,7 @@ struct TraceBuilder {
     mutating func keep(_ ids: [Int], key: SavedKey) {
         markKept(ids, by: key.path)
         saved[key, default: []] += ids
+        savedKeysHighWater = max(savedKeysHighWater, saved.count)
     }
 
     mutating func releaseSaved(_ key: SavedKey) {

@@ -43,6 +43,6 @@ extension Profile {
     /// The first `branches` block, depth first: the reversible schedules, which invert layer
     /// chains, refuse a network that has one.
     public var firstBranches: Layer? {
-        allLayers.first { if case .branches = $0.kind { return true }; return false }
+        firstLayer { if case .branches = $0.kind { return true }; return false }
     }
 }

@@ -61,10 +61,11 @@ extension Profile {
     }
 
     var sizeTotals: SizeTotals {
-        let layers = allLayers
+        var layerCount = 0
         var elements: Int? = inputShape.checkedElementCount
         var parameters: Int? = 0
-        for layer in layers {
+        forEachLayer { layer in
+            layerCount += 1
             elements = elements.flatMap { CheckedArithmetic.sum($0, layer.inputShape.checkedElementCount ?? Int.max) }
                 .flatMap { CheckedArithmetic.sum($0, layer.outputShape.checkedElementCount ?? Int.max) }
             if case .attention(let spec) = layer.kind {
@@ -72,8 +73,9 @@ extension Profile {
                 elements = elements.flatMap { CheckedArithmetic.sum($0, spec.mapShape.checkedElementCount ?? Int.max) }
             }
             parameters = parameters.flatMap { sum in layer.parameterElementsBound.flatMap { CheckedArithmetic.sum(sum, $0) } }
+            return true
         }
-        return SizeTotals(layerCount: layers.count, sampleElementsPerTimestep: elements, parameterElements: parameters)
+        return SizeTotals(layerCount: layerCount, sampleElementsPerTimestep: elements, parameterElements: parameters)
     }
 
     /// An upper bound on the bytes one training step allocates in all, or nil past Int64: 8
