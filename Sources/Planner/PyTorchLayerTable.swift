@@ -97,6 +97,8 @@ public enum PyTorchLayerTable {
                 if spec.type == .turnoff { return layer }
             case .scale:
                 return layer
+            case .recurrent:
+                if !recurrentIsModelled { return layer }
             }
         }
         return nil
@@ -226,6 +228,8 @@ public enum PyTorchLayerTable {
             break  // the joins are the walk's (`BranchesWalk.swift`)
         case .reversible, .trevsnn, .attention:
             preconditionFailure("\(layer.path): a container, run by the walk or its schedule")
+        case .recurrent(let spec):
+            recurrentLayout(&d, spec, layer, device: device, autocast: autocast)
         }
         return d
     }

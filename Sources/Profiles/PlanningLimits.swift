@@ -134,6 +134,8 @@ extension Layer {
         case .batchNorm(let channels): return CheckedArithmetic.product(4, channels)
         case .conv1d(let conv): return CheckedArithmetic.product(conv.outChannels, conv.inChannels).flatMap { CheckedArithmetic.sum($0, conv.outChannels) }
         case .scale: return 1
+        case .recurrent(let spec):
+            return CheckedArithmetic.product(spec.outFeatures, spec.weightColumns).flatMap { CheckedArithmetic.sum($0, spec.outFeatures) }
         default: return 0
         }
     }

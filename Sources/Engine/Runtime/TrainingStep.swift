@@ -121,6 +121,8 @@ final class TrainingStep<T: EngineScalar> {
             let id = try allocate(state, path: path, span: span == .allTimesteps ? .once : span)
             if case .neuron(let neuron) = layer.kind {
                 heap.values(id).update(repeating: T(neuronInitialPotential(neuron)), count: heap.shape(id).elementCount)
+            } else if case .recurrent(let spec) = layer.kind {
+                initializeRecurrentState(spec, id)
             }
             forwardStates[path] = id
         }
