@@ -193,6 +193,8 @@ public enum PyTorchLayerTable {
             }
         case .neuron(let spec) where spec.type == .turnoff:
             turnOffLayout(&d, spec, output)
+        case .neuron(let spec) where spec.type == .li:
+            leakyIntegratorLayout(&d, output, stateDType: autocast ?? .float32)
         case .neuron(let spec):
             // A half input leaves the fused CUDA op (it needs a float32 v) for the step loop, on
             // CUDA as on the CPU.

@@ -40,11 +40,6 @@ public enum Runtime: String, CaseIterable, Codable, Sendable {
             // whose sizes were not measured into PyTorchLayerTable; autocast's casts neither.
             return "transposed conv '\(layer.path)' is modelled on pytorch-cuda in float32 only (the CPU's oneDNN deconvolution and autocast are not measured); plan it with --runtime snnmem or pytorch-cuda"
         }
-        if let layer = profile.allLayers.first(where: { if case .neuron(let spec) = $0.kind { return spec.type == .li }; return false }) {
-            // The leaky integrator's PyTorch loop (python/snnmem_torch/leaky_integrator.py) is built and runs,
-            // but what its autograd allocates step by step was not measured into PyTorchLayerTable.
-            return "leaky integrator '\(layer.path)' (neuron type li) is not yet modelled in the \(rawValue) layout; plan it with --runtime snnmem"
-        }
         if let net = profile.layers.first(where: { if case .trevsnn = $0.kind { return true }; return false }),
            profile.dtype != .float32 {
             // The Python package measures T-RevSNN in float32 only (its function does not rerun the
