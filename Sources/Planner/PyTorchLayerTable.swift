@@ -35,6 +35,9 @@ public indirect enum PyTorchStep: Hashable, Sendable {
     case releaseOutputGradient
     /// Backward steps taken only when the input gradient is computed.
     case ifInputGradient([PyTorchStep])
+    /// Backward steps taken only when the layer runs over all timesteps at once (bptt, checkpoint), not
+    /// one timestep per call (SLTT): autograd sums a weight's per-timestep gradients before `.grad`.
+    case ifMultiStep([PyTorchStep])
     /// Autocast: the half copy of the weight (`cached_cast`, once per autocast region), saved.
     case castWeight
     /// Autocast: a float32 input (the repeated images) is cast to half and the copy is saved
@@ -98,7 +101,7 @@ public enum PyTorchLayerTable {
             case .scale:
                 return layer
             case .recurrent:
-                if !recurrentIsModelled { return layer }
+                continue  // modelled on the CPU only: `Runtime.notModelledReason` refuses CUDA
             }
         }
         return nil

@@ -147,7 +147,7 @@ extension TraceBuilder {
                 run.inputCast = true
             case .allocate, .allocateScratchpad, .free:
                 break  // runTemporary
-            case .inputGradient, .parameterGradients, .releaseSaved, .releaseOutputGradient, .ifInputGradient, .castGradients:
+            case .inputGradient, .parameterGradients, .releaseSaved, .releaseOutputGradient, .ifInputGradient, .ifMultiStep, .castGradients:
                 preconditionFailure("\(run.path): backward step in a forward script")
             }
         }
@@ -223,6 +223,8 @@ extension TraceBuilder {
                 release(dY)
             case .ifInputGradient(let body):
                 if run.needInputGradient { runBackward(body, &run, dY: dY, parameters: parameters, timestep: timestep) }
+            case .ifMultiStep(let body):
+                if run.span == .allTimesteps { runBackward(body, &run, dY: dY, parameters: parameters, timestep: timestep) }
             case .eachTimestep(let body):
                 for t in scriptTimesteps(run.span) { runBackward(body, &run, dY: dY, parameters: parameters, timestep: t) }
             case .allocate, .allocateScratchpad, .free:
