@@ -151,4 +151,24 @@ final class RecurrentTests: XCTestCase {
             XCTAssertEqual(saved, timesteps * 2 * (6 + 6) * 4, "T = \(timesteps)")
         }
     }
+
+    /// The bundled SHD network (recurrent LIF 256 on 700 channels, li readout) at T = 3, batch 2: the
+    /// engine allocates what the snnmem plan says under every schedule that applies.
+    func testBundledSHDNetworkPlanEqualsMeasured() throws {
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let profile = try ProfileLoader.load(path: root.appendingPathComponent("profiles/shd-recurrent.yaml").path)
+        XCTAssertEqual(profile.inputShape, TensorShape([700]))
+        for strategy in [Strategy.bptt, .checkpoint, .sltt] {
+            let allocator = CountingAllocator(rounding: .exact)
+            let trainer = try Trainer<Float>(profile: profile, strategy: strategy, batch: 2, timesteps: 3, allocator: allocator)
+            var random = SeededRandom(seed: 12)
+            // SHD's inputs are spikes: 0 or 1 per channel and timestep.
+            let spikes = (0..<trainer.imageValues).map { _ in Float(random.uniform(0, 1) < 0.1 ? 1 : 0) }
+            _ = try trainer.step(images: spikes, labels: [3, 17])
+            let plan = try Planner.plan(profile, strategy: strategy, options: .init(batch: 2, timesteps: 3))
+            let comparison = TraceComparison.compare(plan: plan, measured: allocator.recorder.events)
+            XCTAssertNil(comparison.firstDifference, "\(strategy)")
+            XCTAssertEqual(comparison.measuredPeakBytes, comparison.plannedPeakBytes, "\(strategy)")
+        }
+    }
 }
