@@ -35,8 +35,9 @@ public indirect enum PyTorchStep: Hashable, Sendable {
     case releaseOutputGradient
     /// Backward steps taken only when the input gradient is computed.
     case ifInputGradient([PyTorchStep])
-    /// Backward steps taken only when the layer runs over all timesteps at once (bptt, checkpoint), not
-    /// one timestep per call (SLTT): autograd sums a weight's per-timestep gradients before `.grad`.
+    /// Backward steps taken only when the layer runs over two or more timesteps at once (bptt, checkpoint
+    /// segments), not one timestep per call (SLTT) or T = 1: autograd sums a weight's per-timestep
+    /// gradients before `.grad`.
     case ifMultiStep([PyTorchStep])
     /// Autocast: the half copy of the weight (`cached_cast`, once per autocast region), saved.
     case castWeight

@@ -224,7 +224,7 @@ extension TraceBuilder {
             case .ifInputGradient(let body):
                 if run.needInputGradient { runBackward(body, &run, dY: dY, parameters: parameters, timestep: timestep) }
             case .ifMultiStep(let body):
-                if run.span == .allTimesteps { runBackward(body, &run, dY: dY, parameters: parameters, timestep: timestep) }
+                if self.steps(run.span) > 1 { runBackward(body, &run, dY: dY, parameters: parameters, timestep: timestep) }
             case .eachTimestep(let body):
                 for t in scriptTimesteps(run.span) { runBackward(body, &run, dY: dY, parameters: parameters, timestep: t) }
             case .allocate, .allocateScratchpad, .free:
