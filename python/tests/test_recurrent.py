@@ -87,3 +87,46 @@ def test_bundled_shd_network_trains_one_step():
     trainer = Trainer(profile, "bptt", batch=2, timesteps=3)
     loss = trainer.step()
     assert loss > 0 and trainer.optimizer_steps == 1
+
+
+@needs_snnmem
+@pytest.mark.parametrize("container", ["ours", "spikingjelly"])
+def test_export_recognizes_the_recurrent_layer_and_the_readout(container, tmp_path):
+    """nn modules -> export -> a profile with `recurrent` and an li neuron, whose weights are the module's and
+    which snnmem plans on pytorch-cpu and snnmem."""
+    import torch.nn as nn
+    from spikingjelly.activation_based import layer, neuron
+    from snnmem_torch.export import export_profile
+    from snnmem_torch.leaky_integrator import LeakyIntegrator
+    from snnmem_torch.recurrent import RecurrentSpiking
+    lif = neuron.LIFNode(tau=2.0, v_threshold=0.5, step_mode="s")
+    if container == "ours":
+        body = [layer.Flatten(step_mode="m"), RecurrentSpiking(16, 8, True, lif)]
+    else:
+        body = [layer.Flatten(step_mode="m"), layer.Linear(16, 8, step_mode="m"), layer.LinearRecurrentContainer(lif, 8, 8, step_mode="m")]
+    model = nn.Sequential(*body, layer.Linear(8, 4, step_mode="m"), LeakyIntegrator(3.0))
+    out = str(tmp_path / "rec.yaml")
+    export_profile(model, (1, 4, 4), timesteps=3, batch=2, output=out)
+    prof = P.load(out)
+    kinds = [l.kind for l in prof.layers]
+    assert kinds == (["flatten", "recurrent", "linear", "neuron"] if container == "ours"
+                     else ["flatten", "linear", "recurrent", "linear", "neuron"])
+    rec = next(l for l in prof.layers if l.kind == "recurrent")
+    assert (rec.params["out_features"], rec.neuron.type, rec.neuron.threshold) == (8, "lif", 0.5)
+    assert (rec.params["in_features"] + 8) * 8 == body[-1].rc.weight.numel()
+    readout = prof.layers[-1]
+    assert (readout.neuron.type, readout.neuron.tau) == ("li", 3.0)
+    for runtime in ("snnmem", "pytorch-cpu"):
+        run = subprocess.run([SNNMEM, "plan", out, "--runtime", runtime, "--strategy", "bptt"], capture_output=True, text=True)
+        assert run.returncode == 0, run.stderr
+
+
+def test_export_refuses_a_container_around_two_linear_maps():
+    import torch.nn as nn
+    from spikingjelly.activation_based import layer, neuron
+    from snnmem_torch.export import ExportError, export_profile
+    inner = nn.Sequential(nn.Linear(16, 8), neuron.LIFNode(step_mode="s"))
+    model = nn.Sequential(layer.Flatten(step_mode="m"), layer.LinearRecurrentContainer(inner, 16, 8, step_mode="m"))
+    with pytest.raises(ExportError) as info:
+        export_profile(model, (1, 4, 4), timesteps=2, batch=2)
+    assert "one linear map of [x_t ; s_(t-1)]" in str(info.value)
