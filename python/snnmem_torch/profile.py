@@ -28,7 +28,7 @@ TOP_LEVEL_KEYS = ["name", "description", "input", "timesteps", "batch", "dtype",
                   "classes", "layers"]
 KINDS = ["conv", "batchnorm", "neuron", "avgpool", "maxpool", "globalavgpool", "flatten", "linear",
          "upsample", "scale", "residual", "branches", "repeat", "reversible", "trevsnn", "convtranspose", "conv1d",
-         "tokens", "tokenmean", "attention", "dropout", "adaptiveavgpool", "voting", "recurrent"]
+         "tokens", "tokenmean", "attention", "recurrent", "dropout", "adaptiveavgpool", "voting"]
 ALLOWED_KEYS = {
     "conv": ["out", "in", "kernel", "stride", "padding", "groups", "bias", "name"],
     "batchnorm": ["features", "name"],

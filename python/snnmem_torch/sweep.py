@@ -2,8 +2,8 @@
 the PyTorch counterpart of `snnmem sweep --measure`. At each T it plans the step with the snnmem CLI
 (`snnmem plan --runtime R --timesteps T --batch B`) and measures one training step of the profile's network in
 PyTorch at the same point (`measure`), and prints both: the bytes autograd keeps for backward (summed over
-the layers, as the saved-tensor hooks see them; bptt and checkpoint only: SLTT's hooks see one timestep's)
-and the step peak. A point the runtime does not model is measured and marked with the plan's reason."""
+the layers, as the saved-tensor hooks see them; bptt only: SLTT's hooks see one timestep's, checkpoint's the
+segments' inputs) and the step peak. A point the runtime does not model is measured and marked with the plan's reason."""
 
 from __future__ import annotations
 
@@ -34,7 +34,9 @@ class SweepPoint:
 
     @property
     def compares_saved(self) -> bool:
-        return self.strategy in ("bptt", "checkpoint") and self.planned_saved is not None
+        # bptt only: under checkpoint the hooks see the checkpoint's inputs in forward while the plan also counts
+        # the recomputation's saves; under SLTT they see one timestep's.
+        return self.strategy == "bptt" and self.planned_saved is not None
 
     def agrees(self, tolerance: float) -> bool:
         if self.planned_peak is None:
@@ -98,11 +100,11 @@ def table(points: list, profile: str, batch: int, runtime: str) -> str:
     for p in points:
         diff = "-" if p.peak_error is None else f"{p.peak_error * 100:+.2f}%"
         planned_saved = _bytes(p.planned_saved) if p.compares_saved else "-"
-        measured_saved = _bytes(p.measured_saved) if p.strategy in ("bptt", "checkpoint") else "-"
+        measured_saved = _bytes(p.measured_saved) if p.strategy == "bptt" else "-"
         lines.append(f"{p.strategy:<10} {p.timesteps:>4} {planned_saved:>13} {measured_saved:>13} {_bytes(p.planned_peak):>13} "
                      f"{_bytes(p.measured_peak):>13} {diff:>9}")
         if p.refused and p.refused not in notes:
             notes.append(p.refused)
-    lines.append("saved: bytes autograd keeps for backward, summed over the step (bptt, checkpoint)")
+    lines.append("saved: bytes autograd keeps for backward over the step (bptt)")
     lines += [f"not planned: {note}" for note in notes]
     return "\n".join(lines)
