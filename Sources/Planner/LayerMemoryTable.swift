@@ -176,6 +176,8 @@ public enum LayerMemoryTable {
             d.outputIsView = true
         case .tokenMean:
             break
+        case .recurrent(let spec):
+            recurrentDeclaration(&d, layer, spec)
         }
         return d
     }
@@ -231,6 +233,8 @@ public enum LayerMemoryTable {
             return 2 * outElements * Double(conv.inChannels / conv.groups * conv.kernel) + (conv.bias ? outElements : 0)
         case .tokenMean:
             return inElements
+        case .recurrent(let spec):
+            return recurrentForwardFlops(spec)
         case .attention(let spec):
             // SSA: q kᵀ and attn v (2 N² C each) and the scaling; SDSA: k ⊙ v, its column sums and
             // q ⊙ the spikes (N C each). The sub-layers count their own.

@@ -35,6 +35,10 @@ public indirect enum PyTorchStep: Hashable, Sendable {
     case releaseOutputGradient
     /// Backward steps taken only when the input gradient is computed.
     case ifInputGradient([PyTorchStep])
+    /// Backward steps taken only when the layer runs over two or more timesteps at once (bptt, checkpoint
+    /// segments), not one timestep per call (SLTT) or T = 1: autograd sums a weight's per-timestep
+    /// gradients before `.grad`.
+    case ifMultiStep([PyTorchStep])
     /// Autocast: the half copy of the weight (`cached_cast`, once per autocast region), saved.
     case castWeight
     /// Autocast: a float32 input (the repeated images) is cast to half and the copy is saved
@@ -100,6 +104,8 @@ public enum PyTorchLayerTable {
                 if spec.type == .turnoff { return layer }
             case .scale:
                 return layer
+            case .recurrent:
+                continue  // modelled on the CPU only: `Runtime.notModelledReason` refuses CUDA
             }
         }
         return nil
@@ -199,6 +205,8 @@ public enum PyTorchLayerTable {
             turnOffLayout(&d, spec, output)
         case .neuron(let spec) where spec.type == .alif:
             alifLayout(&d, spec, output)
+        case .neuron(let spec) where spec.type == .li:
+            leakyIntegratorLayout(&d, output, stateDType: autocast ?? .float32)
         case .neuron(let spec):
             // A half input leaves the fused CUDA op (it needs a float32 v) for the step loop, on
             // CUDA as on the CPU.
@@ -234,6 +242,8 @@ public enum PyTorchLayerTable {
             break  // the joins are the walk's (`BranchesWalk.swift`)
         case .reversible, .trevsnn, .attention:
             preconditionFailure("\(layer.path): a container, run by the walk or its schedule")
+        case .recurrent(let spec):
+            recurrentLayout(&d, spec, layer, device: device, autocast: autocast)
         }
         return d
     }

@@ -161,7 +161,7 @@ extension TraceBuilder {
                 run.inputCast = true
             case .allocate, .allocateScratchpad, .allocatePerThread, .free:
                 break  // runTemporary
-            case .inputGradient, .parameterGradients, .releaseSaved, .releaseOutputGradient, .ifInputGradient, .castGradients:
+            case .inputGradient, .parameterGradients, .releaseSaved, .releaseOutputGradient, .ifInputGradient, .ifMultiStep, .castGradients:
                 preconditionFailure("\(run.path): backward step in a forward script")
             }
         }
@@ -239,6 +239,8 @@ extension TraceBuilder {
                 release(dY)
             case .ifInputGradient(let body):
                 if run.needInputGradient { runBackward(body, &run, dY: dY, parameters: parameters, timestep: timestep) }
+            case .ifMultiStep(let body):
+                if self.steps(run.span) > 1 { runBackward(body, &run, dY: dY, parameters: parameters, timestep: timestep) }
             case .eachTimestep(let body):
                 for t in scriptTimesteps(run.span) { runBackward(body, &run, dY: dY, parameters: parameters, timestep: t) }
             case .allocate, .allocateScratchpad, .allocatePerThread, .free:

@@ -114,6 +114,8 @@ public indirect enum LayerKind: Hashable, Sendable {
     case tokenMean
     /// Spiking self-attention, a container of its sub-layers and the products between them.
     case attention(AttentionSpec)
+    /// A recurrent spiking layer: a linear map of [x_t ; s_{t-1}] and a LIF/IF neuron (`RecurrentSpec`).
+    case recurrent(RecurrentSpec)
 
     /// The name used in profiles and messages.
     public var keyword: String {
@@ -140,6 +142,7 @@ public indirect enum LayerKind: Hashable, Sendable {
         case .tokens: return "tokens"
         case .tokenMean: return "tokenmean"
         case .attention: return "attention"
+        case .recurrent: return "recurrent"
         }
     }
 }

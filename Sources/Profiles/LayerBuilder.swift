@@ -10,7 +10,7 @@ struct LayerBuilder {
 
     static let kinds = ["conv", "batchnorm", "neuron", "avgpool", "maxpool", "globalavgpool", "flatten", "linear",
                         "upsample", "scale", "residual", "branches", "repeat", "reversible", "trevsnn", "convtranspose",
-                        "conv1d", "tokens", "tokenmean", "attention", "layernorm"] + dvsKinds
+                        "conv1d", "tokens", "tokenmean", "attention", "layernorm", "recurrent"] + dvsKinds
 
     /// The keys each layer kind accepts; anything else is a typo to report, not to ignore.
     static let allowedKeys: [String: [String]] = [
@@ -35,6 +35,7 @@ struct LayerBuilder {
         "tokenmean": ["name"],
         "attention": ["kind", "heads", "scale", "threshold", "name"],
         "layernorm": LayerBuilder.layerNormKeys,
+        "recurrent": LayerBuilder.recurrentKeys,
     ].merging(dvsAllowedKeys) { own, _ in own }
 
     func buildList(_ node: Node, input: TensorShape, parentPath: String, context: String) throws -> (layers: [Layer], output: TensorShape) {
@@ -287,6 +288,8 @@ struct LayerBuilder {
 
         case "layernorm":
             return try buildLayerNorm(&params, input: input, path: path, location: location)
+        case "recurrent":
+            return try buildRecurrent(&params, input: input, path: path, location: location)
 
         case "conv1d", "tokens", "tokenmean", "attention":
             return try buildTokenLayer(kindName, params: &params, input: input, path: path, location: location)

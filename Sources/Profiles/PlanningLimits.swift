@@ -139,6 +139,8 @@ extension Layer {
             return CheckedArithmetic.product([conv.outChannels, conv.inChannels / max(1, conv.groups), conv.kernel])
                 .flatMap { CheckedArithmetic.sum($0, conv.outChannels) }
         case .scale: return 1
+        case .recurrent(let spec):
+            return CheckedArithmetic.product(spec.outFeatures, spec.weightColumns).flatMap { CheckedArithmetic.sum($0, spec.outFeatures) }
         default: return 0
         }
     }

@@ -50,6 +50,10 @@ final class MemoryTableAgreementTests: XCTestCase {
                         XCTAssertEqual(declaration.saved.map(\.name), ["h", "factor"], context)
                         XCTAssertEqual(declaration.saved.map(\.shape), [layer.outputShape, layer.outputShape], context)
                         XCTAssertEqual(declaration.parameters.map(\.name), ["w"], context)
+                    } else if spec.type == .li {
+                        // Linear in x and v: nothing saved, v and dL/dv carried.
+                        XCTAssertTrue(declaration.saved.isEmpty && !declaration.keepsInput, context)
+                        XCTAssertEqual(declaration.forwardState.map(\.name), ["v"], context)
                     } else if spec.carriesState {
                         XCTAssertEqual(declaration.saved.map(\.name), ["h"], context)
                         XCTAssertEqual(declaration.saved[0].shape, layer.outputShape, context)
@@ -84,6 +88,18 @@ final class MemoryTableAgreementTests: XCTestCase {
                     checked += 1
                 case .scale:
                     XCTAssertTrue(declaration.keepsInput && declaration.parameters[0].shape.elementCount == 1, context)
+                    checked += 1
+                case .recurrent(let spec):
+                    // recurrentForward/Backward: W [out, in + out], s_{t-1} and h per timestep, I_t and dI_t scratch
+                    // for the batch, state and dState of 2 x out (v then s_{t-1}).
+                    let shape = RecurrentShape(batch: 5, inFeatures: spec.inFeatures, outFeatures: spec.outFeatures)
+                    XCTAssertEqual(declaration.parameters[0].shape.dims, [spec.outFeatures, shape.weightColumns], context)
+                    XCTAssertEqual(declaration.saved.map(\.name), ["sPrevious", "h"], context)
+                    XCTAssertEqual(declaration.saved.map { $0.shape.elementCount * 5 }, [shape.outCount, shape.outCount], context)
+                    XCTAssertEqual(declaration.forwardWorkspace.first?.scratchShape(batch: 5).elementCount, shape.outCount, context)
+                    XCTAssertEqual(declaration.backwardWorkspace.first?.scratchShape(batch: 5).elementCount, shape.outCount, context)
+                    XCTAssertEqual(declaration.forwardState.first.map { $0.shape.elementCount * 5 }, 2 * shape.outCount, context)
+                    XCTAssertTrue(declaration.keepsInput, context)
                     checked += 1
                 default:
                     break

@@ -86,7 +86,14 @@ class Network(nn.Module):
     @property
     def neurons(self) -> list:
         """(path, module) of every spiking neuron, in forward order."""
-        return [(path, module) for path, module in self.layers.items() if self.kinds[path] == "neuron"]
+        out = []
+        for path, module in self.layers.items():
+            if self.kinds[path] == "neuron":
+                out.append((path, module))
+            elif self.kinds[path] == "recurrent":
+                # Its fed-back spikes (the module's `v`) and its neuron's v (recurrent.py).
+                out += [(path, module), (path, module.neuron)]
+        return out
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.body(x)
@@ -102,7 +109,7 @@ class Network(nn.Module):
                                  f"{layer.kind} cannot be built in PyTorch + SpikingJelly: {why}",
                                  "use snnmem (Swift) for this profile, or a profile of conv, convtranspose, batchnorm, layernorm, "
                                  "neuron, avgpool, maxpool, globalavgpool, adaptiveavgpool, flatten, linear, dropout, voting, "
-                                 "upsample, residual, branches, reversible, trevsnn, conv1d, tokens, tokenmean and attention "
+                                 "upsample, residual, branches, reversible, trevsnn, conv1d, tokens, tokenmean, attention and recurrent "
                                  "layers",
                                  layer.line, layer.column, layer.path)
 
@@ -228,6 +235,11 @@ class Network(nn.Module):
             module = sj_layer.AdaptiveAvgPool2d(layer.params["output"], step_mode=m)
         elif layer.kind == "voting":
             module = sj_layer.VotingLayer(layer.params["size"], step_mode=m)
+        elif layer.kind == "recurrent":
+            from .recurrent import RecurrentSpiking
+            p = layer.params
+            inner = self._neuron(layer, layer.neuron, step_mode="s")
+            module = RecurrentSpiking(p["in_features"], p["out_features"], p["bias"], inner, step_mode=m)
         else:  # pragma: no cover - the loader knows no other kinds
             raise AssertionError(layer.kind)
         self.layers[path] = module
@@ -235,8 +247,10 @@ class Network(nn.Module):
         self.kinds[path] = "turnoff" if layer.kind == "neuron" and layer.neuron.type == "turnoff" else layer.kind
         return module
 
-    def _neuron(self, layer: Layer, spec: NeuronSpec) -> nn.Module:
+    def _neuron(self, layer: Layer, spec: NeuronSpec, step_mode: Optional[str] = None) -> nn.Module:
+        """`step_mode`: the network's unless given (a recurrent layer's neuron runs single-step)."""
         _, sj_neuron, sj_surrogate = _sj()
+        step_mode = step_mode or self.step_mode
         alpha = float(spec.surrogate_alpha)
         surrogate = sj_surrogate.ATan(alpha=alpha) if spec.surrogate == "atan" else sj_surrogate.Sigmoid(alpha=alpha)
         if self._inside_trev and spec.type != "turnoff":
@@ -250,7 +264,7 @@ class Network(nn.Module):
             return TurnOffNeuron(float(spec.threshold), surrogate)
         if spec.type == "li":
             from .leaky_integrator import LeakyIntegrator
-            return LeakyIntegrator(float(spec.tau), step_mode=self.step_mode)
+            return LeakyIntegrator(float(spec.tau), step_mode=step_mode)
         v_reset = float(spec.v_reset) if spec.reset == "hard" else None
         if spec.type == "alif":
             from .adaptive_lif import AdaptiveLIFNode
@@ -262,15 +276,15 @@ class Network(nn.Module):
             return sj_neuron.ParametricLIFNode(init_tau=float(spec.tau), decay_input=bool(spec.decay_input),
                                                v_threshold=float(spec.threshold), v_reset=v_reset,
                                                surrogate_function=surrogate, detach_reset=bool(spec.detach_reset),
-                                               step_mode=self.step_mode)
+                                               step_mode=step_mode)
         if spec.type == "lif":
             if not spec.tau > 1.0:
                 self._refuse(layer, f"SpikingJelly's LIFNode needs tau > 1, the profile gives tau = {spec.tau}")
             return sj_neuron.LIFNode(tau=float(spec.tau), decay_input=True, v_threshold=float(spec.threshold),
                                      v_reset=v_reset, surrogate_function=surrogate, detach_reset=bool(spec.detach_reset),
-                                     step_mode=self.step_mode)
+                                     step_mode=step_mode)
         return sj_neuron.IFNode(v_threshold=float(spec.threshold), v_reset=v_reset, surrogate_function=surrogate,
-                                detach_reset=bool(spec.detach_reset), step_mode=self.step_mode)
+                                detach_reset=bool(spec.detach_reset), step_mode=step_mode)
 
 
 def build(profile: Profile, step_mode: str = "m", timesteps: Optional[int] = None) -> Network:

@@ -1,7 +1,8 @@
 """`snnmem-torch measure PROFILE.yaml [--strategy ...] [-o out.json]` (also `python -m snnmem_torch`) and
 `snnmem-torch export MODULE:FACTORY --input 3x32x32 [--timesteps 4] [--batch 16] -o profile.yaml` and
 `snnmem-torch check MODULE:FACTORY --input 3x32x32 [...]` (export, plan, measure the module: predicted
-against measured; exit 1 when they disagree).
+against measured; exit 1 when they disagree) and `snnmem-torch sweep PROFILE --timesteps 1,2,4` (plan and
+measure at each T, sweep.py).
 
 Exit codes: 0 success, 2 bad input (a profile error, a profile PyTorch + SpikingJelly cannot
 express, a bad option), 1 anything else.
@@ -82,7 +83,25 @@ def parser() -> argparse.ArgumentParser:
     c.add_argument("--seed", type=int, default=0)
     c.add_argument("-o", "--output", help="keep the exported profile here (atomically); default: a temporary file")
     c.add_argument("--json", action="store_true", help="print the comparison as JSON (snnmem-torch.check)")
+
+    w = sub.add_parser("sweep", help="plan (snnmem CLI) and measure (PyTorch) one training step at several T: "
+                       "saved bytes and step peak, predicted against measured (exit 1 when a peak is off by more "
+                       "than --tolerance or bptt's saved bytes differ)")
+    w.add_argument("profile", help="profile YAML file")
+    w.add_argument("--timesteps", required=True, type=_positive_list, help="comma-separated T, e.g. 1,2,4")
+    w.add_argument("--batch", type=_positive, help="batch size (default: the profile's)")
+    w.add_argument("--runtime", choices=("pytorch-cpu", "pytorch-cuda"), default="pytorch-cpu")
+    w.add_argument("--strategies", default="bptt", help="comma-separated: bptt, sltt, checkpoint (default bptt)")
+    w.add_argument("--tolerance", type=float, default=1.0, metavar="PERCENT", help="peak tolerance (default 1)")
+    w.add_argument("--seed", type=int, default=0)
     return p
+
+
+def _positive_list(text: str) -> list:
+    values = [_positive(part.strip()) for part in text.split(",") if part.strip()]
+    if not values:
+        raise argparse.ArgumentTypeError(f"'{text}' lists no timesteps (e.g. 1,2,4)")
+    return values
 
 
 def _model_arguments(e: argparse.ArgumentParser) -> None:
@@ -125,7 +144,31 @@ def main(argv=None) -> int:
         return _export(args)
     if args.command == "check":
         return _check(args)
+    if args.command == "sweep":
+        return _sweep(args)
     return 2  # pragma: no cover
+
+
+def _sweep(args) -> int:
+    from .sweep import sweep, table
+
+    strategies = tuple(s.strip() for s in args.strategies.split(",") if s.strip())
+    unknown = [s for s in strategies if s not in ("bptt", "sltt", "checkpoint")]
+    if unknown or not strategies:
+        print(f"snnmem-torch: error: --strategies {args.strategies}: use bptt, sltt and checkpoint", file=sys.stderr)
+        return 2
+    try:
+        from .profile import load
+        batch = args.batch if args.batch is not None else load(args.profile).batch
+        points = sweep(args.profile, args.timesteps, batch, args.runtime, strategies, args.seed)
+    except ProfileError as error:
+        print(str(error), file=sys.stderr)
+        return 2
+    except UsageError as error:
+        print(f"snnmem-torch: error: {error}", file=sys.stderr)
+        return 2
+    print(table(points, args.profile, batch, args.runtime))
+    return 0 if all(p.agrees(args.tolerance / 100) for p in points) else 1
 
 
 def _model_and_optimizer(args) -> tuple:

@@ -522,6 +522,10 @@ def _module_entries(path: str, module: nn.Module, in_shape: tuple, out_shape: tu
     token_entries = _token_entries(path, module, inner, outer)
     if token_entries is not None:
         return token_entries
+    from .export_recurrent import recurrent_entries
+    recurrent = recurrent_entries(path, module, inner, outer, Entry, _neuron_spec, ExportError)
+    if recurrent is not None:
+        return recurrent
     if type(module) is sj_layer.Dropout and len(in_shape) == len(inner) + 2:
         # Multi-step SpikingJelly dropout: one mask per sample shared by every timestep, the profile's `dropout`.
         return [Entry("dropout", path, {"p": float(module.p)}, outer)]
@@ -880,6 +884,9 @@ def _flow(fields: dict) -> str:
 
 def _neuron_fields(spec: NeuronSpec, base: Optional[NeuronSpec]) -> dict:
     """The profile's neuron mapping; with `base`, only what differs from it."""
+    if spec.type == "li":
+        # A leaky integrator has no spiking settings (the loader refuses them beside it): type and tau only.
+        return {"type": "li", "tau": spec.tau}
     full = {"type": spec.type}
     if spec.type in ("lif", "plif", "alif"):
         full["tau"] = spec.tau
@@ -924,7 +931,7 @@ def _every_entry(entries: list):
 
 def _all_neurons(entries: list) -> list:
     # An attention's neurons are the profile's default one.
-    return [e.neuron for e in _every_entry(entries) if e.kind in ("neuron", "attention")]
+    return [e.neuron for e in _every_entry(entries) if e.kind in ("neuron", "attention", "recurrent")]
 
 
 def _unique_names(entries: list) -> None:
@@ -991,12 +998,17 @@ def _write_entries(lines: list, entries: list, indent: int, default: NeuronSpec)
             fields.update(_neuron_fields(e.neuron, default))
         else:
             fields.update(e.fields)
+        if e.kind == "recurrent" and _neuron_fields(e.neuron, default):
+            fields["neuron"] = _neuron_fields(e.neuron, default)
         lines.append(f"{pad}- {e.kind}: {_flow(fields)}")
 
 
 def profile_text(entries: list, name: str, input_shape: tuple, timesteps: int, batch: int, dtype: str,
                  optimizer: OptimizerSpec, header: list, per_timestep: bool = False) -> str:
     neurons = _all_neurons(entries)
+    # A leaky integrator (a readout) is never the default neuron: the spiking settings a default carries
+    # cannot be written beside `type: li`.
+    neurons = [n for n in neurons if n.type != "li"]
     if neurons:
         counts = Counter(_neuron_key(n) for n in neurons)
         common = max(counts.values())
@@ -1127,6 +1139,8 @@ def export_profile(model: nn.Module, example_input, timesteps: Optional[int] = N
         return _finish(entries, header, model, name, (c, h, w), timesteps, batch, dtype, opt, optimizer, output,
                        input_per_timestep, entries_out)
     functional.set_step_mode(net, "m")
+    from .export_recurrent import keep_inner_neurons_single_step
+    keep_inner_neurons_single_step(net)
     functional.reset_net(net)
     try:
         graph = _Tracer().trace(net)

@@ -28,7 +28,7 @@ TOP_LEVEL_KEYS = ["name", "description", "input", "timesteps", "batch", "dtype",
                   "classes", "layers"]
 KINDS = ["conv", "batchnorm", "neuron", "avgpool", "maxpool", "globalavgpool", "flatten", "linear",
          "upsample", "scale", "residual", "branches", "repeat", "reversible", "trevsnn", "convtranspose", "conv1d",
-         "tokens", "tokenmean", "attention", "layernorm", "dropout", "adaptiveavgpool", "voting"]
+         "tokens", "tokenmean", "attention", "layernorm", "recurrent", "dropout", "adaptiveavgpool", "voting"]
 ALLOWED_KEYS = {
     "conv": ["out", "in", "kernel", "stride", "padding", "groups", "bias", "name"],
     "batchnorm": ["features", "name"],
@@ -54,6 +54,7 @@ ALLOWED_KEYS = {
     "tokenmean": ["name"],
     "attention": ["kind", "heads", "scale", "threshold", "name"],
     "layernorm": ["eps", "affine", "name"],
+    "recurrent": ["out", "in", "bias", "neuron", "name"],
 }
 ATTENTION_KINDS = ["ssa", "sdsa"]
 DTYPES = ["float32", "float16", "bfloat16", "int32", "int64"]
@@ -766,6 +767,10 @@ class _LayerBuilder:
 
         if kind in ("dropout", "adaptiveavgpool", "voting"):
             return self.build_dvs_kind(kind, p, inp, path, location, make)
+
+        if kind == "recurrent":
+            from .recurrent_profile import build_recurrent
+            return build_recurrent(self, p, inp, path, location, make)
 
         if kind == "residual":
             main_node = p.require("main", "[...]  (the residual branch's layers)")

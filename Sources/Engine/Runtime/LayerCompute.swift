@@ -112,6 +112,8 @@ extension TrainingStep {
                 tokenMeanForward(rows: batch * layer.inputShape.dims[0], tokens: layer.inputShape.dims[1], output: out, input: input)
             case .tokens, .attention:
                 preconditionFailure("\(layer.kind.keyword) has no kernel of its own")
+            case .recurrent(let spec):
+                recurrentForwardSlice(spec, path: path, t: t, spike: out, input: input, own: own, workspace: workspace)
             }
         }
     }
@@ -206,6 +208,9 @@ extension TrainingStep {
                 tokenMeanBackward(rows: batch * layer.inputShape.dims[0], tokens: layer.inputShape.dims[1], dInput: dIn!, dOutput: dOut)
             case .tokens, .attention:
                 preconditionFailure("\(layer.kind.keyword) has no kernel of its own")
+            case .recurrent(let spec):
+                recurrentBackwardSlice(spec, path: path, t: t, dInput: dIn, dSpike: dOut, input: input!, saved: saved,
+                                       workspace: workspace, dState: dv)
             }
         }
     }

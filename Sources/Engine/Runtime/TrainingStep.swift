@@ -123,6 +123,8 @@ final class TrainingStep<T: EngineScalar> {
                 alifInitialState(neuron, state: heap.values(id), count: heap.shape(id).elementCount / 2)
             } else if case .neuron(let neuron) = layer.kind {
                 heap.values(id).update(repeating: T(neuronInitialPotential(neuron)), count: heap.shape(id).elementCount)
+            } else if case .recurrent(let spec) = layer.kind {
+                initializeRecurrentState(spec, id)
             }
             forwardStates[path] = id
         }
