@@ -38,7 +38,7 @@ extension LayerBuilder {
             throw params.error("a recurrent layer feeds its spikes back, but an li neuron (a leaky integrator) never fires",
                                fix: "use `neuron: {type: lif}` (or if) inside `recurrent:`, and put the li readout after it",
                                at: neuronNode)
-        case .plif, .turnoff:
+        case .plif, .turnoff, .alif:
             throw params.error("a recurrent layer's neuron must be lif or if, found \(neuron.type.rawValue)",
                                fix: "use `neuron: {type: lif}` or `neuron: {type: if}`", at: neuronNode)
         }
