@@ -9,7 +9,7 @@ extension PyTorchLayerTable {
         // native_layer_norm: the output, then mean and rstd, one float32 each per row ([T*B, 1, ...]);
         // NativeLayerNormBackward0 saves the input, weight, bias (parameters) and the two statistics.
         d.keepsInput = true
-        d.forward = [.output] + LayerMemoryTable.layerNormStatistics.map { .save($0, heldByFinalState: false) }
+        d.forward = [.output] + LayerMemoryTable.layerNormStatistics(spec).map { .save($0, heldByFinalState: false) }
         guard device == .cpu, spec.affine else {
             // CUDA (and an affine-free CPU layer norm): the input gradient and, with affine, the
             // weight's and bias's, straight from the kernels.
@@ -28,7 +28,12 @@ extension PyTorchLayerTable {
 
     /// Why a profile's layer norm has no PyTorch layout, or nil. Autocast runs `layer_norm` in
     /// float32 (a cast copy of a half input, a float32 output feeding half layers), which was not measured.
+    /// On [C, N] tokens PyTorch normalises a transposed view: the contiguous copies it and the next
+    /// layer make of it were not measured either.
     public static func layerNormNotModelledReason(_ profile: Profile, runtime: String) -> String? {
+        if let layer = profile.allLayers.first(where: { if case .layerNorm(let spec) = $0.kind { return spec.tokens != nil }; return false }) {
+            return "layer norm '\(layer.path)' over [C, N] tokens is not modelled in the \(runtime) layout (PyTorch normalises a transposed view; its copies and the next layer's were not measured); plan it with --runtime snnmem"
+        }
         guard profile.dtype != .float32,
               let layer = profile.allLayers.first(where: { if case .layerNorm = $0.kind { return true }; return false }) else { return nil }
         return "layer norm '\(layer.path)' under \(profile.dtype.rawValue) autocast is not modelled in the \(runtime) layout (autocast runs layer_norm in float32; measured in float32 only); plan it in float32 or with --runtime snnmem"

@@ -11,20 +11,19 @@ extension LayerBuilder {
         let epsilon = try params.double("eps", default: 1e-5, positive: true)
         let affine = try params.bool("affine", default: true)
         try params.rejectUnknownKeys(allowed: Self.layerNormKeys)
-        // [C, N] tokens would need LayerNorm over the channels of each token, which PyTorch runs on a
-        // channels-last [N, C] tensor: transposes and copies this project has not measured. Refused,
-        // not planned as a normalisation over channels and tokens together.
-        guard input.rank == 1 || input.rank == 3 else {
-            throw fail("layernorm normalises one sample's flat features [F] or its whole [C, H, W] map, but receives \(input)",
-                       fix: input.rank == 2
-                           ? "use `batchnorm` on [channels, tokens] (Spikformer's choice), or put `layernorm` before `tokens` or after `flatten`"
-                           : "put `layernorm` after a layer giving [F] or [C, H, W]",
-                       path: path, at: location)
+        // [C, N] tokens: normalised per token over its C channels, what a transformer's
+        // nn.LayerNorm(C) on the transposed tokens does, not over channels and tokens together.
+        guard input.rank >= 1 && input.rank <= 3 else {
+            throw fail("layernorm normalises one sample's flat features [F], its [C, H, W] map or each token of [C, N] tokens, but receives \(input)",
+                       fix: "put `layernorm` after a layer giving [F], [C, N] or [C, H, W]", path: path, at: location)
         }
-        if (CheckedArithmetic.product(2, input.elementCount) ?? Int.max) > PlanningLimits.maxLayerParameters {
-            throw fail("a layernorm over \(input) has more than the \(PlanningLimits.formatted(PlanningLimits.maxLayerParameters)) weights one layer may have",
+        let spec = input.rank == 2
+            ? LayerNormSpec(normalizedShape: TensorShape([input.dims[0]]), affine: affine, epsilon: epsilon, tokens: input.dims[1])
+            : LayerNormSpec(normalizedShape: input, affine: affine, epsilon: epsilon)
+        if (CheckedArithmetic.product(2, spec.normalizedCount) ?? Int.max) > PlanningLimits.maxLayerParameters {
+            throw fail("a layernorm over \(spec.normalizedShape) has more than the \(PlanningLimits.formatted(PlanningLimits.maxLayerParameters)) weights one layer may have",
                        fix: "normalise a smaller tensor", path: path, at: location)
         }
-        return (.layerNorm(LayerNormSpec(normalizedShape: input, affine: affine, epsilon: epsilon)), input)
+        return (.layerNorm(spec), input)
     }
 }

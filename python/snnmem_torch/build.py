@@ -211,7 +211,11 @@ class Network(nn.Module):
         elif layer.kind == "layernorm":
             # nn.LayerNorm normalises the trailing dims, so it runs on [T, B, ...] (and [B, ...]) as it is.
             p = layer.params
-            module = nn.LayerNorm(list(p["normalized_shape"]), eps=p["eps"], elementwise_affine=p["affine"])
+            if "tokens" in p:
+                from .token_layernorm import TokenLayerNorm
+                module = TokenLayerNorm(p["normalized_shape"][0], eps=p["eps"], elementwise_affine=p["affine"])
+            else:
+                module = nn.LayerNorm(list(p["normalized_shape"]), eps=p["eps"], elementwise_affine=p["affine"])
         elif layer.kind == "neuron":
             module = self._neuron(layer, layer.neuron)
         elif layer.kind == "avgpool":

@@ -100,7 +100,9 @@ class _Tracer(fx.Tracer):
         base = _sj()[0]
         from .attention import SpikingSelfAttention, TokenMean, Tokens
         from .reversible import ReversibleStage
-        if isinstance(m, (base.StepModule, base.MemoryModule, ReversibleStage, SpikingSelfAttention, Tokens, TokenMean)):
+        from .token_layernorm import TokenLayerNorm
+        if isinstance(m, (base.StepModule, base.MemoryModule, ReversibleStage, SpikingSelfAttention, Tokens, TokenMean,
+                          TokenLayerNorm)):
             return True
         return super().is_leaf_module(m, qualname)
 
@@ -577,7 +579,8 @@ def _module_entries(path: str, module: nn.Module, in_shape: tuple, out_shape: tu
         if module.bias is not None:
             fields["bias"] = True
         return [Entry("conv", path, fields, outer)]
-    if type(module) is nn.LayerNorm:
+    from .token_layernorm import TokenLayerNorm
+    if type(module) in (nn.LayerNorm, TokenLayerNorm):
         from .layernorm import export_layernorm
         return [Entry("layernorm", path, export_layernorm(module, tuple(inner), refuse), outer)]
     if type(module) in (nn.BatchNorm2d, sj_layer.BatchNorm2d, nn.BatchNorm1d, sj_layer.BatchNorm1d):

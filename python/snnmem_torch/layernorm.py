@@ -1,5 +1,5 @@
 """`layernorm`: torch.nn.LayerNorm over one sample's whole input (flat features [F] or a [C, H, W]
-map), the loader half mirroring Swift's `LayerBuilder+LayerNorm.swift` (same checks and messages)
+map) or, on [C, N] tokens, over each token's C channels (`token_layernorm.TokenLayerNorm`), the loader half mirroring Swift's `LayerBuilder+LayerNorm.swift` (same checks and messages)
 and the exporter half reading an nn.LayerNorm back. PyTorch keeps the input and one float32 mean
 and rstd per row; the CPU backward reduces the weight and bias gradients through a
 [2 * threads, N] buffer (`PyTorchLayerTable+LayerNorm.swift`)."""
@@ -17,28 +17,38 @@ def build_layernorm(builder, p, inp: tuple, path: str, location: tuple) -> dict:
     eps = p.double("eps", 1e-5, positive=True)
     affine = p.bool("affine", True)
     p.reject_unknown_keys(KEYS)
-    if len(inp) not in (1, 3):
-        fix = ("use `batchnorm` on [channels, tokens] (Spikformer's choice), or put `layernorm` before `tokens` or after `flatten`"
-               if len(inp) == 2 else "put `layernorm` after a layer giving [F] or [C, H, W]")
-        raise builder.fail(f"layernorm normalises one sample's flat features [F] or its whole [C, H, W] map, but receives "
-                           f"{_shape_text(inp)}", fix, path, location)
+    # [C, N] tokens: normalised per token over its C channels, as a transformer's nn.LayerNorm(C)
+    # on the transposed tokens, not over channels and tokens together.
+    if len(inp) not in (1, 2, 3):
+        raise builder.fail(f"layernorm normalises one sample's flat features [F], its [C, H, W] map or each token of [C, N] tokens, "
+                           f"but receives {_shape_text(inp)}", "put `layernorm` after a layer giving [F], [C, N] or [C, H, W]",
+                           path, location)
+    shape = (inp[0],) if len(inp) == 2 else tuple(inp)
     elements = 1
-    for d in inp:
+    for d in shape:
         elements *= d
     if 2 * elements > MAX_LAYER_PARAMETERS:
-        raise builder.fail(f"a layernorm over {_shape_text(inp)} has more than the {MAX_LAYER_PARAMETERS:,} weights one layer may have",
+        raise builder.fail(f"a layernorm over {_shape_text(shape)} has more than the {MAX_LAYER_PARAMETERS:,} weights one layer may have",
                            "normalise a smaller tensor", path, location)
+    if len(inp) == 2:
+        return dict(normalized_shape=shape, eps=eps, affine=affine, tokens=inp[1])
     return dict(normalized_shape=tuple(inp), eps=eps, affine=affine)
 
 
 def export_layernorm(module, inner: tuple, refuse) -> dict:
     """The fields of the `layernorm` entry an nn.LayerNorm on a per-sample `inner` input becomes,
     or `refuse(why, fix)`'s error."""
+    from .token_layernorm import TokenLayerNorm
     shape = tuple(int(d) for d in module.normalized_shape)
-    if shape != tuple(inner) or len(shape) not in (1, 3):
+    if type(module) is TokenLayerNorm:
+        if len(inner) != 2 or shape != (inner[0],):
+            raise refuse(f"normalises the {list(shape)} channels of each token but receives a {list(inner)} input; a profile's "
+                         "token layer norm normalises the C channels of [C, N] tokens", f"use TokenLayerNorm({inner[0]})"
+                         if len(inner) == 2 else "put TokenLayerNorm after `tokens`")
+    elif shape != tuple(inner) or len(shape) not in (1, 3):
         raise refuse(f"normalises the last {list(shape)} of a {list(inner)} input; a profile's layer norm normalises "
                      "a sample's whole flat features or [C, H, W] map", "use nn.LayerNorm(x.shape[1:]) after flatten or on a "
-                     "[C, H, W] map")
+                     "[C, H, W] map, or snnmem_torch.token_layernorm.TokenLayerNorm(C) on [C, N] tokens")
     if module.elementwise_affine and module.bias is None:
         raise refuse("has a weight but no bias; a profile's layer norm has both or neither",
                      "use bias=True, or elementwise_affine=False")
@@ -48,3 +58,4 @@ def export_layernorm(module, inner: tuple, refuse) -> dict:
     if not module.elementwise_affine:
         fields["affine"] = False
     return fields
+
