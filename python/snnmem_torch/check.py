@@ -257,7 +257,9 @@ def check_model(model: nn.Module, example_input, timesteps: Optional[int] = None
                 binary: Optional[str] = None, input_per_timestep: bool = False) -> CheckResult:
     """Export `model`, plan the export with snnmem and measure `model` itself (a copy) in one training step.
 
-    `input_per_timestep`: the model is fed event frames (another frame each timestep), as in export.
+    `example_input` as in export: (C, H, W) images or (N,) features of a sequence [T, B, N].
+    `input_per_timestep`: the model is fed event frames or a sequence (another sample each timestep), as in
+    export.
     Raises `ExportError` when the profile language cannot express the model and `UsageError` for a bad
     option, a missing snnmem CLI or a strategy the model cannot run."""
     from spikingjelly.activation_based import functional

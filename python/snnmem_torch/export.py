@@ -1105,15 +1105,14 @@ def export_profile(model: nn.Module, example_input, timesteps: Optional[int] = N
     [C, H, W]), or the shape (C, H, W); for a sequence input ([T, B, N], e.g. SHD's 700 channels) the shape
     (N,), or a tensor [N] or [B, N]. `timesteps` and `batch`: the run's T and batch; by default the
     example tensor's (T of a 5-dimensional one, B of a 4- or 5-dimensional one or of a [B, N] one), else 4
-    and 16. `dtype`:
-    float32, or float16 / bfloat16 for a run under torch.autocast; by default a half example tensor's,
-    else float32. `optimizer`: the torch.optim.SGD / Adam you train with, a dict ({"type": "sgd", "lr":
+    and 16. `dtype`: float32, or float16 / bfloat16 for a run under torch.autocast; by default a half
+    example tensor's, else float32. `optimizer`: the torch.optim.SGD / Adam you train with, a dict ({"type": "sgd", "lr":
     0.1, "momentum": 0.9}) or None (SGD, lr 0.1, momentum 0.9). `input_per_timestep`: the model is fed
     event frames ([T, B, C, H, W], another frame each timestep) or a sequence ([T, B, N], another feature
     vector each timestep) rather than one sample repeated over T; the module cannot tell, so the caller
-    says it. Raises `ExportError` for anything the profile language cannot
-    express. `entries_out`, when given, receives the exported entries (with them `snnmem-torch check` maps
-    the profile's layers back to the model's modules).
+    says it. Raises `ExportError` for anything the profile language cannot express. `entries_out`, when
+    given, receives the exported entries (with them `snnmem-torch check` maps the profile's layers back to
+    the model's modules).
     """
     _, functional, _, _, _ = _sj()
     if isinstance(example_input, torch.Tensor):
