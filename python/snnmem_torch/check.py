@@ -1,4 +1,4 @@
-"""`snnmem-torch check MODULE:FACTORY --input CxHxW ...`: export the model's profile, plan it with snnmem
+"""`snnmem-torch check MODULE:FACTORY --input CxHxW|N ...`: export the model's profile, plan it with snnmem
 (the Swift CLI) and measure one training step of the model itself in PyTorch, then set predicted against
 measured: saved-for-backward bytes per layer and in total, and the step peak.
 
@@ -34,23 +34,59 @@ class ModelNetwork(nn.Module):
     """The user's model dressed as the builder's `Network`: `layers` (profile layer path -> the model's
     module, forward order) and `neurons` for the measure package's trainer and hooks."""
 
-    def __init__(self, model: nn.Module, layers: dict, kinds: dict):
+    def __init__(self, model: nn.Module, layers: dict, kinds: dict, sample_dims: int = 3):
         super().__init__()
         self.model = model
         self.layers = layers
         self.kinds = kinds
+        self.sample_dims = sample_dims  # one sample's dimensions: 3 for images, 1 for a sequence's features
 
     @property
     def neurons(self) -> list:
-        return [(path, module) for path, module in self.layers.items() if self.kinds[path] == "neuron"]
+        """(path, module) of every state carried across timesteps, as the builder's `Network.neurons`: a
+        recurrent layer's fed-back output, then its neuron's v."""
+        from spikingjelly.activation_based import layer as sj_layer
+        out = []
+        for path, module in self.layers.items():
+            if self.kinds[path] == "neuron":
+                out.append((path, module))
+            elif self.kinds[path] == "recurrent":
+                if isinstance(module, sj_layer.LinearRecurrentContainer):
+                    out += [(path, FedBackState(module)), (path, module.sub_module)]
+                else:
+                    out += [(path, module), (path, module.neuron)]
+        return out
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.model(x)
         # A model that averages over time itself gives [B, classes]; the trainer's loss averages [T, B,
         # classes] over T, and the mean of one timestep is the scores themselves.
-        if x.dim() == 5 and out.dim() == 2:
+        if x.dim() == self.sample_dims + 2 and out.dim() == 2:
             return out.unsqueeze(0)
         return out
+
+
+class FedBackState:
+    """SpikingJelly's LinearRecurrentContainer keeps its fed-back output as `y`; the training strategies
+    detach (sltt) and pass (checkpoint) every carried state as `v` (the package's RecurrentSpiking names
+    its `y` so): this gives the container's `y` that name, and its forward pre-hooks this object."""
+
+    def __init__(self, container: nn.Module):
+        self.container = container
+
+    @property
+    def v(self):
+        return self.container.y
+
+    @v.setter
+    def v(self, value):
+        self.container.y = value
+
+    def get_reset_value(self, name: str) -> object:
+        return self.container.get_reset_value("y" if name == "v" else name)
+
+    def register_forward_pre_hook(self, hook):
+        return self.container.register_forward_pre_hook(lambda _, args: hook(self, args))
 
 
 def layer_modules(model: nn.Module, entries: list, layers: list) -> tuple:
@@ -221,7 +257,9 @@ def check_model(model: nn.Module, example_input, timesteps: Optional[int] = None
                 binary: Optional[str] = None, input_per_timestep: bool = False) -> CheckResult:
     """Export `model`, plan the export with snnmem and measure `model` itself (a copy) in one training step.
 
-    `input_per_timestep`: the model is fed event frames (another frame each timestep), as in export.
+    `example_input` as in export: (C, H, W) images or (N,) features of a sequence [T, B, N].
+    `input_per_timestep`: the model is fed event frames or a sequence (another sample each timestep), as in
+    export.
     Raises `ExportError` when the profile language cannot express the model and `UsageError` for a bad
     option, a missing snnmem CLI or a strategy the model cannot run."""
     from spikingjelly.activation_based import functional
@@ -254,8 +292,10 @@ def check_model(model: nn.Module, example_input, timesteps: Optional[int] = None
         subject = copy.deepcopy(model).train()
         layers, kinds = layer_modules(subject, entries, profile.layers)
         functional.set_step_mode(subject, "s" if strategy == "sltt" else "m")
+        from .export_recurrent import keep_inner_neurons_single_step
+        keep_inner_neurons_single_step(subject)  # set_step_mode reaches the neuron inside a recurrence too
         functional.reset_net(subject)
-        net = ModelNetwork(subject, layers, kinds)
+        net = ModelNetwork(subject, layers, kinds, len(profile.input_shape))
         try:
             measurement = measure(profile_path, strategy, segment=segment, device=device, stream=False, seed=seed,
                                   net=net)

@@ -1,5 +1,6 @@
 """`snnmem-torch measure PROFILE.yaml [--strategy ...] [-o out.json]` (also `python -m snnmem_torch`) and
-`snnmem-torch export MODULE:FACTORY --input 3x32x32 [--timesteps 4] [--batch 16] -o profile.yaml` and
+`snnmem-torch export MODULE:FACTORY --input 3x32x32 [--timesteps 4] [--batch 16] -o profile.yaml` (a sequence
+model: `--input 700 --per-timestep`, [T, B, 700]) and
 `snnmem-torch check MODULE:FACTORY --input 3x32x32 [...]` (export, plan, measure the module: predicted
 against measured; exit 1 when they disagree) and `snnmem-torch sweep PROFILE --timesteps 1,2,4` (plan and
 measure at each T, sweep.py).
@@ -111,10 +112,12 @@ def _model_arguments(e: argparse.ArgumentParser) -> None:
     e.add_argument("--kwarg", action="append", default=[], metavar="NAME=VALUE", help="an argument for FACTORY: a "
                    "Python literal or an importable name (spiking_neuron=spikingjelly.activation_based.neuron.LIFNode);"
                    " repeat for more")
-    e.add_argument("--input", required=True, type=_chw, metavar="CxHxW", help="one sample's shape, e.g. 3x32x32")
+    e.add_argument("--input", required=True, type=_sample_shape, metavar="CxHxW|N", help="one sample's shape: "
+                   "C x H x W images (e.g. 3x32x32), or N features per timestep for a sequence [T, B, N] (e.g. 700, "
+                   "with --per-timestep for SHD-style spike trains)")
     e.add_argument("--timesteps", type=_positive, default=4, help="timesteps T (default 4)")
     e.add_argument("--per-timestep", action="store_true", help="the input changes every timestep (event frames, "
-                   "[T, B, C, H, W]) instead of one image repeated over T")
+                   "[T, B, C, H, W], or a sequence's feature vectors, [T, B, N]) instead of one sample repeated over T")
     e.add_argument("--batch", type=_positive, default=16, help="batch size (default 16)")
     e.add_argument("--optimizer", choices=("sgd", "adam"), default="sgd", help="default sgd")
     e.add_argument("--lr", type=float, help="learning rate (default 0.1 for sgd, 0.001 for adam)")
@@ -125,14 +128,16 @@ def _model_arguments(e: argparse.ArgumentParser) -> None:
     e.add_argument("--name", help="the profile's name (default: the model's class name)")
 
 
-def _chw(text: str) -> tuple:
-    parts = text.lower().split("x")
+def _sample_shape(text: str) -> tuple:
+    """CxHxW (images) or N (features of a sequence): one sample's shape, (C, H, W) or (N,)."""
+    parts = text.strip().lower().split("x")
     try:
         values = tuple(int(part) for part in parts)
     except ValueError:
         values = ()
-    if len(values) != 3 or min(values) < 1:
-        raise argparse.ArgumentTypeError(f"'{text}' is not CxHxW (e.g. 3x32x32)")
+    if len(values) not in (1, 3) or min(values) < 1:
+        raise argparse.ArgumentTypeError(f"'{text}' is neither CxHxW images (e.g. 3x32x32) nor N features per "
+                                         "timestep (e.g. 700): give whole numbers of at least 1")
     return values
 
 

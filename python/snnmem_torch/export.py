@@ -4,7 +4,8 @@ and `snnmem-torch export MODULE:FACTORY ...`.
 The module is traced with torch.fx on a copy set to multi-step mode (SpikingJelly's
 `functional.set_step_mode(net, 'm')`, tensors [T, B, ...]), which is the run snnmem plans: its
 neurons, SpikingJelly's `layer.*` wrappers, `SeqToANNContainer` and every torch.nn module are leaves.
-A forward pass on a small example ([2, 2, C, H, W]) gives every node's shape. The traced graph is then
+A forward pass on a small example ([2, 2, C, H, W] for images, [2, 2, N] for a sequence of N features
+per timestep, as SHD's spike trains) gives every node's shape. The traced graph is then
 read as the profile language reads a network: a chain of layers in which a tensor read by two
 consumers opens a `residual` (main + shortcut) that an add closes, and a tensor read by more paths, or
 paths that meet in a concatenation or SEW's AND / IAND product, a `branches` block (export_branches.py;
@@ -175,8 +176,9 @@ class _Shapes(fx.Interpreter):
 
 
 class _Reader:
-    def __init__(self, gm: fx.GraphModule, timesteps: int, batch: int):
+    def __init__(self, gm: fx.GraphModule, timesteps: int, batch: int, sample: tuple):
         self.gm = gm
+        self.sample = sample  # one sample's shape: (C, H, W) or (features,)
         self.modules = dict(gm.named_modules())
         self.nodes = list(gm.graph.nodes)
         self.order = {node: i for i, node in enumerate(self.nodes)}
@@ -227,12 +229,11 @@ class _Reader:
         placeholders = [n for n in self.nodes if n.op == "placeholder"]
         if len(placeholders) != 1:
             raise ExportError("", "", f"forward takes {len(placeholders)} inputs; a profile has one input tensor",
-                              "export a module whose forward takes one tensor [T, B, C, H, W]")
+                              "export a module whose forward takes one tensor ([T, B, C, H, W] or [T, B, N])")
         start = placeholders[0]
         shape = _shape(start)
-        if len(shape) != 5:
-            raise ExportError("", "", f"the input is {list(shape)}; a profile's input is [T, B, C, H, W] images",
-                              "give the example input as C x H x W (e.g. --input 3x32x32)")
+        if len(shape) != len(self.sample) + 2:  # pragma: no cover - the tracing pass feeds [T, B, *sample]
+            raise AssertionError(f"the traced input is {list(shape)}, not [T, B, *{list(self.sample)}]")
         try:
             layers, last = self.chain(start, None)
         except ExportError as error:
@@ -1024,10 +1025,13 @@ def profile_text(entries: list, name: str, input_shape: tuple, timesteps: int, b
                               "which the profile makes its default; a profile's attention runs the default neuron",
                               "give the attention's neurons the setting of the network's other neurons")
     lines = [f"# {line}" if line else "#" for line in header]
-    c, h, w = input_shape
     lines.append(f"name: {_scalar(name)}")
     frames = ", perTimestep: true" if per_timestep else ""
-    lines.append(f"input: {{channels: {c}, height: {h}, width: {w}{frames}}}")
+    if len(input_shape) == 1:  # a sequence: one feature vector per sample (per timestep with perTimestep)
+        lines.append(f"input: {{features: {input_shape[0]}{frames}}}")
+    else:
+        c, h, w = input_shape
+        lines.append(f"input: {{channels: {c}, height: {h}, width: {w}{frames}}}")
     lines.append(f"timesteps: {timesteps}")
     lines.append(f"batch: {batch}")
     lines.append(f"dtype: {dtype}")
@@ -1073,14 +1077,25 @@ def _check_shapes(entries: list, layers: list, where: str) -> None:
 
 
 def _input_shape(example_input) -> tuple:
+    """One sample's shape: (C, H, W) for images, (N,) for a sequence of N features per timestep.
+
+    A shape is given as (C, H, W) or (N,) (an int N too). A tensor's last three dimensions are C, H, W when it
+    has 3 to 5 ([C, H, W], [B, C, H, W], [T, B, C, H, W]); one of 1 or 2 dimensions ([N], [B, N]) is a
+    sequence's (a [T, B, N] tensor would read as one image: give its shape (N,) and timesteps=, batch=)."""
     if isinstance(example_input, torch.Tensor):
         shape = tuple(example_input.shape)
+        sample = shape[-3:] if len(shape) in (3, 4, 5) else shape[-1:] if len(shape) in (1, 2) else None
     else:
-        shape = tuple(int(d) for d in example_input)
-    if len(shape) < 3:
-        raise ExportError("", "", f"the example input {list(shape)} is not images; a profile's input is "
-                          "channels x height x width", "give C x H x W (e.g. 3x32x32)")
-    return shape[-3:]
+        try:
+            shape = (int(example_input),) if isinstance(example_input, int) else tuple(int(d) for d in example_input)
+        except (TypeError, ValueError):
+            shape = ()
+        sample = shape if len(shape) in (1, 3) else None
+    if sample is None or min(sample) < 1:
+        raise ExportError("", "", f"the example input {list(shape)} is neither images nor a sequence; a profile's "
+                          "input is channels x height x width, or N features per timestep",
+                          "give C x H x W (e.g. 3x32x32) or N (e.g. 700, a sequence [T, B, 700])")
+    return sample
 
 
 def export_profile(model: nn.Module, example_input, timesteps: Optional[int] = None, batch: Optional[int] = None,
@@ -1090,15 +1105,17 @@ def export_profile(model: nn.Module, example_input, timesteps: Optional[int] = N
     """The profile text of `model` (and written atomically to `output` when given).
 
     `example_input`: a tensor whose last three dimensions are C, H, W ([T, B, C, H, W], [B, C, H, W] or
-    [C, H, W]), or the shape (C, H, W). `timesteps` and `batch`: the run's T and batch; by default the
-    example tensor's (T of a 5-dimensional one, B of a 4- or 5-dimensional one), else 4 and 16. `dtype`:
-    float32, or float16 / bfloat16 for a run under torch.autocast; by default a half example tensor's,
-    else float32. `optimizer`: the torch.optim.SGD / Adam you train with, a dict ({"type": "sgd", "lr":
+    [C, H, W]), or the shape (C, H, W); for a sequence input ([T, B, N], e.g. SHD's 700 channels) the shape
+    (N,), or a tensor [N] or [B, N]. `timesteps` and `batch`: the run's T and batch; by default the
+    example tensor's (T of a 5-dimensional one, B of a 4- or 5-dimensional one or of a [B, N] one), else 4
+    and 16. `dtype`: float32, or float16 / bfloat16 for a run under torch.autocast; by default a half
+    example tensor's, else float32. `optimizer`: the torch.optim.SGD / Adam you train with, a dict ({"type": "sgd", "lr":
     0.1, "momentum": 0.9}) or None (SGD, lr 0.1, momentum 0.9). `input_per_timestep`: the model is fed
-    event frames ([T, B, C, H, W], another frame each timestep) rather than one image repeated over T; the
-    module cannot tell, so the caller says it. Raises `ExportError` for anything the profile language cannot
-    express. `entries_out`, when given, receives the exported entries (with them `snnmem-torch check` maps
-    the profile's layers back to the model's modules).
+    event frames ([T, B, C, H, W], another frame each timestep) or a sequence ([T, B, N], another feature
+    vector each timestep) rather than one sample repeated over T; the module cannot tell, so the caller
+    says it. Raises `ExportError` for anything the profile language cannot express. `entries_out`, when
+    given, receives the exported entries (with them `snnmem-torch check` maps the profile's layers back to
+    the model's modules).
     """
     _, functional, _, _, _ = _sj()
     if isinstance(example_input, torch.Tensor):
@@ -1107,6 +1124,8 @@ def export_profile(model: nn.Module, example_input, timesteps: Optional[int] = N
             timesteps = dims[0]
         if batch is None and len(dims) in (4, 5):
             batch = dims[-4]
+        if batch is None and len(dims) == 2:
+            batch = dims[0]
         if dtype is None:
             dtype = {torch.float16: "float16", torch.bfloat16: "bfloat16"}.get(example_input.dtype)
     timesteps, batch, dtype = timesteps or 4, batch or 16, dtype or "float32"
@@ -1120,7 +1139,7 @@ def export_profile(model: nn.Module, example_input, timesteps: Optional[int] = N
             raise ExportError(pname, "frozen parameter", "requires_grad=False; a profile trains every parameter",
                               "unfreeze it for the export")
     opt = _optimizer_spec(optimizer, model)
-    c, h, w = _input_shape(example_input)
+    sample = _input_shape(example_input)
     from .export_trevsnn import is_builders_trev_network, trev_entries
     from .trevsnn import TRevNet
     trev_network = is_builders_trev_network(model)
@@ -1132,14 +1151,20 @@ def export_profile(model: nn.Module, example_input, timesteps: Optional[int] = N
                               "write its `trevsnn:` construct by hand (profiles/trevsnn-cifar.yaml)")
 
     net = copy.deepcopy(model).cpu().train()
-    single_step = any(getattr(m, "step_mode", "m") == "s" for m in model.modules())
+    from .export_recurrent import recurrence_neurons
+    inside = recurrence_neurons(model)  # single-step by design: one timestep per call of their container
+    single_step = any(getattr(m, "step_mode", "m") == "s" for m in model.modules() if id(m) not in inside)
     if trev_network:
+        if len(sample) != 3:
+            raise ExportError("", _type_name(model), f"a T-RevSNN network's stem takes images, not a sequence of "
+                              f"{sample[0]} features", "give the input as C x H x W")
+        c, h, w = sample
         # The stem runs once on the images and each column is one timestep: read, not traced.
         entries = trev_entries(net, (c, h, w), timesteps, batch)
         header = [f"exported by snnmem-torch export from {source or _type_name(model)}",
                   "a T-RevSNN network as the measure package builds it: the stem and the columns read module by module",
                   "plan it: snnmem plan THIS_FILE --runtime pytorch-cpu (or pytorch-cuda)"]
-        return _finish(entries, header, model, name, (c, h, w), timesteps, batch, dtype, opt, optimizer, output,
+        return _finish(entries, header, model, name, sample, timesteps, batch, dtype, opt, optimizer, output,
                        input_per_timestep, entries_out)
     functional.set_step_mode(net, "m")
     from .export_recurrent import keep_inner_neurons_single_step
@@ -1153,10 +1178,10 @@ def export_profile(model: nn.Module, example_input, timesteps: Optional[int] = N
     gm = fx.GraphModule(net, graph)
     try:
         with torch.no_grad():
-            _Shapes(gm).run(torch.rand(_TRACE_T, _TRACE_B, c, h, w))
+            _Shapes(gm).run(torch.rand(_TRACE_T, _TRACE_B, *sample))
     finally:
         functional.reset_net(net)
-    reader = _Reader(gm, timesteps, batch)
+    reader = _Reader(gm, timesteps, batch, sample)
     entries, last = reader.read()
     if not entries:
         raise ExportError("", _type_name(model), "no layer was found", "export a network of layers")
@@ -1166,19 +1191,18 @@ def export_profile(model: nn.Module, example_input, timesteps: Optional[int] = N
               f"traced with torch.fx in SpikingJelly's multi-step mode ([T, B, ...])"
               + ("; the model was built single-step ('s') and is planned multi-step" if single_step else ""),
               "plan it: snnmem plan THIS_FILE --runtime pytorch-cpu (or pytorch-cuda)"]
-    return _finish(entries, header, model, name, (c, h, w), timesteps, batch, dtype, opt, optimizer, output,
+    return _finish(entries, header, model, name, sample, timesteps, batch, dtype, opt, optimizer, output,
                    input_per_timestep, entries_out)
 
 
-def _finish(entries: list, header: list, model: nn.Module, name, chw: tuple, timesteps: int, batch: int, dtype: str,
+def _finish(entries: list, header: list, model: nn.Module, name, sample: tuple, timesteps: int, batch: int, dtype: str,
             opt, optimizer, output, input_per_timestep: bool, entries_out) -> str:
     """Writes the profile text, reads it back, checks every shape and writes it (atomically) when asked."""
-    c, h, w = chw
     if optimizer is None:
         # Said in the file: the optimizer's state is part of the plan, and nothing named it.
         header.append("optimizer: none given, so the profile default (SGD, momentum 0.9) is written; "
                       "pass --optimizer / optimizer= to plan yours")
-    text = profile_text(entries, name or type(model).__name__, (c, h, w), timesteps, batch, dtype, opt, header,
+    text = profile_text(entries, name or type(model).__name__, sample, timesteps, batch, dtype, opt, header,
                         per_timestep=input_per_timestep)
     profile = parse(text, output or "exported.yaml")  # the loader's errors name the line of this text
     _check_shapes(entries, profile.layers, "layers")

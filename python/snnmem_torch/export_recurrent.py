@@ -50,3 +50,17 @@ def keep_inner_neurons_single_step(net) -> None:
             m.neuron.step_mode = "s"
         elif isinstance(m, sj_layer.LinearRecurrentContainer):
             m.sub_module.step_mode = "s"
+
+
+def recurrence_neurons(model) -> set:
+    """The ids of the neurons inside a recurrence (and their submodules), which run single-step whatever the
+    network's step mode."""
+    from spikingjelly.activation_based import layer as sj_layer
+
+    from .recurrent import RecurrentSpiking
+    out = set()
+    for m in model.modules():
+        if isinstance(m, (RecurrentSpiking, sj_layer.LinearRecurrentContainer)):
+            inner = m.neuron if isinstance(m, RecurrentSpiking) else m.sub_module
+            out.update(id(sub) for sub in inner.modules())
+    return out

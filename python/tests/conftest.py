@@ -11,6 +11,9 @@ BUNDLED = ["cifarnet", "digits", "vgg11", "vgg13", "resnet19", "resnet18", "sew-
            "revsresnet21", "revsresnet37", "revvgg13", "trevsnn-cifar", "spiking-unet", "cifar10dvs", "spikformer-4-384",
            "spike-driven-transformer-8-512"]
 EXPRESSIBLE = ["cifarnet", "digits", "vgg11", "vgg13", "resnet19", "resnet18", "sew-resnet34", "spiking-unet", "cifar10dvs"]
+# Sequence inputs ([T, B, features], input: {features: N, perTimestep: true}) with a recurrent layer: built,
+# measured and exported.
+SEQUENCE = ["shd-recurrent"]
 # Spiking transformers (attention.py): built and measured, not exported (the exporter has no attention).
 TRANSFORMER = ["spikformer-4-384", "spike-driven-transformer-8-512"]
 # Reversible stages build (reversible.py); revsnn runs them through RevSNN's custom function.

@@ -12,7 +12,7 @@ import pytest
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from conftest import EXPRESSIBLE, REVERSIBLE, ROOT, TRANSFORMER, TREV, profile_path
+from conftest import EXPRESSIBLE, REVERSIBLE, ROOT, SEQUENCE, TRANSFORMER, TREV, profile_path
 
 from snnmem_torch import profile as P
 from snnmem_torch.build import build
@@ -81,7 +81,7 @@ def export_bundled(tmp_path_factory):
 # (a) bundled profiles: profile -> builder's network -> export -> the same network, the same plan
 
 
-@pytest.mark.parametrize("name", EXPRESSIBLE + REVERSIBLE + TRANSFORMER + TREV)
+@pytest.mark.parametrize("name", EXPRESSIBLE + REVERSIBLE + TRANSFORMER + TREV + SEQUENCE)
 def test_bundled_profile_exports_the_same_network(name, export_bundled):
     original, out = export_bundled(name)
     exported = P.load(out)
@@ -91,7 +91,7 @@ def test_bundled_profile_exports_the_same_network(name, export_bundled):
 
 
 @needs_snnmem
-@pytest.mark.parametrize("name", EXPRESSIBLE + REVERSIBLE + TRANSFORMER + TREV)
+@pytest.mark.parametrize("name", EXPRESSIBLE + REVERSIBLE + TRANSFORMER + TREV + SEQUENCE)
 def test_bundled_profile_round_trip_plans_the_same_bytes(name, export_bundled):
     _, out = export_bundled(name)
     for runtime in ("pytorch-cpu", "pytorch-cuda", "snnmem"):
