@@ -19,6 +19,10 @@ public indirect enum PyTorchStep: Hashable, Sendable {
     /// A new membrane potential; it replaces the previous one, which dies unless it is the
     /// initial state. The last one is the module's v until `reset_net`.
     case replaceState(BufferDeclaration)
+    /// A new membrane potential from an op that also saved the previous one (CUDA's neuron op run
+    /// one timestep per call saves its v_init): the previous state is kept for this layer's backward
+    /// instead of dying. The first timestep's predecessor is `.initialState`'s to save.
+    case replaceSavedState(BufferDeclaration)
     /// The steps once per timestep on [B, ...] tensors in a multi-step run (SpikingJelly's Python
     /// loop over x_seq), once in a single-step run.
     case eachTimestep([PyTorchStep])
@@ -105,7 +109,7 @@ public enum PyTorchLayerTable {
             case .scale:
                 return layer
             case .recurrent:
-                continue  // modelled on the CPU only: `Runtime.notModelledReason` refuses CUDA
+                continue  // in float32 only: `Runtime.notModelledReason` refuses autocast
             }
         }
         return nil

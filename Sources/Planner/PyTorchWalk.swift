@@ -130,6 +130,10 @@ extension TraceBuilder {
             case .replaceState(let buffer):
                 let state = allocate(buffer, path: run.path, span: stepSpan)
                 if let previous = heldStates.updateValue(state, forKey: run.path) { release(previous) }
+            case .replaceSavedState(let buffer):
+                let state = allocate(buffer, path: run.path, span: stepSpan)
+                // The walk's reference to the previous state becomes the saved one.
+                if let previous = heldStates.updateValue(state, forKey: run.path) { run.saved.append(previous) }
             case .heldOnce(let buffer, let making, let made):
                 if heldStates[run.path] == nil {
                     runForward(making, &run, timestep: timestep)
@@ -245,7 +249,7 @@ extension TraceBuilder {
                 for t in scriptTimesteps(run.span) { runBackward(body, &run, dY: dY, parameters: parameters, timestep: t) }
             case .allocate, .allocateScratchpad, .allocatePerThread, .free:
                 break  // runTemporary
-            case .save, .output, .initialState, .replaceState, .castWeight, .castInput, .heldOnce:
+            case .save, .output, .initialState, .replaceState, .replaceSavedState, .castWeight, .castInput, .heldOnce:
                 preconditionFailure("\(run.path): forward step in a backward script")
             }
         }

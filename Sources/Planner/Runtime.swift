@@ -41,10 +41,10 @@ public enum Runtime: String, CaseIterable, Codable, Sendable {
             return "transposed conv '\(layer.path)' is modelled on pytorch-cuda in float32 only (the CPU's oneDNN deconvolution and autocast are not measured); plan it with --runtime snnmem or pytorch-cuda"
         }
         if let layer = profile.firstLayer(where: { if case .recurrent = $0.kind { return true }; return false }),
-           !PyTorchLayerTable.recurrentIsModelled(on: self == .pytorchCPU ? .cpu : .cuda) || profile.dtype != .float32 {
-            // The Python package builds and measures it everywhere, but CUDA's single-step neuron op (a fused
-            // kernel on one timestep) and autocast were not measured into PyTorchLayerTable.
-            return "recurrent layer '\(layer.path)' is modelled on pytorch-cpu in float32 only (CUDA's single-step neuron op and autocast are not measured); plan it with --runtime pytorch-cpu or snnmem"
+           profile.dtype != .float32 {
+            // The Python package builds and measures it under autocast too, but its half step loop
+            // (SpikingJelly's reference loop on half v) was not measured into PyTorchLayerTable.
+            return "recurrent layer '\(layer.path)' is modelled in float32 only (autocast is not measured); plan it in float32 or with --runtime snnmem"
         }
         if let layer = profile.firstLayer(where: { if case .recurrent = $0.kind { return true }; return false }),
            strategy == .checkpoint {
