@@ -2,6 +2,10 @@ import MemoryModel
 import Profiles
 
 extension PyTorchLayerTable {
+    /// Where the walk holds a recurrent module's fed-back output y (its second carried state; the
+    /// neuron's v is held under the layer's path) when a checkpoint segment passes it on.
+    static func feedbackKey(_ path: String) -> String { path + "#y" }
+
     /// The recurrent layer as the Python package runs it (python/snnmem_torch/recurrent.py): per timestep
     /// `y = neuron(rc(cat(x_t, y)))`, SpikingJelly's single-step LIF/IF (its registered op run on one
     /// timestep, the CPU's reference step loop), the steps' spikes stacked. Autograd keeps per timestep
@@ -31,24 +35,29 @@ extension PyTorchLayerTable {
         let yInit = BufferDeclaration(name: "y_init", role: .neuronState, shape: output, perTimestep: false)
         d.keepsInput = false  // the concatenation is a new tensor; x_t itself is not kept
         d.canSkipInputGradient = true
-        d.forward = [.allocate(yInit), .eachTimestep([
+        d.forward = [.ifNoFeedback([.allocate(yInit)]), .eachTimestep([
             .save(concatenation, heldByFinalState: false), .allocate(one("current", .workspace)), .initialState(vInit, saved: false),
         ] + step + [
             .allocate(one("y", .activation)), .allocate(one("h_seq", .workspace)), .free("h_seq"), .free("spike"),
-        ] + (hSaved ? [] : [.free("h")]) + [.free("current")]), .free("y_init"), .output, .eachTimestep([.free("y")])]
+        ] + (hSaved ? [] : [.free("h")]) + [.free("current")]), .ifNoFeedback([.free("y_init")]), .output, .eachTimestep([.free("y")])]
         let work = (0..<4).map { BufferDeclaration(name: "surrogate.work\($0)", role: .workspace, shape: output, perTimestep: false) }
         let gradient = BufferDeclaration(name: "grad_cat", role: .workspace, shape: TensorShape([spec.weightColumns]))
         // The weight is used once per timestep: over all timesteps autograd adds each timestep's weight
         // gradient to the running sum out of place, so the last addition holds three weight-sized tensors
         // (the sum so far, the last timestep's, the new sum, which becomes `.grad`). A single-step run adds
-        // into `.grad` in place.
+        // into `.grad` in place, and so does a checkpoint segment whose backward finds the sum an earlier
+        // segment's left; when that is a single timestep's gradient (a transposed view), the first
+        // addition is out of place: the view, this timestep's and the new sum.
         let weight = BufferDeclaration(name: "grad_weight.sum", role: .workspace, shape: TensorShape([spec.outFeatures, spec.weightColumns]),
                                        perSample: false, perTimestep: false)
         var lastStep = weight
         lastStep.name = "grad_weight.step"
         d.backward = work.map { .allocate($0) } + work.map { .free($0.name) } + [
-            .eachTimestep([.allocate(gradient), .free("grad_cat")]), .ifMultiStep([.allocate(weight), .allocate(lastStep)]),
-            .parameterGradients, .ifMultiStep([.free("grad_weight.sum"), .free("grad_weight.step")]), .releaseSaved,
+            .eachTimestep([.allocate(gradient), .free("grad_cat")]), .ifWeightGradient(none: [.ifMultiStep([.allocate(weight), .allocate(lastStep)]),
+            .parameterGradients, .ifMultiStep([.free("grad_weight.sum"), .free("grad_weight.step")])],
+            afterView: [.allocate(lastStep), .allocate(weight), .free("grad_weight.step"), .free("grad_weight.sum"), .parameterGradients],
+            accumulating: [.parameterGradients]),
+            .releaseSaved,
             .releaseOutputGradient, .inputGradient,
         ]
     }
@@ -68,12 +77,12 @@ extension PyTorchLayerTable {
         let concatenation = BufferDeclaration(name: "cat(x,y)", role: .activation, shape: TensorShape([spec.weightColumns]))
         d.keepsInput = false  // the concatenation is a new tensor; x_t itself is not kept
         d.canSkipInputGradient = true
-        d.forward = [.allocate(oneStep("y_init", .neuronState)), .eachTimestep([
+        d.forward = [.ifNoFeedback([.allocate(oneStep("y_init", .neuronState))]), .eachTimestep([
             .save(concatenation, heldByFinalState: false), .save(one("current", .activation), heldByFinalState: false),
             .initialState(oneStep("v_init", .neuronState), saved: true), .allocate(one("y", .activation)),
             .replaceSavedState(one("v", .neuronState)), .save(BufferDeclaration(name: "h", role: .neuronState, shape: output, dtype: .float32),
                                                               heldByFinalState: false),
-        ]), .free("y_init"), .output, .eachTimestep([.free("y")])]
+        ]), .ifNoFeedback([.free("y_init")]), .output, .eachTimestep([.free("y")])]
         let gradient = BufferDeclaration(name: "grad_cat", role: .workspace, shape: TensorShape([spec.weightColumns]))
         // As on the CPU: the per-timestep weight gradients are summed out of place.
         let weight = BufferDeclaration(name: "grad_weight.sum", role: .workspace, shape: TensorShape([spec.outFeatures, spec.weightColumns]),
@@ -83,8 +92,11 @@ extension PyTorchLayerTable {
         d.backward = [.allocate(oneStep("grad_v_final", .workspace)), .eachTimestep([
             .allocate(one("grad_spike", .workspace)), .allocate(one("grad_current", .workspace)), .allocate(one("grad_v_init", .workspace)),
             .free("grad_spike"), .allocate(gradient), .free("grad_current"), .free("grad_cat"), .free("grad_v_init"),
-        ]), .free("grad_v_final"), .ifMultiStep([.allocate(weight), .allocate(lastStep)]),
-            .parameterGradients, .ifMultiStep([.free("grad_weight.sum"), .free("grad_weight.step")]), .releaseSaved,
+        ]), .free("grad_v_final"), .ifWeightGradient(none: [.ifMultiStep([.allocate(weight), .allocate(lastStep)]),
+            .parameterGradients, .ifMultiStep([.free("grad_weight.sum"), .free("grad_weight.step")])],
+            afterView: [.allocate(lastStep), .allocate(weight), .free("grad_weight.step"), .free("grad_weight.sum"), .parameterGradients],
+            accumulating: [.parameterGradients]),
+            .releaseSaved,
             .releaseOutputGradient, .inputGradient,
         ]
     }

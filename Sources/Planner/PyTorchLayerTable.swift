@@ -23,6 +23,10 @@ public indirect enum PyTorchStep: Hashable, Sendable {
     /// one timestep per call saves its v_init): the previous state is kept for this layer's backward
     /// instead of dying. The first timestep's predecessor is `.initialState`'s to save.
     case replaceSavedState(BufferDeclaration)
+    /// Steps taken only when a recurrent module starts from no fed-back output of its own (its zeros
+    /// y_{-1}); a checkpoint segment after the first passes the previous segment's last output in
+    /// instead (held under `PyTorchLayerTable.feedbackKey`).
+    case ifNoFeedback([PyTorchStep])
     /// The steps once per timestep on [B, ...] tensors in a multi-step run (SpikingJelly's Python
     /// loop over x_seq), once in a single-step run.
     case eachTimestep([PyTorchStep])
@@ -43,6 +47,11 @@ public indirect enum PyTorchStep: Hashable, Sendable {
     /// segments), not one timestep per call (SLTT) or T = 1: autograd sums a weight's per-timestep
     /// gradients before `.grad`.
     case ifMultiStep([PyTorchStep])
+    /// Backward: `none` when the layer's weight has no gradient yet in this step, else `accumulating`.
+    /// Autograd sums a weight's gradients in one buffer over the whole backward, every checkpoint
+    /// segment's included; a later segment adds into what an earlier one's backward left, out of
+    /// place (`afterView`) when that is a single timestep's gradient (a transposed view).
+    case ifWeightGradient(none: [PyTorchStep], afterView: [PyTorchStep], accumulating: [PyTorchStep])
     /// Autocast: the half copy of the weight (`cached_cast`, once per autocast region), saved.
     case castWeight
     /// Autocast: a float32 input (the repeated images) is cast to half and the copy is saved

@@ -46,12 +46,6 @@ public enum Runtime: String, CaseIterable, Codable, Sendable {
             // (SpikingJelly's reference loop on half v) was not measured into PyTorchLayerTable.
             return "recurrent layer '\(layer.path)' is modelled in float32 only (autocast is not measured); plan it in float32 or with --runtime snnmem"
         }
-        if let layer = profile.firstLayer(where: { if case .recurrent = $0.kind { return true }; return false }),
-           strategy == .checkpoint {
-            // Its segments carry two states (the fed-back spikes and v) that PyTorchCheckpointSchedule does
-            // not pass; the Python package runs it (gradients equal to bptt), its memory is not declared.
-            return "recurrent layer '\(layer.path)' under PyTorch's checkpointing (two carried states per segment) is not modelled in the \(rawValue) layout; plan checkpoint with --runtime snnmem"
-        }
         if let reason = PyTorchLayerTable.layerNormNotModelledReason(profile, runtime: rawValue) { return reason }
         if let reason = conv1dWindowNotModelledReason(profile) { return reason }
         if let layer = profile.firstLayer(where: { if case .neuron(let spec) = $0.kind { return spec.type == .alif }; return false }),
