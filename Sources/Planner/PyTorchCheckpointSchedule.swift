@@ -24,8 +24,18 @@ extension TraceBuilder {
 
     mutating func runCheckpointPyTorch(segment k: Int) {
         let (input, labels) = setUp()
-        let neurons = ParameterLayout.flatten(profile.layers).filter { if case .neuron = $0.kind { return true }; return false }
-            .map(\.path)
+        let layers = ParameterLayout.flatten(profile.layers)
+        // A recurrent layer carries two states, as the Python package passes them: its fed-back
+        // spikes y (under `feedbackKey`) and its neuron's v (under its path).
+        let recurrent = layers.filter { if case .recurrent = $0.kind { return true }; return false }
+        let neurons = layers.flatMap { layer -> [String] in
+            switch layer.kind {
+            case .neuron: return [layer.path]
+            case .recurrent: return [PyTorchLayerTable.feedbackKey(layer.path), layer.path]
+            default: return []
+            }
+        }
+        let owner = Dictionary(uniqueKeysWithValues: recurrent.map { (PyTorchLayerTable.feedbackKey($0.path), $0.path) })
         let neuronPaths = Set(neurons)
         let starts = Array(stride(from: 0, to: timesteps, by: k))
         phase = .forward(timestep: nil)
@@ -44,7 +54,8 @@ extension TraceBuilder {
             var states: [String: Int] = [:]
             for path in neurons {
                 guard let state = carried.removeValue(forKey: path) else { continue }
-                keep([state], key: SavedKey(path: path, timestep: -1 - s))
+                // Attributed to its layer (a recurrent layer's y is held under its feedback key).
+                keep([state], key: SavedKey(path: owner[path] ?? path, timestep: -1 - s))
                 retain(state)
                 heldStates[path] = state  // the module runs from it; the list's reference became the checkpoint's
                 states[path] = state
@@ -54,6 +65,13 @@ extension TraceBuilder {
             outputs.append(forward(profile.layers, sequence, span: .allTimesteps, saving: false))
             // The end states are outputs of the checkpoint; the modules are restored to what they held.
             for path in neurons { carried[path] = heldStates.removeValue(forKey: path) }
+            // The script frees its spikes with its output; the module keeps the last one as y, which
+            // is the checkpoint's output and the next segment's start (the start it ran from dies).
+            for layer in recurrent {
+                let key = PyTorchLayerTable.feedbackKey(layer.path)
+                if let start = carried[key] { release(start) }
+                carried[key] = allocate(layer.path, "y", timestep: nil, role: .neuronState, shape: layer.outputShape.prepending(batch))
+            }
         }
         segmentLength = nil
         release(sequence)
@@ -106,7 +124,7 @@ extension TraceBuilder {
             stateGradientsFlowBack = false
             defersGradientCasts = false
             releaseSaved(SavedKey(path: "input", timestep: -1 - s))
-            for path in neurons { releaseSaved(SavedKey(path: path, timestep: -1 - s)) }
+            for path in Set(neurons.map { owner[$0] ?? $0 }).sorted() { releaseSaved(SavedKey(path: path, timestep: -1 - s)) }
         }
         segmentLength = nil
         release(dLogits)

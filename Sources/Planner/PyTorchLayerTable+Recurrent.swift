@@ -2,9 +2,9 @@ import MemoryModel
 import Profiles
 
 extension PyTorchLayerTable {
-    /// Whether the PyTorch layouts model the recurrent layer (the CPU layout; CUDA's single-step neuron
-    /// op was not measured).
-    static func recurrentIsModelled(on device: Device) -> Bool { device == .cpu }
+    /// Where the walk holds a recurrent module's fed-back output y (its second carried state; the
+    /// neuron's v is held under the layer's path) when a checkpoint segment passes it on.
+    static func feedbackKey(_ path: String) -> String { path + "#y" }
 
     /// The recurrent layer as the Python package runs it (python/snnmem_torch/recurrent.py): per timestep
     /// `y = neuron(rc(cat(x_t, y)))`, SpikingJelly's single-step LIF/IF (its registered op run on one
@@ -17,7 +17,8 @@ extension PyTorchLayerTable {
     /// surrogate temporaries as a `neuron` layer's, then per timestep the concatenation's gradient
     /// [B, in + out], alive only while that timestep's gradients are split.
     static func recurrentLayout(_ d: inout PyTorchLayerLayout, _ spec: RecurrentSpec, _ layer: Layer, device: Device, autocast: DType?) {
-        precondition(device == .cpu && autocast == nil, "\(layer.path): the recurrent layer is modelled on the CPU in float32 only")
+        precondition(autocast == nil, "\(layer.path): the recurrent layer is modelled in float32 only")
+        if device == .cuda { return recurrentCUDALayout(&d, spec, layer) }
         let output = layer.outputShape
         var neuron = PyTorchLayerLayout()
         neuronLayout(&neuron, spec.neuron, output, device: .cpu, stateDType: .float32)
@@ -34,24 +35,68 @@ extension PyTorchLayerTable {
         let yInit = BufferDeclaration(name: "y_init", role: .neuronState, shape: output, perTimestep: false)
         d.keepsInput = false  // the concatenation is a new tensor; x_t itself is not kept
         d.canSkipInputGradient = true
-        d.forward = [.allocate(yInit), .eachTimestep([
+        d.forward = [.ifNoFeedback([.allocate(yInit)]), .eachTimestep([
             .save(concatenation, heldByFinalState: false), .allocate(one("current", .workspace)), .initialState(vInit, saved: false),
         ] + step + [
             .allocate(one("y", .activation)), .allocate(one("h_seq", .workspace)), .free("h_seq"), .free("spike"),
-        ] + (hSaved ? [] : [.free("h")]) + [.free("current")]), .free("y_init"), .output, .eachTimestep([.free("y")])]
+        ] + (hSaved ? [] : [.free("h")]) + [.free("current")]), .ifNoFeedback([.free("y_init")]), .output, .eachTimestep([.free("y")])]
         let work = (0..<4).map { BufferDeclaration(name: "surrogate.work\($0)", role: .workspace, shape: output, perTimestep: false) }
         let gradient = BufferDeclaration(name: "grad_cat", role: .workspace, shape: TensorShape([spec.weightColumns]))
         // The weight is used once per timestep: over all timesteps autograd adds each timestep's weight
         // gradient to the running sum out of place, so the last addition holds three weight-sized tensors
         // (the sum so far, the last timestep's, the new sum, which becomes `.grad`). A single-step run adds
-        // into `.grad` in place.
+        // into `.grad` in place, and so does a checkpoint segment whose backward finds the sum an earlier
+        // segment's left; when that is a single timestep's gradient (a transposed view), the first
+        // addition is out of place: the view, this timestep's and the new sum.
         let weight = BufferDeclaration(name: "grad_weight.sum", role: .workspace, shape: TensorShape([spec.outFeatures, spec.weightColumns]),
                                        perSample: false, perTimestep: false)
         var lastStep = weight
         lastStep.name = "grad_weight.step"
         d.backward = work.map { .allocate($0) } + work.map { .free($0.name) } + [
-            .eachTimestep([.allocate(gradient), .free("grad_cat")]), .ifMultiStep([.allocate(weight), .allocate(lastStep)]),
-            .parameterGradients, .ifMultiStep([.free("grad_weight.sum"), .free("grad_weight.step")]), .releaseSaved,
+            .eachTimestep([.allocate(gradient), .free("grad_cat")]), .ifWeightGradient(none: [.ifMultiStep([.allocate(weight), .allocate(lastStep)]),
+            .parameterGradients, .ifMultiStep([.free("grad_weight.sum"), .free("grad_weight.step")])],
+            afterView: [.allocate(lastStep), .allocate(weight), .free("grad_weight.step"), .free("grad_weight.sum"), .parameterGradients],
+            accumulating: [.parameterGradients]),
+            .releaseSaved,
+            .releaseOutputGradient, .inputGradient,
+        ]
+    }
+
+    /// The same module on CUDA (python/CUDA-LAYOUT-NOTES.md, checked on fake CUDA tensors by
+    /// tests/test_cuda_layout.py): the float32 single-step neuron is SpikingJelly's fused op on one
+    /// timestep, which saves h, its input x and its v_init (`save_for_backward(h, x, v)`). Per timestep
+    /// autograd so keeps the concatenation [x_t ; y_{t-1}], the linear's output I_t (the op's x), the
+    /// charge h ([1, B, out], float32) and the previous v: the zeros v_init on the first timestep, the
+    /// previous timestep's v_final after it. No surrogate temporaries: the kernels use registers.
+    /// Backward per timestep: the spike's gradient, the op's input and v_init gradients, the
+    /// concatenation's gradient; the unused last v_final's gradient is one zeros tensor.
+    static func recurrentCUDALayout(_ d: inout PyTorchLayerLayout, _ spec: RecurrentSpec, _ layer: Layer) {
+        let output = layer.outputShape
+        let one = { (name: String, role: TensorRole) in BufferDeclaration(name: name, role: role, shape: output) }
+        let oneStep = { (name: String, role: TensorRole) in BufferDeclaration(name: name, role: role, shape: output, perTimestep: false) }
+        let concatenation = BufferDeclaration(name: "cat(x,y)", role: .activation, shape: TensorShape([spec.weightColumns]))
+        d.keepsInput = false  // the concatenation is a new tensor; x_t itself is not kept
+        d.canSkipInputGradient = true
+        d.forward = [.ifNoFeedback([.allocate(oneStep("y_init", .neuronState))]), .eachTimestep([
+            .save(concatenation, heldByFinalState: false), .save(one("current", .activation), heldByFinalState: false),
+            .initialState(oneStep("v_init", .neuronState), saved: true), .allocate(one("y", .activation)),
+            .replaceSavedState(one("v", .neuronState)), .save(BufferDeclaration(name: "h", role: .neuronState, shape: output, dtype: .float32),
+                                                              heldByFinalState: false),
+        ]), .ifNoFeedback([.free("y_init")]), .output, .eachTimestep([.free("y")])]
+        let gradient = BufferDeclaration(name: "grad_cat", role: .workspace, shape: TensorShape([spec.weightColumns]))
+        // As on the CPU: the per-timestep weight gradients are summed out of place.
+        let weight = BufferDeclaration(name: "grad_weight.sum", role: .workspace, shape: TensorShape([spec.outFeatures, spec.weightColumns]),
+                                       perSample: false, perTimestep: false)
+        var lastStep = weight
+        lastStep.name = "grad_weight.step"
+        d.backward = [.allocate(oneStep("grad_v_final", .workspace)), .eachTimestep([
+            .allocate(one("grad_spike", .workspace)), .allocate(one("grad_current", .workspace)), .allocate(one("grad_v_init", .workspace)),
+            .free("grad_spike"), .allocate(gradient), .free("grad_current"), .free("grad_cat"), .free("grad_v_init"),
+        ]), .free("grad_v_final"), .ifWeightGradient(none: [.ifMultiStep([.allocate(weight), .allocate(lastStep)]),
+            .parameterGradients, .ifMultiStep([.free("grad_weight.sum"), .free("grad_weight.step")])],
+            afterView: [.allocate(lastStep), .allocate(weight), .free("grad_weight.step"), .free("grad_weight.sum"), .parameterGradients],
+            accumulating: [.parameterGradients]),
+            .releaseSaved,
             .releaseOutputGradient, .inputGradient,
         ]
     }

@@ -19,6 +19,14 @@ public indirect enum PyTorchStep: Hashable, Sendable {
     /// A new membrane potential; it replaces the previous one, which dies unless it is the
     /// initial state. The last one is the module's v until `reset_net`.
     case replaceState(BufferDeclaration)
+    /// A new membrane potential from an op that also saved the previous one (CUDA's neuron op run
+    /// one timestep per call saves its v_init): the previous state is kept for this layer's backward
+    /// instead of dying. The first timestep's predecessor is `.initialState`'s to save.
+    case replaceSavedState(BufferDeclaration)
+    /// Steps taken only when a recurrent module starts from no fed-back output of its own (its zeros
+    /// y_{-1}); a checkpoint segment after the first passes the previous segment's last output in
+    /// instead (held under `PyTorchLayerTable.feedbackKey`).
+    case ifNoFeedback([PyTorchStep])
     /// The steps once per timestep on [B, ...] tensors in a multi-step run (SpikingJelly's Python
     /// loop over x_seq), once in a single-step run.
     case eachTimestep([PyTorchStep])
@@ -39,6 +47,11 @@ public indirect enum PyTorchStep: Hashable, Sendable {
     /// segments), not one timestep per call (SLTT) or T = 1: autograd sums a weight's per-timestep
     /// gradients before `.grad`.
     case ifMultiStep([PyTorchStep])
+    /// Backward: `none` when the layer's weight has no gradient yet in this step, else `accumulating`.
+    /// Autograd sums a weight's gradients in one buffer over the whole backward, every checkpoint
+    /// segment's included; a later segment adds into what an earlier one's backward left, out of
+    /// place (`afterView`) when that is a single timestep's gradient (a transposed view).
+    case ifWeightGradient(none: [PyTorchStep], afterView: [PyTorchStep], accumulating: [PyTorchStep])
     /// Autocast: the half copy of the weight (`cached_cast`, once per autocast region), saved.
     case castWeight
     /// Autocast: a float32 input (the repeated images) is cast to half and the copy is saved
@@ -105,7 +118,7 @@ public enum PyTorchLayerTable {
             case .scale:
                 return layer
             case .recurrent:
-                continue  // modelled on the CPU only: `Runtime.notModelledReason` refuses CUDA
+                continue  // in float32 only: `Runtime.notModelledReason` refuses autocast
             }
         }
         return nil

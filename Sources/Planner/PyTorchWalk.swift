@@ -130,6 +130,12 @@ extension TraceBuilder {
             case .replaceState(let buffer):
                 let state = allocate(buffer, path: run.path, span: stepSpan)
                 if let previous = heldStates.updateValue(state, forKey: run.path) { release(previous) }
+            case .replaceSavedState(let buffer):
+                let state = allocate(buffer, path: run.path, span: stepSpan)
+                // The walk's reference to the previous state becomes the saved one.
+                if let previous = heldStates.updateValue(state, forKey: run.path) { run.saved.append(previous) }
+            case .ifNoFeedback(let body):
+                if heldStates[PyTorchLayerTable.feedbackKey(run.path)] == nil { runForward(body, &run, timestep: timestep) }
             case .heldOnce(let buffer, let making, let made):
                 if heldStates[run.path] == nil {
                     runForward(making, &run, timestep: timestep)
@@ -161,7 +167,8 @@ extension TraceBuilder {
                 run.inputCast = true
             case .allocate, .allocateScratchpad, .allocatePerThread, .free:
                 break  // runTemporary
-            case .inputGradient, .parameterGradients, .releaseSaved, .releaseOutputGradient, .ifInputGradient, .ifMultiStep, .castGradients:
+            case .inputGradient, .parameterGradients, .releaseSaved, .releaseOutputGradient, .ifInputGradient, .ifMultiStep, .ifWeightGradient,
+                 .castGradients:
                 preconditionFailure("\(run.path): backward step in a forward script")
             }
         }
@@ -184,9 +191,16 @@ extension TraceBuilder {
         run.needInputGradient = needInputGrad || !d.canSkipInputGradient
         // A later checkpoint segment's gradient of this neuron's end state joins its backward.
         if let carried = stateGradients.removeValue(forKey: path) { release(carried) }
+        if let carried = stateGradients.removeValue(forKey: PyTorchLayerTable.feedbackKey(path)) { release(carried) }
         runBackward(d.backward, &run, dY: dY, parameters: d.parameters, timestep: nil)
         if stateGradientsFlowBack, case .neuron = layer.kind {
             stateGradients[path] = allocate(path, "grad_v_start", timestep: nil, role: .workspace, shape: layer.pytorchStateShape.prepending(batch))
+        }
+        if stateGradientsFlowBack, case .recurrent = layer.kind {
+            // Both carried states' gradients: the neuron's v and the fed-back spikes y.
+            stateGradients[path] = allocate(path, "grad_v_start", timestep: nil, role: .workspace, shape: layer.outputShape.prepending(batch))
+            stateGradients[PyTorchLayerTable.feedbackKey(path)] = allocate(path, "grad_y_start", timestep: nil, role: .workspace,
+                                                                           shape: layer.outputShape.prepending(batch))
         }
         precondition(run.named.isEmpty, "\(path): backward script left \(run.named.labels) allocated")
         swap(&run.named, &spareScriptTemporaries)
@@ -241,11 +255,21 @@ extension TraceBuilder {
                 if run.needInputGradient { runBackward(body, &run, dY: dY, parameters: parameters, timestep: timestep) }
             case .ifMultiStep(let body):
                 if self.steps(run.span) > 1 { runBackward(body, &run, dY: dY, parameters: parameters, timestep: timestep) }
+            case .ifWeightGradient(let none, let afterView, let accumulating):
+                if gradients[ParameterKey(path: run.path, name: "weight")] == nil {
+                    // One multi-step call over one timestep (a checkpoint segment of one) leaves the view.
+                    if run.span == .allTimesteps && self.steps(run.span) == 1 { weightGradientIsView.insert(run.path) }
+                    runBackward(none, &run, dY: dY, parameters: parameters, timestep: timestep)
+                } else if weightGradientIsView.remove(run.path) != nil {
+                    runBackward(afterView, &run, dY: dY, parameters: parameters, timestep: timestep)
+                } else {
+                    runBackward(accumulating, &run, dY: dY, parameters: parameters, timestep: timestep)
+                }
             case .eachTimestep(let body):
                 for t in scriptTimesteps(run.span) { runBackward(body, &run, dY: dY, parameters: parameters, timestep: t) }
             case .allocate, .allocateScratchpad, .allocatePerThread, .free:
                 break  // runTemporary
-            case .save, .output, .initialState, .replaceState, .castWeight, .castInput, .heldOnce:
+            case .save, .output, .initialState, .replaceState, .replaceSavedState, .ifNoFeedback, .castWeight, .castInput, .heldOnce:
                 preconditionFailure("\(run.path): forward step in a backward script")
             }
         }

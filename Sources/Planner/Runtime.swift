@@ -41,16 +41,10 @@ public enum Runtime: String, CaseIterable, Codable, Sendable {
             return "transposed conv '\(layer.path)' is modelled on pytorch-cuda in float32 only (the CPU's oneDNN deconvolution and autocast are not measured); plan it with --runtime snnmem or pytorch-cuda"
         }
         if let layer = profile.firstLayer(where: { if case .recurrent = $0.kind { return true }; return false }),
-           !PyTorchLayerTable.recurrentIsModelled(on: self == .pytorchCPU ? .cpu : .cuda) || profile.dtype != .float32 {
-            // The Python package builds and measures it everywhere, but CUDA's single-step neuron op (a fused
-            // kernel on one timestep) and autocast were not measured into PyTorchLayerTable.
-            return "recurrent layer '\(layer.path)' is modelled on pytorch-cpu in float32 only (CUDA's single-step neuron op and autocast are not measured); plan it with --runtime pytorch-cpu or snnmem"
-        }
-        if let layer = profile.firstLayer(where: { if case .recurrent = $0.kind { return true }; return false }),
-           strategy == .checkpoint {
-            // Its segments carry two states (the fed-back spikes and v) that PyTorchCheckpointSchedule does
-            // not pass; the Python package runs it (gradients equal to bptt), its memory is not declared.
-            return "recurrent layer '\(layer.path)' under PyTorch's checkpointing (two carried states per segment) is not modelled in the \(rawValue) layout; plan checkpoint with --runtime snnmem"
+           profile.dtype != .float32 {
+            // The Python package builds and measures it under autocast too, but its half step loop
+            // (SpikingJelly's reference loop on half v) was not measured into PyTorchLayerTable.
+            return "recurrent layer '\(layer.path)' is modelled in float32 only (autocast is not measured); plan it in float32 or with --runtime snnmem"
         }
         if let reason = PyTorchLayerTable.layerNormNotModelledReason(profile, runtime: rawValue) { return reason }
         if let reason = conv1dWindowNotModelledReason(profile) { return reason }

@@ -77,6 +77,9 @@ struct TraceBuilder {
     var heldSaved: [String: [Int]] = [:]
     /// PyTorch: parameter gradients, created by the first backward that reaches them.
     var gradients: [ParameterKey: Int] = [:]
+    /// PyTorch checkpoint: layers whose weight gradient so far is one timestep's (a transposed view,
+    /// which autograd's buffer adds the next segment's gradient to out of place).
+    var weightGradientIsView: Set<String> = []
     /// PyTorch: an empty `ScriptTemporaries` whose storage the next layer script runs in, handed
     /// from run to run so that each does not grow a new list.
     var spareScriptTemporaries = ScriptTemporaries()
@@ -332,6 +335,7 @@ struct TraceBuilder {
         }
         heldStates = [:]
         heldSaved = [:]
+        weightGradientIsView = []
         precondition(saved.isEmpty, "saved tensors left after backward: \(saved.keys.map(\.path))")
         precondition(stateGradients.isEmpty, "state gradients left after backward: \(stateGradients.keys.sorted())")
         precondition(pendingHalfGradients.isEmpty, "half gradients left after backward: \(pendingHalfGradients.keys.sorted())")

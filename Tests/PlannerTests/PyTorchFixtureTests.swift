@@ -92,10 +92,11 @@ final class PyTorchFixtureTests: XCTestCase {
             XCTAssertTrue(all.contains { $0.profile == name && $0.strategy == "sltt" }, "\(name): no sltt fixture")
             XCTAssertTrue(all.contains { $0.profile == name && $0.strategy == "checkpoint" }, "\(name): no checkpoint fixture")
         }
-        // SHD's recurrent network: bptt and sltt (PyTorch's checkpointing of its two carried states is refused).
+        // SHD's recurrent network: bptt, sltt and checkpoint (its segments carry two states, y and v).
         let shd = Set(all.filter { $0.profile == "shd-recurrent" && $0.strategy == "bptt" }.map { "\($0.timesteps)x\($0.batch)" })
         XCTAssertGreaterThanOrEqual(shd.count, 2, "shd-recurrent: bptt fixtures at \(shd.sorted())")
         XCTAssertTrue(all.contains { $0.profile == "shd-recurrent" && $0.strategy == "sltt" }, "shd-recurrent: no sltt fixture")
+        XCTAssertTrue(all.contains { $0.profile == "shd-recurrent" && $0.strategy == "checkpoint" }, "shd-recurrent: no checkpoint fixture")
     }
 
     func testSavedBytesPerLayerEqualPyTorchs() throws {

@@ -339,3 +339,29 @@ def test_spike_driven_self_attention_on_cuda_keeps_what_the_plan_keeps(tmp_path)
                                           "--format", "json"], capture_output=True, text=True, check=True).stdout)
         saved = {e["layer"]: e["bytes"] for e in plan["strategies"][0]["savedByLayer"]}
         assert saved["attn/main/ssa"] == sum(s.nbytes for s in products)
+
+
+def test_recurrent_layer_on_cuda_keeps_what_the_plan_keeps(tmp_path):
+    """The recurrent layer on fake CUDA: its float32 single-step neuron is SpikingJelly's fused op on one
+    timestep, which saves h, its input (the linear's output I_t) and its v_init: the zeros on the first
+    timestep, the previous timestep's v_final after it. With the concatenation that is four new tensors
+    per timestep, no surrogate temporaries; the pytorch-cuda plan attributes the same bytes to the layer."""
+    import json
+    import subprocess
+    from test_recurrent import REC, SNNMEM
+    path = tmp_path / "rec.yaml"
+    path.write_text(REC)
+    T, B, inputs, out = 3, 2, 12, 8
+    rec = dict(cm.network_traces(str(path), T=T, B=B))["rec1"]
+    assert rec.ops.count("sj_lif.forward") == T and "aten.sigmoid" not in rec.ops
+    new = [s for s in rec.saved if s.is_new]
+    assert sorted((s.origin, s.shape) for s in new) == sorted(
+        [("new:aten.cat", (B, inputs + out))] * T + [("new:aten.addmm", (1, B, out))] * T
+        + [("new:sj_lif.forward", (1, B, out))] * T  # h
+        + [("new:aten.full_like", (B, out))] + [("new:sj_lif.forward", (B, out))] * (T - 1))  # v_init, then v_final
+    assert all(s.dtype == torch.float32 for s in new)
+    if os.path.exists(SNNMEM):
+        plan = json.loads(subprocess.run([SNNMEM, "plan", str(path), "--runtime", "pytorch-cuda", "--strategy", "bptt",
+                                          "--format", "json"], capture_output=True, text=True, check=True).stdout)
+        saved = {e["layer"]: e["bytes"] for e in plan["strategies"][0]["savedByLayer"]}
+        assert saved["rec1"] == sum(s.nbytes for s in new)
