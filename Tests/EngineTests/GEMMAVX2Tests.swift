@@ -173,26 +173,8 @@ final class GEMMAVX2Tests: XCTestCase {
 extension GEMMAVX2Tests {
     /// A thread's AVX2 packing buffers are mapped on its first call and unmapped when it exits.
     func testPackingBuffersAreReleasedWhenTheirThreadExits() {
-        let a: [Float] = [1, 2, 3, 4], b: [Float] = [5, 6, 7, 8]
-        let ran = expectation(description: "GEMM on a new thread"), exited = expectation(description: "thread exited")
-        let counts = GEMMBackendTests.Counts()
-        let thread = Thread {
-            var c = [Float](repeating: 0, count: 4)
-            counts.beforeFirstCall = snn_sgemm_avx2_live_packing_buffers()
-            snn_sgemm_avx2(false, false, 2, 2, 2, 1, a, 2, b, 2, 0, &c, 2)
-            counts.afterFirstCall = snn_sgemm_avx2_live_packing_buffers()
-            XCTAssertEqual(c, [19, 22, 43, 50])
-            ran.fulfill()
+        GEMMBackendTests.assertPackingBuffersReleased(in: self, live: { snn_sgemm_avx2_live_packing_buffers() }) { a, b, c in
+            snn_sgemm_avx2(false, false, 2, 2, 2, 1, a, 2, b, 2, 0, c, 2)
         }
-        thread.start()
-        wait(for: [ran], timeout: 10)
-        XCTAssertEqual(counts.afterFirstCall, counts.beforeFirstCall + 1, "the new thread mapped its own buffers")
-        let live = counts.afterFirstCall
-        DispatchQueue.global().async {
-            for _ in 0..<400 where snn_sgemm_avx2_live_packing_buffers() >= live { usleep(5_000) }
-            exited.fulfill()
-        }
-        wait(for: [exited], timeout: 10)
-        XCTAssertLessThan(snn_sgemm_avx2_live_packing_buffers(), live, "the exited thread's buffers were unmapped")
     }
 }

@@ -124,28 +124,37 @@ extension GEMMBackendTests {
     /// threads come and go over a long run, and buffers kept past them would leak. (Idle dispatch
     /// workers retiring meanwhile can only lower the count, so the checks are one-sided.)
     func testPackingBuffersAreReleasedWhenTheirThreadExits() {
+        Self.assertPackingBuffersReleased(in: self, live: { snn_sgemm_live_packing_buffers() }) { a, b, c in
+            snn_sgemm(false, false, 2, 2, 2, 1, a, 2, b, 2, 0, c, 2)
+        }
+    }
+
+    /// Runs `gemm` (C = A B, 2x2) on a new thread and checks through `live` that the thread mapped
+    /// its own packing buffers and that they were unmapped when it exited; shared by each GEMM's tests.
+    static func assertPackingBuffersReleased(in test: XCTestCase, live: @escaping () -> Int,
+                                             gemm: @escaping (UnsafePointer<Float>, UnsafePointer<Float>, UnsafeMutablePointer<Float>) -> Void) {
         let a: [Float] = [1, 2, 3, 4], b: [Float] = [5, 6, 7, 8]
-        let ran = expectation(description: "GEMM on a new thread"), exited = expectation(description: "thread exited")
+        let ran = test.expectation(description: "GEMM on a new thread"), exited = test.expectation(description: "thread exited")
         let counts = Counts()
         let thread = Thread {
             var c = [Float](repeating: 0, count: 4)
-            counts.beforeFirstCall = snn_sgemm_live_packing_buffers()
-            snn_sgemm(false, false, 2, 2, 2, 1, a, 2, b, 2, 0, &c, 2)
-            counts.afterFirstCall = snn_sgemm_live_packing_buffers()
+            counts.beforeFirstCall = live()
+            gemm(a, b, &c)
+            counts.afterFirstCall = live()
             XCTAssertEqual(c, [19, 22, 43, 50])
             ran.fulfill()
         }
         thread.start()
-        wait(for: [ran], timeout: 10)
+        test.wait(for: [ran], timeout: 10)
         XCTAssertEqual(counts.afterFirstCall, counts.beforeFirstCall + 1, "the new thread mapped its own buffers")
         // Thread exit runs the key's destructor after the block returns; poll briefly for it.
-        let live = counts.afterFirstCall
+        let liveAfterCall = counts.afterFirstCall
         DispatchQueue.global().async {
-            for _ in 0..<400 where snn_sgemm_live_packing_buffers() >= live { usleep(5_000) }
+            for _ in 0..<400 where live() >= liveAfterCall { usleep(5_000) }
             exited.fulfill()
         }
-        wait(for: [exited], timeout: 10)
-        XCTAssertLessThan(snn_sgemm_live_packing_buffers(), live, "the exited thread's buffers were unmapped")
+        test.wait(for: [exited], timeout: 10)
+        XCTAssertLessThan(live(), liveAfterCall, "the exited thread's buffers were unmapped")
     }
 }
 
