@@ -18,9 +18,9 @@
 
 #include <immintrin.h>
 #include <pthread.h>
+#include "snn_thread_buffers.h"
 #include <stdatomic.h>
 #include <stdint.h>
-#include <sys/mman.h>
 
 enum { MR = 8, NR = 32, KC = 256, MC = 128, NC = 1024 };
 
@@ -33,40 +33,20 @@ bool snn_sgemm_supported(void) {
         && __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512bw");
 }
 
-size_t snn_sgemm_packing_bytes(void) {
-    return (size_t)(MC * KC + KC * NC) * sizeof(float);
-}
+// One thread's packing buffers (snn_thread_buffers.h: mapped on its first call, outside jemalloc,
+// unmapped when it exits). Page-aligned, so every B panel (a multiple of NR floats = 128 bytes) is
+// 64-byte aligned for aligned zmm loads.
+static snn_thread_buffers packing = { .bytes = (size_t)(MC * KC + KC * NC) * sizeof(float), .key_once = PTHREAD_ONCE_INIT };
 
-// One thread's packing buffers: mapped on the thread's first call, outside the process allocator
-// (jemalloc), as OpenBLAS keeps its own, and unmapped when the thread exits (a caller's threads
-// may come and go, and a buffer kept past its thread would leak).
-// Page-aligned, so every B panel (a multiple of NR floats = 128 bytes) is 64-byte aligned for
-// aligned zmm loads.
-static _Thread_local float *thread_packing;
-static pthread_key_t packing_key;
-static pthread_once_t packing_key_once = PTHREAD_ONCE_INIT;
-static atomic_long live_packing_buffers;
+size_t snn_sgemm_packing_bytes(void) { return packing.bytes; }
 
-static void unmap_packing(void *buffers) {
-    munmap(buffers, snn_sgemm_packing_bytes());
-    atomic_fetch_sub(&live_packing_buffers, 1);
-}
+static void release_packing(void *mapping) { snn_thread_buffers_release(&packing, mapping); }
 
-static void make_packing_key(void) { pthread_key_create(&packing_key, unmap_packing); }
+static void make_packing_key(void) { pthread_key_create(&packing.key, release_packing); }
 
-static float *packing_buffers(void) {
-    if (!thread_packing) {
-        pthread_once(&packing_key_once, make_packing_key);
-        void *mapped = mmap(NULL, snn_sgemm_packing_bytes(), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-        if (mapped == MAP_FAILED) return NULL;
-        atomic_fetch_add(&live_packing_buffers, 1);
-        thread_packing = mapped;
-        pthread_setspecific(packing_key, mapped);
-    }
-    return thread_packing;
-}
+static float *packing_buffers(void) { return snn_thread_buffers_get(&packing, make_packing_key); }
 
-long snn_sgemm_live_packing_buffers(void) { return atomic_load(&live_packing_buffers); }
+long snn_sgemm_live_packing_buffers(void) { return atomic_load(&packing.live); }
 
 static inline ptrdiff_t min_ptrdiff(ptrdiff_t a, ptrdiff_t b) { return a < b ? a : b; }
 

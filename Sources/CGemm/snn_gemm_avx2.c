@@ -23,9 +23,9 @@
 
 #include <immintrin.h>
 #include <pthread.h>
+#include "snn_thread_buffers.h"
 #include <stdatomic.h>
 #include <stdint.h>
-#include <sys/mman.h>
 
 #ifndef SNN_AVX2_MR  // tile and blocking, overridable only to measure others (scripts/benchmarks/gemm-avx2-tiles.sh)
 #define SNN_AVX2_MR 6
@@ -64,35 +64,19 @@ bool snn_sgemm_avx2_supported(void) {
 int snn_sgemm_avx2_tile_rows(void) { return MR; }
 int snn_sgemm_avx2_tile_columns(void) { return NR; }
 
-size_t snn_sgemm_avx2_packing_bytes(void) { return (size_t)(A_FLOATS + B_FLOATS) * sizeof(float); }
+// One thread's packing buffers (snn_thread_buffers.h: mapped on its first call, outside jemalloc,
+// unmapped when it exits). Page-aligned; A_FLOATS is a multiple of 8, so B panels are 32-byte aligned.
+static snn_thread_buffers packing = { .bytes = (size_t)(A_FLOATS + B_FLOATS) * sizeof(float), .key_once = PTHREAD_ONCE_INIT };
 
-// One thread's packing buffers: mapped on the thread's first call, outside jemalloc, unmapped when
-// the thread exits. Page-aligned; A_FLOATS is a multiple of 8, so B panels are 32-byte aligned.
-static _Thread_local float *thread_packing;
-static pthread_key_t packing_key;
-static pthread_once_t packing_key_once = PTHREAD_ONCE_INIT;
-static atomic_long live_packing_buffers;
+size_t snn_sgemm_avx2_packing_bytes(void) { return packing.bytes; }
 
-static void unmap_packing(void *buffers) {
-    munmap(buffers, snn_sgemm_avx2_packing_bytes());
-    atomic_fetch_sub(&live_packing_buffers, 1);
-}
+static void release_packing(void *mapping) { snn_thread_buffers_release(&packing, mapping); }
 
-static void make_packing_key(void) { pthread_key_create(&packing_key, unmap_packing); }
+static void make_packing_key(void) { pthread_key_create(&packing.key, release_packing); }
 
-static float *packing_buffers(void) {
-    if (!thread_packing) {
-        pthread_once(&packing_key_once, make_packing_key);
-        void *mapped = mmap(NULL, snn_sgemm_avx2_packing_bytes(), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-        if (mapped == MAP_FAILED) return NULL;
-        atomic_fetch_add(&live_packing_buffers, 1);
-        thread_packing = mapped;
-        pthread_setspecific(packing_key, mapped);
-    }
-    return thread_packing;
-}
+static float *packing_buffers(void) { return snn_thread_buffers_get(&packing, make_packing_key); }
 
-long snn_sgemm_avx2_live_packing_buffers(void) { return atomic_load(&live_packing_buffers); }
+long snn_sgemm_avx2_live_packing_buffers(void) { return atomic_load(&packing.live); }
 
 static inline ptrdiff_t min_ptrdiff(ptrdiff_t a, ptrdiff_t b) { return a < b ? a : b; }
 

@@ -18,7 +18,7 @@ for v in "${variants[@]}"; do
   [ -n "${kc:-}" ] && flags+=(-DSNN_AVX2_KC="$kc")
   [ -n "${mc:-}" ] && flags+=(-DSNN_AVX2_MC="$mc")
   [ -n "${group:-}" ] && flags+=(-DSNN_AVX2_B_GROUP="$group")
-  clang -O2 "${flags[@]}" -ISources/CGemm/include -o "$out/$v" scripts/benchmarks/gemm-avx2-tiles.c Sources/CGemm/snn_gemm_avx2.c \
+  clang -O2 "${flags[@]}" -ISources/CGemm/include -o "$out/$v" scripts/benchmarks/gemm-avx2-tiles.c Sources/CGemm/snn_gemm_avx2.c Sources/CGemm/snn_thread_buffers.c \
     -lopenblas -lpthread -lm
 done
 echo "$(grep -m1 '^model name' /proc/cpuinfo | cut -d: -f2-), OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-(unset)}, load $(cut -d' ' -f1-3 /proc/loadavg)"
