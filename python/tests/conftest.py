@@ -1,4 +1,5 @@
 import os
+import subprocess
 import sys
 
 import pytest
@@ -6,6 +7,22 @@ import pytest
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, os.path.dirname(HERE))  # python/, so the tests run without the editable install too
+
+SNNMEM = os.path.join(ROOT, ".build", "release", "snnmem")
+
+
+def assert_loader_fails_as_snnmem(path) -> str:
+    """The Python loader refuses `path` with the Swift CLI's message, word for word (the CLI's exit code 2);
+    returns the message."""
+    from snnmem_torch import profile as P
+    from snnmem_torch.errors import ProfileError
+    swift = subprocess.run([SNNMEM, "plan", str(path)], capture_output=True, text=True)
+    assert swift.returncode == 2, swift.stdout
+    with pytest.raises(ProfileError) as info:
+        P.load(str(path))
+    assert str(info.value) == swift.stderr.strip()
+    return str(info.value)
+
 
 BUNDLED = ["cifarnet", "digits", "vgg11", "vgg13", "resnet19", "resnet18", "sew-resnet34",
            "revsresnet21", "revsresnet37", "revvgg13", "trevsnn-cifar", "spiking-unet", "cifar10dvs", "spikformer-4-384",

@@ -11,11 +11,10 @@ import subprocess
 import pytest
 import torch
 import torch.nn as nn
-from conftest import ROOT
+from conftest import ROOT, assert_loader_fails_as_snnmem
 
 from snnmem_torch import profile as P
 from snnmem_torch.adaptive_lif import AdaptiveLIFNode
-from snnmem_torch.errors import ProfileError
 from snnmem_torch.export import export_profile
 
 from spikingjelly.activation_based import functional, layer  # noqa: E402  (after torch)
@@ -117,11 +116,7 @@ BAD_FILES = ["alif-rho-one", "alif-beta-negative", "rho-on-lif"]
 @pytest.mark.parametrize("name", BAD_FILES)
 def test_bad_profiles_fail_as_in_swift(name):
     path = os.path.join(ROOT, "Tests", "ProfilesTests", "BadProfiles", name + ".yaml")
-    swift = subprocess.run([SNNMEM, "plan", path], capture_output=True, text=True)
-    assert swift.returncode == 2
-    with pytest.raises(ProfileError) as info:
-        P.load(path)
-    assert str(info.value) == swift.stderr.strip()
+    assert_loader_fails_as_snnmem(path)
 
 
 @needs_snnmem

@@ -9,7 +9,7 @@ import subprocess
 import pytest
 import torch
 import torch.nn as nn
-from conftest import ROOT
+from conftest import ROOT, assert_loader_fails_as_snnmem
 from test_export import SNNMEM, Concat, ThreeConsumers, figures, lif, needs_snnmem, plan, saved_by_hooks, structure
 
 from snnmem_torch import profile as P
@@ -36,11 +36,7 @@ def test_joins_profile_loads_every_join():
 @pytest.mark.parametrize("name", sorted(f for f in os.listdir(BAD) if f.startswith(("branches-", "convtranspose-"))))
 def test_loader_errors_equal_snnmem(name):
     path = os.path.join(BAD, name)
-    swift = subprocess.run([SNNMEM, "plan", path], capture_output=True, text=True)
-    assert swift.returncode == 2
-    with pytest.raises(ProfileError) as info:
-        P.load(path)
-    assert str(info.value) == swift.stderr.strip()
+    assert_loader_fails_as_snnmem(path)
 
 
 @needs_snnmem

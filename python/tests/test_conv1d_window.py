@@ -9,13 +9,12 @@ import subprocess
 
 import pytest
 import torch.nn as nn
-from conftest import ROOT
+from conftest import ROOT, assert_loader_fails_as_snnmem
 
 from snnmem_torch import profile as P
 from snnmem_torch.adaptive_lif import AdaptiveLIFNode
 from snnmem_torch.attention import TokenMean, Tokens
 from snnmem_torch.build import build
-from snnmem_torch.errors import ProfileError
 from snnmem_torch.export import ExportError, export_profile
 
 from spikingjelly.activation_based import layer  # noqa: E402  (after torch)
@@ -51,11 +50,7 @@ BAD_FILES = ["conv1d-kernel-too-wide", "conv1d-groups"]
 @pytest.mark.parametrize("name", BAD_FILES)
 def test_bad_profiles_fail_as_in_swift(name):
     path = os.path.join(ROOT, "Tests", "ProfilesTests", "BadProfiles", name + ".yaml")
-    swift = subprocess.run([SNNMEM, "plan", path], capture_output=True, text=True)
-    assert swift.returncode == 2
-    with pytest.raises(ProfileError) as info:
-        P.load(path)
-    assert str(info.value) == swift.stderr.strip()
+    assert_loader_fails_as_snnmem(path)
 
 
 @needs_snnmem

@@ -9,10 +9,9 @@ import subprocess
 import pytest
 import torch
 import torch.nn as nn
-from conftest import ROOT
+from conftest import ROOT, assert_loader_fails_as_snnmem
 
 from snnmem_torch import profile as P
-from snnmem_torch.errors import ProfileError
 from snnmem_torch.export import ExportError, export_profile
 
 from spikingjelly.activation_based import layer, neuron, surrogate  # noqa: E402  (after torch)
@@ -74,11 +73,7 @@ BAD = [DVS.replace("p: 0.5", "p: 1.0"), DVS.replace("p: 0.5", "p: half"), DVS.re
 @pytest.mark.parametrize("index", range(len(BAD)))
 def test_error_messages_equal_snnmem(index, write_profile):
     path = write_profile(BAD[index], "bad.yaml")
-    swift = subprocess.run([SNNMEM, "plan", path], capture_output=True, text=True)
-    assert swift.returncode == 2
-    with pytest.raises(ProfileError) as info:
-        P.load(path)
-    assert str(info.value) == swift.stderr.strip()
+    assert_loader_fails_as_snnmem(path)
 
 
 def test_cuda_dropout_saves_its_one_mask_and_pools_save_their_input():
@@ -281,8 +276,4 @@ BAD_FILES = ["dropout-p-one", "dropout-in-reversible", "adaptiveavgpool-three-si
 @pytest.mark.parametrize("name", BAD_FILES)
 def test_bad_profiles_fail_as_in_swift(name):
     path = os.path.join(ROOT, "Tests", "ProfilesTests", "BadProfiles", name + ".yaml")
-    swift = subprocess.run([SNNMEM, "plan", path], capture_output=True, text=True)
-    assert swift.returncode == 2
-    with pytest.raises(ProfileError) as info:
-        P.load(path)
-    assert str(info.value) == swift.stderr.strip()
+    assert_loader_fails_as_snnmem(path)

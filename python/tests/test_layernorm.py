@@ -9,10 +9,9 @@ import subprocess
 import pytest
 import torch
 import torch.nn as nn
-from conftest import ROOT
+from conftest import ROOT, assert_loader_fails_as_snnmem
 
 from snnmem_torch import profile as P
-from snnmem_torch.errors import ProfileError
 from snnmem_torch.export import ExportError, export_profile
 
 from spikingjelly.activation_based import layer, neuron  # noqa: E402  (after torch)
@@ -49,11 +48,7 @@ def test_layers_equal_snnmem_plan():
 @pytest.mark.parametrize("name", ["layernorm-eps-zero", "layernorm-unknown-key"])
 def test_bad_profiles_fail_as_in_swift(name):
     path = os.path.join(ROOT, "Tests", "ProfilesTests", "BadProfiles", name + ".yaml")
-    swift = subprocess.run([SNNMEM, "plan", path], capture_output=True, text=True)
-    assert swift.returncode == 2
-    with pytest.raises(ProfileError) as info:
-        P.load(path)
-    assert str(info.value) == swift.stderr.strip()
+    assert_loader_fails_as_snnmem(path)
 
 
 def test_builder_makes_torch_layer_norms():

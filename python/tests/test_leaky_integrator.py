@@ -6,10 +6,9 @@ import subprocess
 
 import pytest
 import torch
-from conftest import ROOT
+from conftest import ROOT, assert_loader_fails_as_snnmem
 
 from snnmem_torch import profile as P
-from snnmem_torch.errors import ProfileError
 from snnmem_torch.leaky_integrator import LeakyIntegrator
 
 SNNMEM = os.path.join(ROOT, ".build", "release", "snnmem")
@@ -36,21 +35,14 @@ def test_loader_reads_li(write_profile):
 @pytest.mark.parametrize("extra", ["threshold: 0.5", "reset: soft", "surrogate: sigmoid", "detachReset: true", "vReset: 0.1"])
 def test_spiking_settings_fail_as_in_swift(extra, write_profile):
     path = write_profile(LI.replace("tau: 3.0}", f"tau: 3.0, {extra}}}"), "bad.yaml")
-    swift = subprocess.run([SNNMEM, "plan", path], capture_output=True, text=True)
-    assert swift.returncode == 2
-    with pytest.raises(ProfileError) as info:
-        P.load(path)
-    assert str(info.value) == swift.stderr.strip()
-    assert "an li neuron (a leaky integrator) never fires" in str(info.value)
+    message = assert_loader_fails_as_snnmem(path)
+    assert "an li neuron (a leaky integrator) never fires" in message
 
 
 @needs_snnmem
 def test_bad_profile_file_fails_as_in_swift():
     path = os.path.join(ROOT, "Tests", "ProfilesTests", "BadProfiles", "li-threshold.yaml")
-    swift = subprocess.run([SNNMEM, "plan", path], capture_output=True, text=True)
-    with pytest.raises(ProfileError) as info:
-        P.load(path)
-    assert swift.returncode == 2 and str(info.value) == swift.stderr.strip()
+    assert_loader_fails_as_snnmem(path)
 
 
 def test_module_is_the_leaky_integration_and_its_gradient_checks():

@@ -4,7 +4,7 @@ import shutil
 import subprocess
 
 import pytest
-from conftest import BUNDLED, EXPRESSIBLE, RESIDUAL, ROOT, TINY, TRANSFORMER, profile_path
+from conftest import BUNDLED, EXPRESSIBLE, RESIDUAL, ROOT, TINY, TRANSFORMER, profile_path, assert_loader_fails_as_snnmem
 
 from snnmem_torch import profile as P
 from snnmem_torch.errors import ProfileError
@@ -87,11 +87,7 @@ BAD = [TINY.replace("kernel: 3", "kernal: 3"), TINY.replace("- flatten", "- flat
 @pytest.mark.parametrize("index", range(len(BAD)))
 def test_error_messages_equal_snnmem(index, write_profile):
     path = write_profile(BAD[index], "bad.yaml")
-    swift = subprocess.run([SNNMEM, "plan", path], capture_output=True, text=True)
-    assert swift.returncode == 2
-    with pytest.raises(ProfileError) as info:
-        P.load(path)
-    assert str(info.value) == swift.stderr.strip()
+    assert_loader_fails_as_snnmem(path)
 
 
 def test_missing_file():

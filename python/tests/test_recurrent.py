@@ -7,10 +7,9 @@ import subprocess
 
 import pytest
 import torch
-from conftest import ROOT
+from conftest import ROOT, assert_loader_fails_as_snnmem
 
 from snnmem_torch import profile as P
-from snnmem_torch.errors import ProfileError
 
 SNNMEM = os.path.join(ROOT, ".build", "release", "snnmem")
 needs_snnmem = pytest.mark.skipif(not os.path.exists(SNNMEM), reason="the Swift snnmem binary is not built")
@@ -38,10 +37,7 @@ def test_loader_reads_it(write_profile):
 @pytest.mark.parametrize("name", sorted(f for f in os.listdir(BAD) if f.startswith("recurrent-")))
 def test_bad_profiles_fail_as_in_swift(name):
     path = os.path.join(BAD, name)
-    swift = subprocess.run([SNNMEM, "plan", path], capture_output=True, text=True)
-    with pytest.raises(ProfileError) as info:
-        P.load(path)
-    assert swift.returncode == 2 and str(info.value) == swift.stderr.strip()
+    assert_loader_fails_as_snnmem(path)
 
 
 def test_same_function_as_linear_recurrent_container():

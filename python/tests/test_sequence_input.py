@@ -7,10 +7,9 @@ import os
 import subprocess
 
 import pytest
-from conftest import ROOT
+from conftest import ROOT, assert_loader_fails_as_snnmem
 
 from snnmem_torch import profile as P
-from snnmem_torch.errors import ProfileError
 
 SNNMEM = os.path.join(ROOT, ".build", "release", "snnmem")
 needs_snnmem = pytest.mark.skipif(not os.path.exists(SNNMEM), reason="the Swift snnmem binary is not built")
@@ -58,21 +57,13 @@ BAD = [SEQUENCE.replace("features: 40,", "features: 40, width: 3,"), SEQUENCE.re
 @pytest.mark.parametrize("index", range(len(BAD)))
 def test_error_messages_equal_snnmem(index, write_profile):
     path = write_profile(BAD[index], "bad.yaml")
-    swift = subprocess.run([SNNMEM, "plan", path], capture_output=True, text=True)
-    assert swift.returncode == 2, swift.stdout
-    with pytest.raises(ProfileError) as info:
-        P.load(path)
-    assert str(info.value) == swift.stderr.strip()
+    assert_loader_fails_as_snnmem(path)
 
 
 @needs_snnmem
 def test_bad_profile_file_fails_as_in_swift():
     path = os.path.join(ROOT, "Tests", "ProfilesTests", "BadProfiles", "input-features-and-channels.yaml")
-    swift = subprocess.run([SNNMEM, "plan", path], capture_output=True, text=True)
-    assert swift.returncode == 2
-    with pytest.raises(ProfileError) as info:
-        P.load(path)
-    assert str(info.value) == swift.stderr.strip()
+    assert_loader_fails_as_snnmem(path)
 
 
 @needs_snnmem
