@@ -121,8 +121,7 @@ final class AdaptiveNeuronTests: XCTestCase {
                                               allocator: CountingAllocator(rounding: .exact), seed: 3)
             trainer.smoothSpikes = smooth
             _ = try trainer.lossAndGradients(images: x, labels: [0, 2])
-            var out: [String: [Double]] = [:]
-            for (path, name) in trainer.trainableParameters { out[path + ":" + name] = trainer.gradient(path, name) }
+            let out = trainer.parameterGradients
             return (trainer, out)
         }
         let (trainer, _) = try run(.bptt, smooth: true)

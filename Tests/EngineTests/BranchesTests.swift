@@ -165,8 +165,7 @@ final class BranchesTests: XCTestCase {
         let images = (0..<trainer.imageValues).map { _ in random.uniform(-0.5, 2) }
         let labels = (0..<trainer.batch).map { _ in Int32(random.nextInt(below: profile.classes)) }
         let loss = try trainer.lossAndGradients(images: images, labels: labels).loss
-        var out: [String: [Double]] = [:]
-        for (path, name) in trainer.trainableParameters { out[path + ":" + name] = trainer.gradient(path, name) }
+        let out = trainer.parameterGradients
         return (loss, out)
     }
 

@@ -118,8 +118,7 @@ final class Conv1DWindowTests: XCTestCase {
                                               allocator: CountingAllocator(rounding: .exact), seed: 3)
             trainer.smoothSpikes = smooth
             _ = try trainer.lossAndGradients(images: x, labels: [0, 7])
-            var out: [String: [Double]] = [:]
-            for (path, name) in trainer.trainableParameters { out[path + ":" + name] = trainer.gradient(path, name) }
+            let out = trainer.parameterGradients
             return (trainer, out)
         }
         let (trainer, _) = try run(.bptt, smooth: true)

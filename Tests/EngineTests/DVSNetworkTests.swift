@@ -72,8 +72,7 @@ final class DVSNetworkTests: XCTestCase {
             labels = labels.map { _ in Int32(random.nextInt(below: profile.classes)) }
         }
         let loss = try trainer.lossAndGradients(images: images, labels: labels).loss
-        var out: [String: [Double]] = [:]
-        for (path, name) in trainer.trainableParameters { out[path + ":" + name] = trainer.gradient(path, name) }
+        let out = trainer.parameterGradients
         return (loss, out)
     }
 

@@ -193,9 +193,7 @@ final class LayerNormTests: XCTestCase {
         let images = (0..<trainer.imageValues).map { _ in random.uniform(-0.5, 1.5) }
         let labels = (0..<trainer.batch).map { _ in Int32(random.nextInt(below: profile.classes)) }
         _ = try trainer.lossAndGradients(images: images, labels: labels)
-        var out: [String: [Double]] = [:]
-        for (path, name) in trainer.trainableParameters { out[path + ":" + name] = trainer.gradient(path, name) }
-        return out
+        return trainer.parameterGradients
     }
 
     func testCheckpointGradientsEqualBPTT() throws {

@@ -60,9 +60,7 @@ final class NetworkGradientTests: XCTestCase {
         trainer.smoothSpikes = smooth
         let (images, labels) = batch(images: trainer.imageValues, batch: trainer.batch, classes: profile.classes, seed: seed)
         _ = try trainer.lossAndGradients(images: images, labels: labels)
-        var out: [String: [Double]] = [:]
-        for (path, name) in trainer.trainableParameters { out[path + ":" + name] = trainer.gradient(path, name) }
-        return out
+        return trainer.parameterGradients
     }
 
     static func maxRelativeDifference(_ a: [String: [Double]], _ b: [String: [Double]]) -> Double {

@@ -95,9 +95,7 @@ final class RecurrentTests: XCTestCase {
         let trainer = try Trainer<Double>(profile: profile, strategy: strategy, segment: segment,
                                           allocator: CountingAllocator(rounding: .exact), seed: 3)
         _ = try trainer.lossAndGradients(images: x, labels: [0, 2])
-        var out: [String: [Double]] = [:]
-        for (path, name) in trainer.trainableParameters { out[path + ":" + name] = trainer.gradient(path, name) }
-        return out
+        return trainer.parameterGradients
     }
 
     func testNetworkGradientsAndSchedules() throws {

@@ -27,8 +27,7 @@ final class SequenceInputTests: XCTestCase {
         trainer.smoothSpikes = smooth
         let labels: [Int32] = [1, 2]
         let loss = try trainer.lossAndGradients(images: inputs, labels: labels).loss
-        var out: [String: [Double]] = [:]
-        for (path, name) in trainer.trainableParameters { out[path + ":" + name] = trainer.gradient(path, name) }
+        let out = trainer.parameterGradients
         return (loss, out, trainer)
     }
 
