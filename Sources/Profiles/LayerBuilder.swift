@@ -106,13 +106,14 @@ struct LayerBuilder {
             // one, compiling its regular expressions, for this empty mapping.
             ?? YAMLMapping(.mapping(Node.Mapping([], Tag(.implicit, .basic), .any, node.mark)), file: file,
                            layerPath: join(parentPath, "\(kindName)\(index)"), context: kindName)
-        try params.rejectUnknownKeys(allowed: Self.allowedKeys[kindName]!)
         let name = try params.string("name", default: "\(kindName)\(index)") ?? "\(kindName)\(index)"
         if name.isEmpty || name.contains("/") {
             throw params.error("layer name '\(name)' is empty or contains '/'", fix: "use a name without slashes")
         }
         let path = join(parentPath, name)
         params = YAMLMapping(rebinding: params, layerPath: path)
+        // After the rebinding, so a misspelt key is reported under the `name:` the user gave.
+        try params.rejectUnknownKeys(allowed: Self.allowedKeys[kindName]!)
 
         if kindName == "repeat" {
             return try buildRepeat(&params, name: name, input: input, parentPath: parentPath, location: location)

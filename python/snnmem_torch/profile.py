@@ -639,12 +639,13 @@ class _LayerBuilder:
         else:
             params = _Mapping(yaml.MappingNode("tag:yaml.org,2002:map", [], node.start_mark, node.end_mark),
                               self.file, provisional, kind)
-        params.reject_unknown_keys(ALLOWED_KEYS[kind])
         name = params.string("name", f"{kind}{index}") or f"{kind}{index}"
         if name == "" or "/" in name:
             raise params.error(f"layer name '{name}' is empty or contains '/'", "use a name without slashes")
         path = _join(parent_path, name)
         params.layer_path = path
+        # After naming the layer, so a misspelt key is reported under the `name:` the user gave.
+        params.reject_unknown_keys(ALLOWED_KEYS[kind])
         if kind == "repeat":
             return self.build_repeat(params, name, input_shape, parent_path)
         layer = self.build_kind(kind, params, input_shape, path, location)

@@ -59,7 +59,7 @@ def test_defaults_names_and_neuron_overrides(write_profile):
 
 
 @pytest.mark.parametrize("text,where,problem", [
-    (TINY.replace("kernel: 3", "kernal: 3"), "tiny.yaml:7:32: error: layer 'conv0'", "unknown key 'kernal' in conv (did you mean 'kernel'?)"),
+    (TINY.replace("kernel: 3", "kernal: 3"), "tiny.yaml:7:32: error: layer 'conv'", "unknown key 'kernal' in conv (did you mean 'kernel'?)"),
     (TINY.replace("- flatten", "- flaten"), "tiny.yaml:9:5: error: layer 'flaten2'", "unknown layer kind 'flaten' (did you mean 'flatten'?)"),
     (TINY.replace("name: lif}", "name: lif, detachReset: yes}"), "layer 'lif'", "'detachReset' in neuron must be true or false"),
     (TINY.replace("name: lif}", "name: lif, tau: 0.5}"), "layer 'lif'", "a LIF time constant must be at least 1"),
