@@ -658,6 +658,37 @@ class _LayerBuilder:
                             "(already flattened)", f"move the {kind} before the flatten layer", path, location)
         return input_shape
 
+    # conv and conv1d differ only in defaults: conv's kernel is required and its bias off; conv1d's
+    # kernel defaults to 1 (a token-wise projection) and its bias is on, as in Swift's loader.
+    CONV_DEFAULTS = {"conv": dict(out_example="64", kernel=None, bias=False),
+                     "conv1d": dict(out_example="384", kernel=1, bias=True)}
+
+    def conv_settings(self, p: _Mapping, kind: str, c: int, path: str, location: tuple) -> tuple:
+        """out, kernel, stride, padding, groups and bias of a conv or conv1d, with `in:` and `groups` checked."""
+        d = self.CONV_DEFAULTS[kind]
+        out = p.int("out", example=d["out_example"])
+        kernel = p.int("kernel", d["kernel"], example="3")
+        stride = p.int("stride", 1)
+        padding = p.int("padding", 0, min_value=0)
+        groups = p.int("groups", 1)
+        bias = p.bool("bias", d["bias"])
+        in_node = p.value("in")
+        if in_node is not None:
+            declared = integer(in_node, "in", 1, self.file, path, kind)
+            if declared != c:
+                raise self.fail(f"{kind} declares {declared} input channels but receives {c}",
+                                f"set `in: {c}` or remove `in:` to infer it", path, _loc(in_node))
+        p.reject_unknown_keys(ALLOWED_KEYS[kind])
+        if c % groups != 0 or out % groups != 0:
+            raise self.fail(f"groups = {groups} must divide both the input channels ({c}) and `out` ({out})",
+                            f"choose groups dividing {c} and {out} (groups = {c} with out = {c} is depthwise)", path, location)
+        return out, kernel, stride, padding, groups, bias
+
+    def require_padding_below_kernel(self, padding: int, kernel: int, path: str, location: tuple) -> None:
+        if padding >= kernel:
+            raise self.fail(f"padding {padding} is not smaller than the kernel {kernel}",
+                            f"use padding at most {kernel - 1}", path, location)
+
     def build_kind(self, kind: str, p: _Mapping, inp: tuple, path: str, location: tuple) -> Layer:
         def make(out_shape, **extra):
             return Layer(name="", path=path, kind=kind, input_shape=tuple(inp), output_shape=tuple(out_shape),
@@ -665,30 +696,13 @@ class _LayerBuilder:
 
         if kind == "conv":
             c, h, w = self.require_spatial(inp, "conv", path, location)
-            out = p.int("out", example="64")
-            kernel = p.int("kernel", example="3")
-            stride = p.int("stride", 1)
-            padding = p.int("padding", 0, min_value=0)
-            groups = p.int("groups", 1)
-            bias = p.bool("bias", False)
-            in_node = p.value("in")
-            if in_node is not None:
-                declared = integer(in_node, "in", 1, self.file, path, "conv")
-                if declared != c:
-                    raise self.fail(f"conv declares {declared} input channels but receives {c}",
-                                    f"set `in: {c}` or remove `in:` to infer it", path, _loc(in_node))
-            p.reject_unknown_keys(ALLOWED_KEYS["conv"])
-            if c % groups != 0 or out % groups != 0:
-                raise self.fail(f"groups = {groups} must divide both the input channels ({c}) and `out` ({out})",
-                                f"choose groups dividing {c} and {out} (groups = {c} with out = {c} is depthwise)", path, location)
+            out, kernel, stride, padding, groups, bias = self.conv_settings(p, "conv", c, path, location)
             h_out = (h + 2 * padding - kernel) // stride + 1
             w_out = (w + 2 * padding - kernel) // stride + 1
             if h + 2 * padding < kernel or w + 2 * padding < kernel or h_out < 1 or w_out < 1:
                 raise self.fail(f"a {kernel}x{kernel} kernel does not fit a {h}x{w} input with padding {padding}",
                                 "use a smaller kernel, more padding, or fewer pooling layers before this one", path, location)
-            if padding >= kernel:
-                raise self.fail(f"padding {padding} is not smaller than the kernel {kernel}",
-                                f"use padding at most {kernel - 1}", path, location)
+            self.require_padding_below_kernel(padding, kernel, path, location)
             return make((out, h_out, w_out), params=dict(in_channels=c, out_channels=out, kernel=kernel, stride=stride,
                                                          padding=padding, groups=groups, bias=bias))
 
@@ -832,28 +846,11 @@ class _LayerBuilder:
         if kind == "conv1d":
             c = self.require_tokens(inp, "conv1d", path, location)
             tokens = inp[1]
-            out = p.int("out", example="384")
-            kernel = p.int("kernel", 1)
-            stride = p.int("stride", 1)
-            padding = p.int("padding", 0, min_value=0)
-            groups = p.int("groups", 1)
-            bias = p.bool("bias", True)
-            in_node = p.value("in")
-            if in_node is not None:
-                declared = integer(in_node, "in", 1, self.file, path, "conv1d")
-                if declared != c:
-                    raise self.fail(f"conv1d declares {declared} input channels but receives {c}",
-                                    f"set `in: {c}` or remove `in:` to infer it", path, _loc(in_node))
-            p.reject_unknown_keys(ALLOWED_KEYS["conv1d"])
-            if c % groups != 0 or out % groups != 0:
-                raise self.fail(f"groups = {groups} must divide both the input channels ({c}) and `out` ({out})",
-                                f"choose groups dividing {c} and {out} (groups = {c} with out = {c} is depthwise)", path, location)
+            out, kernel, stride, padding, groups, bias = self.conv_settings(p, "conv1d", c, path, location)
             if tokens + 2 * padding < kernel:
                 raise self.fail(f"a kernel of {kernel} does not fit {tokens} tokens with padding {padding}",
                                 "use a smaller kernel or more padding", path, location)
-            if padding >= kernel:
-                raise self.fail(f"padding {padding} is not smaller than the kernel {kernel}",
-                                f"use padding at most {kernel - 1}", path, location)
+            self.require_padding_below_kernel(padding, kernel, path, location)
             return make((out, (tokens + 2 * padding - kernel) // stride + 1),
                         params=dict(in_channels=c, out_channels=out, kernel=kernel, stride=stride, padding=padding,
                                     groups=groups, bias=bias))
