@@ -19,8 +19,8 @@ import Profiles
 ///   estimate of each thread's memory traffic; every sample thread after the first accumulates a
 ///   float32 weight and bias gradient of its own (the bias sized by the input channels, padded to 16),
 ///   booked with 128 B of alignment, beside a page-aligned barrier (4096 + 4096 B) and 128 B.
-/// Equal to the measured bytes, event for event, on every probed case the layout covers (1 and 2
-/// threads); `notModelledReason` names what it does not cover.
+/// Equal to what PyTorch allocated, event for event, in all 156 probed shapes the layout covers (1, 2
+/// and 4 threads; Tests/PlannerTests/Fixtures/onednn); `notModelledReason` names what it does not cover.
 public struct OneDNNDeconvolution: Hashable, Sendable {
     public var conv: ConvSpec
     /// One sample's [Cin, H, W] and [Cout, Hout, Wout].

@@ -145,6 +145,15 @@ final class OneDNNDeconvolutionTests: XCTestCase {
         }
         XCTAssertNoThrow(try Planner.plan(single, strategy: .bptt, options: .init(runtime: .pytorchCPU)))
         XCTAssertNoThrow(try Planner.plan(single, strategy: .sltt, options: .init(batch: 2, runtime: .pytorchCPU)))
+        // max-batch searches from 2 there: the largest batch whose plan fits, the next one over.
+        let budget = try Planner.plan(single, strategy: .sltt, options: .init(batch: 5, runtime: .pytorchCPU)).peakBytes
+        let found = try MaxBatch.find(single, strategy: .sltt, budgetBytes: budget, options: .init(runtime: .pytorchCPU))
+        XCTAssertEqual(found.maxBatch, 5)
+        XCTAssertGreaterThan(try Planner.plan(single, strategy: .sltt, options: .init(batch: 6, runtime: .pytorchCPU)).peakBytes, budget)
+        let two = try Planner.plan(single, strategy: .sltt, options: .init(batch: 2, runtime: .pytorchCPU)).peakBytes
+        XCTAssertThrowsError(try MaxBatch.find(single, strategy: .sltt, budgetBytes: two - 1, options: .init(runtime: .pytorchCPU))) { error in
+            XCTAssertTrue("\(error)".contains("batch 2 needs \(two) bytes, over the budget, and batch 1 is not modelled"), "\(error)")
+        }
         // A 4x4 kernel takes oneDNN on one sample too.
         XCTAssertNoThrow(try Planner.plan(try profile("out: 16, kernel: 4, stride: 2, padding: 1", batch: 1), strategy: .sltt,
                                           options: .init(runtime: .pytorchCPU)))
