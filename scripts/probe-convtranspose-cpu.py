@@ -50,7 +50,7 @@ def forward_scratchpad(threads, cin, cout, k, s, p, h, w):
     up to the stride, times the stride and the output channels, rounded up to 4096 floats). Each booking adds
     4096 bytes of alignment, the nested scratchpad 128."""
     hout, wout = (h - 1) * s - 2 * p + k, (w - 1) * s - 2 * p + k
-    ovf = max(0, k - 1 - p) // s
+    ovf = max(0, k - 1 - p) // s  # (an output padding op would shrink the far side's padding to p - op)
     per_thread = 4120 + 4 * rnd((h + 2 * ovf) * (w + 2 * ovf) * cin, 4096) + 4096
     booked = 3
     if wout % s:

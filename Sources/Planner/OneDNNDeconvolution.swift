@@ -8,7 +8,7 @@ import Profiles
 /// - Forward (stride 2 or more): `brg_deconv`, which runs the backward-data brgemm convolution
 ///   (`brgconv_strided`) nested in it. Per thread it books a brgemm batch (4 KiB of 40-byte elements:
 ///   4120 B), the deconvolution's input copied with the rows and columns the kernel overhangs
-///   ((k - 1 - p) / s each side) and all its channels, rounded up to 4096 floats, and a byte mask of
+///   ((k - 1 - p) / s each side without output padding) and all its channels, rounded up to 4096 floats, and a byte mask of
 ///   the output blocks (4096 B while there are at most 4096 of them); when the output width is not a
 ///   multiple of the stride also one output row buffer (the width rounded up to the stride, times the
 ///   stride and the output channels, rounded up to 4096 floats). Each booking carries 4096 B of
@@ -87,9 +87,13 @@ public struct OneDNNDeconvolution: Hashable, Sendable {
 
     func forwardBytes(threads: Int) -> Int {
         let (cin, cout, k, s, p) = (conv.inChannels, conv.outChannels, conv.kernel, conv.stride, conv.padding)
-        let overhang = max(0, k - 1 - p) / s
+        // Rows and columns the kernel overhangs before and after the input. The far side's padding comes
+        // from the shapes, so an output padding (PyTorch's output_padding) shrinks it.
+        let before = max(0, k - 1 - p) / s
+        let afterRows = max(0, k - 1 - ((height - 1) * s + k - outHeight - p)) / s
+        let afterColumns = max(0, k - 1 - ((width - 1) * s + k - outWidth - p)) / s
         let batchElements = 4120  // ceil(4096 / 40) brgemm batch elements of 40 bytes
-        let inputCopy = 4 * Self.roundUp((height + 2 * overhang) * (width + 2 * overhang) * cin, Self.page)
+        let inputCopy = 4 * Self.roundUp((height + before + afterRows) * (width + before + afterColumns) * cin, Self.page)
         var perThread = batchElements + inputCopy + Self.page  // + the mask
         var bookings = 3
         if outWidth % s != 0 {

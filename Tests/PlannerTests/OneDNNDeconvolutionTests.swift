@@ -62,6 +62,12 @@ final class OneDNNDeconvolutionTests: XCTestCase {
         let up2 = OneDNNDeconvolution(conv: ConvSpec(inChannels: 16, outChannels: 16, kernel: 3, stride: 2, padding: 1, bias: true),
                                       input: TensorShape([16, 8, 8]), output: TensorShape([16, 15, 15]))
         XCTAssertEqual(up2.bytes(.forward, samples: 4, threads: 2), 2 * (4120 + 4 * 4096 + 4096 + 4 * 4096) + 4 * 4096 + 128)
+        // An output padding (k3 s2 p1 op1, 16x16 -> 32x32; measured, not in the profile language yet): the far
+        // side's padding drops to 0, so the kernel overhangs one more row and column: 17 * 17 * 32 floats.
+        let padded = OneDNNDeconvolution(conv: ConvSpec(inChannels: 32, outChannels: 16, kernel: 3, stride: 2, padding: 1),
+                                         input: TensorShape([32, 16, 16]), output: TensorShape([16, 32, 32]))
+        XCTAssertEqual(padded.bytes(.forward, samples: 4, threads: 1), 69784)
+        XCTAssertEqual(padded.bytes(.forward, samples: 4, threads: 2), 127_152)
         // Its weight gradient on 4 samples: two sample threads, one extra weight + bias gradient.
         XCTAssertEqual(up2.bytes(.weightGradient, samples: 4, threads: 2), (16 * 16 * 9 + 16) * 4 + 128 + 8192 + 128)
         XCTAssertEqual(up2.bytes(.weightGradient, samples: 4, threads: 1), 0)
