@@ -39,14 +39,29 @@ public enum MaxBatch {
             }
             ceiling = problem.largest
         }
-        let peakAtOne = try peak(1)
-        if peakAtOne > budgetBytes {
-            return MaxBatchResult(strategy: strategy, budgetBytes: budgetBytes, maxBatch: 0, peakBytesAtMax: nil,
-                                  peakBytesAtMaxPlusOne: peakAtOne, plansEvaluated: evaluated)
-        }
-        var fits = 1, fitsPeak = peakAtOne
+        var fits = 1, fitsPeak: Int
         var tooBig = 2
-        var tooBigPeak = try peak(2)
+        var tooBigPeak: Int
+        let timesteps = options.timesteps ?? profile.timesteps
+        let segment = strategy == .checkpoint ? options.segment ?? Strategy.defaultSegment(timesteps: timesteps) : nil
+        if let reason = options.runtime.oneSampleReason(profile, strategy: strategy, batch: 1, timesteps: timesteps, segment: segment) {
+            // Batch 1 cannot be planned on this runtime (a transposed conv on one sample runs PyTorch's
+            // native kernel): search from 2, and say so when 2 does not fit either.
+            fitsPeak = try peak(2)
+            guard fitsPeak <= budgetBytes else {
+                throw PlannerError.notApplicable(strategy: strategy, reason: "batch 2 needs \(fitsPeak) bytes, over the budget, and batch 1 is not modelled: \(reason)")
+            }
+            (fits, tooBig) = (2, min(4, ceiling))
+            tooBigPeak = try peak(tooBig)
+        } else {
+            let peakAtOne = try peak(1)
+            if peakAtOne > budgetBytes {
+                return MaxBatchResult(strategy: strategy, budgetBytes: budgetBytes, maxBatch: 0, peakBytesAtMax: nil,
+                                      peakBytesAtMaxPlusOne: peakAtOne, plansEvaluated: evaluated)
+            }
+            fitsPeak = peakAtOne
+            tooBigPeak = try peak(2)
+        }
         while tooBigPeak <= budgetBytes {
             fits = tooBig
             fitsPeak = tooBigPeak

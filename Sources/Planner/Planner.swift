@@ -104,6 +104,9 @@ public enum Planner {
             }
             segment = k
         }
+        if let reason = options.runtime.oneSampleReason(profile, strategy: strategy, batch: batch, timesteps: timesteps, segment: segment) {
+            throw PlannerError.notApplicable(strategy: strategy, reason: reason)
+        }
         if let threads = options.cpuThreads, !(1...StepBounds.maxCPUThreads).contains(threads) {
             throw PlannerError.invalidArgument(name: "cpu-threads", value: "\(threads)", fix: "use 1 to \(StepBounds.maxCPUThreads) threads")
         }

@@ -66,6 +66,10 @@ public indirect enum PyTorchStep: Hashable, Sendable {
     /// A named temporary of one `shape` per PyTorch CPU thread ([threads, shape...], no batch or
     /// time dimension): the CPU layer norm's weight-gradient partials. The walk knows the threads.
     case allocatePerThread(BufferDeclaration)
+    /// oneDNN's scratchpad for one pass of a float32 transposed convolution on the CPU, live around
+    /// `around` (temporaries only). Its size depends on the threads and, for the weight gradient, on
+    /// the samples of the call; a pass that books none allocates nothing.
+    case deconvolutionScratchpad(OneDNNDeconvolution, OneDNNDeconvolution.Pass, around: [PyTorchStep])
 }
 
 /// What one layer allocates and keeps when PyTorch's eager autograd runs it as a SpikingJelly
@@ -183,15 +187,44 @@ public enum PyTorchLayerTable {
                 d.forward = casts + [.output]
                 d.backward = [.inputGradient, .parameterGradients, .releaseSaved, .releaseOutputGradient] + castsBack
             }
-        case .convTranspose:
+        case .convTranspose(let conv):
             // cuDNN's transposed convolution keeps its input and weight, as a convolution does (fake-CUDA
-            // traces, python/tests/test_convtranspose.py). The CPU's oneDNN deconvolution (scratchpad,
-            // reorders into padded blocked layouts) is not measured into this table: `Runtime` refuses it.
-            precondition(device == .cuda && autocast == nil, "\(layer.path): transposed conv is modelled on CUDA in float32 only")
+            // traces, python/tests/test_convtranspose.py); so does oneDNN's on the CPU, around which
+            // PyTorch reorders and allocates as `OneDNNDeconvolution` describes (`Runtime` refuses autocast
+            // and the CPU shapes it does not cover).
+            precondition(autocast == nil, "\(layer.path): transposed conv is modelled in float32 only")
             d.keepsInput = true
             d.canSkipInputGradient = true
-            d.forward = [.output]
-            d.backward = [.inputGradient, .parameterGradients, .releaseSaved, .releaseOutputGradient]
+            guard device == .cpu else {
+                d.forward = [.output]
+                d.backward = [.inputGradient, .parameterGradients, .releaseSaved, .releaseOutputGradient]
+                break
+            }
+            let deconv = OneDNNDeconvolution(conv: conv, input: input, output: output)
+            let weight = d.parameters[0].shape
+            // mkldnn_convolution_transpose: the input reordered to channels-last, the weight to 16-output-
+            // channel blocks, the output computed channels-last into oneDNN's own tensor; then two output-
+            // sized `empty`s, the second the result, and the first and oneDNN's freed.
+            d.forward = [
+                .deconvolutionScratchpad(deconv, .forward, around: [
+                    scratch("input.reorder", input), weightScratch("weight.reorder", weight), scratch("output.onednn", output),
+                    .free("weight.reorder"), .free("input.reorder"),
+                ]),
+                scratch("output.empty", output), .output, .free("output.empty"), .free("output.onednn"),
+            ]
+            // Backward: the input gradient through grad_output and the weight in 16-channel blocks; the
+            // weight gradient through grad_output and the input in 16-channel blocks, into a blocked
+            // weight (and bias) gradient beside its scratchpad, then copied out to PyTorch's.
+            let biasGradient = BufferDeclaration(name: "grad_bias.onednn", role: .workspace, shape: TensorShape([conv.outChannels]),
+                                                 perSample: false, dtype: .float32, perTimestep: false)
+            d.backward = [
+                .ifInputGradient([scratch("grad_output.reorder", output), weightScratch("weight.reorder", weight),
+                                  scratch("grad_input.onednn", input), .free("weight.reorder"), .free("grad_output.reorder"),
+                                  .inputGradient, .free("grad_input.onednn")]),
+                scratch("grad_output.reorder", output), scratch("input.reorder", input), weightScratch("grad_weight.onednn", weight),
+                .deconvolutionScratchpad(deconv, .weightGradient, around: conv.bias ? [.allocate(biasGradient)] : []),
+                .free("input.reorder"), .free("grad_output.reorder"), .parameterGradients, .free("grad_weight.onednn"),
+            ] + (conv.bias ? [.free(biasGradient.name)] : []) + [.releaseOutputGradient, .releaseSaved]
         case .linear:
             d.keepsInput = true
             d.canSkipInputGradient = true

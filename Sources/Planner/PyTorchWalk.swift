@@ -90,6 +90,17 @@ extension TraceBuilder {
             perThread.shape = buffer.shape.prepending(oneDNNMachine.threads)
             run.named.set(buffer.name, timestep: timestep, to: allocate(perThread, path: run.path, span: scriptSpan(run, timestep)))
             return true
+        case .deconvolutionScratchpad(let deconv, let pass, let around):
+            let span = scriptSpan(run, timestep)
+            let bytes = deconv.bytes(pass, samples: batch * steps(span), threads: oneDNNMachine.threads)
+            let scratchpad = bytes == 0 ? nil : allocate(run.path, "scratchpad.deconvolution.\(pass.rawValue)", timestep: span.timestep,
+                                                         role: .workspace, shape: TensorShape([bytes]), dtype: .bool)  // raw bytes
+            for step in around {
+                let isTemporary = runTemporary(step, &run, timestep: timestep)
+                precondition(isTemporary, "\(run.path): only temporaries run inside a scratchpad's lifetime")
+            }
+            if let scratchpad { release(scratchpad) }
+            return true
         case .free(let name):
             guard let id = run.named.remove(name, timestep: timestep) else {
                 preconditionFailure("\(run.path): script frees \(name), which it did not allocate")
@@ -165,7 +176,7 @@ extension TraceBuilder {
                 run.saved.append(allocate(BufferDeclaration(name: "input.\(half.rawValue)", role: .activation, shape: run.layer.inputShape,
                                                             dtype: half), path: run.path, span: run.span))
                 run.inputCast = true
-            case .allocate, .allocateScratchpad, .allocatePerThread, .free:
+            case .allocate, .allocateScratchpad, .allocatePerThread, .deconvolutionScratchpad, .free:
                 break  // runTemporary
             case .inputGradient, .parameterGradients, .releaseSaved, .releaseOutputGradient, .ifInputGradient, .ifMultiStep, .ifWeightGradient,
                  .castGradients:
@@ -267,7 +278,7 @@ extension TraceBuilder {
                 }
             case .eachTimestep(let body):
                 for t in scriptTimesteps(run.span) { runBackward(body, &run, dY: dY, parameters: parameters, timestep: t) }
-            case .allocate, .allocateScratchpad, .allocatePerThread, .free:
+            case .allocate, .allocateScratchpad, .allocatePerThread, .deconvolutionScratchpad, .free:
                 break  // runTemporary
             case .save, .output, .initialState, .replaceState, .replaceSavedState, .ifNoFeedback, .castWeight, .castInput, .heldOnce:
                 preconditionFailure("\(run.path): forward step in a backward script")

@@ -35,10 +35,12 @@ public enum Runtime: String, CaseIterable, Codable, Sendable {
             return "layer '\(layer.path)' (\(layer.kind.keyword)) has no PyTorch + SpikingJelly counterpart in the \(rawValue) layout; plan it with --runtime snnmem"
         }
         if let layer = profile.firstLayer(where: { if case .convTranspose = $0.kind { return true }; return false }),
-           self == .pytorchCPU || profile.dtype != .float32 {
-            // oneDNN's CPU deconvolution books a scratchpad and reorders into padded blocked layouts
-            // whose sizes were not measured into PyTorchLayerTable; autocast's casts neither.
-            return "transposed conv '\(layer.path)' is modelled on pytorch-cuda in float32 only (the CPU's oneDNN deconvolution and autocast are not measured); plan it with --runtime snnmem or pytorch-cuda"
+           profile.dtype != .float32 {
+            // Autocast's casts around cuDNN's and oneDNN's deconvolutions were not measured.
+            return "transposed conv '\(layer.path)' is modelled in float32 only (autocast is not measured); plan it in float32 or with --runtime snnmem"
+        }
+        if self == .pytorchCPU, let (layer, reason) = Self.firstUnmodelledDeconvolution(profile) {
+            return "transposed conv '\(layer.path)' with \(reason) is not modelled in the pytorch-cpu layout; plan it with --runtime snnmem or pytorch-cuda"
         }
         if let layer = profile.firstLayer(where: { if case .recurrent = $0.kind { return true }; return false }),
            profile.dtype != .float32 {
@@ -62,3 +64,39 @@ public enum Runtime: String, CaseIterable, Codable, Sendable {
         return nil
     }
 }
+
+extension Runtime {
+    /// The first transposed conv whose oneDNN deconvolution `OneDNNDeconvolution` does not describe.
+    static func firstUnmodelledDeconvolution(_ profile: Profile) -> (Layer, String)? {
+        for layer in ParameterLayout.flatten(profile.layers) {
+            guard case .convTranspose(let conv) = layer.kind else { continue }
+            let deconv = OneDNNDeconvolution(conv: conv, input: layer.inputShape, output: layer.outputShape)
+            if let reason = deconv.notModelledReason { return (layer, reason) }
+        }
+        return nil
+    }
+
+    /// Why a pytorch-cpu plan at this batch cannot be made, or nil: a call of a transposed conv on one
+    /// sample (batch 1 under sltt, T = 1, or a one-timestep checkpoint segment) runs PyTorch's native
+    /// kernel instead of oneDNN's (`OneDNNDeconvolution.runsNativeKernel`), whose buffers were not measured.
+    public func oneSampleReason(_ profile: Profile, strategy: Strategy, batch: Int, timesteps: Int, segment: Int?) -> String? {
+        guard self == .pytorchCPU, batch == 1 else { return nil }
+        let fewestTimesteps: Int
+        switch strategy {
+        case .sltt: fewestTimesteps = 1
+        case .checkpoint:
+            let k = segment ?? Strategy.defaultSegment(timesteps: timesteps)
+            fewestTimesteps = timesteps % k == 0 ? k : timesteps % k
+        default: fewestTimesteps = timesteps
+        }
+        guard fewestTimesteps == 1 else { return nil }
+        for layer in ParameterLayout.flatten(profile.layers) {
+            guard case .convTranspose(let conv) = layer.kind,
+                  OneDNNDeconvolution(conv: conv, input: layer.inputShape, output: layer.outputShape).runsNativeKernel(samples: 1)
+            else { continue }
+            return "transposed conv '\(layer.path)' runs on one sample per call at batch 1 under \(strategy.rawValue) at T = \(timesteps), where PyTorch takes its native slow_conv_transpose2d (not measured) instead of oneDNN; plan a batch of 2 or more, or with --runtime snnmem"
+        }
+        return nil
+    }
+}
+
