@@ -222,6 +222,22 @@ class TokenLayerNormNet(nn.Module):
         return self.body(x)
 
 
+class TransposedLayerNormNet(nn.Module):
+    """TokenLayerNormNet as spiking transformers write the norm: nn.LayerNorm(C) on x.transpose(-1, -2),
+    transposed back in forward."""
+
+    def __init__(self, norm=None):
+        super().__init__()
+        from snnmem_torch.attention import TokenMean, Tokens
+        sn = dict(tau=2.0, detach_reset=True, step_mode="m")
+        self.stem = nn.Sequential(layer.Conv2d(2, 8, 3, padding=1, bias=False), neuron.LIFNode(**sn), Tokens())
+        self.norm = norm if norm is not None else nn.LayerNorm(8)
+        self.head = nn.Sequential(neuron.LIFNode(**sn), TokenMean(), layer.Linear(8, 10))
+
+    def forward(self, x):
+        return self.head(self.norm(self.stem(x).transpose(-1, -2)).transpose(-1, -2))
+
+
 @needs_snnmem
 def test_token_export_round_trips_to_the_same_plan(tmp_path):
     out = str(tmp_path / "ln-tokens.yaml")
@@ -229,7 +245,22 @@ def test_token_export_round_trips_to_the_same_plan(tmp_path):
     assert "  - layernorm: {name: body.3}" in text
     loaded = P.load(out)
     assert {l.path: l.params for l in loaded.all_layers}["body.3"] == dict(normalized_shape=(8,), eps=1e-5, affine=True, tokens=16)
-    assert plan(out, "bptt", "snnmem")["peakBytes"] > 0
+    # nn.LayerNorm(C) between two transposes exports to the same token layer norm, and plans the same.
+    transposed = str(tmp_path / "ln-transposed.yaml")
+    text = export_profile(TransposedLayerNormNet(), (2, 4, 4), timesteps=2, batch=2, name="ln-tokens", output=transposed)
+    assert "  - layernorm: {name: norm}" in text and "transpose" not in text
+    assert [(l.kind, l.params, l.output_shape) for l in P.load(transposed).all_layers] == \
+        [(l.kind, l.params, l.output_shape) for l in loaded.all_layers]
+    for runtime in ("snnmem", "pytorch-cpu", "pytorch-cuda"):
+        for strategy in ("bptt", "sltt", "checkpoint"):
+            assert plan(transposed, strategy, runtime)["peakBytes"] == plan(out, strategy, runtime)["peakBytes"] > 0
+
+
+def test_transposed_layer_norm_on_other_channels_is_refused():
+    # nn.LayerNorm([N, C]) on the transposed tokens normalises all of a sample's values, not each token's
+    # channels: refused naming the module and the token form's fix, not exported as another norm.
+    with pytest.raises(ExportError, match="(?s)module 'norm'.*nn.LayerNorm\\(8\\) on x.transpose"):
+        export_profile(TransposedLayerNormNet(nn.LayerNorm([16, 8])), (2, 4, 4), timesteps=2, batch=2, name="bad")
 
 
 def test_token_layer_norm_on_other_channels_is_refused():
