@@ -1,6 +1,7 @@
 """`layernorm`: torch.nn.LayerNorm over one sample's whole input (flat features [F] or a [C, H, W]
 map) or, on [C, N] tokens, over each token's C channels (`token_layernorm.TokenLayerNorm`), the loader half mirroring Swift's `LayerBuilder+LayerNorm.swift` (same checks and messages)
-and the exporter half reading an nn.LayerNorm back. PyTorch keeps the input and one float32 mean
+and the exporter half reading an nn.LayerNorm back (on tokens: TokenLayerNorm, or nn.LayerNorm(C) between
+two x.transpose(-1, -2), `swaps_last_two`). PyTorch keeps the input and one float32 mean
 and rstd per row; the CPU backward reduces the weight and bias gradients through a
 [2 * threads, N] buffer (`PyTorchLayerTable+LayerNorm.swift`)."""
 
