@@ -316,11 +316,12 @@ def test_token_norm_hands_transposed_views_to_its_neighbours():
         bn = layer.BatchNorm1d(C, step_mode="m")
         assert record_pair(nn.Identity(), bn, torch.randn(T, B, C, N, requires_grad=True)).count(size) == 3
         assert record_pair(norm, bn, torch.randn(T, B, C, N, requires_grad=True)).count(size) == 5 + 2
-        def lif():  # a fresh one each time: its v would carry the last graph
-            return neuron.LIFNode(tau=2.0, detach_reset=True, step_mode="m")
-        on_contiguous = record_pair(nn.Identity(), lif(), torch.randn(T, B, C, N, requires_grad=True))
-        on_transposed = record_pair(lambda t: t.transpose(-1, -2), lif(), torch.randn(T, B, N, C, requires_grad=True))
-        assert on_transposed == on_contiguous
+        # LIF and IF (a fresh one each time: its v would carry the last graph), hard and soft reset
+        for make in (lambda: neuron.LIFNode(tau=2.0, detach_reset=True, step_mode="m"),
+                     lambda: neuron.IFNode(v_reset=None, step_mode="m")):
+            on_contiguous = record_pair(nn.Identity(), make(), torch.randn(T, B, C, N, requires_grad=True))
+            on_transposed = record_pair(lambda t: t.transpose(-1, -2), make(), torch.randn(T, B, N, C, requires_grad=True))
+            assert on_transposed == on_contiguous
     finally:
         torch.set_num_threads(threads)
 
