@@ -256,6 +256,17 @@ def test_token_export_round_trips_to_the_same_plan(tmp_path):
             assert plan(transposed, strategy, runtime)["peakBytes"] == plan(out, strategy, runtime)["peakBytes"] > 0
 
 
+@needs_snnmem
+def test_check_measures_the_transposed_layer_norm_model_as_planned():
+    """`check` of the model as users write it: the export's plan keeps the bytes the model itself keeps,
+    layer by layer, and reaches its step peak within 1% (its norm found through the nn.LayerNorm module)."""
+    from snnmem_torch.check import check_model
+    result = check_model(TransposedLayerNormNet(), (2, 8, 8), timesteps=4, batch=4, strategy="bptt")
+    assert result.agrees, result.peak_error_percent
+    saved = {e["layer"]: e["bytes"] for e in result.measurement["savedByLayer"]}
+    assert saved["norm"] == 4 * 4 * (8 * 64 * 4 + 2 * 64 * 4)  # the LIF's spikes it normalises, a mean and rstd per token
+
+
 def test_transposed_layer_norm_on_other_channels_is_refused():
     # nn.LayerNorm([N, C]) on the transposed tokens normalises all of a sample's values, not each token's
     # channels: refused naming the module and the token form's fix, not exported as another norm.
