@@ -28,8 +28,9 @@ DVS="cifar10dvs"
 # SHD's recurrent network (its recurrent layer carries two states across checkpoint segments).
 SEQUENCE="shd-recurrent"
 # Test profiles of single layer kinds (python/tests/profiles/): layer norm over maps and features, and
-# over [C, N] tokens beside each neighbour the PyTorch layouts model with its transposed view.
-LAYER_TESTS="layernorm layernorm-tokens"
+# over [C, N] tokens beside each neighbour the PyTorch layouts model with its transposed view (and at
+# the ends of residual main paths).
+LAYER_TESTS="layernorm layernorm-tokens layernorm-tokens-residual"
 MIXED_PROFILES="cifarnet vgg11"
 DTYPES=${DTYPES:-float32 bfloat16 float16}
 PROFILES=("$@")

@@ -10,7 +10,9 @@ import Profiles
 /// transposed output gradient; a batch norm takes its strided CPU kernels, which need no
 /// input-sized work buffer (on CUDA, cuDNN saves a contiguous copy of a transposed input and
 /// copies a transposed gradient, fake-CUDA traces); a LIF/IF neuron, tokenmean and `tokens` (a
-/// view, passing the gradient on to a neuron) allocate what they allocate on contiguous tensors.
+/// view, passing the gradient on to a neuron) allocate what they allocate on contiguous tensors. A
+/// norm may start a residual's main path beside an identity shortcut (pre-norm) or end it with a
+/// LIF/IF or tokenmean after the residual (post-norm).
 public struct PyTorchTransposedTokens: Hashable, Sendable {
     /// The layer's input is a token layer norm's output.
     public var input = false
@@ -54,18 +56,27 @@ public struct TransposedTokenNeighbours: Sendable {
         return false
     }
 
-    private mutating func visit(_ layers: [Layer], placed: inout Set<String>) {
+    /// The residual whose main path is being visited: a norm at either end of it meets its fork or add.
+    private struct ResidualEnds {
+        var residual: Layer
+        var identityShortcut: Bool
+        /// The layer after the residual in its own path.
+        var next: Layer?
+    }
+
+    private mutating func visit(_ layers: [Layer], placed: inout Set<String>, inMain residual: ResidualEnds? = nil) {
         for (i, layer) in layers.enumerated() where refusal == nil {
             switch layer.kind {
             case .residual(let spec):
-                visit(spec.main, placed: &placed)
+                let ends = ResidualEnds(residual: layer, identityShortcut: spec.shortcut.isEmpty, next: i + 1 < layers.count ? layers[i + 1] : nil)
+                visit(spec.main, placed: &placed, inMain: ends)
                 visit(spec.shortcut, placed: &placed)
             case .branches(let spec):
                 for path in spec.paths { visit(path, placed: &placed) }
             case .layerNorm(let spec) where spec.tokens != nil:
                 placed.insert(layer.path)
-                markBefore(layers[..<i], norm: layer)
-                if refusal == nil { markAfter(i + 1 < layers.count ? layers[i + 1] : nil, norm: layer) }
+                markBefore(layers[..<i], norm: layer, inMain: residual)
+                if refusal == nil { markAfter(i + 1 < layers.count ? layers[i + 1] : nil, norm: layer, inMain: residual) }
             default:
                 break
             }
@@ -78,9 +89,14 @@ public struct TransposedTokenNeighbours: Sendable {
     }
 
     /// The layer that receives the norm's transposed input gradient.
-    private mutating func markBefore(_ before: ArraySlice<Layer>, norm: Layer) {
+    private mutating func markBefore(_ before: ArraySlice<Layer>, norm: Layer, inMain residual: ResidualEnds?) {
         guard let previous = before.last else {
-            return refuse(norm, "it starts its path, so its transposed input gradient meets a join or the input")
+            // Pre-norm, x + f(norm(x)): autograd adds the norm's transposed input gradient in place into
+            // the identity shortcut's (contiguous) gradient at the fork (measured: no new tensor), so the
+            // layer before the residual gets a contiguous one.
+            if let residual, residual.identityShortcut { return }
+            return refuse(norm, "it starts its path" + (residual == nil ? "" : " beside a shortcut with layers")
+                          + ", so its transposed input gradient meets a join or the input")
         }
         switch previous.kind {
         case .conv1d, .batchNorm:
@@ -107,8 +123,18 @@ public struct TransposedTokenNeighbours: Sendable {
     }
 
     /// The layer that reads the norm's transposed output.
-    private mutating func markAfter(_ next: Layer?, norm: Layer) {
-        guard let next else { return refuse(norm, "it ends its path, so its transposed output meets a join or the loss") }
+    private mutating func markAfter(_ next: Layer?, norm: Layer, inMain residual: ResidualEnds?) {
+        guard let next else {
+            // Post-norm, x + norm(f(x)): the residual's `main(x) + shortcut(x)` takes the layout of its first
+            // operand, so its output is transposed too; a LIF/IF or tokenmean after it allocates the same
+            // (measured), others were not measured with one. Its gradient reaches the norm unchanged.
+            guard let residual else { return refuse(norm, "it ends its path, so its transposed output meets a join or the loss") }
+            guard let after = residual.next, Self.isPlainNeuron(after) || after.kind == .tokenMean else {
+                return refuse(norm, "it ends the main path of '\(residual.residual.path)', whose add is then transposed and goes into "
+                              + (residual.next.map { "'\($0.path)' (\($0.kind.keyword))" } ?? "a join or the loss"))
+            }
+            return
+        }
         switch next.kind {
         case .conv1d, .batchNorm:
             byPath[next.path, default: .init()].input = true

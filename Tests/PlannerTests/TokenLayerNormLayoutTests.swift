@@ -73,6 +73,17 @@ final class TokenLayerNormLayoutTests: XCTestCase {
         }
     }
 
+    /// At the ends of a residual's main path (python/tests/profiles/layernorm-tokens-residual.yaml, with
+    /// fixtures): pre-norm beside an identity shortcut and post-norm before a LIF change no neighbour's layout.
+    func testNormsAtTheEndsOfResidualPaths() throws {
+        let path = Fixtures.repositoryRoot.appendingPathComponent("python/tests/profiles/layernorm-tokens-residual.yaml").path
+        let profile = try ProfileLoader.load(path: path)
+        let neighbours = TransposedTokenNeighbours(profile)
+        XCTAssertNil(neighbours.refusal)
+        XCTAssertEqual(neighbours.byPath, ["pre/main/fc1": PyTorchTransposedTokens(input: true),
+                                           "post/main/fc2": PyTorchTransposedTokens(outputGradient: true)])
+    }
+
     /// Neighbours not measured with a transposed view: refused on both PyTorch runtimes naming the
     /// norm and the layer; the engine plans them all.
     func testUnmeasuredNeighboursAreRefusedNamingTheLayer() throws {
@@ -88,10 +99,14 @@ final class TokenLayerNormLayoutTests: XCTestCase {
             """
         let tail = "\n  - tokenmean\n  - linear: {out: 10}\n"
         let cases: [(layers: String, expected: String)] = [
-            ("  - conv1d: {name: fc, out: 8}\n  - residual: {name: block, main: [layernorm: {name: pre}, conv1d: {name: fc2, out: 8}]}",
-             "layer norm 'block/main/pre' over [C, N] tokens: it starts its path"),
-            ("  - conv1d: {name: fc, out: 8}\n  - residual: {name: block, main: [conv1d: {name: fc2, out: 8}, layernorm: {name: post}]}",
-             "layer norm 'block/main/post' over [C, N] tokens: it ends its path"),
+            ("  - conv1d: {name: fc, out: 8}\n  - residual: {name: block, main: [layernorm: {name: pre}, conv1d: {name: fc2, out: 8}], "
+                + "shortcut: [conv1d: {name: down, out: 8}]}",
+             "layer norm 'block/main/pre' over [C, N] tokens: it starts its path beside a shortcut with layers"),
+            ("  - conv1d: {name: fc, out: 8}\n  - residual: {name: block, main: [conv1d: {name: fc2, out: 8}, layernorm: {name: post}]}\n"
+                + "  - conv1d: {name: fc3, out: 8}",
+             "layer norm 'block/main/post' over [C, N] tokens: it ends the main path of 'block', whose add is then transposed and goes into 'fc3' (conv1d)"),
+            ("  - conv1d: {name: fc, out: 8}\n  - branches: {name: fork, join: add, paths: [[layernorm: {name: a}], [conv1d: {name: fc2, out: 8}]]}",
+             "layer norm 'fork/path0/a' over [C, N] tokens: it starts its path"),
             ("  - layernorm: {name: a}\n  - layernorm: {name: b}", "layer norm 'a' over [C, N] tokens: its transposed output goes into 'b' (layernorm)"),
             ("  - layernorm: {name: a}\n  - neuron: {name: p, type: plif}", "goes into 'p' (neuron)"),
             ("  - conv1d: {name: fc, out: 8}\n  - neuron: {name: p, type: plif}\n  - layernorm: {name: a}\n  - conv1d: {name: fc2, out: 8}",

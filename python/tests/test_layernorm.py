@@ -337,6 +337,28 @@ def test_token_norm_hands_transposed_views_to_its_neighbours():
         torch.set_num_threads(threads)
 
 
+def test_token_norms_at_the_ends_of_residual_paths():
+    """Pre-norm x + f(norm(x)): the norm's transposed input gradient is added in place into the identity
+    shortcut's at the fork (no new tensor there; the layer before gets a contiguous gradient). Post-norm
+    x + norm(f(x)): the residual's add takes its first operand's transposed layout."""
+    from snnmem_torch.allocations import record
+    from snnmem_torch.build import Residual
+    from snnmem_torch.token_layernorm import TokenLayerNorm
+    T, B, C, N = 2, 2, 16, 64
+    pre = Residual(nn.Sequential(TokenLayerNorm(C), layer.Conv1d(C, C, 1, step_mode="m")), None)
+    x = torch.randn(T, B, C, N, requires_grad=True)
+    h = x * 1.0  # the fork's tensor, made by a node whose gradient autograd accumulates
+    y = pre(h) * 1.0  # the residual's output gradient then a fresh tensor held by autograd alone, as a next layer's
+    seen = {}
+    h.register_hook(lambda g: seen.setdefault("fork", g))
+    gradient = torch.ones(y.shape)
+    events = record(lambda: y.backward(gradient)).events
+    assert seen["fork"].is_contiguous()
+    assert not [e for e in events if e.bytes > 0 and e.op == "TransposeBackward0"]
+    post = Residual(nn.Sequential(layer.Conv1d(C, C, 1, step_mode="m"), TokenLayerNorm(C)), None)
+    assert not post(torch.randn(T, B, C, N)).is_contiguous()
+
+
 @needs_snnmem
 def test_token_profile_layers_and_plans_follow_swift():
     prof = P.load(TOKENS_PROFILE)
