@@ -27,10 +27,19 @@ IMAGENET="resnet18 sew-resnet34 spike-driven-transformer-8-512"
 DVS="cifar10dvs"
 # SHD's recurrent network (its recurrent layer carries two states across checkpoint segments).
 SEQUENCE="shd-recurrent"
+# Test profiles of single layer kinds (python/tests/profiles/): layer norm over maps and features, and
+# over [C, N] tokens beside each neighbour the PyTorch layouts model with its transposed view (and at
+# the ends of residual main paths).
+LAYER_TESTS="layernorm layernorm-tokens layernorm-tokens-residual"
 MIXED_PROFILES="cifarnet vgg11"
 DTYPES=${DTYPES:-float32 bfloat16 float16}
 PROFILES=("$@")
-[ ${#PROFILES[@]} -gt 0 ] || PROFILES=($CIFAR $IMAGENET $DVS $SEQUENCE)
+[ ${#PROFILES[@]} -gt 0 ] || PROFILES=($CIFAR $IMAGENET $DVS $SEQUENCE $LAYER_TESTS)
+
+# A bundled profile, else a test profile of that name.
+profile_file() {
+    if [ -f "profiles/$1.yaml" ]; then echo "profiles/$1.yaml"; else echo "python/tests/profiles/$1.yaml"; fi
+}
 
 points_for() {
     case " $IMAGENET $DVS " in
@@ -59,7 +68,7 @@ for profile in "${PROFILES[@]}"; do
                 extra=(--dtype "$dtype")
                 [ "$strategy" = checkpoint ] && extra+=(--verify)
                 start=$(date +%s)
-                .venv-torch/bin/snnmem-torch measure "profiles/$profile.yaml" --strategy "$strategy" \
+                .venv-torch/bin/snnmem-torch measure "$(profile_file "$profile")" --strategy "$strategy" \
                     --timesteps "$T" --batch "$B" --stream-limit 300000 "${extra[@]}" -o "$file" >/dev/null 2>/tmp/pytorch-fixtures.err \
                     || { cat /tmp/pytorch-fixtures.err >&2; exit 1; }
                 echo "$file  $(( $(date +%s) - start )) s  $(stat -c %s "$file") bytes"

@@ -33,6 +33,8 @@ struct LayerTableCache {
 
     let device: PyTorchLayerTable.Device
     let autocast: DType?
+    /// The layers beside token layer norms, whose PyTorch layouts change with a transposed view.
+    private var transposed: [String: PyTorchTransposedTokens] = [:]
     private var entries: [String: Entry] = [:]
     /// No two of the profile's layers share a path.
     private var pathsAreUnique = true
@@ -44,6 +46,9 @@ struct LayerTableCache {
     init(profile: Profile, device: PyTorchLayerTable.Device, autocast: DType?) {
         self.device = device
         self.autocast = autocast
+        if profile.firstLayer(where: TransposedTokenNeighbours.isTokenNorm) != nil {
+            transposed = TransposedTokenNeighbours(profile).byPath
+        }
         for layer in profile.allLayers {
             if let existing = entries[layer.path] {
                 if existing.layer != layer { pathsAreUnique = false }
@@ -80,11 +85,12 @@ struct LayerTableCache {
         return ordered[place]
     }
 
-    /// `PyTorchLayerTable.layout(for:device:autocast:)` of an entry's layer on this plan's device
-    /// and autocast dtype.
+    /// `PyTorchLayerTable.layout(for:device:autocast:transposed:)` of an entry's layer on this plan's
+    /// device and autocast dtype, beside the profile's token layer norms.
     func layout(_ entry: Entry) -> PyTorchLayerLayout {
         if let layout = entry.layout { return layout }
-        let layout = PyTorchLayerTable.layout(for: entry.layer, device: device, autocast: autocast)
+        let layout = PyTorchLayerTable.layout(for: entry.layer, device: device, autocast: autocast,
+                                              transposed: transposed[entry.layer.path] ?? .init())
         entry.layout = layout
         return layout
     }

@@ -129,7 +129,10 @@ public enum PyTorchLayerTable {
     }
 
     /// `autocast`: the half dtype of `torch.autocast` (mixed precision), nil for float32.
-    public static func layout(for layer: Layer, device: Device, autocast: DType? = nil) -> PyTorchLayerLayout {
+    /// `transposed`: whether the layer's input or output gradient is a token layer norm's
+    /// transposed view (`TransposedTokenNeighbours`).
+    public static func layout(for layer: Layer, device: Device, autocast: DType? = nil,
+                              transposed: PyTorchTransposedTokens = .init()) -> PyTorchLayerLayout {
         var d = PyTorchLayerLayout()
         // The same learnable tensors as the engine's: PyTorch's modules hold the same weights.
         d.parameters = LayerMemoryTable.declaration(for: layer).parameters
@@ -187,6 +190,7 @@ public enum PyTorchLayerTable {
                 d.forward = casts + [.output]
                 d.backward = [.inputGradient, .parameterGradients, .releaseSaved, .releaseOutputGradient] + castsBack
             }
+            transposedConvolutionCopies(&d, transposed, input: input, output: output)
         case .convTranspose(let conv):
             // cuDNN's transposed convolution keeps its input and weight, as a convolution does (fake-CUDA
             // traces, python/tests/test_convtranspose.py); so does oneDNN's on the CPU, around which
@@ -245,8 +249,9 @@ public enum PyTorchLayerTable {
                 d.backward = [.inputGradient, .parameterGradients, scratch("grad_input.work", input), .free("grad_input.work"),
                               .releaseOutputGradient, .releaseSaved]
             }
+            if transposed.any { transposedBatchNorm(&d, transposed, channels: channels, input: input, device: device) }
         case .layerNorm(let spec):
-            layerNormLayout(&d, spec, device: device)
+            layerNormLayout(&d, spec, inputShape: input, device: device)
         case .neuron(let spec) where spec.type == .turnoff:
             turnOffLayout(&d, spec, output)
         case .neuron(let spec) where spec.type == .alif:

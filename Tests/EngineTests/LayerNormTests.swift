@@ -265,13 +265,15 @@ final class LayerNormTests: XCTestCase {
         XCTAssertNoThrow(try Planner.plan(profile, strategy: .bptt, options: .init(runtime: .snnmem, dtype: .bfloat16)))
     }
 
-    /// On [C, N] tokens PyTorch normalises a transposed view whose copies were not measured: the
-    /// PyTorch runtimes refuse it naming the layer; the engine plans it.
-    func testTokensAreRefusedOnThePyTorchRuntimesOnly() throws {
+    /// On [C, N] tokens PyTorch normalises a transposed view; what a conv2d makes of the transposed
+    /// gradient `tokens` passes back to it was not measured: the PyTorch runtimes refuse ln1 naming
+    /// both layers (TokenLayerNormLayoutTests has the neighbours that were); the engine plans it.
+    func testTokensBesideUnmeasuredLayersAreRefusedOnThePyTorchRuntimesOnly() throws {
         let profile = try ProfileLoader.parse(yaml: Self.tokenYaml, file: "layernorm-tokens.yaml")
         for runtime in [Runtime.pytorchCPU, .pytorchCUDA] {
             XCTAssertThrowsError(try Planner.plan(profile, strategy: .bptt, options: .init(runtime: runtime))) { error in
                 XCTAssertTrue("\(error)".contains("layer norm 'ln1' over [C, N] tokens"), "\(error)")
+                XCTAssertTrue("\(error)".contains("through 'tokens' to 'conv1' (conv)"), "\(error)")
                 XCTAssertTrue("\(error)".contains("--runtime snnmem"), "\(error)")
             }
         }

@@ -273,6 +273,11 @@ class _Reader:
                         return layers, value
                     raise self._refuse(user, "averages over time before the last layer; a profile's loss averages "
                                        "the last layer's output over T", "average over time only at the output")
+                token_norm = self.token_norm(user)
+                if token_norm is not None:
+                    entry, value = token_norm
+                    layers.extend([entry] if entry is not None else [])
+                    continue
                 layers.extend(self.layer(user))
                 value = user
             elif len(users) >= 2:
@@ -376,6 +381,30 @@ class _Reader:
             return False
         dims = [a for a in args if a is not None]
         return len(dims) == 1 and dims[0] in (0, (0,), [0]) and not node.kwargs.get("keepdim")
+
+    def token_norm(self, node) -> Optional[tuple]:
+        """A spiking transformer's layer norm over tokens as users write it, `x.transpose(-1, -2)` on
+        [T, B, C, N], an nn.LayerNorm(C), `.transpose(-1, -2)` back (three nodes, no module of its own):
+        (the `layernorm` entry, the node ending it), or None for any other node."""
+        from .layernorm import export_layernorm, swaps_last_two
+        if not swaps_last_two(node):
+            return None
+        users = self.users(node)
+        if len(users) != 1 or users[0].op != "call_module" or type(self.modules[users[0].target]) is not nn.LayerNorm:
+            return None
+        norm, after = users[0], self.users(users[0])
+        if len(after) != 1 or not swaps_last_two(after[0]):
+            return None
+        path, module = str(norm.target), self.modules[norm.target]
+        inner, outer = tuple(_shape(node.args[0])[2:]), tuple(_shape(after[0])[2:])
+
+        def refuse(problem: str, fix: str):
+            return ExportError(path, _type_name(module), problem, fix)
+        try:
+            return Entry("layernorm", path, export_layernorm(module, inner, refuse, over_tokens=True), outer), after[0]
+        except ExportError as error:
+            self.problems.append(error)
+            return None, after[0]
 
     def layer(self, node) -> list:
         """The profile layers of one traced node (none for an identity)."""

@@ -1,6 +1,8 @@
 """A profile's `layernorm` on [C, N] tokens in PyTorch: nn.LayerNorm(C) over each token's channels,
-written as spiking transformers write it (x.transpose(-1, -2), normalise, transpose back), so its
-output is a non-contiguous view of the [..., N, C] result."""
+written as spiking transformers write it (x.transpose(-1, -2), normalise, transpose back, no
+.contiguous()), so its output, and the input gradient it hands back, are transposed views of [..., N, C]
+tensors: what that costs it and its neighbours in PyTorch is python/LAYOUT-NOTES.md §12. The exporter
+reads a plain nn.LayerNorm(C) between the same two transposes as this module."""
 
 import torch.nn as nn
 
