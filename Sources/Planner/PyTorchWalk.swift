@@ -44,6 +44,7 @@ extension TraceBuilder {
         }
         precondition(run.named.isEmpty, "\(path): forward script left \(run.named.labels) allocated")
         swap(&run.named, &spareScriptTemporaries)
+        for id in run.uncachedCasts { release(id) }
         release(x)
         return run.output!
     }
@@ -69,6 +70,8 @@ extension TraceBuilder {
         var inputCast = false
         /// Autocast backward: half weight gradients on their way to float32 `.grad`.
         var halfGradients: [Int] = []
+        /// Autocast: weight casts no node saved, dropped when this forward ends (`unsavedCasts`).
+        var uncachedCasts: [Int] = []
     }
 
     /// Named temporaries, the same in forward and backward scripts: true when `step` was one.
@@ -159,7 +162,14 @@ extension TraceBuilder {
                     castCache![run.path] = cast
                     retain(cast)
                 }
-                run.saved.append(cast)
+                if case .linear = run.layer.kind, isFirstLeaf(run.path) {
+                    // addmm saves mat2 (the half weight) only for its input's gradient; the network's
+                    // input needs none. The cast still lives in autocast's cache until the region exits:
+                    // after the loss, or (a checkpoint's recomputation, its own region) after this forward.
+                    if case .recompute = phase { run.uncachedCasts.append(cast) } else { unsavedCasts.append(cast) }
+                } else {
+                    run.saved.append(cast)
+                }
             case .castInput:
                 guard let half = autocast, let x = run.input, dtype(x) == .float32 else { break }
                 run.saved.append(allocate(BufferDeclaration(name: "input.\(half.rawValue)", role: .activation, shape: run.layer.inputShape,
@@ -336,7 +346,16 @@ extension TraceBuilder {
                                    dtype: .float32)
         keep([logSoftmax, totalWeight] + (nllCopy.map { [$0] } ?? []), key: SavedKey(path: "loss", timestep: span.timestep))
         if let scoresCopy { release(scoresCopy) }
+        // The autocast region ends with the loss: its cache drops the casts nothing saved.
+        for id in unsavedCasts { release(id) }
+        unsavedCasts = []
         return loss
+    }
+
+    /// Whether the layer at `path` is the network's first leaf layer, the one that reads the input
+    /// sequence (which needs no gradient).
+    func isFirstLeaf(_ path: String) -> Bool {
+        ParameterLayout.flatten(profile.layers).first?.path == path
     }
 
     /// `loss.backward()` from the loss node to the logits' gradient: ones, nll_loss's and

@@ -48,11 +48,6 @@ public enum Runtime: String, CaseIterable, Codable, Sendable {
         }
         if let reason = PyTorchLayerTable.layerNormNotModelledReason(profile, runtime: rawValue) { return reason }
         if let reason = conv1dWindowNotModelledReason(profile) { return reason }
-        if let layer = profile.firstLayer(where: { if case .neuron(let spec) = $0.kind { return spec.type == .alif }; return false }),
-           profile.dtype != .float32 {
-            // The adaptive LIF's autograd function (python/snnmem_torch/adaptive_lif.py) was measured in float32 only.
-            return "adaptive LIF '\(layer.path)' under \(profile.dtype.rawValue) autocast is not modelled in the \(rawValue) layout (measured in float32 only); plan it in float32 or with --runtime snnmem"
-        }
         if let net = profile.layers.first(where: { if case .trevsnn = $0.kind { return true }; return false }),
            profile.dtype != .float32 {
             // The Python package measures T-RevSNN in float32 only (its function does not rerun the

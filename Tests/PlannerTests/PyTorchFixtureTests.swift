@@ -164,6 +164,6 @@ final class PyTorchFixtureTests: XCTestCase {
             XCTAssertEqual(planned.mapValues { $0.sorted() }, measured.mapValues { $0.sorted() }, file)
             compared += 1
         }
-        XCTAssertEqual(compared, 8, "the bfloat16 fixtures with a stream")
+        XCTAssertEqual(compared, 11, "the bfloat16 fixtures with a stream (cifarnet, vgg11, alif-conv)")
     }
 }
