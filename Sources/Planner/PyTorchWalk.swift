@@ -139,6 +139,8 @@ extension TraceBuilder {
                 if let previous = heldStates.updateValue(state, forKey: run.path) { run.saved.append(previous) }
             case .ifNoFeedback(let body):
                 if heldStates[PyTorchLayerTable.feedbackKey(run.path)] == nil { runForward(body, &run, timestep: timestep) }
+            case .ifReadsInput(let then, let otherwise):
+                runForward(isFirstLeaf(run.path) ? then : otherwise, &run, timestep: timestep)
             case .heldOnce(let buffer, let making, let made):
                 if heldStates[run.path] == nil {
                     runForward(making, &run, timestep: timestep)
@@ -162,13 +164,12 @@ extension TraceBuilder {
                     castCache![run.path] = cast
                     retain(cast)
                 }
-                if case .linear = run.layer.kind, isFirstLeaf(run.path) {
-                    // addmm saves mat2 (the half weight) only for its input's gradient; the network's
-                    // input needs none. The cast still lives in autocast's cache until the region exits:
-                    // after the loss, or (a checkpoint's recomputation, its own region) after this forward.
-                    if case .recompute = phase { run.uncachedCasts.append(cast) } else { unsavedCasts.append(cast) }
-                } else {
+                if castIsSaved(run) {
                     run.saved.append(cast)
+                } else {
+                    // The cast still lives in autocast's cache until the region exits: after the loss,
+                    // or (a checkpoint's recomputation, its own region) after this forward.
+                    if case .recompute = phase { run.uncachedCasts.append(cast) } else { unsavedCasts.append(cast) }
                 }
             case .castInput:
                 guard let half = autocast, let x = run.input, dtype(x) == .float32 else { break }
@@ -279,7 +280,8 @@ extension TraceBuilder {
                 for t in scriptTimesteps(run.span) { runBackward(body, &run, dY: dY, parameters: parameters, timestep: t) }
             case .allocate, .allocateScratchpad, .allocatePerThread, .free:
                 break  // runTemporary
-            case .save, .output, .initialState, .replaceState, .replaceSavedState, .ifNoFeedback, .castWeight, .castInput, .heldOnce:
+            case .save, .output, .initialState, .replaceState, .replaceSavedState, .ifNoFeedback, .castWeight, .castInput, .heldOnce,
+                 .ifReadsInput:
                 preconditionFailure("\(run.path): forward step in a backward script")
             }
         }
@@ -350,6 +352,22 @@ extension TraceBuilder {
         for id in unsavedCasts { release(id) }
         unsavedCasts = []
         return loss
+    }
+
+    /// Whether an autograd node saves the weight's half copy. addmm saves it (mat2) only for its input's
+    /// gradient: a linear layer on the network's input never does; a recurrent layer there only when a
+    /// fed-back y carries a gradient into some timestep's concatenation (from a run's second timestep,
+    /// or from a checkpoint segment's carried-in y; SLTT detaches y).
+    func castIsSaved(_ run: ScriptRun) -> Bool {
+        guard isFirstLeaf(run.path) else { return true }
+        switch run.layer.kind {
+        case .linear:
+            return false
+        case .recurrent:
+            return temporalGradient && (steps(run.span) > 1 || heldStates[PyTorchLayerTable.feedbackKey(run.path)] != nil)
+        default:
+            return true
+        }
     }
 
     /// Whether the layer at `path` is the network's first leaf layer, the one that reads the input

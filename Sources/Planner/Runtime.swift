@@ -40,12 +40,6 @@ public enum Runtime: String, CaseIterable, Codable, Sendable {
             // whose sizes were not measured into PyTorchLayerTable; autocast's casts neither.
             return "transposed conv '\(layer.path)' is modelled on pytorch-cuda in float32 only (the CPU's oneDNN deconvolution and autocast are not measured); plan it with --runtime snnmem or pytorch-cuda"
         }
-        if let layer = profile.firstLayer(where: { if case .recurrent = $0.kind { return true }; return false }),
-           profile.dtype != .float32 {
-            // The Python package builds and measures it under autocast too, but its half step loop
-            // (SpikingJelly's reference loop on half v) was not measured into PyTorchLayerTable.
-            return "recurrent layer '\(layer.path)' is modelled in float32 only (autocast is not measured); plan it in float32 or with --runtime snnmem"
-        }
         if let reason = PyTorchLayerTable.layerNormNotModelledReason(profile, runtime: rawValue) { return reason }
         if let reason = conv1dWindowNotModelledReason(profile) { return reason }
         if let net = profile.layers.first(where: { if case .trevsnn = $0.kind { return true }; return false }),

@@ -160,7 +160,9 @@ final class PyTorchFixtureTests: XCTestCase {
             for tensor in try plan(m).tensors where tensor.descriptor.name == "scratchpad.onednn" {
                 planned[tensor.descriptor.layerPath, default: []].append(tensor.bytes)
             }
-            XCTAssertFalse(measured.isEmpty, file)
+            // A network without convolutions (shd-recurrent) has no scratchpad to compare; the count
+            // below holds every convolutional one to the comparison.
+            if measured.isEmpty && planned.isEmpty { continue }
             XCTAssertEqual(planned.mapValues { $0.sorted() }, measured.mapValues { $0.sorted() }, file)
             compared += 1
         }

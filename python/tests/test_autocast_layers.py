@@ -40,3 +40,47 @@ def test_adaptive_lif_under_autocast_keeps_half_h_and_b(dtype):
         assert alif.output[1] == HALF[dtype]
         assert sorted((s.shape, s.dtype) for s in alif.saved) == [((T, B, 16, 8, 8), HALF[dtype])] * 2
         assert planned[name] == sum(s.nbytes for s in alif.saved if s.is_new) == 2 * T * B * 16 * 8 * 8 * 2
+
+
+# The recurrent layer on the network's float32 input, and after a linear layer (a half input).
+REC_ON_INPUT = """
+input: {features: 12, perTimestep: true}
+timesteps: 3
+batch: 2
+neuron: {type: lif, tau: 2.0, threshold: 0.5}
+layers:
+  - recurrent: {name: rec1, out: 8}
+  - linear: {name: fc, out: 4}
+  - neuron: {name: readout, type: li, tau: 2.0}
+"""
+REC_AFTER_LINEAR = REC_ON_INPUT.replace("layers:\n", "layers:\n  - linear: {name: fc0, out: 10}\n")
+
+
+@pytest.mark.skipif(not os.path.exists(SNNMEM), reason="needs the Swift CLI (swift build -c release)")
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
+@pytest.mark.parametrize("variant", ["on_input", "after_linear"])
+def test_recurrent_layer_under_autocast_keeps_what_the_plan_keeps(variant, dtype, tmp_path):
+    """Under autocast the single-step neuron's half input leaves SpikingJelly's fused op for its step loop.
+    On the float32 input the concatenation is float32 and addmm keeps its half copy; the weight's one cast
+    is kept from the second timestep on (the first concatenation needs no gradient). On a half input the
+    concatenation is half and kept itself, with the weight's cast. The step loop keeps h - threshold, h and
+    1 - s per timestep (hard reset); the last timestep's h and 1 - s belong to the neuron's final v, which
+    backward from the loss never visits, so the trace does not list them: the plan counts them."""
+    path = tmp_path / "rec.yaml"
+    path.write_text(REC_ON_INPUT if variant == "on_input" else REC_AFTER_LINEAR)
+    T, B, inputs, out = 3, 2, (12 if variant == "on_input" else 10), 8
+    half = HALF[dtype]
+    rec = dict(cm.network_traces(str(path), T=T, B=B, autocast=half))["rec1"]
+    assert "sj_lif.forward" not in rec.ops and rec.output[1] == half
+    assert all(s.dtype == half for s in rec.saved if s.origin != "cpu-scalar")
+    concatenations = [s for s in rec.saved if s.node == "AddmmBackward0" and s.slot == "mat1"]
+    weights = [s for s in rec.saved if s.node == "AddmmBackward0" and s.slot == "mat2"]
+    expected_origin = "new:aten._to_copy" if variant == "on_input" else "new:aten.cat"
+    assert [(s.shape, s.origin) for s in concatenations] == [((B, inputs + out), expected_origin)] * T
+    assert len(weights) == (T - 1 if variant == "on_input" else T)
+    assert {(s.shape, s.origin) for s in weights} == {((inputs + out, out), "new:aten._to_copy")}  # the transposed view
+    neuron = [s for s in rec.saved if s.is_new and s.node != "AddmmBackward0"]
+    assert len(neuron) == 3 * (T - 1) + 1
+    step_bytes = B * out * half.itemsize
+    traced = sum(s.nbytes for s in concatenations) + weights[0].nbytes + sum(s.nbytes for s in neuron)
+    assert _planned_saved(str(path), dtype, T, B)["rec1"] == traced + 2 * step_bytes
