@@ -26,16 +26,17 @@ extension PyTorchLayerTable {
                       .releaseOutputGradient, .releaseSaved]
     }
 
-    /// Why a profile's layer norm has no PyTorch layout, or nil. Autocast runs `layer_norm` in
-    /// float32 (a cast copy of a half input, a float32 output feeding half layers), which was not measured.
+    /// Why a profile's layer norm has no PyTorch layout, or nil. CUDA's autocast runs `layer_norm` in
+    /// float32 (a cast copy of a half input, a float32 output feeding the next layers, whose dtypes then
+    /// change), which is not modelled; the CPU's runs it in half (`layerNormAutocast`).
     /// On [C, N] tokens PyTorch normalises a transposed view: the contiguous copies it and the next
     /// layer make of it were not measured either.
     public static func layerNormNotModelledReason(_ profile: Profile, runtime: String) -> String? {
         if let layer = profile.allLayers.first(where: { if case .layerNorm(let spec) = $0.kind { return spec.tokens != nil }; return false }) {
             return "layer norm '\(layer.path)' over [C, N] tokens is not modelled in the \(runtime) layout (PyTorch normalises a transposed view; its copies and the next layer's were not measured); plan it with --runtime snnmem"
         }
-        guard profile.dtype != .float32,
+        guard profile.dtype != .float32, runtime == Runtime.pytorchCUDA.rawValue,
               let layer = profile.allLayers.first(where: { if case .layerNorm = $0.kind { return true }; return false }) else { return nil }
-        return "layer norm '\(layer.path)' under \(profile.dtype.rawValue) autocast is not modelled in the \(runtime) layout (autocast runs layer_norm in float32; measured in float32 only); plan it in float32 or with --runtime snnmem"
+        return "layer norm '\(layer.path)' under \(profile.dtype.rawValue) autocast is not modelled in the \(runtime) layout (CUDA's autocast runs layer_norm in float32 and the next layers on its float32 output); plan it in float32, with --runtime pytorch-cpu or --runtime snnmem"
     }
 }

@@ -261,6 +261,10 @@ public enum PyTorchLayerTable {
         case .recurrent(let spec):
             recurrentLayout(&d, spec, layer, device: device, autocast: autocast)
         }
+        if autocast != nil, case .layerNorm(let spec) = layer.kind {
+            precondition(device == .cpu, "\(layer.path): layer norm under autocast is modelled on the CPU only")
+            layerNormAutocast(&d, spec)
+        }
         return d
     }
 
