@@ -35,7 +35,12 @@ extension PyTorchLayerTable {
         if let layer = profile.allLayers.first(where: { if case .layerNorm(let spec) = $0.kind { return spec.tokens != nil }; return false }) {
             return "layer norm '\(layer.path)' over [C, N] tokens is not modelled in the \(runtime) layout (PyTorch normalises a transposed view; its copies and the next layer's were not measured); plan it with --runtime snnmem"
         }
-        guard profile.dtype != .float32, runtime == Runtime.pytorchCUDA.rawValue,
+        guard profile.dtype != .float32 else { return nil }
+        // The token form's transposed copies were measured in float32 only.
+        if let layer = profile.allLayers.first(where: { if case .layerNorm(let spec) = $0.kind { return spec.tokens != nil }; return false }) {
+            return "layer norm '\(layer.path)' over [C, N] tokens under \(profile.dtype.rawValue) autocast is not modelled in the \(runtime) layout (measured in float32 only); plan it in float32 or with --runtime snnmem"
+        }
+        guard runtime == Runtime.pytorchCUDA.rawValue,
               let layer = profile.allLayers.first(where: { if case .layerNorm = $0.kind { return true }; return false }) else { return nil }
         return "layer norm '\(layer.path)' under \(profile.dtype.rawValue) autocast is not modelled in the \(runtime) layout (CUDA's autocast runs layer_norm in float32 and the next layers on its float32 output); plan it in float32, with --runtime pytorch-cpu or --runtime snnmem"
     }

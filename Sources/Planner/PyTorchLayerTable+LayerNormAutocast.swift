@@ -7,7 +7,7 @@ extension PyTorchLayerTable {
     /// weight makes the kernel mixed-type: mean and rstd stay float32 and the weight and bias gradients go
     /// to `.grad` in float32 (no cast, no ToCopyBackward); without affine mean and rstd are half. The CPU
     /// backward's [2 x threads, N] reduction buffer takes the input's dtype (half). Measured with
-    /// `snnmem_torch.allocations` (python/LAYOUT-NOTES.md §13). CUDA's autocast runs `layer_norm` in
+    /// `snnmem_torch.allocations` (python/LAYOUT-NOTES.md §14). CUDA's autocast runs `layer_norm` in
     /// float32 instead (a float32 copy of the input saved, a float32 output): refused there
     /// (`layerNormNotModelledReason`).
     static func layerNormAutocast(_ d: inout PyTorchLayerLayout, _ spec: LayerNormSpec) {

@@ -63,7 +63,7 @@ extension PyTorchLayerTable {
     }
 
     /// The module under float16/bfloat16 autocast, the same on the CPU and on CUDA (measured on the CPU,
-    /// python/LAYOUT-NOTES.md §12; the saved tensors checked on fake CUDA tensors): the half input of the
+    /// python/LAYOUT-NOTES.md §14; the saved tensors checked on fake CUDA tensors): the half input of the
     /// single-step neuron leaves SpikingJelly's registered op for its plain step (on CUDA too), in half.
     /// On the network's float32 input the concatenation [x_t ; y_{t-1}] is float32 (y_{-1} is zeros of
     /// x's dtype, later y's are promoted): addmm saves its half copy and the float32 one dies; on a half

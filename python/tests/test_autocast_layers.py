@@ -84,3 +84,25 @@ def test_recurrent_layer_under_autocast_keeps_what_the_plan_keeps(variant, dtype
     step_bytes = B * out * half.itemsize
     traced = sum(s.nbytes for s in concatenations) + weights[0].nbytes + sum(s.nbytes for s in neuron)
     assert _planned_saved(str(path), dtype, T, B)["rec1"] == traced + 2 * step_bytes
+
+
+@pytest.mark.skipif(not os.path.exists(SNNMEM), reason="needs the Swift CLI (swift build -c release)")
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
+def test_conv1d_windows_and_adaptive_lif_under_autocast_on_cuda(dtype):
+    """alif-conv1d on fake CUDA under autocast: each windowed conv1d (kernel 5, a strided kernel 3, a grouped
+    kernel 3) keeps half copies of its weight and of a float32 input (the first one's, the signal) or its half
+    input itself, as a conv2d does; every layer's saved bytes equal the pytorch-cuda plan's."""
+    path = os.path.join(FIXTURE_PROFILES, "alif-conv1d.yaml")
+    T, B = 2, 2
+    half = HALF[dtype]
+    traces = dict(cm.network_traces(path, T=T, B=B, autocast=half))
+    conv1 = {s.slot: s for s in traces["conv1"].saved}
+    assert (conv1["input"].dtype, conv1["input"].origin) == (half, "new:aten._to_copy")
+    assert (conv1["weight"].dtype, conv1["weight"].origin) == (half, "new:aten._to_copy")
+    conv3 = {s.slot: s for s in traces["conv3"].saved}
+    assert (conv3["input"].dtype, conv3["input"].origin) == (half, "input:input")  # the spikes are already half
+    planned = _planned_saved(path, dtype, T, B)
+    for name in ("conv1", "conv2", "conv3", "alif1", "alif2", "alif3"):
+        # a layer's new saved tensors, plus a half spike input it keeps (a view of its predecessor's output)
+        kept = sum(s.nbytes for s in traces[name].saved if s.is_new or s.origin == "input:input")
+        assert planned[name] == kept, name
