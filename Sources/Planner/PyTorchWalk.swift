@@ -370,10 +370,15 @@ extension TraceBuilder {
         }
     }
 
-    /// Whether the layer at `path` is the network's first leaf layer, the one that reads the input
-    /// sequence (which needs no gradient).
+    /// Whether the layer at `path` is the network's first leaf layer past any views (`flatten`,
+    /// `tokens`), the one that reads the float32 input sequence (which needs no gradient).
     func isFirstLeaf(_ path: String) -> Bool {
-        ParameterLayout.flatten(profile.layers).first?.path == path
+        ParameterLayout.flatten(profile.layers).first(where: {
+            switch $0.kind {
+            case .flatten, .tokens: return false
+            default: return true
+            }
+        })?.path == path
     }
 
     /// `loss.backward()` from the loss node to the logits' gradient: ones, nll_loss's and

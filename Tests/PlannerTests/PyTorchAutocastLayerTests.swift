@@ -43,6 +43,30 @@ final class PyTorchAutocastLayerTests: XCTestCase {
         }
     }
 
+    /// addmm keeps the weight's half copy only for its input's gradient: a linear layer on the network's
+    /// input (past a flatten, a view) keeps its input's half copy alone; the next one keeps both.
+    func testALinearLayerOnTheInputKeepsNoHalfWeight() throws {
+        let yaml = """
+            input: {channels: 1, height: 4, width: 4}
+            timesteps: 2
+            batch: 2
+            layers:
+              - flatten
+              - linear: {name: fc1, out: 8}
+              - neuron: {name: lif1}
+              - linear: {name: fc2, out: 3}
+            """
+        let profile = try ProfileLoader.parse(yaml: yaml, file: "linear.yaml")
+        for runtime in [Runtime.pytorchCPU, .pytorchCUDA] {
+            let plan = try Planner.plan(profile, strategy: .bptt, options: .init(runtime: runtime, dtype: .bfloat16))
+            let saved = Dictionary(uniqueKeysWithValues: plan.savedBytesByLayer.map { ($0.layer, $0.bytes) })
+            XCTAssertEqual(saved["fc1"], 2 * 2 * 16 * 2, "\(runtime)")  // the images [T, B, 16], cast
+            XCTAssertEqual(saved["fc2"], 2 * 2 * 8 * 2 + 3 * 8 * 2, "\(runtime)")  // the spikes and the weight
+            // the first layer's cast still lives (autocast's cache) until the loss
+            XCTAssertTrue(plan.tensors.contains { $0.descriptor.layerPath == "fc1" && $0.descriptor.name == "weight.bfloat16" })
+        }
+    }
+
     func testConv1DWindowsAreRefusedOnTheCPUOnly() throws {
         let yaml = """
             input: {channels: 2, height: 1, width: 16, perTimestep: true}
