@@ -44,7 +44,6 @@ extension TraceBuilder {
         }
         precondition(run.named.isEmpty, "\(path): forward script left \(run.named.labels) allocated")
         swap(&run.named, &spareScriptTemporaries)
-        for id in run.uncachedCasts { release(id) }
         release(x)
         return run.output!
     }
@@ -70,8 +69,6 @@ extension TraceBuilder {
         var inputCast = false
         /// Autocast backward: half weight gradients on their way to float32 `.grad`.
         var halfGradients: [Int] = []
-        /// Autocast: weight casts no node saved, dropped when this forward ends (`unsavedCasts`).
-        var uncachedCasts: [Int] = []
     }
 
     /// Named temporaries, the same in forward and backward scripts: true when `step` was one.
@@ -168,8 +165,8 @@ extension TraceBuilder {
                     run.saved.append(cast)
                 } else {
                     // The cast still lives in autocast's cache until the region exits: after the loss,
-                    // or (a checkpoint's recomputation, its own region) after this forward.
-                    if case .recompute = phase { run.uncachedCasts.append(cast) } else { unsavedCasts.append(cast) }
+                    // or after a checkpoint segment's recomputation (its own region).
+                    unsavedCasts.append(cast)
                 }
             case .castInput:
                 guard let half = autocast, let x = run.input, dtype(x) == .float32 else { break }
@@ -348,10 +345,15 @@ extension TraceBuilder {
                                    dtype: .float32)
         keep([logSoftmax, totalWeight] + (nllCopy.map { [$0] } ?? []), key: SavedKey(path: "loss", timestep: span.timestep))
         if let scoresCopy { release(scoresCopy) }
-        // The autocast region ends with the loss: its cache drops the casts nothing saved.
+        releaseUnsavedCasts()
+        return loss
+    }
+
+    /// An autocast region ends (with the loss, or a checkpoint segment's recomputation): its cache drops
+    /// the casts nothing saved.
+    mutating func releaseUnsavedCasts() {
         for id in unsavedCasts { release(id) }
         unsavedCasts = []
-        return loss
     }
 
     /// Whether an autograd node saves the weight's half copy. addmm saves it (mat2) only for its input's
