@@ -112,6 +112,7 @@ extension TraceBuilder {
             finalStateHoldsGraph = isLast
             retain(sequence)
             release(forward(body, sequence, span: .allTimesteps, saving: true))
+            releaseUnsavedCasts()  // the recomputation's autocast region ends
             finalStateHoldsGraph = true
             for path in heldStates.keys.sorted() { release(heldStates[path]!) }
             for path in heldSaved.keys.sorted() { for id in heldSaved.removeValue(forKey: path)! { release(id) } }

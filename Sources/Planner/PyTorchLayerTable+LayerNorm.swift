@@ -38,16 +38,22 @@ extension PyTorchLayerTable {
             + [.releaseOutputGradient, .releaseSaved]
     }
 
-    /// Why a profile's layer norm has no PyTorch layout, or nil. Autocast runs `layer_norm` in
-    /// float32 (a cast copy of a half input, a float32 output feeding half layers), which was not measured.
+    /// Why a profile's layer norm has no PyTorch layout, or nil. CUDA's autocast runs `layer_norm` in
+    /// float32 (a cast copy of a half input, a float32 output feeding the next layers, whose dtypes then
+    /// change), which is not modelled; the CPU's runs it in half (`layerNormAutocast`).
     /// On [C, N] tokens the neighbours that were measured with its transposed view are modelled
-    /// (`TransposedTokenNeighbours`); others are refused naming the layer.
+    /// (`TransposedTokenNeighbours`) in float32; others are refused naming the layer.
     public static func layerNormNotModelledReason(_ profile: Profile, runtime: String) -> String? {
         if profile.firstLayer(where: TransposedTokenNeighbours.isTokenNorm) != nil, let reason = TransposedTokenNeighbours(profile).refusal {
             return reason
         }
-        guard profile.dtype != .float32,
+        guard profile.dtype != .float32 else { return nil }
+        // The token form's transposed copies were measured in float32 only.
+        if let layer = profile.allLayers.first(where: { if case .layerNorm(let spec) = $0.kind { return spec.tokens != nil }; return false }) {
+            return "layer norm '\(layer.path)' over [C, N] tokens under \(profile.dtype.rawValue) autocast is not modelled in the \(runtime) layout (measured in float32 only); plan it in float32 or with --runtime snnmem"
+        }
+        guard runtime == Runtime.pytorchCUDA.rawValue,
               let layer = profile.allLayers.first(where: { if case .layerNorm = $0.kind { return true }; return false }) else { return nil }
-        return "layer norm '\(layer.path)' under \(profile.dtype.rawValue) autocast is not modelled in the \(runtime) layout (autocast runs layer_norm in float32; measured in float32 only); plan it in float32 or with --runtime snnmem"
+        return "layer norm '\(layer.path)' under \(profile.dtype.rawValue) autocast is not modelled in the \(runtime) layout (CUDA's autocast runs layer_norm in float32 and the next layers on its float32 output); plan it in float32, with --runtime pytorch-cpu or --runtime snnmem"
     }
 }

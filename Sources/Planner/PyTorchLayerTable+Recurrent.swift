@@ -17,7 +17,7 @@ extension PyTorchLayerTable {
     /// surrogate temporaries as a `neuron` layer's, then per timestep the concatenation's gradient
     /// [B, in + out], alive only while that timestep's gradients are split.
     static func recurrentLayout(_ d: inout PyTorchLayerLayout, _ spec: RecurrentSpec, _ layer: Layer, device: Device, autocast: DType?) {
-        precondition(autocast == nil, "\(layer.path): the recurrent layer is modelled in float32 only")
+        if let half = autocast { return recurrentAutocastLayout(&d, spec, layer, half: half) }
         if device == .cuda { return recurrentCUDALayout(&d, spec, layer) }
         let output = layer.outputShape
         var neuron = PyTorchLayerLayout()
@@ -59,6 +59,64 @@ extension PyTorchLayerTable {
             accumulating: [.parameterGradients]),
             .releaseSaved,
             .releaseOutputGradient, .inputGradient,
+        ]
+    }
+
+    /// The module under float16/bfloat16 autocast, the same on the CPU and on CUDA (measured on the CPU,
+    /// python/LAYOUT-NOTES.md §14; the saved tensors checked on fake CUDA tensors): the half input of the
+    /// single-step neuron leaves SpikingJelly's registered op for its plain step (on CUDA too), in half.
+    /// On the network's float32 input the concatenation [x_t ; y_{t-1}] is float32 (y_{-1} is zeros of
+    /// x's dtype, later y's are promoted): addmm saves its half copy and the float32 one dies; on a half
+    /// input the concatenation is half and saved as it is. The weight's half copy is cast once per
+    /// autocast region and saved (`castWeight`) unless no concatenation needs a gradient (the walk
+    /// decides). Per timestep the step keeps h - threshold, and 1 - s and h for a hard reset, in half.
+    /// Backward as in float32, in half, then the half weight and bias gradients go to float32 `.grad`.
+    /// Not declared: the float32 copy of y_{t-1} that `cat` makes beside a float32 x_t, and the float32
+    /// gradient copy ToCopyBackward makes of the concatenation's (both [B, out] or [B, in + out], transient).
+    static func recurrentAutocastLayout(_ d: inout PyTorchLayerLayout, _ spec: RecurrentSpec, _ layer: Layer, half: DType) {
+        let output = layer.outputShape
+        var neuron = PyTorchLayerLayout()
+        neuronLayout(&neuron, spec.neuron, output, device: .cpu, stateDType: half)
+        guard case .initialState(let vInit, _) = neuron.forward.first,
+              let step = neuron.forward.lazy.compactMap({ step -> [PyTorchStep]? in
+                  if case .eachTimestep(let body) = step { return body }
+                  return nil
+              }).first else {
+            preconditionFailure("\(layer.path): the neuron's half script has no initial state and step loop")
+        }
+        let one = { (name: String, role: TensorRole) in BufferDeclaration(name: name, role: role, shape: output) }
+        let columns = TensorShape([spec.weightColumns])
+        let yInit = { (dtype: DType) in
+            BufferDeclaration(name: "y_init", role: .neuronState, shape: output, dtype: dtype, perTimestep: false)
+        }
+        d.keepsInput = false  // the concatenation is a new tensor; x_t itself is not kept
+        d.canSkipInputGradient = true
+        let concatenate: PyTorchStep = .ifReadsInput(
+            [.allocate(BufferDeclaration(name: "cat(x,y)", role: .activation, shape: columns, dtype: .float32)),
+             .save(BufferDeclaration(name: "cat(x,y).\(half.rawValue)", role: .activation, shape: columns, dtype: half), heldByFinalState: false),
+             .free("cat(x,y)")],
+            otherwise: [.save(BufferDeclaration(name: "cat(x,y)", role: .activation, shape: columns), heldByFinalState: false)])
+        d.forward = [.ifReadsInput([.ifNoFeedback([.allocate(yInit(.float32))])], otherwise: [.ifNoFeedback([.allocate(yInit(half))])]),
+                     .castWeight, .eachTimestep([
+            concatenate, .allocate(one("current", .workspace)), .initialState(vInit, saved: false),
+        ] + step + [
+            // the single-step module returns its spike stacked as a one-timestep sequence
+            .allocate(one("y", .activation)), .free("spike"), .free("current"),
+        ]), .ifNoFeedback([.free("y_init")]), .output, .eachTimestep([.free("y")])]
+        let work = (0..<4).map { BufferDeclaration(name: "surrogate.work\($0)", role: .workspace, shape: output, perTimestep: false) }
+        let gradient = BufferDeclaration(name: "grad_cat", role: .workspace, shape: columns)
+        // As in float32: the per-timestep weight gradients (half) are summed out of place.
+        let weight = BufferDeclaration(name: "grad_weight.sum", role: .workspace, shape: TensorShape([spec.outFeatures, spec.weightColumns]),
+                                       perSample: false, perTimestep: false)
+        var lastStep = weight
+        lastStep.name = "grad_weight.step"
+        d.backward = work.map { .allocate($0) } + work.map { .free($0.name) } + [
+            .eachTimestep([.allocate(gradient), .free("grad_cat")]), .ifWeightGradient(none: [.ifMultiStep([.allocate(weight), .allocate(lastStep)]),
+            .parameterGradients, .ifMultiStep([.free("grad_weight.sum"), .free("grad_weight.step")])],
+            afterView: [.allocate(lastStep), .allocate(weight), .free("grad_weight.step"), .free("grad_weight.sum"), .parameterGradients],
+            accumulating: [.parameterGradients]),
+            .releaseSaved,
+            .releaseOutputGradient, .inputGradient, .castGradients,
         ]
     }
 

@@ -23,6 +23,9 @@ public indirect enum PyTorchStep: Hashable, Sendable {
     /// one timestep per call saves its v_init): the previous state is kept for this layer's backward
     /// instead of dying. The first timestep's predecessor is `.initialState`'s to save.
     case replaceSavedState(BufferDeclaration)
+    /// Autocast: `then` when the layer reads the network's float32 input sequence (the first layer;
+    /// every other layer's input is a half output), `otherwise` when it reads a half tensor.
+    case ifReadsInput([PyTorchStep], otherwise: [PyTorchStep])
     /// Steps taken only when a recurrent module starts from no fed-back output of its own (its zeros
     /// y_{-1}); a checkpoint segment after the first passes the previous segment's last output in
     /// instead (held under `PyTorchLayerTable.feedbackKey`).
@@ -94,7 +97,7 @@ extension Layer {
     /// The weight autocast casts (conv and linear), if this layer has one.
     var pytorchWeight: ParameterDeclaration? {
         switch kind {
-        case .conv, .linear, .conv1d: return LayerMemoryTable.declaration(for: self).parameters.first
+        case .conv, .linear, .conv1d, .recurrent: return LayerMemoryTable.declaration(for: self).parameters.first
         default: return nil
         }
     }
@@ -122,7 +125,7 @@ public enum PyTorchLayerTable {
             case .scale:
                 return layer
             case .recurrent:
-                continue  // in float32 only: `Runtime.notModelledReason` refuses autocast
+                continue
             }
         }
         return nil
@@ -295,6 +298,10 @@ public enum PyTorchLayerTable {
             preconditionFailure("\(layer.path): a container, run by the walk or its schedule")
         case .recurrent(let spec):
             recurrentLayout(&d, spec, layer, device: device, autocast: autocast)
+        }
+        if autocast != nil, case .layerNorm(let spec) = layer.kind {
+            precondition(device == .cpu, "\(layer.path): layer norm under autocast is modelled on the CPU only")
+            layerNormAutocast(&d, spec)
         }
         return d
     }

@@ -147,6 +147,8 @@ extension TraceBuilder {
                 if let previous = heldStates.updateValue(state, forKey: run.path) { run.saved.append(previous) }
             case .ifNoFeedback(let body):
                 if heldStates[PyTorchLayerTable.feedbackKey(run.path)] == nil { runForward(body, &run, timestep: timestep) }
+            case .ifReadsInput(let then, let otherwise):
+                runForward(isFirstLeaf(run.path) ? then : otherwise, &run, timestep: timestep)
             case .heldOnce(let buffer, let making, let made):
                 if heldStates[run.path] == nil {
                     runForward(making, &run, timestep: timestep)
@@ -170,7 +172,13 @@ extension TraceBuilder {
                     castCache![run.path] = cast
                     retain(cast)
                 }
-                run.saved.append(cast)
+                if castIsSaved(run) {
+                    run.saved.append(cast)
+                } else {
+                    // The cast still lives in autocast's cache until the region exits: after the loss,
+                    // or after a checkpoint segment's recomputation (its own region).
+                    unsavedCasts.append(cast)
+                }
             case .castInput:
                 guard let half = autocast, let x = run.input, dtype(x) == .float32 else { break }
                 run.saved.append(allocate(BufferDeclaration(name: "input.\(half.rawValue)", role: .activation, shape: run.layer.inputShape,
@@ -280,7 +288,8 @@ extension TraceBuilder {
                 for t in scriptTimesteps(run.span) { runBackward(body, &run, dY: dY, parameters: parameters, timestep: t) }
             case .allocate, .allocateScratchpad, .allocatePerThread, .deconvolutionScratchpad, .free:
                 break  // runTemporary
-            case .save, .output, .initialState, .replaceState, .replaceSavedState, .ifNoFeedback, .castWeight, .castInput, .heldOnce:
+            case .save, .output, .initialState, .replaceState, .replaceSavedState, .ifNoFeedback, .castWeight, .castInput, .heldOnce,
+                 .ifReadsInput:
                 preconditionFailure("\(run.path): forward step in a backward script")
             }
         }
@@ -347,7 +356,42 @@ extension TraceBuilder {
                                    dtype: .float32)
         keep([logSoftmax, totalWeight] + (nllCopy.map { [$0] } ?? []), key: SavedKey(path: "loss", timestep: span.timestep))
         if let scoresCopy { release(scoresCopy) }
+        releaseUnsavedCasts()
         return loss
+    }
+
+    /// An autocast region ends (with the loss, or a checkpoint segment's recomputation): its cache drops
+    /// the casts nothing saved.
+    mutating func releaseUnsavedCasts() {
+        for id in unsavedCasts { release(id) }
+        unsavedCasts = []
+    }
+
+    /// Whether an autograd node saves the weight's half copy. addmm saves it (mat2) only for its input's
+    /// gradient: a linear layer on the network's input never does; a recurrent layer there only when a
+    /// fed-back y carries a gradient into some timestep's concatenation (from a run's second timestep,
+    /// or from a checkpoint segment's carried-in y; SLTT detaches y).
+    func castIsSaved(_ run: ScriptRun) -> Bool {
+        guard isFirstLeaf(run.path) else { return true }
+        switch run.layer.kind {
+        case .linear:
+            return false
+        case .recurrent:
+            return temporalGradient && (steps(run.span) > 1 || heldStates[PyTorchLayerTable.feedbackKey(run.path)] != nil)
+        default:
+            return true
+        }
+    }
+
+    /// Whether the layer at `path` is the network's first leaf layer past any views (`flatten`,
+    /// `tokens`), the one that reads the float32 input sequence (which needs no gradient).
+    func isFirstLeaf(_ path: String) -> Bool {
+        ParameterLayout.flatten(profile.layers).first(where: {
+            switch $0.kind {
+            case .flatten, .tokens: return false
+            default: return true
+            }
+        })?.path == path
     }
 
     /// `loss.backward()` from the loss node to the logits' gradient: ones, nll_loss's and

@@ -42,19 +42,8 @@ public enum Runtime: String, CaseIterable, Codable, Sendable {
         if self == .pytorchCPU, let (layer, reason) = Self.firstUnmodelledDeconvolution(profile) {
             return "transposed conv '\(layer.path)' with \(reason) is not modelled in the pytorch-cpu layout; plan it with --runtime snnmem or pytorch-cuda"
         }
-        if let layer = profile.firstLayer(where: { if case .recurrent = $0.kind { return true }; return false }),
-           profile.dtype != .float32 {
-            // The Python package builds and measures it under autocast too, but its half step loop
-            // (SpikingJelly's reference loop on half v) was not measured into PyTorchLayerTable.
-            return "recurrent layer '\(layer.path)' is modelled in float32 only (autocast is not measured); plan it in float32 or with --runtime snnmem"
-        }
         if let reason = PyTorchLayerTable.layerNormNotModelledReason(profile, runtime: rawValue) { return reason }
         if let reason = conv1dWindowNotModelledReason(profile) { return reason }
-        if let layer = profile.firstLayer(where: { if case .neuron(let spec) = $0.kind { return spec.type == .alif }; return false }),
-           profile.dtype != .float32 {
-            // The adaptive LIF's autograd function (python/snnmem_torch/adaptive_lif.py) was measured in float32 only.
-            return "adaptive LIF '\(layer.path)' under \(profile.dtype.rawValue) autocast is not modelled in the \(rawValue) layout (measured in float32 only); plan it in float32 or with --runtime snnmem"
-        }
         if let net = profile.layers.first(where: { if case .trevsnn = $0.kind { return true }; return false }),
            profile.dtype != .float32 {
             // The Python package measures T-RevSNN in float32 only (its function does not rerun the

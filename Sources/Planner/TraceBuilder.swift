@@ -65,6 +65,10 @@ struct TraceBuilder {
     /// PyTorch autocast: the weight casts `cached_cast` keeps until the autocast region exits,
     /// by layer path, while a region spans several forwards of a layer (checkpoint segments).
     var castCache: [String: Int]?
+    /// PyTorch autocast: weight casts no autograd node saved (a linear layer on the network's input:
+    /// addmm keeps the weight only for the input's gradient), held by autocast's cache until the
+    /// region exits after the loss.
+    var unsavedCasts: [Int] = []
     /// PyTorch autocast under checkpoint: backward segments before the last keep their half
     /// weight gradients for the one ToCopyBackward of the shared cast.
     var defersGradientCasts = false

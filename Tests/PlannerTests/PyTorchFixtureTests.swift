@@ -150,20 +150,25 @@ final class PyTorchFixtureTests: XCTestCase {
             XCTAssertEqual(m.threads, OneDNNMachine.fixtures.threads, "\(file): measured with other threads than the plan assumes")
             let data = try Data(contentsOf: Self.folder.appendingPathComponent(file))
             guard let stream = try JSONDecoder().decode(Stream.self, from: data).allocations else { continue }
+            // The profile's convolutions, whatever their names (layernorm's first is `stem`).
+            let profile = try ProfileLoader.load(path: Fixtures.repositoryRoot.appendingPathComponent(m.profileFile).path)
+            let convolutions = Set(profile.allLayers.filter { if case .conv = $0.kind { return true }; return false }.map(\.path))
             var measured: [String: [Int]] = [:]
             for (a, b) in zip(stream, stream.dropFirst())
             where a.phase == "backward" && a.bytes > 0 && b.bytes == -a.bytes && a.address == b.address {
-                guard let layer = a.layer, layer.hasPrefix("conv") else { continue }
+                guard let layer = a.layer, convolutions.contains(layer) else { continue }
                 measured[layer, default: []].append(a.bytes)
             }
             var planned: [String: [Int]] = [:]
             for tensor in try plan(m).tensors where tensor.descriptor.name == "scratchpad.onednn" {
                 planned[tensor.descriptor.layerPath, default: []].append(tensor.bytes)
             }
-            XCTAssertFalse(measured.isEmpty, file)
+            // A network without convolutions (shd-recurrent) has no scratchpad to compare; the count
+            // below holds every convolutional one to the comparison.
+            if measured.isEmpty && planned.isEmpty { continue }
             XCTAssertEqual(planned.mapValues { $0.sorted() }, measured.mapValues { $0.sorted() }, file)
             compared += 1
         }
-        XCTAssertEqual(compared, 8, "the bfloat16 fixtures with a stream")
+        XCTAssertEqual(compared, 20, "the bfloat16 fixtures with a stream (cifarnet, vgg11, alif-conv, layernorm)")
     }
 }
