@@ -11,7 +11,7 @@ import subprocess
 import pytest
 import torch
 import torch.nn as nn
-from conftest import ROOT, assert_loader_fails_as_snnmem
+from conftest import ROOT, SNNMEM, assert_loader_fails_as_snnmem
 
 from snnmem_torch import profile as P
 from snnmem_torch.adaptive_lif import AdaptiveLIFNode
@@ -19,7 +19,6 @@ from snnmem_torch.export import export_profile
 
 from spikingjelly.activation_based import functional, layer  # noqa: E402  (after torch)
 
-SNNMEM = os.path.join(ROOT, ".build", "release", "snnmem")
 needs_snnmem = pytest.mark.skipif(not os.path.exists(SNNMEM), reason="the Swift snnmem binary is not built")
 
 # A small conv network with two adaptive neurons (a hard and a soft reset): measured in about a second.

@@ -9,7 +9,7 @@ import subprocess
 
 import pytest
 import torch.nn as nn
-from conftest import ROOT, assert_loader_fails_as_snnmem
+from conftest import ROOT, SNNMEM, assert_loader_fails_as_snnmem
 
 from snnmem_torch import profile as P
 from snnmem_torch.adaptive_lif import AdaptiveLIFNode
@@ -19,7 +19,6 @@ from snnmem_torch.export import ExportError, export_profile
 
 from spikingjelly.activation_based import layer  # noqa: E402  (after torch)
 
-SNNMEM = os.path.join(ROOT, ".build", "release", "snnmem")
 needs_snnmem = pytest.mark.skipif(not os.path.exists(SNNMEM), reason="the Swift snnmem binary is not built")
 PROFILE = os.path.join(ROOT, "Tests", "PlannerTests", "Fixtures", "pytorch", "profiles", "alif-conv1d.yaml")
 

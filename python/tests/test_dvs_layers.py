@@ -9,14 +9,13 @@ import subprocess
 import pytest
 import torch
 import torch.nn as nn
-from conftest import ROOT, assert_loader_fails_as_snnmem
+from conftest import ROOT, SNNMEM, assert_loader_fails_as_snnmem
 
 from snnmem_torch import profile as P
 from snnmem_torch.export import ExportError, export_profile
 
 from spikingjelly.activation_based import layer, neuron, surrogate  # noqa: E402  (after torch)
 
-SNNMEM = os.path.join(ROOT, ".build", "release", "snnmem")
 needs_snnmem = pytest.mark.skipif(not os.path.exists(SNNMEM), reason="the Swift snnmem binary is not built")
 
 # Uneven (8x8 -> 3x5) and upsampling (3x5 -> 4x6) adaptive pooling, two dropouts, voting: small enough

@@ -9,14 +9,13 @@ import subprocess
 import pytest
 import torch
 import torch.nn as nn
-from conftest import ROOT, assert_loader_fails_as_snnmem
+from conftest import ROOT, SNNMEM, assert_loader_fails_as_snnmem
 
 from snnmem_torch import profile as P
 from snnmem_torch.export import ExportError, export_profile
 
 from spikingjelly.activation_based import layer, neuron  # noqa: E402  (after torch)
 
-SNNMEM = os.path.join(ROOT, ".build", "release", "snnmem")
 needs_snnmem = pytest.mark.skipif(not os.path.exists(SNNMEM), reason="the Swift snnmem binary is not built")
 PROFILE = os.path.join(ROOT, "python", "tests", "profiles", "layernorm.yaml")
 

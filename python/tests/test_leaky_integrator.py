@@ -6,12 +6,11 @@ import subprocess
 
 import pytest
 import torch
-from conftest import ROOT, assert_loader_fails_as_snnmem
+from conftest import ROOT, SNNMEM, assert_loader_fails_as_snnmem
 
 from snnmem_torch import profile as P
 from snnmem_torch.leaky_integrator import LeakyIntegrator
 
-SNNMEM = os.path.join(ROOT, ".build", "release", "snnmem")
 needs_snnmem = pytest.mark.skipif(not os.path.exists(SNNMEM), reason="the Swift snnmem binary is not built")
 
 LI = """

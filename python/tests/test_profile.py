@@ -4,12 +4,11 @@ import shutil
 import subprocess
 
 import pytest
-from conftest import BUNDLED, EXPRESSIBLE, RESIDUAL, ROOT, TINY, TRANSFORMER, profile_path, assert_loader_fails_as_snnmem
+from conftest import BUNDLED, EXPRESSIBLE, RESIDUAL, ROOT, SNNMEM, TINY, TRANSFORMER, profile_path, assert_loader_fails_as_snnmem
 
 from snnmem_torch import profile as P
 from snnmem_torch.errors import ProfileError
 
-SNNMEM = os.path.join(ROOT, ".build", "release", "snnmem")
 
 
 @pytest.mark.parametrize("name", BUNDLED)

@@ -7,11 +7,10 @@ import subprocess
 
 import pytest
 import torch
-from conftest import ROOT, assert_loader_fails_as_snnmem
+from conftest import ROOT, SNNMEM, assert_loader_fails_as_snnmem
 
 from snnmem_torch import profile as P
 
-SNNMEM = os.path.join(ROOT, ".build", "release", "snnmem")
 needs_snnmem = pytest.mark.skipif(not os.path.exists(SNNMEM), reason="the Swift snnmem binary is not built")
 BAD = os.path.join(ROOT, "Tests", "ProfilesTests", "BadProfiles")
 

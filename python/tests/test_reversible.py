@@ -7,7 +7,7 @@ import os
 import subprocess
 
 import pytest
-from conftest import REVERSIBLE, ROOT, profile_path
+from conftest import REVERSIBLE, ROOT, SNNMEM, profile_path
 
 from snnmem_torch import output, streamfile
 from snnmem_torch import profile as P
@@ -17,7 +17,6 @@ from snnmem_torch.measure import measure
 from snnmem_torch.reversible import ReversibleStage, verify
 from snnmem_torch.strategies import Trainer
 
-SNNMEM = os.path.join(ROOT, ".build", "release", "snnmem")
 FIXTURES = os.path.join(ROOT, "Tests", "PlannerTests", "Fixtures", "pytorch")
 
 # Two blocks with different F and G (G two layers deeper), LIF and IF neurons, 8 channels split in 4 + 4.

@@ -8,7 +8,7 @@ import subprocess
 
 import pytest
 import torch.nn as nn
-from conftest import ROOT
+from conftest import ROOT, SNNMEM
 
 from snnmem_torch import profile as P
 from snnmem_torch.cli import main
@@ -17,7 +17,6 @@ from snnmem_torch.leaky_integrator import LeakyIntegrator
 
 from spikingjelly.activation_based import layer, neuron, surrogate  # noqa: E402  (after torch)
 
-SNNMEM = os.path.join(ROOT, ".build", "release", "snnmem")
 needs_snnmem = pytest.mark.skipif(not os.path.exists(SNNMEM), reason="the Swift snnmem binary is not built")
 
 # The same network as a file for the CLI (MODULE:FACTORY).

@@ -6,9 +6,8 @@ import subprocess
 import sys
 
 import pytest
-from conftest import ROOT
+from conftest import ROOT, SNNMEM
 
-SNNMEM = os.path.join(ROOT, ".build", "release", "snnmem")
 needs_snnmem = pytest.mark.skipif(not os.path.exists(SNNMEM), reason="the Swift snnmem binary is not built")
 
 TINY = """

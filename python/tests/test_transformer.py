@@ -5,13 +5,12 @@ import subprocess
 
 import pytest
 import torch
-from conftest import ROOT, profile_path
+from conftest import ROOT, SNNMEM, profile_path
 
 from snnmem_torch import profile as P
 from snnmem_torch.build import build
 from snnmem_torch.errors import ProfileError
 
-SNNMEM = os.path.join(ROOT, ".build", "release", "snnmem")
 
 SSA = """
 name: ssa-tiny
