@@ -1,0 +1,215 @@
+import CKernels
+import Foundation
+
+/// The convolution products that skip zero inputs (`snn_sparse_conv.h`): the forward product and the
+/// weight gradient of a stride-1, ungrouped Float convolution, computed from the input's nonzeros
+/// instead of a dense im2col GEMM. Every conv after the first reads spikes (0 or 1), or spikes
+/// average-pooled, which are mostly zeros: each nonzero input then costs k x k weight rows of Cout
+/// multiply-adds, so the work follows the firing rate. The input gradient stays a dense GEMM.
+///
+/// Whether a call takes the path is decided from the call's input, counted exactly (one pass over
+/// the batch, cheap beside the product): the nonzeros' work against the dense GEMM's in the cost
+/// model below. Any input gives the dense product's value (each term is multiplied by the input's
+/// value; for spikes the products are exact), up to the order of the additions.
+///
+/// Memory: the weight's [K, Cout] transpose (or the weight gradient's, accumulated, then added into
+/// dW) and one work area per lane (the index of a sample's nonzeros; its output gradient transposed)
+/// lie in the calling thread's scratch, mapped outside jemalloc as the GEMM's packing buffers are and
+/// like them not tensors: the `snnmem` runtime's plan is unchanged and still equals the measured
+/// peak. `SNNMEM_SPIKE_GEMM=off` runs the dense GEMM everywhere (for A/B measurements and tests).
+public enum SpikeProducts {
+    /// When a convolution takes the path.
+    public enum Mode: Sendable {
+        /// Never: every product on the dense GEMM (SNNMEM_SPIKE_GEMM=off).
+        case off
+        /// Where the cost model says the input's nonzeros cost less than the dense GEMM (the default).
+        case whenCheaper
+        /// Wherever the kernels apply, whatever the input (tests of the kernels on small batches).
+        case always
+    }
+
+    /// `.off` when the environment variable SNNMEM_SPIKE_GEMM is `off` (or `0`), else `.whenCheaper`.
+    public static let environmentMode: Mode = {
+        let value = ProcessInfo.processInfo.environment["SNNMEM_SPIKE_GEMM"]?.lowercased()
+        return value == "off" || value == "0" ? .off : .whenCheaper
+    }()
+
+    /// The mode now. Tests and benchmarks switch it with `withMode`.
+    nonisolated(unsafe) public private(set) static var mode = environmentMode
+
+    /// Whether convolutions may take the path now.
+    public static var enabled: Bool { mode != .off }
+
+    /// Runs `body` in `mode`, restoring the previous one after. Not for concurrent use: the setting
+    /// is process-wide, as `GEMMBackend.current`.
+    public static func withMode<R>(_ mode: Mode, _ body: () throws -> R) rethrows -> R {
+        let previous = Self.mode
+        Self.mode = mode
+        defer { Self.mode = previous }
+        return try body()
+    }
+
+    /// What the convolutions did since the process started (or `resetStatistics`): calls that
+    /// counted their input, and those that took the path; nonzeros among the counted inputs.
+    public struct Statistics: Equatable, Sendable {
+        public var forwardCalls = 0, forwardSparseCalls = 0
+        public var weightGradientCalls = 0, weightGradientSparseCalls = 0
+        public var countedInputs = 0, nonzeroInputs = 0
+
+        /// Fraction of nonzeros among the counted inputs (nil before any count).
+        public var density: Double? { countedInputs == 0 ? nil : Double(nonzeroInputs) / Double(countedInputs) }
+    }
+
+    /// Updated by the thread that calls the convolutions (the lanes do not touch it).
+    nonisolated(unsafe) public private(set) static var statistics = Statistics()
+
+    public static func resetStatistics() { statistics = Statistics() }
+
+    /// The kernels' shape for `s`, nil where they do not apply (stride, groups, Cout not a multiple of 16).
+    static func kernelShape(_ s: Conv2DShape) -> snn_sparse_conv_shape? {
+        guard s.stride == 1, s.groups == 1 else { return nil }
+        var shape = snn_sparse_conv_shape(in_channels: s.inChannels, height: s.height, width: s.width,
+                                          out_channels: s.outChannels, kernel: s.kernel, padding: s.padding)
+        return snn_sparse_conv_supports(&shape) ? shape : nil
+    }
+
+    // The cost model, in the dense GEMM's multiply-adds. Measured on the 2-core AMD EPYC (Zen 5,
+    // AVX-512), one thread, CIFARNet's conv2 (64 -> 128 channels, 32x32) with random spikes at 5-30%
+    // density, against im2col + snn_sgemm (README, "Speed"): a nonzero's multiply-add costs
+    // `nonzeroCost` dense ones (its weight rows come from L2, one FMA a cycle where the GEMM's panels
+    // keep two busy), and every element the path indexes, transposes or adds back (each sample's
+    // input and output, the weight panel) about `elementCost`.
+    static let nonzeroCost = 2.5
+    static let elementCost = 80.0
+
+    /// Whether the path is cheaper than the dense GEMM for `nonzeros` nonzero inputs in the batch.
+    static func isCheaper(_ s: Conv2DShape, nonzeros: Int) -> Bool {
+        let k2 = Double(s.kernel * s.kernel), cout = Double(s.outChannels)
+        let K = Double(s.groupColumnRows), plane = Double(s.outHeight * s.outWidth), batch = Double(s.batch)
+        let dense = batch * cout * K * plane
+        let indexed = batch * (Double(s.inChannels * s.height * s.width) + cout * plane) + K * cout
+        let sparse = nonzeroCost * Double(nonzeros) * k2 * cout + elementCost * indexed
+        return sparse < dense
+    }
+
+    /// Counts the batch's nonzero inputs and decides; nil when the path does not apply.
+    static func decide(_ s: Conv2DShape, input: UnsafePointer<Float>, forward: Bool) -> snn_sparse_conv_shape? {
+        guard mode != .off, let shape = kernelShape(s) else { return nil }
+        let nonzeros = snn_count_nonzero(input, s.inputCount)
+        let cheaper = mode == .always || isCheaper(s, nonzeros: nonzeros)
+        statistics.countedInputs += s.inputCount
+        statistics.nonzeroInputs += nonzeros
+        if forward {
+            statistics.forwardCalls += 1
+            if cheaper { statistics.forwardSparseCalls += 1 }
+        } else {
+            statistics.weightGradientCalls += 1
+            if cheaper { statistics.weightGradientSparseCalls += 1 }
+        }
+        return cheaper ? shape : nil
+    }
+
+    @inline(__always)
+    static func aligned(_ bytes: Int) -> Int { (bytes + 63) / 64 * 64 }
+
+    /// The calling thread's scratch as a [K, Cout] panel followed by `areas` work areas.
+    struct Scratch {
+        let panel: UnsafeMutablePointer<Float>
+        let work: UnsafeMutableRawPointer
+        let workBytes: Int
+
+        init?(_ shape: snn_sparse_conv_shape, rows: Int, areas: Int) {
+            var shape = shape
+            workBytes = SpikeProducts.aligned(snn_sparse_conv_work_bytes(&shape))
+            let panelBytes = SpikeProducts.aligned(rows * shape.out_channels * MemoryLayout<Float>.size)
+            guard let base = snn_sparse_conv_scratch(panelBytes + areas * workBytes) else { return nil }
+            panel = base.assumingMemoryBound(to: Float.self)
+            work = base + panelBytes
+        }
+
+        func area(_ i: Int) -> UnsafeMutableRawPointer { work + i * workBytes }
+    }
+
+    /// Row ranges of a [rows, ...] matrix for the lanes: two parts a lane, claimed in turn.
+    @inline(__always)
+    static func parts(_ rows: Int, _ body: (Range<Int>) -> Void) {
+        let count = 2 * KernelLanes.count, step = (rows + count - 1) / count
+        KernelLanes.runItems(count, threads: KernelLanes.count) { part in
+            let range = min(part * step, rows)..<min((part + 1) * step, rows)
+            if !range.isEmpty { body(range) }
+        }
+    }
+
+    /// Forward through the path: output = W * im2col(input) (+ bias) for every sample, no workspace.
+    /// False (nothing written) when the call does not take it: the caller runs the dense GEMM.
+    static func forward(_ s: Conv2DShape, output: UnsafeMutablePointer<Float>, input: UnsafePointer<Float>,
+                        weight: UnsafePointer<Float>, bias: UnsafePointer<Float>?) -> Bool {
+        guard let shape = decide(s, input: input, forward: true) else { return false }
+        let K = s.groupColumnRows, cout = s.outChannels, slots = min(KernelLanes.count, s.batch)
+        guard let scratch = Scratch(shape, rows: K, areas: slots) else { return false }
+        parts(cout) { rows in
+            snn_transpose(weight + rows.lowerBound * K, rows.count, K, K, scratch.panel + rows.lowerBound, cout)
+        }
+        let inSample = s.inChannels * s.height * s.width, plane = s.outHeight * s.outWidth
+        withUnsafePointer(to: shape) { shape in
+            KernelLanes.runItemsWithSlots(s.batch, slots: slots) { b, slot in
+                let out = output + b * cout * plane
+                _ = snn_sparse_conv_forward(shape, input + b * inSample, scratch.panel, out, Int.max, scratch.area(slot))
+                if let bias {
+                    for co in 0..<cout {
+                        let row = out + co * plane, value = bias[co]
+                        for i in 0..<plane { row[i] += value }
+                    }
+                }
+            }
+        }
+        return true
+    }
+
+    /// The weight gradient of one backward call through the path: `prepare` indexes a sample in a
+    /// work area, `accumulate` adds its terms to rows of the [K, Cout] gradient panel (zeroed here),
+    /// `finish` adds the panel into dW.
+    struct WeightGradient {
+        let shape: snn_sparse_conv_shape
+        let scratch: Scratch
+        let rows: Int
+        let outChannels: Int
+        let inSample: Int
+        let outSample: Int
+
+        init?(_ s: Conv2DShape, input: UnsafePointer<Float>, areas: Int) {
+            guard let shape = SpikeProducts.decide(s, input: input, forward: false),
+                  let scratch = Scratch(shape, rows: s.groupColumnRows, areas: areas) else { return nil }
+            self.shape = shape
+            self.scratch = scratch
+            rows = s.groupColumnRows
+            outChannels = s.outChannels
+            inSample = s.inChannels * s.height * s.width
+            outSample = s.outChannels * s.outHeight * s.outWidth
+            let panel = scratch.panel, width = outChannels
+            SpikeProducts.parts(rows) { range in
+                (panel + range.lowerBound * width).update(repeating: 0, count: range.count * width)
+            }
+        }
+
+        func prepare(sample b: Int, area: Int, input: UnsafePointer<Float>, dOutput: UnsafePointer<Float>) {
+            withUnsafePointer(to: shape) { shape in
+                _ = snn_sparse_conv_prepare_weight_gradient(shape, input + b * inSample, dOutput + b * outSample, Int.max,
+                                                            scratch.area(area))
+            }
+        }
+
+        func accumulate(area: Int, rows range: Range<Int>) {
+            withUnsafePointer(to: shape) { shape in
+                snn_sparse_conv_weight_gradient(shape, scratch.area(area), range.lowerBound, range.count, scratch.panel)
+            }
+        }
+
+        func finish(into dWeight: UnsafeMutablePointer<Float>) {
+            let panel = scratch.panel, rows = rows, width = outChannels
+            SpikeProducts.parts(rows) { range in
+                snn_add_transposed(panel, rows, width, range.lowerBound, range.count, dWeight)
+            }
+        }
+    }
+}
