@@ -396,3 +396,63 @@ size_t snn_sparse_conv_scratch_bytes(void) {
 }
 
 long snn_sparse_conv_live_scratch(void) { return atomic_load(&live_scratch); }
+
+// ---- Panels kept over a training step ----
+
+enum { STEP_PANELS = 64 };
+static snn_step_panel step_panels[STEP_PANELS];
+static long step_panel_count;
+static size_t step_panel_bytes;
+
+static size_t panel_mapping_bytes(long rows, long columns) {
+    return ((size_t)rows * (size_t)columns * sizeof(float) + 4095) / 4096 * 4096;
+}
+
+snn_step_panel *snn_step_panel_find(const void *key, long rows, long columns, size_t limit_bytes) {
+    const size_t bytes = panel_mapping_bytes(rows, columns);
+    snn_step_panel *found = NULL;
+    for (long i = 0; i < step_panel_count && !found; i++)
+        if (step_panels[i].key == key) found = &step_panels[i];
+    if (!found) {
+        // A panel whose weight is gone (an empty one of the same size) is taken over before a new one is mapped.
+        for (long i = 0; i < step_panel_count && !found; i++)
+            if (step_panels[i].state == 0 && panel_mapping_bytes(step_panels[i].rows, step_panels[i].columns) == bytes)
+                found = &step_panels[i];
+        if (found) found->key = key;
+    }
+    if (found && panel_mapping_bytes(found->rows, found->columns) == bytes) {
+        if (found->rows != rows || found->columns != columns) found->state = 0;
+        found->rows = rows;
+        found->columns = columns;
+        return found;
+    }
+    const size_t old_bytes = found ? panel_mapping_bytes(found->rows, found->columns) : 0;
+    if (step_panel_bytes - old_bytes + bytes > limit_bytes) return NULL;
+    if (!found) {
+        if (step_panel_count == STEP_PANELS) return NULL;
+        found = &step_panels[step_panel_count++];
+        found->key = key;
+        found->panel = NULL;
+    }
+    if (found->panel) munmap(found->panel, old_bytes);
+    step_panel_bytes -= old_bytes;
+    void *mapped = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (mapped == MAP_FAILED) {
+        found->panel = NULL;
+        found->rows = found->columns = 0;
+        found->key = NULL;
+        found->state = 0;
+        return NULL;
+    }
+    step_panel_bytes += bytes;
+    found->panel = mapped;
+    found->rows = rows;
+    found->columns = columns;
+    found->state = 0;
+    found->target = NULL;
+    return found;
+}
+
+long snn_step_panel_count(void) { return step_panel_count; }
+snn_step_panel *snn_step_panel_at(long i) { return &step_panels[i]; }
+size_t snn_step_panel_mapped_bytes(void) { return step_panel_bytes; }

@@ -164,7 +164,8 @@ public func conv2dBackward<T: EngineScalar>(
     // indexed in a work area of its own instead of its im2col columns, accumulated into a transposed
     // panel, added into dWeight at the end. The input gradient stays the dense GEMM.
     let spikes = T.self == Float.self
-        ? SpikeProducts.WeightGradient(s, input: floats(input), areas: s.isGrouped ? s.sampleGroup : lanes) : nil
+        ? SpikeProducts.WeightGradient(s, input: floats(input), weight: floats(weight), dWeight: floats(dWeight),
+                                       areas: s.isGrouped ? s.sampleGroup : lanes) : nil
     defer { spikes?.finish(into: floats(dWeight)) }
     if s.isGrouped {
         groupedConv2dBackward(s, dInput: dInput, dWeight: dWeight, dBias: dBias, dOutput: dOutput, input: input,

@@ -112,13 +112,13 @@ public enum SpikeProducts {
     @inline(__always)
     static func aligned(_ bytes: Int) -> Int { (bytes + 63) / 64 * 64 }
 
-    /// The calling thread's scratch as a [K, Cout] panel followed by `areas` work areas.
+    /// The calling thread's scratch: a [rows, Cout] panel (none for rows 0), then `areas` work areas.
     struct Scratch {
         let panel: UnsafeMutablePointer<Float>
         let work: UnsafeMutableRawPointer
         let workBytes: Int
 
-        init?(_ shape: snn_sparse_conv_shape, rows: Int, areas: Int) {
+        init?(_ shape: snn_sparse_conv_shape, panelRows rows: Int, areas: Int) {
             var shape = shape
             workBytes = SpikeProducts.aligned(snn_sparse_conv_work_bytes(&shape))
             let panelBytes = SpikeProducts.aligned(rows * shape.out_channels * MemoryLayout<Float>.size)
@@ -128,6 +128,54 @@ public enum SpikeProducts {
         }
 
         func area(_ i: Int) -> UnsafeMutableRawPointer { work + i * workBytes }
+    }
+
+    // MARK: Panels kept over a training step
+
+    /// The most bytes the step panels may map (`snn_step_panel`): each conv's weight-sized panel is
+    /// kept from step to step, so VGG-11's eight convs map 37 MB, CIFARNet's four 3.8 MB.
+    public static let stepPanelLimitBytes = 64 << 20
+
+    nonisolated(unsafe) static var stepDepth = 0
+
+    /// Runs one training step's forward and backward (`body`), in which the weights do not change:
+    /// each conv's weight is transposed once for all its forward calls (T timesteps, recomputations)
+    /// and its weight gradient accumulated in one transposed panel over all its backward calls, added
+    /// into dW when `body` returns (or before the conv's next forward). Outside it every call makes
+    /// its own panel. Panels are mapped outside jemalloc (`stepPanelBytes`), not tensors.
+    public static func withStepPanels<R>(_ body: () throws -> R) rethrows -> R {
+        stepDepth += 1
+        defer {
+            stepDepth -= 1
+            if stepDepth == 0 { flushStepPanels() }
+        }
+        return try body()
+    }
+
+    /// Bytes mapped now for the step panels.
+    public static var stepPanelBytes: Int { snn_step_panel_mapped_bytes() }
+
+    /// The kept panel for `weight` ([rows, Cout]), nil outside a step or past the limit.
+    static func stepPanel(_ weight: UnsafePointer<Float>, rows: Int, columns: Int) -> UnsafeMutablePointer<snn_step_panel>? {
+        stepDepth > 0 ? snn_step_panel_find(weight, rows, columns, stepPanelLimitBytes) : nil
+    }
+
+    /// Adds a gradient panel into its target and marks it empty.
+    static func flush(_ entry: UnsafeMutablePointer<snn_step_panel>) {
+        if entry.pointee.state == 2, let target = entry.pointee.target {
+            addPanel(entry.pointee.panel, rows: entry.pointee.rows, columns: entry.pointee.columns, into: target)
+        }
+        entry.pointee.state = 0
+        entry.pointee.target = nil
+    }
+
+    static func flushStepPanels() {
+        for i in 0..<snn_step_panel_count() { flush(snn_step_panel_at(i)) }
+    }
+
+    /// weight[co][k] += panel[k][co], split over the lanes.
+    static func addPanel(_ panel: UnsafePointer<Float>, rows: Int, columns: Int, into weight: UnsafeMutablePointer<Float>) {
+        parts(rows) { range in snn_add_transposed(panel, rows, columns, range.lowerBound, range.count, weight) }
     }
 
     /// Row ranges of a [rows, ...] matrix for the lanes: two parts a lane, claimed in turn.
@@ -146,15 +194,24 @@ public enum SpikeProducts {
                         weight: UnsafePointer<Float>, bias: UnsafePointer<Float>?) -> Bool {
         guard let shape = decide(s, input: input, forward: true) else { return false }
         let K = s.groupColumnRows, cout = s.outChannels, slots = min(KernelLanes.count, s.batch)
-        guard let scratch = Scratch(shape, rows: K, areas: slots) else { return false }
-        parts(cout) { rows in
-            snn_transpose(weight + rows.lowerBound * K, rows.count, K, K, scratch.panel + rows.lowerBound, cout)
+        let kept = stepPanel(weight, rows: K, columns: cout)
+        guard let scratch = Scratch(shape, panelRows: kept == nil ? K : 0, areas: slots) else { return false }
+        let panel: UnsafeMutablePointer<Float>
+        if let kept, kept.pointee.state == 1 {
+            panel = kept.pointee.panel
+        } else {
+            if let kept { flush(kept) }
+            panel = kept?.pointee.panel ?? scratch.panel
+            parts(cout) { rows in
+                snn_transpose(weight + rows.lowerBound * K, rows.count, K, K, panel + rows.lowerBound, cout)
+            }
+            kept?.pointee.state = 1
         }
         let inSample = s.inChannels * s.height * s.width, plane = s.outHeight * s.outWidth
         withUnsafePointer(to: shape) { shape in
             KernelLanes.runItemsWithSlots(s.batch, slots: slots) { b, slot in
                 let out = output + b * cout * plane
-                _ = snn_sparse_conv_forward(shape, input + b * inSample, scratch.panel, out, Int.max, scratch.area(slot))
+                _ = snn_sparse_conv_forward(shape, input + b * inSample, panel, out, Int.max, scratch.area(slot))
                 if let bias {
                     for co in 0..<cout {
                         let row = out + co * plane, value = bias[co]
@@ -167,26 +224,38 @@ public enum SpikeProducts {
     }
 
     /// The weight gradient of one backward call through the path: `prepare` indexes a sample in a
-    /// work area, `accumulate` adds its terms to rows of the [K, Cout] gradient panel (zeroed here),
-    /// `finish` adds the panel into dW.
+    /// work area, `accumulate` adds its terms to rows of the [K, Cout] gradient panel, `finish` adds
+    /// the panel into dW, or leaves that to the end of the step when the panel is kept over it.
     struct WeightGradient {
         let shape: snn_sparse_conv_shape
         let scratch: Scratch
+        let panel: UnsafeMutablePointer<Float>
+        let kept: Bool
         let rows: Int
         let outChannels: Int
         let inSample: Int
         let outSample: Int
 
-        init?(_ s: Conv2DShape, input: UnsafePointer<Float>, areas: Int) {
-            guard let shape = SpikeProducts.decide(s, input: input, forward: false),
-                  let scratch = Scratch(shape, rows: s.groupColumnRows, areas: areas) else { return nil }
-            self.shape = shape
-            self.scratch = scratch
+        init?(_ s: Conv2DShape, input: UnsafePointer<Float>, weight: UnsafePointer<Float>, dWeight: UnsafeMutablePointer<Float>,
+              areas: Int) {
+            guard let shape = SpikeProducts.decide(s, input: input, forward: false) else { return nil }
             rows = s.groupColumnRows
             outChannels = s.outChannels
+            let entry = SpikeProducts.stepPanel(weight, rows: rows, columns: outChannels)
+            guard let scratch = Scratch(shape, panelRows: entry == nil ? rows : 0, areas: areas) else { return nil }
+            self.shape = shape
+            self.scratch = scratch
             inSample = s.inChannels * s.height * s.width
             outSample = s.outChannels * s.outHeight * s.outWidth
-            let panel = scratch.panel, width = outChannels
+            kept = entry != nil
+            panel = entry?.pointee.panel ?? scratch.panel
+            if let entry, entry.pointee.state == 2, entry.pointee.target == dWeight { return }
+            if let entry {
+                SpikeProducts.flush(entry)
+                entry.pointee.state = 2
+                entry.pointee.target = dWeight
+            }
+            let panel = panel, width = outChannels
             SpikeProducts.parts(rows) { range in
                 (panel + range.lowerBound * width).update(repeating: 0, count: range.count * width)
             }
@@ -201,15 +270,12 @@ public enum SpikeProducts {
 
         func accumulate(area: Int, rows range: Range<Int>) {
             withUnsafePointer(to: shape) { shape in
-                snn_sparse_conv_weight_gradient(shape, scratch.area(area), range.lowerBound, range.count, scratch.panel)
+                snn_sparse_conv_weight_gradient(shape, scratch.area(area), range.lowerBound, range.count, panel)
             }
         }
 
         func finish(into dWeight: UnsafeMutablePointer<Float>) {
-            let panel = scratch.panel, rows = rows, width = outChannels
-            SpikeProducts.parts(rows) { range in
-                snn_add_transposed(panel, rows, width, range.lowerBound, range.count, dWeight)
-            }
+            if !kept { SpikeProducts.addPanel(panel, rows: rows, columns: outChannels, into: dWeight) }
         }
     }
 }
