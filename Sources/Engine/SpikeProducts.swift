@@ -83,20 +83,23 @@ public enum SpikeProducts {
     static let elementCost = 80.0
 
     /// Whether the path is cheaper than the dense GEMM for `nonzeros` nonzero inputs in the batch.
-    static func isCheaper(_ s: Conv2DShape, nonzeros: Int) -> Bool {
+    /// `panelMade`: the call transposes the weight (or adds its gradient's panel into dW) itself; a
+    /// panel kept over a training step is made once for all the step's calls, as the dense GEMM packs
+    /// the weight at every call, and is not counted.
+    static func isCheaper(_ s: Conv2DShape, nonzeros: Int, panelMade: Bool) -> Bool {
         let k2 = Double(s.kernel * s.kernel), cout = Double(s.outChannels)
         let K = Double(s.groupColumnRows), plane = Double(s.outHeight * s.outWidth), batch = Double(s.batch)
         let dense = batch * cout * K * plane
-        let indexed = batch * (Double(s.inChannels * s.height * s.width) + cout * plane) + K * cout
+        let indexed = batch * (Double(s.inChannels * s.height * s.width) + cout * plane) + (panelMade ? K * cout : 0)
         let sparse = nonzeroCost * Double(nonzeros) * k2 * cout + elementCost * indexed
         return sparse < dense
     }
 
     /// Counts the batch's nonzero inputs and decides; nil when the path does not apply.
-    static func decide(_ s: Conv2DShape, input: UnsafePointer<Float>, forward: Bool) -> snn_sparse_conv_shape? {
+    static func decide(_ s: Conv2DShape, input: UnsafePointer<Float>, forward: Bool, panelKept: Bool) -> snn_sparse_conv_shape? {
         guard mode != .off, let shape = kernelShape(s) else { return nil }
         let nonzeros = snn_count_nonzero(input, s.inputCount)
-        let cheaper = mode == .always || isCheaper(s, nonzeros: nonzeros)
+        let cheaper = mode == .always || isCheaper(s, nonzeros: nonzeros, panelMade: !panelKept)
         statistics.countedInputs += s.inputCount
         statistics.nonzeroInputs += nonzeros
         if forward {
@@ -192,9 +195,9 @@ public enum SpikeProducts {
     /// False (nothing written) when the call does not take it: the caller runs the dense GEMM.
     static func forward(_ s: Conv2DShape, output: UnsafeMutablePointer<Float>, input: UnsafePointer<Float>,
                         weight: UnsafePointer<Float>, bias: UnsafePointer<Float>?) -> Bool {
-        guard let shape = decide(s, input: input, forward: true) else { return false }
         let K = s.groupColumnRows, cout = s.outChannels, slots = min(KernelLanes.count, s.batch)
-        let kept = stepPanel(weight, rows: K, columns: cout)
+        let kept = mode == .off || kernelShape(s) == nil ? nil : stepPanel(weight, rows: K, columns: cout)
+        guard let shape = decide(s, input: input, forward: true, panelKept: kept != nil) else { return false }
         guard let scratch = Scratch(shape, panelRows: kept == nil ? K : 0, areas: slots) else { return false }
         let panel: UnsafeMutablePointer<Float>
         if let kept, kept.pointee.state == 1 {
@@ -238,10 +241,11 @@ public enum SpikeProducts {
 
         init?(_ s: Conv2DShape, input: UnsafePointer<Float>, weight: UnsafePointer<Float>, dWeight: UnsafeMutablePointer<Float>,
               areas: Int) {
-            guard let shape = SpikeProducts.decide(s, input: input, forward: false) else { return nil }
+            let entry = SpikeProducts.mode == .off || SpikeProducts.kernelShape(s) == nil
+                ? nil : SpikeProducts.stepPanel(weight, rows: s.groupColumnRows, columns: s.outChannels)
+            guard let shape = SpikeProducts.decide(s, input: input, forward: false, panelKept: entry != nil) else { return nil }
             rows = s.groupColumnRows
             outChannels = s.outChannels
-            let entry = SpikeProducts.stepPanel(weight, rows: rows, columns: outChannels)
             guard let scratch = Scratch(shape, panelRows: entry == nil ? rows : 0, areas: areas) else { return nil }
             self.shape = shape
             self.scratch = scratch
