@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Side-by-side speed of one training step (bptt: forward over T=4 timesteps, backward, SGD with
-momentum) of CIFARNet and VGG-11 at batch 16: snnmem's engine (the GEMM it prefers here; with
---openblas also on OpenBLAS), the pure-PyTorch eager script (scripts/pytorch-step.py, the network
+momentum) of CIFARNet and VGG-11 at batch 16: snnmem's engine (the GEMM it prefers here, its convolutions'
+spike products where they pay; again with every conv on the dense GEMM, SNNMEM_SPIKE_GEMM=off, unless
+--no-dense; with --openblas also on OpenBLAS), the pure-PyTorch eager script (scripts/pytorch-step.py, the network
 per timestep as snnmem runs it) and SpikingJelly's multi-step modules (scripts/spikingjelly-step.py,
 each layer over all T*B samples), when the given Python has torch (and spikingjelly).
 
@@ -11,7 +12,7 @@ Every run trains `--steps` steps after the same number of warm-up steps and repo
 The load average is printed with each round.
 
   python3 scripts/benchmark-engine-step.py [--rounds 5] [--steps 10] [--batch 16] [--networks cifarnet,vgg11]
-      [--python /path/with/torch/python] [--openblas] [--json FILE]
+      [--python /path/with/torch/python] [--openblas] [--no-dense] [--json FILE]
 
 Build first: swift build -c release --product snnmem. PyTorch is not a dependency of snnmem:
 bash scripts/install-python.sh installs it (and SpikingJelly) into .venv-torch.

@@ -151,6 +151,8 @@ struct SpikeProductsJSON: Codable {
     var weightGradientCalls: Int
     var weightGradientSparseCalls: Int
     var inputDensity: Double?
+    /// Bytes mapped outside jemalloc for the weight panels kept over a step (not tensors, not in the plan).
+    var stepPanelBytes: Int
 
     init(_ s: SpikeProducts.Statistics) {
         enabled = SpikeProducts.enabled
@@ -159,6 +161,7 @@ struct SpikeProductsJSON: Codable {
         weightGradientCalls = s.weightGradientCalls
         weightGradientSparseCalls = s.weightGradientSparseCalls
         inputDensity = s.density
+        stepPanelBytes = SpikeProducts.stepPanelBytes
     }
 }
 
@@ -208,7 +211,8 @@ enum RunReport {
         guard SpikeProducts.enabled else { return "spike products: off (SNNMEM_SPIKE_GEMM=off), every conv ran the dense GEMM" }
         let density = s.density.map { ", inputs \(ByteCount.formatFixed(100 * $0, digits: 1))% nonzero" } ?? ""
         return "spike products: \(s.forwardSparseCalls) of \(s.forwardCalls) conv forward calls and \(s.weightGradientSparseCalls) of "
-            + "\(s.weightGradientCalls) weight gradients skipped the zeros of their input\(density)"
+            + "\(s.weightGradientCalls) weight gradients skipped the zeros of their input\(density); their weight panels kept "
+            + "over a step: \(Formatting.bytes(SpikeProducts.stepPanelBytes)) mapped outside jemalloc"
     }
 
     static func title(_ r: MemoryRunResult, profile: Profile) -> String {

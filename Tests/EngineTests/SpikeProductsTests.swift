@@ -167,6 +167,7 @@ final class SpikeProductsTests: XCTestCase {
         let profile = try EngineMemoryTests.bundled("cifarnet")
         let batch = 2
         var results: [(name: String, loss: Double, gradients: [String: [Float]])] = []
+        var panelBytes: Int?
         for strategy in [Strategy.bptt, .checkpoint] {
             let plan = try Planner.plan(profile, strategy: strategy, options: .init(batch: batch))
             for spikes in [false, true] {
@@ -192,6 +193,15 @@ final class SpikeProductsTests: XCTestCase {
                 }
                 XCTAssertEqual(allocator.recorder.requested.peakBytes, plan.peakBytes, "\(name): measured peak == predicted")
                 results.append((name, loss, trainer.parameterGradients))
+                if spikes {
+                    // The step's kept panels: at most one per conv (weight-sized: CIFARNet's conv2-conv4 hold
+                    // 958,464 floats), reused by the next trainer's step rather than mapped again.
+                    let mapped = SpikeProducts.stepPanelBytes
+                    XCTAssertGreaterThan(mapped, 0, name)
+                    XCTAssertLessThanOrEqual(mapped, SpikeProducts.stepPanelLimitBytes, name)
+                    if let previous = panelBytes { XCTAssertEqual(mapped, previous, "\(name): panels reused") }
+                    panelBytes = mapped
+                }
             }
         }
         let reference = results[0]
