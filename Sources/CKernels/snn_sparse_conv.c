@@ -214,25 +214,31 @@ BODY void fill_channels_body(const snn_sparse_conv_shape *s, const float *input,
     x.begin[s->in_channels] = next;
 }
 
-// Rows first ..< first + count of the [K, Cout] gradient panel, channels c0 ..< c0 + 16 nv.
-BODY void weight_gradient_chunk_body(const snn_sparse_conv_shape *s, channel_index x, long first, long count,
-                                     float *d_panel, long c0, const int nv) {
+// Rows first ..< first + count of the [K, Cout] gradient panel, channels c0 ..< c0 + 16 nv, from
+// `samples` prepared work areas: each row's sums over every sample are held in registers and added
+// into the panel once (a row per sample would sweep the panel, weight-sized, once per sample).
+BODY void weight_gradient_chunk_body(const snn_sparse_conv_shape *s, const channel_index *x, long samples, long first,
+                                     long count, float *d_panel, long c0, const int nv) {
     const long cout = s->out_channels, k = s->kernel, kk = k * k, pad = s->padding;
     const unsigned long oh_count = (unsigned long)out_height(s), ow_count = (unsigned long)out_width(s);
     for (long r = first; r < first + count; r++) {
         const long c = r / kk, ki = r % kk / k, kj = r % k;
-        const int32_t e0 = x.begin[c], e1 = x.begin[c + 1];
-        if (e0 == e1) continue;
         vf16 acc[16];
         UNROLL for (int j = 0; j < nv; j++) acc[j] = (vf16){0};
-        for (int32_t e = e0; e < e1; e++) {
-            const long y = x.pixel[e] >> 16, xx = x.pixel[e] & 0xffff;
-            const unsigned long oh = (unsigned long)(y + pad - ki), ow = (unsigned long)(xx + pad - kj);
-            if (oh >= oh_count || ow >= ow_count) continue;
-            const float *row = x.d_output_t + (long)(oh * ow_count + ow) * cout + c0;
-            const float v = x.value[e];
-            UNROLL for (int j = 0; j < nv; j++) acc[j] += v * LOAD16(row + 16 * j);
+        bool any = false;
+        for (long i = 0; i < samples; i++) {
+            const int32_t e0 = x[i].begin[c], e1 = x[i].begin[c + 1];
+            any |= e0 != e1;
+            for (int32_t e = e0; e < e1; e++) {
+                const long y = x[i].pixel[e] >> 16, xx = x[i].pixel[e] & 0xffff;
+                const unsigned long oh = (unsigned long)(y + pad - ki), ow = (unsigned long)(xx + pad - kj);
+                if (oh >= oh_count || ow >= ow_count) continue;
+                const float *row = x[i].d_output_t + (long)(oh * ow_count + ow) * cout + c0;
+                const float v = x[i].value[e];
+                UNROLL for (int j = 0; j < nv; j++) acc[j] += v * LOAD16(row + 16 * j);
+            }
         }
+        if (!any) continue;
         float *dst = d_panel + r * cout + c0;
         UNROLL for (int j = 0; j < nv; j++) STORE16(dst + 16 * j, LOAD16(dst + 16 * j) + acc[j]);
     }
@@ -258,7 +264,7 @@ typedef struct {
     void (*transpose)(const float *, long, long, long, float *, long);
     void (*add_transposed)(const float *, long, long, long, long, float *);
     void (*fill_channels)(const snn_sparse_conv_shape *, const float *, channel_index);
-    void (*weight_gradient)(const snn_sparse_conv_shape *, channel_index, long, long, float *);
+    void (*weight_gradient)(const snn_sparse_conv_shape *, const channel_index *, long, long, long, float *);
 } sparse_table;
 
 // max_nv: the accumulators a level's registers hold (16 zmm; 4 x 2 ymm of 16; 2 x 4 xmm of 16).
@@ -284,8 +290,8 @@ typedef struct {
     attribute static void fill_channels_##suffix(const snn_sparse_conv_shape *s, const float *in, channel_index x) {     \
         fill_channels_body(s, in, x);                                                                                    \
     }                                                                                                                    \
-    attribute static void weight_gradient_##suffix(const snn_sparse_conv_shape *s, channel_index x, long first,          \
-                                                   long count, float *d_panel) {                                         \
+    attribute static void weight_gradient_##suffix(const snn_sparse_conv_shape *s, const channel_index *x, long samples, \
+                                                   long first, long count, float *d_panel) {                             \
         FOR_CHUNKS(s->out_channels, max_nv, GRADIENT_CALL)                                                               \
     }                                                                                                                    \
     static const sparse_table table_##suffix = {count_nonzero_##suffix, count_pixels_##suffix, fill_pixels_##suffix,      \
@@ -293,7 +299,7 @@ typedef struct {
                                                 fill_channels_##suffix, weight_gradient_##suffix};
 
 #define FORWARD_CALL(nv) forward_chunk_body(s, x, panel, output, c0, nv)
-#define GRADIENT_CALL(nv) weight_gradient_chunk_body(s, x, first, count, d_panel, c0, nv)
+#define GRADIENT_CALL(nv) weight_gradient_chunk_body(s, x, samples, first, count, d_panel, c0, nv)
 
 DEFINE_TABLE(baseline, , 2)
 #if defined(__x86_64__)
@@ -344,8 +350,15 @@ long snn_sparse_conv_prepare_weight_gradient(const snn_sparse_conv_shape *s, con
     return total;
 }
 
-void snn_sparse_conv_weight_gradient(const snn_sparse_conv_shape *s, const void *work, long first, long count, float *d_panel) {
-    table()->weight_gradient(s, channel_index_at(s, work), first, count, d_panel);
+void snn_sparse_conv_weight_gradient(const snn_sparse_conv_shape *s, const void *work, size_t work_stride, long samples,
+                                     long first, long count, float *d_panel) {
+    enum { BATCH = 64 };
+    channel_index x[BATCH];
+    for (long i0 = 0; i0 < samples; i0 += BATCH) {
+        const long n = samples - i0 < BATCH ? samples - i0 : BATCH;
+        for (long i = 0; i < n; i++) x[i] = channel_index_at(s, (const char *)work + (size_t)(i0 + i) * work_stride);
+        table()->weight_gradient(s, x, n, first, count, d_panel);
+    }
 }
 
 // ---- The per-thread scratch ----

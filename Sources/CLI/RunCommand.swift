@@ -153,6 +153,8 @@ struct SpikeProductsJSON: Codable {
     var inputDensity: Double?
     /// Bytes mapped outside jemalloc for the weight panels kept over a step (not tensors, not in the plan).
     var stepPanelBytes: Int
+    /// Bytes mapped outside jemalloc for the convolutions' work areas (the step's thread; not tensors).
+    var scratchBytes: Int
 
     init(_ s: SpikeProducts.Statistics) {
         enabled = SpikeProducts.enabled
@@ -162,6 +164,7 @@ struct SpikeProductsJSON: Codable {
         weightGradientSparseCalls = s.weightGradientSparseCalls
         inputDensity = s.density
         stepPanelBytes = SpikeProducts.stepPanelBytes
+        scratchBytes = SpikeProducts.scratchBytes
     }
 }
 
@@ -212,7 +215,8 @@ enum RunReport {
         let density = s.density.map { ", inputs \(ByteCount.formatFixed(100 * $0, digits: 1))% nonzero" } ?? ""
         return "spike products: \(s.forwardSparseCalls) of \(s.forwardCalls) conv forward calls and \(s.weightGradientSparseCalls) of "
             + "\(s.weightGradientCalls) weight gradients skipped the zeros of their input\(density); their weight panels kept "
-            + "over a step: \(Formatting.bytes(SpikeProducts.stepPanelBytes)) mapped outside jemalloc"
+            + "over a step: \(Formatting.bytes(SpikeProducts.stepPanelBytes)), their work areas \(Formatting.bytes(SpikeProducts.scratchBytes)), "
+            + "mapped outside jemalloc"
     }
 
     static func title(_ r: MemoryRunResult, profile: Profile) -> String {

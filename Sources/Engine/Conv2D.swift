@@ -190,7 +190,7 @@ public func conv2dBackward<T: EngineScalar>(
     /// (smaller) dOut rows are packed by both.
     func accumulateWeights(first: Int, count: Int, columns part: Range<Int>, channels: Range<Int>) {
         if let spikes, !part.isEmpty {
-            for j in 0..<count { spikes.accumulate(area: j, rows: part) }
+            spikes.accumulate(areas: count, rows: part)
         } else if !part.isEmpty {
             for g in 0..<s.groups {
                 for j in 0..<count {

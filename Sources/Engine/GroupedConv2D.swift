@@ -90,7 +90,7 @@ func groupedConv2dBackward<T: EngineScalar>(
         }
         if let spikes {
             SpikeProducts.parts(rowsG) { rows in
-                for j in 0..<count { spikes.accumulate(area: j, rows: rows) }
+                spikes.accumulate(areas: count, rows: rows)
             }
         } else {
             for g in 0..<s.groups {

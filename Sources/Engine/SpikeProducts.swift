@@ -158,6 +158,9 @@ public enum SpikeProducts {
     /// Bytes mapped now for the step panels.
     public static var stepPanelBytes: Int { snn_step_panel_mapped_bytes() }
 
+    /// Bytes of the calling thread's scratch (its lanes' work areas, and the panels of calls outside a step).
+    public static var scratchBytes: Int { snn_sparse_conv_scratch_bytes() }
+
     /// The kept panel for `weight` ([rows, Cout]), nil outside a step or past the limit.
     static func stepPanel(_ weight: UnsafePointer<Float>, rows: Int, columns: Int) -> UnsafeMutablePointer<snn_step_panel>? {
         stepDepth > 0 ? snn_step_panel_find(weight, rows, columns, stepPanelLimitBytes) : nil
@@ -272,9 +275,10 @@ public enum SpikeProducts {
             }
         }
 
-        func accumulate(area: Int, rows range: Range<Int>) {
+        /// Adds the terms of the samples prepared in areas 0 ..< areas to the panel's rows `range`.
+        func accumulate(areas: Int, rows range: Range<Int>) {
             withUnsafePointer(to: shape) { shape in
-                snn_sparse_conv_weight_gradient(shape, scratch.area(area), range.lowerBound, range.count, panel)
+                snn_sparse_conv_weight_gradient(shape, scratch.work, scratch.workBytes, areas, range.lowerBound, range.count, panel)
             }
         }
 

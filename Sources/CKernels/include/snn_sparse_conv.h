@@ -75,10 +75,11 @@ long snn_sparse_conv_forward(const snn_sparse_conv_shape *shape, const float *in
 long snn_sparse_conv_prepare_weight_gradient(const snn_sparse_conv_shape *shape, const float *input,
                                              const float *d_output, long max_nonzeros, void *work);
 
-/// dPanel[k][:] += sum over output pixels n of im2col(input)[k][n] * dY[:, n], for the rows
-/// k in first ..< first + count of the [K, Cout] gradient panel, from a prepared `work`.
-void snn_sparse_conv_weight_gradient(const snn_sparse_conv_shape *shape, const void *work, long first, long count,
-                                     float *d_panel);
+/// dPanel[k][:] += sum over samples and output pixels n of im2col(input)[k][n] * dY[:, n], for the
+/// rows k in first ..< first + count of the [K, Cout] gradient panel, from `samples` prepared work
+/// areas `work_stride` bytes apart. Each row is updated once for all the samples.
+void snn_sparse_conv_weight_gradient(const snn_sparse_conv_shape *shape, const void *work, size_t work_stride, long samples,
+                                     long first, long count, float *d_panel);
 
 /// A weight's [K, Cout] panel kept over one training step, where its weight does not change: the
 /// weight's transpose, made by the step's first forward through the conv and read by the others
