@@ -5,7 +5,7 @@
 // (GEMMShapes.swift), the elementwise kernels, and the convolutions' spike products against the dense GEMMs.
 // SNNMEM_ISA=avx2 measures as a processor without AVX-512 would. Build and run
 // in release:
-//   swift run -c release engine-kernel-benchmark [--iterations N] [--threads N]
+//   swift run -c release engine-kernel-benchmark [--iterations N] [--threads N] [--spikes-only]
 import CGemm
 import COpenBLAS
 import Engine
@@ -15,12 +15,18 @@ import Profiles
 struct Options {
     var iterations = 5
     var threads: Int?
+    /// Only the last table, the spike products against the dense GEMMs.
+    var spikesOnly = false
 
     init(_ arguments: [String]) {
         var rest = arguments.dropFirst()
         while let flag = rest.popFirst() {
+            if flag == "--spikes-only" {
+                spikesOnly = true
+                continue
+            }
             guard let value = rest.popFirst().flatMap(Int.init), value > 0 else {
-                fatalError("usage: engine-kernel-benchmark [--iterations N] [--threads N]")
+                fatalError("usage: engine-kernel-benchmark [--iterations N] [--threads N] [--spikes-only]")
             }
             switch flag {
             case "--iterations": iterations = value
@@ -65,6 +71,7 @@ func withOpenBLASThreads(_ body: () -> Double) -> Double {
     defer { openblas_set_num_threads(previous) }
     return body()
 }
+if !options.spikesOnly {
 let coreType = ProcessInfo.processInfo.environment["OPENBLAS_CORETYPE"] ?? "(unset)"
 print("OpenBLAS \(String(cString: openblas_get_corename())) core, \(openBLASThreads) threads, OPENBLAS_CORETYPE=\(coreType); best of \(options.iterations)")
 // snnmem's own GEMM at this process's level (SNNMEM_ISA applied), if any.
@@ -231,6 +238,7 @@ do {
         print(name.padding(toLength: 22, withPad: " ", startingAt: 0), String(format: "%7.2f ms  %6.2f ns/element", seconds * 1e3, seconds * 1e9 / Double(count)))
     }
 }
+}
 
 // The convolutions' spike products (SpikeProducts) against the dense im2col GEMMs, on the bundled networks'
 // conv shapes after the first (batch 16, 2 lanes), with random spikes at several densities (the fraction of
@@ -244,7 +252,7 @@ do {
         ("cifarnet conv2", 64, 128, 32), ("cifarnet conv3", 128, 256, 16), ("cifarnet conv4", 256, 256, 8),
         ("vgg11 conv4", 256, 256, 8), ("vgg11 conv6", 512, 512, 4), ("vgg11 conv8", 512, 512, 2),
     ]
-    let densities = [0.03, 0.1, 0.2, 0.3, 0.4]
+    let densities = [0.03, 0.1, 0.2, 0.3, 0.4], batch = 16
     print("\nspike products against the dense GEMMs (batch 16, 2 lanes, fwd + bwd per timestep, ms): dense | "
           + densities.map { String(format: "%.0f%%: spikes (ratio)", 100 * $0) }.joined(separator: " | "))
     for layer in shapes {
