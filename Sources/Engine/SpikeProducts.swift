@@ -28,11 +28,21 @@ public enum SpikeProducts {
         case always
     }
 
-    /// `.off` when the environment variable SNNMEM_SPIKE_GEMM is `off` (or `0`), else `.whenCheaper`.
+    /// `.off` when the environment variable SNNMEM_SPIKE_GEMM is `off` (or `0`), else `.whenCheaper`
+    /// (unset, empty, `on` or `1`; any other value is `environmentProblem`, which engine commands refuse).
     public static let environmentMode: Mode = {
         let value = ProcessInfo.processInfo.environment["SNNMEM_SPIKE_GEMM"]?.lowercased()
         return value == "off" || value == "0" ? .off : .whenCheaper
     }()
+
+    /// Why SNNMEM_SPIKE_GEMM cannot be honoured (a value other than on, off, 1, 0), nil when it can:
+    /// a typo would otherwise measure the path that was meant to be switched off.
+    public static var environmentProblem: String? {
+        guard let raw = ProcessInfo.processInfo.environment["SNNMEM_SPIKE_GEMM"],
+              !["", "on", "off", "1", "0"].contains(raw.lowercased()) else { return nil }
+        return "environment variable SNNMEM_SPIKE_GEMM=\(raw) is not a switch snnmem knows: set it to off (every convolution "
+            + "on the dense GEMM) or on, or unset it (the spike products where they are cheaper)"
+    }
 
     /// The mode now. Tests and benchmarks switch it with `withMode`.
     nonisolated(unsafe) public private(set) static var mode = environmentMode
