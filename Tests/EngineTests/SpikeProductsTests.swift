@@ -99,6 +99,20 @@ final class SpikeProductsTests: XCTestCase {
         }
     }
 
+    /// Other stride-1 shapes the kernels take: pointwise (no im2col; T-RevSNN's 1x1 convs), unpadded,
+    /// a 5x5 window wider than part of the map, a batch of one.
+    func testOtherStrideOneShapesAgree() {
+        let shapes = [
+            ("1x1 pointwise 32->64 @8x8", Conv2DShape(batch: 3, inChannels: 32, outChannels: 64, height: 8, width: 8, kernel: 1)),
+            ("3x3 unpadded 16->32 @9x9", Conv2DShape(batch: 2, inChannels: 16, outChannels: 32, height: 9, width: 9, kernel: 3)),
+            ("5x5 pad 2 16->16 @3x12", Conv2DShape(batch: 2, inChannels: 16, outChannels: 16, height: 3, width: 12, kernel: 5, padding: 2)),
+            ("3x3 pad 1 16->48 @12x12, batch 1", Conv2DShape(batch: 1, inChannels: 16, outChannels: 48, height: 12, width: 12, kernel: 3, padding: 1)),
+        ]
+        for (index, (name, shape)) in shapes.enumerated() {
+            assertAgrees(name, shape, input: Self.spikes(shape.inputCount, density: 0.15, seed: UInt64(60 + index)), bias: index % 2 == 0)
+        }
+    }
+
     /// AVX-512, AVX2 and the baseline kernels (those this processor has), as SNNMEM_ISA selects them.
     func testEveryInstructionSetLevelAgrees() {
         defer { _ = snn_kernels_set_level(snn_kernels_best_level()) }
