@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Side-by-side speed of one training step (bptt: forward over T=4 timesteps, backward, SGD with
-momentum) of CIFARNet and VGG-11 at batch 16: snnmem's engine (the GEMM it prefers here; with
---openblas also on OpenBLAS), the pure-PyTorch eager script (scripts/pytorch-step.py, the network
+momentum) of CIFARNet and VGG-11 at batch 16: snnmem's engine (the GEMM it prefers here, its convolutions'
+spike products where they pay; again with every conv on the dense GEMM, SNNMEM_SPIKE_GEMM=off, unless
+--no-dense; with --openblas also on OpenBLAS), the pure-PyTorch eager script (scripts/pytorch-step.py, the network
 per timestep as snnmem runs it) and SpikingJelly's multi-step modules (scripts/spikingjelly-step.py,
 each layer over all T*B samples), when the given Python has torch (and spikingjelly).
 
@@ -11,7 +12,7 @@ Every run trains `--steps` steps after the same number of warm-up steps and repo
 The load average is printed with each round.
 
   python3 scripts/benchmark-engine-step.py [--rounds 5] [--steps 10] [--batch 16] [--networks cifarnet,vgg11]
-      [--python /path/with/torch/python] [--openblas] [--json FILE]
+      [--python /path/with/torch/python] [--openblas] [--no-dense] [--json FILE]
 
 Build first: swift build -c release --product snnmem. PyTorch is not a dependency of snnmem:
 bash scripts/install-python.sh installs it (and SpikingJelly) into .venv-torch.
@@ -37,18 +38,34 @@ def profile_path(network):
     return os.path.join(ROOT, "profiles", f"{network}.yaml")
 
 
-def snnmem_step(network, batch, steps, gemm=None):
-    """Median step (ms) and the GEMM and elementwise level it ran on; stops if the measured peak is not the plan's."""
+def snnmem_step(network, batch, steps, gemm=None, spikes=True):
+    """Median step (ms), the GEMM and elementwise level it ran on and what its convolutions' spike
+    products did; stops if the measured peak is not the plan's. spikes=False runs every conv on the
+    dense GEMM (SNNMEM_SPIKE_GEMM=off)."""
     env = dict(os.environ)
     if gemm:
         env["SNNMEM_GEMM"] = gemm
+    if not spikes:
+        env["SNNMEM_SPIKE_GEMM"] = "off"
     out = subprocess.run([SNNMEM, "run", profile_path(network), "--strategy", "bptt", "--batch", str(batch),
                           "--steps", str(steps + WARMUP_STEPS), "--format", "json"],
                          env=env, check=True, capture_output=True, text=True).stdout
     result = json.loads(out)
     if result["predictedPeakBytes"] != result["measuredPeakBytes"]:
         sys.exit(f"snnmem {network}: measured peak {result['measuredPeakBytes']} != predicted {result['predictedPeakBytes']}")
-    return statistics.median(result["stepMs"][WARMUP_STEPS:]), result["gemm"], result.get("elementwise", "?")
+    return statistics.median(result["stepMs"][WARMUP_STEPS:]), result["gemm"], result.get("elementwise", "?"), \
+        spike_summary(result.get("spikeProducts"))
+
+
+def spike_summary(spikes):
+    """Whether the run's convolutions skipped zeros, in words (from `snnmem run --format json`'s spikeProducts)."""
+    if not spikes:
+        return "spike products: not reported"
+    if not spikes["enabled"]:
+        return "spike products off"
+    density = f", inputs {100 * spikes['inputDensity']:.1f}% nonzero" if spikes.get("inputDensity") is not None else ""
+    return (f"spike products in {spikes['forwardSparseCalls']} of {spikes['forwardCalls']} conv forwards and "
+            f"{spikes['weightGradientSparseCalls']} of {spikes['weightGradientCalls']} weight gradients{density}")
 
 
 def python_step(python, command):
@@ -83,6 +100,8 @@ def main():
     parser.add_argument("--networks", default="cifarnet,vgg11")
     parser.add_argument("--python", default=sys.executable, help="a Python with torch (and spikingjelly) installed")
     parser.add_argument("--openblas", action="store_true", help="also run snnmem on OpenBLAS (SNNMEM_GEMM=openblas)")
+    parser.add_argument("--no-dense", action="store_true",
+                        help="leave out the run of snnmem with every conv on the dense GEMM (SNNMEM_SPIKE_GEMM=off)")
     parser.add_argument("--json", help="also write the rounds and medians here")
     args = parser.parse_args()
     if not os.path.exists(SNNMEM):
@@ -98,9 +117,11 @@ def main():
     elif not has_sj:
         print(f"note: {args.python} has no spikingjelly; SpikingJelly's multi-step column is left out", file=sys.stderr)
 
-    columns = ["snnmem"] + (["snnmem openblas"] if args.openblas else []) + (["pytorch"] if has_torch else []) + \
-              (["spikingjelly"] if has_sj else [])
-    ratios = (["snnmem / pytorch"] if has_torch else []) + (["snnmem / spikingjelly"] if has_sj else [])
+    dense = not args.no_dense
+    columns = ["snnmem"] + (["snnmem dense"] if dense else []) + (["snnmem openblas"] if args.openblas else []) + \
+              (["pytorch"] if has_torch else []) + (["spikingjelly"] if has_sj else [])
+    ratios = (["snnmem / dense"] if dense else []) + (["snnmem / pytorch"] if has_torch else []) + \
+             (["snnmem / spikingjelly"] if has_sj else [])
     print(f"processor: {processor()}; OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE', '(unset)')}")
     forced = [f"{name}={os.environ[name]}" for name in ("SNNMEM_ISA", "ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "MKL_ENABLE_INSTRUCTIONS")
               if os.environ.get(name)]
@@ -115,10 +136,13 @@ def main():
         for network in networks:
             load = os.getloadavg()[0]
             row = {"round": r + 1, "load": load, "network": network}
-            row["snnmem"], gemm, elementwise = snnmem_step(network, args.batch, args.steps)
-            paths[network] = f"GEMM {gemm}, elementwise kernels {elementwise}"
+            row["snnmem"], gemm, elementwise, spikes = snnmem_step(network, args.batch, args.steps)
+            paths[network] = f"GEMM {gemm}, elementwise kernels {elementwise}; {spikes}"
+            if dense:
+                row["snnmem dense"], _, _, _ = snnmem_step(network, args.batch, args.steps, spikes=False)
+                row["snnmem / dense"] = row["snnmem"] / row["snnmem dense"]
             if args.openblas:
-                row["snnmem openblas"], _, _ = snnmem_step(network, args.batch, args.steps, gemm="openblas")
+                row["snnmem openblas"], _, _, _ = snnmem_step(network, args.batch, args.steps, gemm="openblas")
             if has_torch:
                 result = python_step(args.python, [TORCH_SCRIPT, "--network", network, "--mode", "step", "--batch", str(args.batch),
                                                    "--steps", str(args.steps), "--warmup", str(WARMUP_STEPS)])
@@ -147,6 +171,8 @@ def main():
     if versions:
         print("; ".join(versions.values()) + ". 'pytorch': scripts/pytorch-step.py --mode step (the network per timestep, "
               "as snnmem); 'spikingjelly': scripts/spikingjelly-step.py (multi-step modules, each layer over T*B samples).")
+    if dense:
+        print("'snnmem dense': the same engine with every conv on the dense GEMM (SNNMEM_SPIKE_GEMM=off).")
     print("ratios: per round, snnmem's step / the other's; the median row gives each column's median and the rounds' "
           "ratios' median (their range in brackets).")
     if args.json:

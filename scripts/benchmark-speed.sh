@@ -8,9 +8,9 @@
 # --busy-core measures instead how the steps hold up when another process keeps one core busy: each
 # round runs snnmem and PyTorch (scripts/pytorch-step.py) quietly, then again beside a CPU-bound loop
 # this script starts and stops by its PID, for CIFARNet and VGG-11, and reports each one's slowdown
-# (busy step / quiet step) and snnmem's busy step against PyTorch's, with the processor and the GEMM
-# snnmem ran on. Its loop is one shell
-# process; the scheduler places it. Other load on the machine skews both sides alike only because
+# (busy step / quiet step) and snnmem's busy step against PyTorch's, with the processor, the GEMM
+# snnmem ran on and how many conv forwards took its spike products (SNNMEM_SPIKE_GEMM=off: none).
+# Its loop is one shell process; the scheduler places it. Other load on the machine skews both sides alike only because
 # the four runs of a round follow each other: read the load average printed with each round.
 #
 # PyTorch is not a dependency of snnmem: this script installs it from PyPI into .venv-torch (ignored
@@ -168,7 +168,9 @@ import json, statistics, sys
 r = json.load(sys.stdin)
 if r["predictedPeakBytes"] != r["measuredPeakBytes"]:
     sys.exit("snnmem: measured peak %d != predicted %d" % (r["measuredPeakBytes"], r["predictedPeakBytes"]))
-print("%.1f %s" % (statistics.median(r["stepMs"][int(sys.argv[1]):]), r["gemm"]))
+s = r["spikeProducts"]
+spikes = "spike-products-off" if not s["enabled"] else "spike-products-in-%d/%d-forwards" % (s["forwardSparseCalls"], s["forwardCalls"])
+print("%.1f %s,%s" % (statistics.median(r["stepMs"][int(sys.argv[1]):]), r["gemm"], spikes))
 EOF
 snnmem_step() {  # network
   "$snnmem" run "profiles/$1.yaml" --strategy bptt --batch 16 --steps $((steps + warmup)) --format json |

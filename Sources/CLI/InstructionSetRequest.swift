@@ -3,7 +3,8 @@ import Engine
 
 /// A command that runs the engine's kernels refuses an SNNMEM_ISA it cannot honour (a name snnmem has
 /// no kernels for, a level the processor lacks) before it starts: the kernels would run at another
-/// level, and the timings printed would not be the ones asked for. Planning commands ignore it.
+/// level, and the timings printed would not be the ones asked for. Planning commands ignore it. The
+/// same for SNNMEM_SPIKE_GEMM with a value other than on or off.
 enum InstructionSetRequest {
     static func check(before command: ParsableCommand) throws {
         let runsEngine: Bool
@@ -13,6 +14,7 @@ enum InstructionSetRequest {
         default: runsEngine = false
         }
         guard runsEngine else { return }
+        if let problem = SpikeProducts.environmentProblem { throw CLIFailure.badInput(problem) }
         do {
             _ = try InstructionSet.requested()
         } catch let error as InstructionSetError {

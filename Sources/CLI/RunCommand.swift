@@ -111,6 +111,8 @@ struct RunJSON: Codable {
     var gemm: String
     /// The instruction set of the Float elementwise kernels (neurons, batch norm): "avx512", "avx2" or "baseline".
     var elementwise: String
+    /// Whether the convolutions skipped their inputs' zeros (`SpikeProducts`), and how often.
+    var spikeProducts: SpikeProductsJSON
 
     init(_ r: MemoryRunResult, profile: Profile) {
         self.profile = profile.name
@@ -135,6 +137,34 @@ struct RunJSON: Codable {
         outOfMemoryAt = r.outOfMemory.map(\.description)
         gemm = GEMMBackend.current.rawValue
         elementwise = ElementwiseKernels.level
+        spikeProducts = SpikeProductsJSON(SpikeProducts.statistics)
+    }
+}
+
+/// `spikeProducts` of `snnmem run --format json`: whether the path was allowed (SNNMEM_SPIKE_GEMM), the
+/// conv calls that counted their input and those that took the path, forward and weight gradient, and
+/// the fraction of nonzeros among the inputs counted (null when none was).
+struct SpikeProductsJSON: Codable {
+    var enabled: Bool
+    var forwardCalls: Int
+    var forwardSparseCalls: Int
+    var weightGradientCalls: Int
+    var weightGradientSparseCalls: Int
+    var inputDensity: Double?
+    /// Bytes mapped outside jemalloc for the weight panels kept over a step (not tensors, not in the plan).
+    var stepPanelBytes: Int
+    /// Bytes mapped outside jemalloc for the convolutions' work areas (the step's thread; not tensors).
+    var scratchBytes: Int
+
+    init(_ s: SpikeProducts.Statistics) {
+        enabled = SpikeProducts.enabled
+        forwardCalls = s.forwardCalls
+        forwardSparseCalls = s.forwardSparseCalls
+        weightGradientCalls = s.weightGradientCalls
+        weightGradientSparseCalls = s.weightGradientSparseCalls
+        inputDensity = s.density
+        stepPanelBytes = SpikeProducts.stepPanelBytes
+        scratchBytes = SpikeProducts.scratchBytes
     }
 }
 
@@ -165,6 +195,7 @@ enum RunReport {
             lines.append("median step \(ByteCount.formatFixed(sortedMs[sortedMs.count / 2], digits: 1)) ms over \(sortedMs.count) steps"
                          + " (GEMM: \(GEMMBackend.current.rawValue), elementwise: \(ElementwiseKernels.level)\(forcedLevel))")
         }
+        lines.append(spikeLine(SpikeProducts.statistics))
         lines.append(Formatting.wrap("The jemalloc figure is the thread's peak growth during a step plus the tracked bytes live "
             + "when it was reset; its difference from the tracked allocated peak is memory outside the tensors "
             + "(the engine's small arrays and dictionaries, Swift runtime metadata), within jemalloc's peak "
@@ -176,6 +207,16 @@ enum RunReport {
         }
         if let tracePath { lines.append("trace written to \(tracePath)") }
         return lines.joined(separator: "\n")
+    }
+
+    /// Whether the convolutions skipped their inputs' zeros (`SpikeProducts`).
+    static func spikeLine(_ s: SpikeProducts.Statistics) -> String {
+        guard SpikeProducts.enabled else { return "spike products: off (SNNMEM_SPIKE_GEMM=off), every conv ran the dense GEMM" }
+        let density = s.density.map { ", inputs \(ByteCount.formatFixed(100 * $0, digits: 1))% nonzero" } ?? ""
+        return "spike products: \(s.forwardSparseCalls) of \(s.forwardCalls) conv forward calls and \(s.weightGradientSparseCalls) of "
+            + "\(s.weightGradientCalls) weight gradients skipped the zeros of their input\(density); their weight panels kept "
+            + "over a step: \(Formatting.bytes(SpikeProducts.stepPanelBytes)), their work areas \(Formatting.bytes(SpikeProducts.scratchBytes)), "
+            + "mapped outside jemalloc"
     }
 
     static func title(_ r: MemoryRunResult, profile: Profile) -> String {

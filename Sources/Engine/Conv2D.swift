@@ -94,6 +94,11 @@ public func conv2dForward<T: EngineScalar>(
     let inPlane = s.height * s.width, outPlane = s.outHeight * s.outWidth
     let coutG = s.outChannels / s.groups, rowsG = s.groupColumnRows
     precondition(s.isPointwise || workspace != nil, "a \(s.kernel)x\(s.kernel) conv needs its im2col workspace")
+    // Spikes (mostly zeros) in, where counting them says it is cheaper: the products skip the zeros.
+    if T.self == Float.self,
+       SpikeProducts.forward(s, output: floats(output), input: floats(input), weight: floats(weight), bias: bias.map { floats($0) }) {
+        return
+    }
     if s.isGrouped {
         groupedConv2dForward(s, output: output, input: input, weight: weight, bias: bias, workspace: workspace!)
         return
@@ -154,26 +159,39 @@ public func conv2dBackward<T: EngineScalar>(
     let inPlane = s.height * s.width, outPlane = s.outHeight * s.outWidth
     let coutG = s.outChannels / s.groups, rowsG = s.groupColumnRows
     precondition(s.isPointwise || workspace != nil, "a \(s.kernel)x\(s.kernel) conv needs its im2col workspace")
+    let lanes = min(KernelLanes.count, s.batch)
+    // The weight gradient from the input's nonzeros where that is cheaper (`SpikeProducts`): each sample
+    // indexed in a work area of its own instead of its im2col columns, accumulated into a transposed
+    // panel, added into dWeight at the end. The input gradient stays the dense GEMM.
+    let spikes = T.self == Float.self
+        ? SpikeProducts.WeightGradient(s, input: floats(input), weight: floats(weight), dWeight: floats(dWeight),
+                                       areas: s.isGrouped ? s.sampleGroup : lanes) : nil
+    defer { spikes?.finish(into: floats(dWeight)) }
     if s.isGrouped {
         groupedConv2dBackward(s, dInput: dInput, dWeight: dWeight, dBias: dBias, dOutput: dOutput, input: input,
-                              weight: weight, workspace: workspace!)
+                              weight: weight, workspace: workspace!, spikes: spikes)
         return
     }
-    let lanes = min(KernelLanes.count, s.batch)
 
     /// The column matrix of sample b: its slot (filled by `gather`) or, pointwise, the input itself.
     func columns(_ b: Int, slot j: Int) -> UnsafePointer<T> {
         s.isPointwise ? input + b * s.inChannels * inPlane : UnsafePointer(workspace! + j * s.columnCount)
     }
     func gather(_ b: Int, slot j: Int) {
-        if !s.isPointwise { im2col(s, columns: workspace! + j * s.columnCount, input: input + b * s.inChannels * inPlane) }
+        if let spikes {
+            spikes.prepare(sample: b, area: j, input: floats(input), dOutput: floats(dOutput))
+        } else if !s.isPointwise {
+            im2col(s, columns: workspace! + j * s.columnCount, input: input + b * s.inChannels * inPlane)
+        }
     }
     /// One lane's share of dWeight and dBias from samples first..<first+count: dWeight's columns
     /// `columns` (rows of the im2col matrix, in every group) and dBias's `channels`. Splitting the
     /// columns, not the rows, lets each lane pack only its half of the (large) column matrices; the
     /// (smaller) dOut rows are packed by both.
     func accumulateWeights(first: Int, count: Int, columns part: Range<Int>, channels: Range<Int>) {
-        if !part.isEmpty {
+        if let spikes, !part.isEmpty {
+            spikes.accumulate(areas: count, rows: part)
+        } else if !part.isEmpty {
             for g in 0..<s.groups {
                 for j in 0..<count {
                     let dOutB = dOutput + (first + j) * s.outChannels * outPlane

@@ -66,7 +66,7 @@ func groupedConv2dForward<T: EngineScalar>(
 func groupedConv2dBackward<T: EngineScalar>(
     _ s: Conv2DShape, dInput: UnsafeMutablePointer<T>?, dWeight: UnsafeMutablePointer<T>,
     dBias: UnsafeMutablePointer<T>?, dOutput: UnsafePointer<T>, input: UnsafePointer<T>,
-    weight: UnsafePointer<T>, workspace: UnsafeMutablePointer<T>
+    weight: UnsafePointer<T>, workspace: UnsafeMutablePointer<T>, spikes: SpikeProducts.WeightGradient?
 ) {
     let inSample = s.inChannels * s.height * s.width, plane = s.outHeight * s.outWidth, outSample = s.outChannels * plane
     let coutG = s.outChannels / s.groups, rowsG = s.groupColumnRows
@@ -77,18 +77,29 @@ func groupedConv2dBackward<T: EngineScalar>(
         let count = min(s.sampleGroup, s.batch - first), width = count * plane
         // Each sample's columns and its output gradient, side by side with the group's others.
         KernelLanes.runItems(count, threads: lanes) { j in
-            im2col(s, columns: layout.columns + j * plane, input: input + (first + j) * inSample, rowStride: layout.rowStride)
+            // With `spikes` each sample is indexed in its work area instead (its columns are not needed).
+            if let spikes {
+                spikes.prepare(sample: first + j, area: j, input: floats(input), dOutput: floats(dOutput))
+            } else {
+                im2col(s, columns: layout.columns + j * plane, input: input + (first + j) * inSample, rowStride: layout.rowStride)
+            }
             let dOut = dOutput + (first + j) * outSample
             for co in 0..<s.outChannels {
                 (layout.staged + co * layout.rowStride + j * plane).update(from: dOut + co * plane, count: plane)
             }
         }
-        for g in 0..<s.groups {
-            // dWeight += dOut [Cout, width] x columns [rows, width]^T.
-            T.gemm(transposeA: false, transposeB: true, m: coutG, n: rowsG, k: width,
-                   alpha: 1, a: layout.staged + g * coutG * layout.rowStride, lda: layout.rowStride,
-                   b: layout.columns + g * rowsG * layout.rowStride, ldb: layout.rowStride,
-                   beta: 1, c: dWeight + g * coutG * rowsG, ldc: rowsG)
+        if let spikes {
+            SpikeProducts.parts(rowsG) { rows in
+                spikes.accumulate(areas: count, rows: rows)
+            }
+        } else {
+            for g in 0..<s.groups {
+                // dWeight += dOut [Cout, width] x columns [rows, width]^T.
+                T.gemm(transposeA: false, transposeB: true, m: coutG, n: rowsG, k: width,
+                       alpha: 1, a: layout.staged + g * coutG * layout.rowStride, lda: layout.rowStride,
+                       b: layout.columns + g * rowsG * layout.rowStride, ldb: layout.rowStride,
+                       beta: 1, c: dWeight + g * coutG * rowsG, ldc: rowsG)
+            }
         }
         if let dBias {
             for co in 0..<s.outChannels { dBias[co] += blockedSum(layout.staged + co * layout.rowStride, width) }

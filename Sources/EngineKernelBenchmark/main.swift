@@ -2,9 +2,10 @@
 // backends (snnmem's own SGEMM for this processor's level, AVX-512 or AVX2, and OpenBLAS), beside
 // the raw GEMMs on the very shapes the kernels issue, so the cost of im2col/col2im, bias and the
 // per-sample loop shows as the gap between the two; then the engine's GEMM shapes one by one
-// (GEMMShapes.swift). SNNMEM_ISA=avx2 measures as a processor without AVX-512 would. Build and run
+// (GEMMShapes.swift), the elementwise kernels, and the convolutions' spike products against the dense GEMMs.
+// SNNMEM_ISA=avx2 measures as a processor without AVX-512 would. Build and run
 // in release:
-//   swift run -c release engine-kernel-benchmark [--iterations N] [--threads N]
+//   swift run -c release engine-kernel-benchmark [--iterations N] [--threads N] [--spikes-only]
 import CGemm
 import COpenBLAS
 import Engine
@@ -14,12 +15,18 @@ import Profiles
 struct Options {
     var iterations = 5
     var threads: Int?
+    /// Only the last table, the spike products against the dense GEMMs.
+    var spikesOnly = false
 
     init(_ arguments: [String]) {
         var rest = arguments.dropFirst()
         while let flag = rest.popFirst() {
+            if flag == "--spikes-only" {
+                spikesOnly = true
+                continue
+            }
             guard let value = rest.popFirst().flatMap(Int.init), value > 0 else {
-                fatalError("usage: engine-kernel-benchmark [--iterations N] [--threads N]")
+                fatalError("usage: engine-kernel-benchmark [--iterations N] [--threads N] [--spikes-only]")
             }
             switch flag {
             case "--iterations": iterations = value
@@ -64,6 +71,7 @@ func withOpenBLASThreads(_ body: () -> Double) -> Double {
     defer { openblas_set_num_threads(previous) }
     return body()
 }
+if !options.spikesOnly {
 let coreType = ProcessInfo.processInfo.environment["OPENBLAS_CORETYPE"] ?? "(unset)"
 print("OpenBLAS \(String(cString: openblas_get_corename())) core, \(openBLASThreads) threads, OPENBLAS_CORETYPE=\(coreType); best of \(options.iterations)")
 // snnmem's own GEMM at this process's level (SNNMEM_ISA applied), if any.
@@ -228,5 +236,60 @@ do {
     print("\n16x128x32x32 (\(count) elements)")
     for (name, seconds) in timings {
         print(name.padding(toLength: 22, withPad: " ", startingAt: 0), String(format: "%7.2f ms  %6.2f ns/element", seconds * 1e3, seconds * 1e9 / Double(count)))
+    }
+}
+}
+
+// The convolutions' spike products (SpikeProducts) against the dense im2col GEMMs, on the bundled networks'
+// conv shapes after the first (batch 16, 2 lanes), with random spikes at several densities (the fraction of
+// ones; the bundled networks' conv inputs run 2-36% at the start of training, README "Speed"). One timed
+// unit is a training step's share of one conv: a forward and a backward at each of 4 timesteps on the
+// same input, inside `withStepPanels` (the weight transposed once for the 4, its gradient's panel added
+// into dW once), reported per timestep; forward + backward, the input gradient (a dense GEMM either way)
+// included. Where the ratio passes 1 the engine keeps the dense GEMM (its cost model decides per call).
+do {
+    let shapes: [(name: String, cin: Int, cout: Int, size: Int)] = [
+        ("cifarnet conv2", 64, 128, 32), ("cifarnet conv3", 128, 256, 16), ("cifarnet conv4", 256, 256, 8),
+        ("vgg11 conv4", 256, 256, 8), ("vgg11 conv6", 512, 512, 4), ("vgg11 conv8", 512, 512, 2),
+    ]
+    let densities = [0.03, 0.1, 0.2, 0.3, 0.4], batch = 16
+    print("\nspike products against the dense GEMMs (batch 16, 2 lanes, fwd + bwd per timestep, ms): dense | "
+          + densities.map { String(format: "%.0f%%: spikes (ratio)", 100 * $0) }.joined(separator: " | "))
+    for layer in shapes {
+        let s = Conv2DShape(batch: batch, inChannels: layer.cin, outChannels: layer.cout, height: layer.size, width: layer.size,
+                            kernel: 3, padding: 1)
+        let weight = buffer(s.weightCount, seed: 41), output = buffer(s.outputCount, seed: 42), dOutput = buffer(s.outputCount, seed: 43)
+        let dInput = buffer(s.inputCount, seed: 44), dWeight = buffer(s.weightCount, seed: 45), workspace = buffer(s.workspaceCount, seed: 46)
+        let input = UnsafeMutablePointer<Float>.allocate(capacity: s.inputCount)
+        func fill(_ density: Double) {
+            var rng = SeededRandom(seed: 47)
+            for i in 0..<s.inputCount { input[i] = rng.uniform(0, 1) < density ? 1 : 0 }
+        }
+        func timestepMs(_ mode: SpikeProducts.Mode) -> Double {
+            1e3 / 4 * bestTime(iterations: options.iterations) {
+                SpikeProducts.withMode(mode) {
+                    SpikeProducts.withStepPanels {
+                        for _ in 0..<4 {
+                            conv2dForward(s, output: output, input: input, weight: weight, bias: nil, workspace: workspace)
+                        }
+                        for _ in 0..<4 {
+                            conv2dBackward(s, dInput: dInput, dWeight: dWeight, dBias: nil, dOutput: dOutput, input: input, weight: weight,
+                                           workspace: workspace)
+                        }
+                    }
+                }
+            }
+        }
+        fill(densities[0])
+        let dense = timestepMs(.off)
+        var cells: [String] = []
+        for density in densities {
+            fill(density)
+            let spikes = timestepMs(.always)
+            cells.append(String(format: "%6.2f (%.2f)", spikes, spikes / dense))
+        }
+        print("\(layer.name) \(layer.cin)->\(layer.cout) @\(layer.size)x\(layer.size)".padding(toLength: 32, withPad: " ", startingAt: 0),
+              String(format: "| %6.2f | ", dense) + cells.joined(separator: " | "))
+        for p in [weight, output, dOutput, dInput, dWeight, workspace, input] { p.deallocate() }
     }
 }

@@ -28,6 +28,17 @@ final class InstructionSetRequestTests: XCTestCase {
         XCTAssertEqual(avx2["elementwise"] as? String, "avx2")
     }
 
+    /// SNNMEM_SPIKE_GEMM takes on or off; anything else stops an engine command, naming the variable.
+    func testUnknownSpikeSwitchStopsEngineCommands() throws {
+        let typo = try SnnmemProcess.run(Self.arguments, environment: ["SNNMEM_SPIKE_GEMM": "of"])
+        XCTAssertEqual(typo.exitCode, 2)
+        XCTAssertTrue(typo.stderr.contains("SNNMEM_SPIKE_GEMM=of") && typo.stderr.contains("set it to off"), typo.stderr)
+        let off = try SnnmemProcess.run(Self.arguments, environment: ["SNNMEM_SPIKE_GEMM": "OFF"])
+        XCTAssertEqual(off.exitCode, 0, off.stderr)
+        let plan = try SnnmemProcess.run(["plan", "profiles/digits.yaml"], environment: ["SNNMEM_SPIKE_GEMM": "of"])
+        XCTAssertEqual(plan.exitCode, 0, "planning runs no kernels: \(plan.stderr)")
+    }
+
     func testUnknownOrUnsupportedLevelStopsEngineCommands() throws {
         let unknown = try SnnmemProcess.run(Self.arguments, environment: ["SNNMEM_ISA": "avx3"])
         XCTAssertEqual(unknown.exitCode, 2)

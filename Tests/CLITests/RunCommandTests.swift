@@ -16,6 +16,32 @@ final class RunCommandTests: XCTestCase {
         XCTAssertTrue(["avx512", "avx2", "baseline"].contains(json["elementwise"] as? String ?? ""), "names the elementwise kernels' level")
     }
 
+    /// `run` says whether its convolutions took the spike products: CIFARNet's convs after the first
+    /// read spikes and take them; SNNMEM_SPIKE_GEMM=off runs the same step (same loss: the spikes, and so
+    /// the logits, come out the same) without them.
+    func testRunNamesTheSpikeProducts() throws {
+        let arguments = ["run", "profiles/cifarnet.yaml", "--strategy", "bptt", "--steps", "1", "--batch", "4", "--timesteps", "2",
+                         "--format", "json"]
+        let on = try SnnmemProcess.json(arguments)
+        let spikes = try XCTUnwrap(on["spikeProducts"] as? [String: Any])
+        XCTAssertEqual(spikes["enabled"] as? Bool, true)
+        XCTAssertEqual(spikes["forwardCalls"] as? Int, 8, "4 convs x 2 timesteps counted their input")
+        XCTAssertGreaterThanOrEqual(spikes["forwardSparseCalls"] as? Int ?? 0, 4, "conv2 and conv3 at least, at both timesteps")
+        XCTAssertGreaterThan(spikes["stepPanelBytes"] as? Int ?? 0, 0)
+        XCTAssertEqual(on["measuredPeakBytes"] as? Int, on["predictedPeakBytes"] as? Int)
+        let offRun = try SnnmemProcess.run(arguments, environment: ["SNNMEM_SPIKE_GEMM": "off"])
+        XCTAssertEqual(offRun.exitCode, 0, offRun.stderr)
+        let off = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(offRun.stdout.utf8)) as? [String: Any])
+        let offSpikes = try XCTUnwrap(off["spikeProducts"] as? [String: Any])
+        XCTAssertEqual(offSpikes["enabled"] as? Bool, false)
+        XCTAssertEqual(offSpikes["forwardSparseCalls"] as? Int, 0)
+        XCTAssertEqual(off["measuredPeakBytes"] as? Int, on["measuredPeakBytes"] as? Int)
+        let lossOn = try XCTUnwrap(on["loss"] as? [Double]), lossOff = try XCTUnwrap(off["loss"] as? [Double])
+        XCTAssertEqual(lossOn[0], lossOff[0], accuracy: 1e-5 * abs(lossOff[0]))
+        let table = try SnnmemProcess.run(Array(arguments.dropLast(2)))
+        XCTAssertTrue(table.stdout.contains("spike products:") && table.stdout.contains("skipped the zeros"), table.stdout)
+    }
+
     /// SNNMEM_GEMM=openblas runs the same step on OpenBLAS: the same plan, measured exactly, and the
     /// same loss as the AVX-512 GEMM to float rounding.
     func testOpenBLASBackendOnRequestGivesTheSameStep() throws {

@@ -133,14 +133,17 @@ public final class Trainer<T: EngineScalar> {
                 observer(key, rebuilt, Array(UnsafeBufferPointer(start: heap.values(id), count: heap.shape(id).elementCount)))
             }
         }
-        switch strategy {
-        case _ where bpttWithTemporalPathCut: try step.runBPTTWithTemporalPathCut(input: input, labels: labelTensor)
-        case .bptt where profile.trevsnnNetwork != nil: try step.runTRev(input: input, labels: labelTensor, reconstruct: false)
-        case .trevsnn: try step.runTRev(input: input, labels: labelTensor, reconstruct: true)
-        case .bptt: try step.runBPTT(input: input, labels: labelTensor)
-        case .checkpoint: try step.runCheckpoint(input: input, labels: labelTensor, segment: segment!)
-        case .sltt: try step.runSLTT(input: input, labels: labelTensor)
-        case .revsnn: try step.runRevSNN(input: input, labels: labelTensor)
+        // The weights do not change until the optimizer runs: convs keep their transposed panels over the step.
+        try SpikeProducts.withStepPanels {
+            switch strategy {
+            case _ where bpttWithTemporalPathCut: try step.runBPTTWithTemporalPathCut(input: input, labels: labelTensor)
+            case .bptt where profile.trevsnnNetwork != nil: try step.runTRev(input: input, labels: labelTensor, reconstruct: false)
+            case .trevsnn: try step.runTRev(input: input, labels: labelTensor, reconstruct: true)
+            case .bptt: try step.runBPTT(input: input, labels: labelTensor)
+            case .checkpoint: try step.runCheckpoint(input: input, labels: labelTensor, segment: segment!)
+            case .sltt: try step.runSLTT(input: input, labels: labelTensor)
+            case .revsnn: try step.runRevSNN(input: input, labels: labelTensor)
+            }
         }
         precondition(step.saved.isEmpty, "saved tensors left after backward: \(step.saved.keys.map(\.path))")
         return (input, labelTensor, step.loss, step.correct)
