@@ -20,15 +20,7 @@ extension PyTorchLayerTable {
         if let half = autocast { return recurrentAutocastLayout(&d, spec, layer, half: half) }
         if device == .cuda { return recurrentCUDALayout(&d, spec, layer) }
         let output = layer.outputShape
-        var neuron = PyTorchLayerLayout()
-        neuronLayout(&neuron, spec.neuron, output, device: .cpu, stateDType: .float32)
-        guard case .initialState(let vInit, _) = neuron.forward.first,
-              let step = neuron.forward.lazy.compactMap({ step -> [PyTorchStep]? in
-                  if case .eachTimestep(let body) = step { return body }
-                  return nil
-              }).first else {
-            preconditionFailure("\(layer.path): the neuron's CPU script has no initial state and step loop")
-        }
+        let (vInit, step) = neuronStepScript(spec, layer, stateDType: .float32)
         let hSaved = spec.neuron.reset == .hard && !spec.neuron.detachReset
         let one = { (name: String, role: TensorRole) in BufferDeclaration(name: name, role: role, shape: output) }
         let concatenation = BufferDeclaration(name: "cat(x,y)", role: .activation, shape: TensorShape([spec.weightColumns]))
@@ -40,26 +32,7 @@ extension PyTorchLayerTable {
         ] + step + [
             .allocate(one("y", .activation)), .allocate(one("h_seq", .workspace)), .free("h_seq"), .free("spike"),
         ] + (hSaved ? [] : [.free("h")]) + [.free("current")]), .ifNoFeedback([.free("y_init")]), .output, .eachTimestep([.free("y")])]
-        let work = (0..<4).map { BufferDeclaration(name: "surrogate.work\($0)", role: .workspace, shape: output, perTimestep: false) }
-        let gradient = BufferDeclaration(name: "grad_cat", role: .workspace, shape: TensorShape([spec.weightColumns]))
-        // The weight is used once per timestep: over all timesteps autograd adds each timestep's weight
-        // gradient to the running sum out of place, so the last addition holds three weight-sized tensors
-        // (the sum so far, the last timestep's, the new sum, which becomes `.grad`). A single-step run adds
-        // into `.grad` in place, and so does a checkpoint segment whose backward finds the sum an earlier
-        // segment's left; when that is a single timestep's gradient (a transposed view), the first
-        // addition is out of place: the view, this timestep's and the new sum.
-        let weight = BufferDeclaration(name: "grad_weight.sum", role: .workspace, shape: TensorShape([spec.outFeatures, spec.weightColumns]),
-                                       perSample: false, perTimestep: false)
-        var lastStep = weight
-        lastStep.name = "grad_weight.step"
-        d.backward = work.map { .allocate($0) } + work.map { .free($0.name) } + [
-            .eachTimestep([.allocate(gradient), .free("grad_cat")]), .ifWeightGradient(none: [.ifMultiStep([.allocate(weight), .allocate(lastStep)]),
-            .parameterGradients, .ifMultiStep([.free("grad_weight.sum"), .free("grad_weight.step")])],
-            afterView: [.allocate(lastStep), .allocate(weight), .free("grad_weight.step"), .free("grad_weight.sum"), .parameterGradients],
-            accumulating: [.parameterGradients]),
-            .releaseSaved,
-            .releaseOutputGradient, .inputGradient,
-        ]
+        d.backward = cpuBackward(spec, output, castGradients: false)
     }
 
     /// The module under float16/bfloat16 autocast, the same on the CPU and on CUDA (measured on the CPU,
@@ -75,15 +48,7 @@ extension PyTorchLayerTable {
     /// gradient copy ToCopyBackward makes of the concatenation's (both [B, out] or [B, in + out], transient).
     static func recurrentAutocastLayout(_ d: inout PyTorchLayerLayout, _ spec: RecurrentSpec, _ layer: Layer, half: DType) {
         let output = layer.outputShape
-        var neuron = PyTorchLayerLayout()
-        neuronLayout(&neuron, spec.neuron, output, device: .cpu, stateDType: half)
-        guard case .initialState(let vInit, _) = neuron.forward.first,
-              let step = neuron.forward.lazy.compactMap({ step -> [PyTorchStep]? in
-                  if case .eachTimestep(let body) = step { return body }
-                  return nil
-              }).first else {
-            preconditionFailure("\(layer.path): the neuron's half script has no initial state and step loop")
-        }
+        let (vInit, step) = neuronStepScript(spec, layer, stateDType: half)
         let one = { (name: String, role: TensorRole) in BufferDeclaration(name: name, role: role, shape: output) }
         let columns = TensorShape([spec.weightColumns])
         let yInit = { (dtype: DType) in
@@ -103,21 +68,8 @@ extension PyTorchLayerTable {
             // the single-step module returns its spike stacked as a one-timestep sequence
             .allocate(one("y", .activation)), .free("spike"), .free("current"),
         ]), .ifNoFeedback([.free("y_init")]), .output, .eachTimestep([.free("y")])]
-        let work = (0..<4).map { BufferDeclaration(name: "surrogate.work\($0)", role: .workspace, shape: output, perTimestep: false) }
-        let gradient = BufferDeclaration(name: "grad_cat", role: .workspace, shape: columns)
-        // As in float32: the per-timestep weight gradients (half) are summed out of place.
-        let weight = BufferDeclaration(name: "grad_weight.sum", role: .workspace, shape: TensorShape([spec.outFeatures, spec.weightColumns]),
-                                       perSample: false, perTimestep: false)
-        var lastStep = weight
-        lastStep.name = "grad_weight.step"
-        d.backward = work.map { .allocate($0) } + work.map { .free($0.name) } + [
-            .eachTimestep([.allocate(gradient), .free("grad_cat")]), .ifWeightGradient(none: [.ifMultiStep([.allocate(weight), .allocate(lastStep)]),
-            .parameterGradients, .ifMultiStep([.free("grad_weight.sum"), .free("grad_weight.step")])],
-            afterView: [.allocate(lastStep), .allocate(weight), .free("grad_weight.step"), .free("grad_weight.sum"), .parameterGradients],
-            accumulating: [.parameterGradients]),
-            .releaseSaved,
-            .releaseOutputGradient, .inputGradient, .castGradients,
-        ]
+        // As in float32, in half; then the half weight and bias gradients go to float32 `.grad`.
+        d.backward = cpuBackward(spec, output, castGradients: true)
     }
 
     /// The same module on CUDA (python/CUDA-LAYOUT-NOTES.md, checked on fake CUDA tensors by
@@ -142,20 +94,52 @@ extension PyTorchLayerTable {
                                                               heldByFinalState: false),
         ]), .ifNoFeedback([.free("y_init")]), .output, .eachTimestep([.free("y")])]
         let gradient = BufferDeclaration(name: "grad_cat", role: .workspace, shape: TensorShape([spec.weightColumns]))
-        // As on the CPU: the per-timestep weight gradients are summed out of place.
+        d.backward = [.allocate(oneStep("grad_v_final", .workspace)), .eachTimestep([
+            .allocate(one("grad_spike", .workspace)), .allocate(one("grad_current", .workspace)), .allocate(one("grad_v_init", .workspace)),
+            .free("grad_spike"), .allocate(gradient), .free("grad_current"), .free("grad_cat"), .free("grad_v_init"),
+        ]), .free("grad_v_final"), weightGradientSum(spec), .releaseSaved, .releaseOutputGradient, .inputGradient]
+    }
+
+    /// The neuron's CPU script for one timestep in `stateDType`: its initial state and the step's body.
+    private static func neuronStepScript(_ spec: RecurrentSpec, _ layer: Layer, stateDType: DType) -> (BufferDeclaration, [PyTorchStep]) {
+        var neuron = PyTorchLayerLayout()
+        neuronLayout(&neuron, spec.neuron, layer.outputShape, device: .cpu, stateDType: stateDType)
+        guard case .initialState(let vInit, _) = neuron.forward.first,
+              let step = neuron.forward.lazy.compactMap({ step -> [PyTorchStep]? in
+                  if case .eachTimestep(let body) = step { return body }
+                  return nil
+              }).first else {
+            preconditionFailure("\(layer.path): the neuron's \(stateDType.rawValue) CPU script has no initial state and step loop")
+        }
+        return (vInit, step)
+    }
+
+    /// Backward of the CPU's step loop (float32 or autocast's half): the neuron's surrogate
+    /// temporaries, per timestep the concatenation's gradient, the weight gradients' sum.
+    private static func cpuBackward(_ spec: RecurrentSpec, _ output: TensorShape, castGradients: Bool) -> [PyTorchStep] {
+        let work = (0..<4).map { BufferDeclaration(name: "surrogate.work\($0)", role: .workspace, shape: output, perTimestep: false) }
+        let gradient = BufferDeclaration(name: "grad_cat", role: .workspace, shape: TensorShape([spec.weightColumns]))
+        return work.map { .allocate($0) } + work.map { .free($0.name) } + [
+            .eachTimestep([.allocate(gradient), .free("grad_cat")]), weightGradientSum(spec),
+            .releaseSaved, .releaseOutputGradient, .inputGradient,
+        ] + (castGradients ? [.castGradients] : [])
+    }
+
+    /// The weight is used once per timestep: over all timesteps autograd adds each timestep's weight
+    /// gradient to the running sum out of place, so the last addition holds three weight-sized tensors
+    /// (the sum so far, the last timestep's, the new sum, which becomes `.grad`). A single-step run adds
+    /// into `.grad` in place, and so does a checkpoint segment whose backward finds the sum an earlier
+    /// segment's left; when that is a single timestep's gradient (a transposed view), the first
+    /// addition is out of place: the view, this timestep's and the new sum. The same on CUDA.
+    private static func weightGradientSum(_ spec: RecurrentSpec) -> PyTorchStep {
         let weight = BufferDeclaration(name: "grad_weight.sum", role: .workspace, shape: TensorShape([spec.outFeatures, spec.weightColumns]),
                                        perSample: false, perTimestep: false)
         var lastStep = weight
         lastStep.name = "grad_weight.step"
-        d.backward = [.allocate(oneStep("grad_v_final", .workspace)), .eachTimestep([
-            .allocate(one("grad_spike", .workspace)), .allocate(one("grad_current", .workspace)), .allocate(one("grad_v_init", .workspace)),
-            .free("grad_spike"), .allocate(gradient), .free("grad_current"), .free("grad_cat"), .free("grad_v_init"),
-        ]), .free("grad_v_final"), .ifWeightGradient(none: [.ifMultiStep([.allocate(weight), .allocate(lastStep)]),
-            .parameterGradients, .ifMultiStep([.free("grad_weight.sum"), .free("grad_weight.step")])],
-            afterView: [.allocate(lastStep), .allocate(weight), .free("grad_weight.step"), .free("grad_weight.sum"), .parameterGradients],
-            accumulating: [.parameterGradients]),
-            .releaseSaved,
-            .releaseOutputGradient, .inputGradient,
-        ]
+        return .ifWeightGradient(none: [.ifMultiStep([.allocate(weight), .allocate(lastStep)]),
+                                        .parameterGradients, .ifMultiStep([.free("grad_weight.sum"), .free("grad_weight.step")])],
+                                 afterView: [.allocate(lastStep), .allocate(weight), .free("grad_weight.step"), .free("grad_weight.sum"),
+                                             .parameterGradients],
+                                 accumulating: [.parameterGradients])
     }
 }
