@@ -86,7 +86,8 @@ final class PyTorchGroupedConvTests: XCTestCase {
 
     func testMeasuredShapesPlanOnBothRuntimes() throws {
         for conv in ["out: 32, kernel: 3, padding: 1, groups: 32", "out: 32, kernel: 3, stride: 2, padding: 1, groups: 32",
-                     "out: 32, kernel: 1, groups: 32", "out: 32, kernel: 3, padding: 1, groups: 4", "out: 64, kernel: 1, stride: 2, groups: 2"] {
+                     "out: 32, kernel: 1, groups: 32", "out: 32, kernel: 3, padding: 1, groups: 4", "out: 64, kernel: 1, groups: 2",
+                     "out: 32, kernel: 1, stride: 2, groups: 2", "out: 64, kernel: 3, padding: 1, groups: 4"] {
             let profile = try ProfileLoader.parse(yaml: Self.yaml(conv), file: "g.yaml")
             for runtime in [Runtime.pytorchCPU, .pytorchCUDA] {
                 for strategy in [Strategy.bptt, .sltt, .checkpoint] {
@@ -105,6 +106,9 @@ final class PyTorchGroupedConvTests: XCTestCase {
             ("out: 32, kernel: 3, stride: 3, padding: 1, groups: 4", "{channels: 16, height: 8, width: 8}", "stride 3"),
             ("out: 32, kernel: 3, padding: 1, groups: 32", "{channels: 16, height: 2, width: 2}", "a 2x2 input under a 3x3 kernel"),
             ("out: 24, kernel: 3, padding: 1, groups: 4", "{channels: 16, height: 8, width: 8}", "grouped (groups 4) conv 'gc' with 8 input and 6 output channels per group"),
+            ("out: 32, kernel: 1, stride: 2, groups: 32", "{channels: 16, height: 8, width: 8}", "depthwise conv 'gc' with a 1x1 kernel at stride 2"),
+            ("out: 64, kernel: 3, stride: 2, padding: 1, groups: 2", "{channels: 16, height: 8, width: 8}",
+             "stride 2 and 32 output channels per group from 16"),
         ]
         for (conv, input, reason) in cases {
             let yaml = Self.yaml(conv, input: input)
