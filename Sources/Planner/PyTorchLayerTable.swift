@@ -107,16 +107,18 @@ public enum PyTorchLayerTable {
     public enum Device: String, Sendable { case cpu, cuda }
 
     /// The first layer (depth first) that has no PyTorch + SpikingJelly layout, if any. The layers
-    /// only T-RevSNN uses (grouped convs, turn-off neurons, scale) have layouts inside a `trevsnn:`
-    /// network, which the Python package builds and measures; elsewhere it refuses them. Nearest
+    /// only T-RevSNN uses (turn-off neurons, scale) have layouts inside a `trevsnn:` network, which
+    /// the Python package builds and measures; elsewhere it refuses them. A grouped or depthwise conv
+    /// has the dense conv's layout everywhere; `Runtime.groupedConvNotModelledReason` refuses the
+    /// dtypes and the CPU shapes outside what was measured. Nearest
     /// upsampling is SpikingJelly's multi-step `layer.Upsample` outside one (a U-Net's decoder).
     public static func firstUnsupported(_ layers: [Layer]) -> Layer? {
         for layer in ParameterLayout.flatten(layers) {
             switch layer.kind {
-            case .conv(let conv):
-                if conv.groups != 1 { return layer }
-            // A T-RevSNN network's own layers (depthwise convs, turn-off neurons, scale,
-            // upsample) are modelled inside it; the profile loader admits only turn-off neurons there.
+            case .conv:
+                continue
+            // A T-RevSNN network's own layers (turn-off neurons, scale, upsample) are modelled
+            // inside it; the profile loader admits only turn-off neurons there.
             case .batchNorm, .layerNorm, .avgPool, .maxPool, .flatten, .linear, .residual, .branches, .reversible, .trevsnn, .upsample,
                  .convTranspose, .dropout, .adaptiveAvgPool, .voting, .conv1d, .tokens, .tokenMean, .attention:
                 continue
@@ -161,12 +163,14 @@ public enum PyTorchLayerTable {
                 // mkldnn_convolution: oneDNN reorders the weight (and a many-channel input) into
                 // its blocked layout, computes into its own output and copies that out.
                 let reordersInput = conv.inChannels % 8 == 0
-                // A depthwise conv whose output map is smaller than its kernel (T-RevSNN's top level,
-                // 2x2 under a 3x3 kernel) computes its weight gradient without reordering grad_output
+                // A depthwise conv whose map is smaller than its kernel (T-RevSNN's top level, 2x2
+                // under a 3x3 kernel) computes its weight gradient without reordering grad_output
                 // or the input (measured; oneDNN's own scratchpad there, 111136 B at 384 channels on
-                // this project's machine, depends on the ISA and is not declared).
+                // this project's machine, depends on the ISA and is not declared). A conv2d's input
+                // map decides: a stride-2 depthwise 3x3 from 4x4 to 2x2 reorders (measured).
                 // (A conv1d's [C, N] maps: its last dimension is the only one its kernel spans.)
-                let plainWeightGradient = conv.groups > 1 && (output.rank == 3 && output.dims[1] < conv.kernel || output.dims.last! < conv.kernel)
+                let map = layer.kind == .conv(conv) ? input : output
+                let plainWeightGradient = conv.groups > 1 && (map.rank == 3 && map.dims[1] < conv.kernel || map.dims.last! < conv.kernel)
                 d.forward = casts + (reordersInput ? [scratch("input.reorder", input)] : []) + [
                     weightScratch("weight.reorder", weight), scratch("output.onednn", output), .free("weight.reorder"),
                 ] + (reordersInput ? [.free("input.reorder")] : []) + [.output, .free("output.onednn")]

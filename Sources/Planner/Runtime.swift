@@ -44,6 +44,7 @@ public enum Runtime: String, CaseIterable, Codable, Sendable {
         }
         if let reason = PyTorchLayerTable.layerNormNotModelledReason(profile, runtime: rawValue) { return reason }
         if let reason = conv1dWindowNotModelledReason(profile) { return reason }
+        if let reason = groupedConvNotModelledReason(profile) { return reason }
         if let net = profile.layers.first(where: { if case .trevsnn = $0.kind { return true }; return false }),
            profile.dtype != .float32 {
             // The Python package measures T-RevSNN in float32 only (its function does not rerun the
