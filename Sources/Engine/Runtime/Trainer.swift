@@ -38,7 +38,8 @@ public struct StepResult: Sendable, Equatable {
 }
 
 /// A real CPU trainer for a profile under one strategy. Every buffer goes through `allocator`;
-/// parameters, gradients and optimizer state are allocated once, the rest each step.
+/// parameters, gradients, optimizer state and the convs' spike-products weight panels are allocated
+/// once, the rest each step.
 public final class Trainer<T: EngineScalar> {
     public let profile: Profile
     public let strategy: Strategy
@@ -96,7 +97,9 @@ public final class Trainer<T: EngineScalar> {
             precondition(buffer.name == SpikePanel.name && buffer.dtype == .float32, "kept scratch \(buffer.name) of \(path) has no engine use")
             let rows = buffer.shape.dims[0], columns = buffer.shape.dims[1]
             let bytes = buffer.shape.elementCount * MemoryLayout<Float>.stride
-            let panel = try allocator.allocate(bytes: bytes, role: buffer.role, layerPath: path, name: buffer.name, timestep: nil, phase: .setup)
+            // Page-aligned: the kernels stream its rows (`allocatePageAligned` says why).
+            let panel = try allocator.allocatePageAligned(bytes: bytes, role: buffer.role, layerPath: path, name: buffer.name,
+                                                          timestep: nil, phase: .setup)
             if T.self == Float.self {
                 let weight = heap.values(parameters.slot(path, "weight").value)
                 spikePanels.add(weight: UnsafeRawPointer(weight).assumingMemoryBound(to: Float.self),
