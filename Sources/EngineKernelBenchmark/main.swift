@@ -261,8 +261,10 @@ do {
         let weight = buffer(s.weightCount, seed: 41), output = buffer(s.outputCount, seed: 42), dOutput = buffer(s.outputCount, seed: 43)
         let dInput = buffer(s.inputCount, seed: 44), dWeight = buffer(s.weightCount, seed: 45), workspace = buffer(s.workspaceCount, seed: 46)
         let input = UnsafeMutablePointer<Float>.allocate(capacity: s.inputCount)
-        // The conv's kept panel, [K, Cout], as the trainer allocates it with the parameters.
-        let panel = buffer(s.weightCount, seed: 48), panels = SpikeStepPanels()
+        // The conv's kept panel, [K, Cout], page-aligned as the trainer allocates it with the parameters.
+        let panel = UnsafeMutableRawPointer.allocate(byteCount: s.weightCount * MemoryLayout<Float>.size, alignment: 4096)
+            .bindMemory(to: Float.self, capacity: s.weightCount)
+        let panels = SpikeStepPanels()
         panels.add(weight: weight, panel: panel, rows: s.inChannels * s.kernel * s.kernel, columns: s.outChannels)
         func fill(_ density: Double) {
             var rng = SeededRandom(seed: 47)
