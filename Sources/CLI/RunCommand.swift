@@ -137,7 +137,7 @@ struct RunJSON: Codable {
         outOfMemoryAt = r.outOfMemory.map(\.description)
         gemm = GEMMBackend.current.rawValue
         elementwise = ElementwiseKernels.level
-        spikeProducts = SpikeProductsJSON(SpikeProducts.statistics)
+        spikeProducts = SpikeProductsJSON(SpikeProducts.statistics, panelBytes: r.spikePanelBytes)
     }
 }
 
@@ -151,19 +151,20 @@ struct SpikeProductsJSON: Codable {
     var weightGradientCalls: Int
     var weightGradientSparseCalls: Int
     var inputDensity: Double?
-    /// Bytes mapped outside jemalloc for the weight panels kept over a step (not tensors, not in the plan).
-    var stepPanelBytes: Int
+    /// Bytes of the convs' weight panels kept over a step: tracked tensors (role workspace, `weight.panel`)
+    /// allocated with the parameters, in the predicted and the measured peak.
+    var panelBytes: Int
     /// Bytes mapped outside jemalloc for the convolutions' work areas (the step's thread; not tensors).
     var scratchBytes: Int
 
-    init(_ s: SpikeProducts.Statistics) {
+    init(_ s: SpikeProducts.Statistics, panelBytes: Int) {
         enabled = SpikeProducts.enabled
         forwardCalls = s.forwardCalls
         forwardSparseCalls = s.forwardSparseCalls
         weightGradientCalls = s.weightGradientCalls
         weightGradientSparseCalls = s.weightGradientSparseCalls
         inputDensity = s.density
-        stepPanelBytes = SpikeProducts.stepPanelBytes
+        self.panelBytes = panelBytes
         scratchBytes = SpikeProducts.scratchBytes
     }
 }
@@ -195,7 +196,7 @@ enum RunReport {
             lines.append("median step \(ByteCount.formatFixed(sortedMs[sortedMs.count / 2], digits: 1)) ms over \(sortedMs.count) steps"
                          + " (GEMM: \(GEMMBackend.current.rawValue), elementwise: \(ElementwiseKernels.level)\(forcedLevel))")
         }
-        lines.append(spikeLine(SpikeProducts.statistics))
+        lines.append(spikeLine(SpikeProducts.statistics, panelBytes: r.spikePanelBytes))
         lines.append(Formatting.wrap("The jemalloc figure is the thread's peak growth during a step plus the tracked bytes live "
             + "when it was reset; its difference from the tracked allocated peak is memory outside the tensors "
             + "(the engine's small arrays and dictionaries, Swift runtime metadata), within jemalloc's peak "
@@ -210,13 +211,16 @@ enum RunReport {
     }
 
     /// Whether the convolutions skipped their inputs' zeros (`SpikeProducts`).
-    static func spikeLine(_ s: SpikeProducts.Statistics) -> String {
-        guard SpikeProducts.enabled else { return "spike products: off (SNNMEM_SPIKE_GEMM=off), every conv ran the dense GEMM" }
+    /// `panelBytes`: the convs' weight panels, tracked tensors in both peaks (allocated whether or not the path runs).
+    static func spikeLine(_ s: SpikeProducts.Statistics, panelBytes: Int) -> String {
+        let panels = "the convs' weight panels (\(Formatting.bytes(panelBytes))) are tracked tensors in both peaks"
+        guard SpikeProducts.enabled else {
+            return "spike products: off (SNNMEM_SPIKE_GEMM=off), every conv ran the dense GEMM; \(panels), allocated all the same"
+        }
         let density = s.density.map { ", inputs \(ByteCount.formatFixed(100 * $0, digits: 1))% nonzero" } ?? ""
         return "spike products: \(s.forwardSparseCalls) of \(s.forwardCalls) conv forward calls and \(s.weightGradientSparseCalls) of "
-            + "\(s.weightGradientCalls) weight gradients skipped the zeros of their input\(density); their weight panels kept "
-            + "over a step: \(Formatting.bytes(SpikeProducts.stepPanelBytes)), their work areas \(Formatting.bytes(SpikeProducts.scratchBytes)), "
-            + "mapped outside jemalloc"
+            + "\(s.weightGradientCalls) weight gradients skipped the zeros of their input\(density); \(panels); "
+            + "their work areas \(Formatting.bytes(SpikeProducts.scratchBytes)), mapped outside jemalloc"
     }
 
     static func title(_ r: MemoryRunResult, profile: Profile) -> String {

@@ -12,11 +12,14 @@ import Foundation
 /// model below. Any input gives the dense product's value (each term is multiplied by the input's
 /// value; for spikes the products are exact), up to the order of the additions.
 ///
-/// Memory: the weight's [K, Cout] transpose (or the weight gradient's, accumulated, then added into
-/// dW) and one work area per lane (the index of a sample's nonzeros; its output gradient transposed)
-/// lie in the calling thread's scratch, mapped outside jemalloc as the GEMM's packing buffers are and
-/// like them not tensors: the `snnmem` runtime's plan is unchanged and still equals the measured
-/// peak. `SNNMEM_SPIKE_GEMM=off` runs the dense GEMM everywhere (for A/B measurements and tests).
+/// Memory: inside a training step the weight's [K, Cout] transpose (or the weight gradient's,
+/// accumulated, then added into dW) is the conv's panel (`SpikeStepPanels`), a tracked tensor the
+/// trainer allocates with the parameters and the plan declares (`SpikePanel`), so the `snnmem`
+/// runtime's predicted peak still equals the measured one. One work area per lane (the index of a
+/// sample's nonzeros; its output gradient transposed), and the panel of a call outside a step, lie in
+/// the calling thread's scratch, mapped outside jemalloc as the GEMM's packing buffers are and like
+/// them not tensors. `SNNMEM_SPIKE_GEMM=off` runs the dense GEMM everywhere (for A/B measurements and
+/// tests); the panels are still allocated, so the plan does not depend on the environment.
 public enum SpikeProducts {
     /// When a convolution takes the path.
     public enum Mode: Sendable {
@@ -92,6 +95,9 @@ public enum SpikeProducts {
     static let nonzeroCost = 2.5
     static let elementCost = 80.0
 
+    /// Whether the kernels take the shape (the planner's `SpikePanel.shape` declares a panel for exactly these).
+    public static func takes(_ s: Conv2DShape) -> Bool { kernelShape(s) != nil }
+
     /// Whether the path is cheaper than the dense GEMM for `nonzeros` nonzero inputs in the batch.
     /// `panelMade`: the call transposes the weight (or adds its gradient's panel into dW) itself; a
     /// panel kept over a training step is made once for all the step's calls, as the dense GEMM packs
@@ -145,48 +151,47 @@ public enum SpikeProducts {
 
     // MARK: Panels kept over a training step
 
-    /// The most bytes the step panels may map (`snn_step_panel`): each conv's weight-sized panel is
-    /// kept from step to step, so VGG-11's eight convs map 37 MB, CIFARNet's four 3.8 MB.
-    public static let stepPanelLimitBytes = 64 << 20
-
-    nonisolated(unsafe) static var stepDepth = 0
+    /// The panels of the step running now (`withStepPanels`), nil outside a step.
+    nonisolated(unsafe) static var current: SpikeStepPanels?
 
     /// Runs one training step's forward and backward (`body`), in which the weights do not change:
-    /// each conv's weight is transposed once for all its forward calls (T timesteps, recomputations)
-    /// and its weight gradient accumulated in one transposed panel over all its backward calls, added
-    /// into dW when `body` returns (or before the conv's next forward). Outside it every call makes
-    /// its own panel. Panels are mapped outside jemalloc (`stepPanelBytes`), not tensors.
-    public static func withStepPanels<R>(_ body: () throws -> R) rethrows -> R {
-        stepDepth += 1
+    /// each conv with a panel in `panels` transposes its weight once for all its forward calls (T
+    /// timesteps, recomputations) and accumulates its weight gradient in the transposed panel over all
+    /// its backward calls, added into dW when `body` returns (or before the conv's next forward).
+    /// Outside it, and for a conv without a panel, every call makes its own panel in the thread's
+    /// scratch. The trainer's panels are tracked tensors in the plan (`SpikePanel`); calls nested in
+    /// a step of the same panels run in it.
+    public static func withStepPanels<R>(_ panels: SpikeStepPanels, _ body: () throws -> R) rethrows -> R {
+        if current === panels { return try body() }
+        let previous = current
+        current = panels
         defer {
-            stepDepth -= 1
-            if stepDepth == 0 { flushStepPanels() }
+            panels.flushAll()
+            current = previous
         }
         return try body()
     }
 
-    /// Bytes mapped now for the step panels.
-    public static var stepPanelBytes: Int { snn_step_panel_mapped_bytes() }
-
     /// Bytes of the calling thread's scratch (its lanes' work areas, and the panels of calls outside a step).
     public static var scratchBytes: Int { snn_sparse_conv_scratch_bytes() }
 
-    /// The kept panel for `weight` ([rows, Cout]), nil outside a step or past the limit.
-    static func stepPanel(_ weight: UnsafePointer<Float>, rows: Int, columns: Int) -> UnsafeMutablePointer<snn_step_panel>? {
-        stepDepth > 0 ? snn_step_panel_find(weight, rows, columns, stepPanelLimitBytes) : nil
+    /// The kept panel for `weight` ([rows, Cout]) of a conv the kernels take, nil outside a step. Inside
+    /// one every such conv has its panel (the plan declares one per conv of this shape): a conv without
+    /// would take weight-sized scratch outside the plan, so that is a programmer's mistake.
+    static func stepPanel(_ weight: UnsafePointer<Float>, rows: Int, columns: Int) -> SpikeStepPanels.Panel? {
+        guard let current else { return nil }
+        guard let panel = current.panel(for: weight, rows: rows, columns: columns) else {
+            preconditionFailure("a conv the spike products take ran in a training step without its declared weight panel ([\(rows), \(columns)])")
+        }
+        return panel
     }
 
     /// Adds a gradient panel into its target and marks it empty.
-    static func flush(_ entry: UnsafeMutablePointer<snn_step_panel>) {
-        if entry.pointee.state == 2, let target = entry.pointee.target {
-            addPanel(entry.pointee.panel, rows: entry.pointee.rows, columns: entry.pointee.columns, into: target)
+    static func flush(_ entry: SpikeStepPanels.Panel) {
+        if case .gradient(let target) = entry.content {
+            addPanel(entry.values, rows: entry.rows, columns: entry.columns, into: target)
         }
-        entry.pointee.state = 0
-        entry.pointee.target = nil
-    }
-
-    static func flushStepPanels() {
-        for i in 0..<snn_step_panel_count() { flush(snn_step_panel_at(i)) }
+        entry.content = .nothing
     }
 
     /// weight[co][k] += panel[k][co], split over the lanes.
@@ -213,15 +218,15 @@ public enum SpikeProducts {
         guard let shape = decide(s, input: input, forward: true, panelKept: kept != nil) else { return false }
         guard let scratch = Scratch(shape, panelRows: kept == nil ? K : 0, areas: slots) else { return false }
         let panel: UnsafeMutablePointer<Float>
-        if let kept, kept.pointee.state == 1 {
-            panel = kept.pointee.panel
+        if let kept, kept.content == .transpose {
+            panel = kept.values
         } else {
             if let kept { flush(kept) }
-            panel = kept?.pointee.panel ?? scratch.panel
+            panel = kept?.values ?? scratch.panel
             parts(cout) { rows in
                 snn_transpose(weight + rows.lowerBound * K, rows.count, K, K, panel + rows.lowerBound, cout)
             }
-            kept?.pointee.state = 1
+            kept?.content = .transpose
         }
         let inSample = s.inChannels * s.height * s.width, plane = s.outHeight * s.outWidth
         withUnsafePointer(to: shape) { shape in
@@ -265,12 +270,11 @@ public enum SpikeProducts {
             inSample = s.inChannels * s.height * s.width
             outSample = s.outChannels * s.outHeight * s.outWidth
             kept = entry != nil
-            panel = entry?.pointee.panel ?? scratch.panel
-            if let entry, entry.pointee.state == 2, entry.pointee.target == dWeight { return }
+            panel = entry?.values ?? scratch.panel
+            if let entry, entry.content == .gradient(target: dWeight) { return }
             if let entry {
                 SpikeProducts.flush(entry)
-                entry.pointee.state = 2
-                entry.pointee.target = dWeight
+                entry.content = .gradient(target: dWeight)
             }
             let panel = panel, width = outChannels
             SpikeProducts.parts(rows) { range in

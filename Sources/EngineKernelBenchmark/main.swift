@@ -261,6 +261,11 @@ do {
         let weight = buffer(s.weightCount, seed: 41), output = buffer(s.outputCount, seed: 42), dOutput = buffer(s.outputCount, seed: 43)
         let dInput = buffer(s.inputCount, seed: 44), dWeight = buffer(s.weightCount, seed: 45), workspace = buffer(s.workspaceCount, seed: 46)
         let input = UnsafeMutablePointer<Float>.allocate(capacity: s.inputCount)
+        // The conv's kept panel, [K, Cout], page-aligned as the trainer allocates it with the parameters.
+        let panel = UnsafeMutableRawPointer.allocate(byteCount: s.weightCount * MemoryLayout<Float>.size, alignment: 4096)
+            .bindMemory(to: Float.self, capacity: s.weightCount)
+        let panels = SpikeStepPanels()
+        panels.add(weight: weight, panel: panel, rows: s.inChannels * s.kernel * s.kernel, columns: s.outChannels)
         func fill(_ density: Double) {
             var rng = SeededRandom(seed: 47)
             for i in 0..<s.inputCount { input[i] = rng.uniform(0, 1) < density ? 1 : 0 }
@@ -268,7 +273,7 @@ do {
         func timestepMs(_ mode: SpikeProducts.Mode) -> Double {
             1e3 / 4 * bestTime(iterations: options.iterations) {
                 SpikeProducts.withMode(mode) {
-                    SpikeProducts.withStepPanels {
+                    SpikeProducts.withStepPanels(panels) {
                         for _ in 0..<4 {
                             conv2dForward(s, output: output, input: input, weight: weight, bias: nil, workspace: workspace)
                         }
@@ -290,6 +295,6 @@ do {
         }
         print("\(layer.name) \(layer.cin)->\(layer.cout) @\(layer.size)x\(layer.size)".padding(toLength: 32, withPad: " ", startingAt: 0),
               String(format: "| %6.2f | ", dense) + cells.joined(separator: " | "))
-        for p in [weight, output, dOutput, dInput, dWeight, workspace, input] { p.deallocate() }
+        for p in [weight, output, dOutput, dInput, dWeight, workspace, input, panel] { p.deallocate() }
     }
 }

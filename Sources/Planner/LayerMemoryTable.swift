@@ -66,10 +66,13 @@ public struct LayerMemoryDeclaration: Hashable, Sendable {
     /// Backward can skip the input gradient when nothing needs it (the first layer): conv, linear
     /// and scale compute their weight gradients without it; other kernels write it regardless.
     public var canSkipInputGradient: Bool
+    /// Scratch kept for the whole run: allocated at set-up after every parameter (layer by layer, in
+    /// `ParameterLayout` order), never freed. A conv's spike-products weight panel (`SpikePanel`).
+    public var keptScratch: [BufferDeclaration]
 
     static let none = LayerMemoryDeclaration(keepsInput: false, saved: [], forwardWorkspace: [], backwardWorkspace: [],
                                              outputIsView: false, forwardState: [], backwardState: [], parameters: [],
-                                             canSkipInputGradient: false)
+                                             canSkipInputGradient: false, keptScratch: [])
 }
 
 /// The table itself: one switch over layer kinds (llm.c's `fill_in_activation_sizes` is the model).
@@ -102,6 +105,7 @@ public enum LayerMemoryTable {
                 d.forwardWorkspace = [im2col]
                 d.backwardWorkspace = [im2col]
             }
+            if let panel = SpikePanel.declaration(conv, layer: layer) { d.keptScratch = [panel] }
         case .convTranspose(let conv):
             d.keepsInput = true
             d.canSkipInputGradient = true

@@ -44,6 +44,20 @@ public enum ParameterLayout {
         return out
     }
 
+    /// Scratch a layer keeps for the whole run (`LayerMemoryDeclaration.keptScratch`), in the order
+    /// both the planner and the engine allocate it after every parameter: the layers' order in
+    /// `entries`, each layer once (at its first parameter), under the entry's path.
+    public static func keptScratch(_ entries: [Entry]) -> [(path: String, buffer: BufferDeclaration)] {
+        var out: [(path: String, buffer: BufferDeclaration)] = []
+        for entry in entries {
+            guard let layer = entry.layer else { continue }
+            let declaration = LayerMemoryTable.declaration(for: layer)
+            guard !declaration.keptScratch.isEmpty, declaration.parameters.first?.name == entry.parameter.name else { continue }
+            for buffer in declaration.keptScratch { out.append((entry.path, buffer)) }
+        }
+        return out
+    }
+
     /// Layers with their nested layers (residual branches, reversible F and G), parents first.
     public static func flatten(_ layers: [Layer]) -> [Layer] {
         var out: [Layer] = []

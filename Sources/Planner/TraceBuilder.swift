@@ -100,6 +100,8 @@ struct TraceBuilder {
     var layerTables: LayerTableCache
     /// Every parameter tensor (`ParameterLayout`), listed once for the set-up and the optimizer step.
     lazy var parameterEntries = ParameterLayout.entries(of: profile, timesteps: timesteps)
+    /// The layers' scratch kept for the run (`ParameterLayout.keptScratch`), allocated after the parameters.
+    lazy var keptScratch = ParameterLayout.keptScratch(parameterEntries)
 
     /// `layerTables`: made for this profile and runtime by an earlier walk, to share.
     init(profile: Profile, batch: Int, timesteps: Int, runtime: Runtime = .snnmem, describesTensors: Bool = true,
@@ -305,6 +307,12 @@ struct TraceBuilder {
                 // the optimizer is fused or capturable, so on CUDA it is not GPU memory.
                 allocate(entry.path, parameter.name + ".adam.step", timestep: nil, role: .optimizerState, shape: TensorShape([]),
                          dtype: .float32, persistent: true)
+            }
+        }
+        if !runtime.isPyTorch {
+            // The engine's own scratch kept from step to step (the convs' spike-products weight panels).
+            for (path, buffer) in keptScratch {
+                allocate(path, buffer.name, timestep: nil, role: buffer.role, shape: buffer.shape, dtype: buffer.dtype, persistent: true)
             }
         }
         if usesGradScaler {

@@ -27,7 +27,8 @@ final class RunCommandTests: XCTestCase {
         XCTAssertEqual(spikes["enabled"] as? Bool, true)
         XCTAssertEqual(spikes["forwardCalls"] as? Int, 8, "4 convs x 2 timesteps counted their input")
         XCTAssertGreaterThanOrEqual(spikes["forwardSparseCalls"] as? Int ?? 0, 4, "conv2 and conv3 at least, at both timesteps")
-        XCTAssertGreaterThan(spikes["stepPanelBytes"] as? Int ?? 0, 0)
+        // conv1-conv4's [Cin 9, Cout] panels: 960,192 floats, tracked tensors of the measured peak, on or off.
+        XCTAssertEqual(spikes["panelBytes"] as? Int, 960_192 * 4)
         XCTAssertEqual(on["measuredPeakBytes"] as? Int, on["predictedPeakBytes"] as? Int)
         let offRun = try SnnmemProcess.run(arguments, environment: ["SNNMEM_SPIKE_GEMM": "off"])
         XCTAssertEqual(offRun.exitCode, 0, offRun.stderr)
@@ -35,6 +36,8 @@ final class RunCommandTests: XCTestCase {
         let offSpikes = try XCTUnwrap(off["spikeProducts"] as? [String: Any])
         XCTAssertEqual(offSpikes["enabled"] as? Bool, false)
         XCTAssertEqual(offSpikes["forwardSparseCalls"] as? Int, 0)
+        XCTAssertEqual(offSpikes["panelBytes"] as? Int, 960_192 * 4)
+        XCTAssertEqual(off["measuredPeakBytes"] as? Int, off["predictedPeakBytes"] as? Int)
         XCTAssertEqual(off["measuredPeakBytes"] as? Int, on["measuredPeakBytes"] as? Int)
         let lossOn = try XCTUnwrap(on["loss"] as? [Double]), lossOff = try XCTUnwrap(off["loss"] as? [Double])
         XCTAssertEqual(lossOn[0], lossOff[0], accuracy: 1e-5 * abs(lossOff[0]))

@@ -54,7 +54,8 @@ final class EngineMemoryTests: XCTestCase {
     /// max-batch's answer holds: at the predicted batch the engine trains within the limit, at one more it runs out.
     func testMaxBatchHoldsInPractice() throws {
         try skipInDebug()
-        for (name, budget) in [("cifarnet", 96 << 20), ("digits", 4 << 20), ("revsresnet21", 160 << 20)] {
+        // revsresnet21's budget holds its convs' spike-products weight panels (44 MB, `SpikePanel`) beside batch 2.
+        for (name, budget) in [("cifarnet", 96 << 20), ("digits", 4 << 20), ("revsresnet21", 204 << 20)] {
             let profile = try Self.bundled(name)
             let strategy: Strategy = profile.reversibleStages.isEmpty ? .bptt : .revsnn
             let result = try MaxBatch.find(profile, strategy: strategy, budgetBytes: budget)

@@ -2,7 +2,9 @@ import Allocator
 import CKernels
 import Engine
 import Foundation
+import MemoryModel
 import Planner
+import Profiles
 import XCTest
 
 /// The convolutions' spike products (`SpikeProducts`): forward and weight gradient from the input's
@@ -151,6 +153,41 @@ final class SpikeProductsTests: XCTestCase {
 
     /// The scratch (transposed weight, work areas) is mapped outside jemalloc per calling thread and
     /// unmapped when that thread exits.
+    /// The planner declares a weight panel (`SpikePanel`) for exactly the convs the kernels take: every
+    /// conv of the bundled profiles, and shapes each condition turns away (stride, groups, Cout not a
+    /// multiple of 16, padding as large as the kernel).
+    func testPlannedPanelsAreTheConvsTheKernelsTake() throws {
+        var convs: [(name: String, spec: ConvSpec, height: Int, width: Int)] = [
+            ("stride 2", ConvSpec(inChannels: 16, outChannels: 32, kernel: 3, stride: 2, padding: 1), 8, 8),
+            ("two groups", ConvSpec(inChannels: 16, outChannels: 32, kernel: 3, padding: 1, groups: 2), 8, 8),
+            ("Cout 24", ConvSpec(inChannels: 16, outChannels: 24, kernel: 3, padding: 1), 8, 8),
+            ("padding 3 of a 3x3", ConvSpec(inChannels: 16, outChannels: 32, kernel: 3, padding: 3), 8, 8),
+            ("1x1", ConvSpec(inChannels: 16, outChannels: 32, kernel: 1), 8, 8),
+        ]
+        for name in ["cifarnet", "vgg11", "resnet19", "sew-resnet34", "spiking-unet", "trevsnn-cifar", "revsresnet21", "cifar10dvs"] {
+            let profile = try EngineMemoryTests.bundled(name)
+            for layer in ParameterLayout.flatten(profile.layers + (profile.trevsnnNetwork.map { net in
+                net.levels.flatMap { $0.down + $0.up + $0.blocks } + net.head } ?? [])) {
+                if case .conv(let spec) = layer.kind {
+                    convs.append(("\(name) \(layer.path)", spec, layer.inputShape.dims[1], layer.inputShape.dims[2]))
+                }
+            }
+        }
+        var declared = 0
+        for conv in convs {
+            let input = TensorShape([conv.spec.inChannels, conv.height, conv.width])
+            let planned = SpikePanel.shape(conv.spec, input: input)
+            let takes = SpikeProducts.takes(Conv2DShape(conv.spec, batch: 1, height: conv.height, width: conv.width))
+            XCTAssertEqual(planned != nil, takes, conv.name)
+            if let planned {
+                XCTAssertEqual(planned.dims, [conv.spec.inChannels * conv.spec.kernel * conv.spec.kernel, conv.spec.outChannels], conv.name)
+                declared += 1
+            }
+        }
+        XCTAssertGreaterThan(declared, 20)
+        XCTAssertLessThan(declared, convs.count)
+    }
+
     func testScratchIsReleasedWhenItsThreadExits() {
         let s = Self.shapes[0].shape
         let input = Self.spikes(s.inputCount, density: 0.05, seed: 7)
@@ -181,7 +218,6 @@ final class SpikeProductsTests: XCTestCase {
         let profile = try EngineMemoryTests.bundled("cifarnet")
         let batch = 2
         var results: [(name: String, loss: Double, gradients: [String: [Float]])] = []
-        var panelBytes: Int?
         for strategy in [Strategy.bptt, .checkpoint] {
             let plan = try Planner.plan(profile, strategy: strategy, options: .init(batch: batch))
             for spikes in [false, true] {
@@ -207,15 +243,13 @@ final class SpikeProductsTests: XCTestCase {
                 }
                 XCTAssertEqual(allocator.recorder.requested.peakBytes, plan.peakBytes, "\(name): measured peak == predicted")
                 results.append((name, loss, trainer.parameterGradients))
-                if spikes {
-                    // The step's kept panels: at most one per conv (weight-sized: CIFARNet's conv2-conv4 hold
-                    // 958,464 floats), reused by the next trainer's step rather than mapped again.
-                    let mapped = SpikeProducts.stepPanelBytes
-                    XCTAssertGreaterThan(mapped, 0, name)
-                    XCTAssertLessThanOrEqual(mapped, SpikeProducts.stepPanelLimitBytes, name)
-                    if let previous = panelBytes { XCTAssertEqual(mapped, previous, "\(name): panels reused") }
-                    panelBytes = mapped
-                }
+                // The kept panels: one tracked tensor per conv whose shape the kernels take, on or off (all four
+                // convs of CIFARNet: 960,192 floats), allocated with the parameters and in the plan's peak.
+                XCTAssertEqual(trainer.spikePanelCount, 4, name)
+                XCTAssertEqual(trainer.spikePanelBytes, 960_192 * 4, name)
+                let planned = plan.tensors.filter { $0.descriptor.name == SpikePanel.name }
+                XCTAssertEqual(planned.map(\.descriptor.bytes).reduce(0, +), trainer.spikePanelBytes, name)
+                XCTAssertTrue(planned.allSatisfy { $0.persistent && $0.descriptor.role == .workspace }, name)
             }
         }
         let reference = results[0]

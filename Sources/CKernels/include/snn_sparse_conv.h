@@ -46,8 +46,9 @@ size_t snn_sparse_conv_work_bytes(const snn_sparse_conv_shape *shape);
 
 /// The calling thread's scratch, at least `bytes`, 64-byte aligned: mapped outside the process
 /// allocator (jemalloc) as the GEMMs' packing buffers are, grown by remapping (its contents are
-/// then lost), unmapped when the thread exits. NULL when the mapping fails. The transposed weight
-/// panels and the lanes' work areas are carved from the convolution caller's scratch.
+/// then lost), unmapped when the thread exits. NULL when the mapping fails. The lanes' work areas
+/// (and the transposed weight panel of a call outside a training step) are carved from the
+/// convolution caller's scratch; a step's panels are the engine's tracked tensors.
 void *snn_sparse_conv_scratch(size_t bytes);
 /// Bytes of the calling thread's scratch now, and threads whose scratch is mapped (for tests).
 size_t snn_sparse_conv_scratch_bytes(void);
@@ -80,28 +81,6 @@ long snn_sparse_conv_prepare_weight_gradient(const snn_sparse_conv_shape *shape,
 /// areas `work_stride` bytes apart. Each row is updated once for all the samples.
 void snn_sparse_conv_weight_gradient(const snn_sparse_conv_shape *shape, const void *work, size_t work_stride, long samples,
                                      long first, long count, float *d_panel);
-
-/// A weight's [K, Cout] panel kept over one training step, where its weight does not change: the
-/// weight's transpose, made by the step's first forward through the conv and read by the others
-/// (T timesteps, recomputations), or its gradient's transpose, accumulated over the step's backward
-/// calls and added into dW once. Mapped outside jemalloc and kept for the process (reused from
-/// step to step), at most `limit_bytes` in all. Not thread-safe: the thread that calls the
-/// convolutions manages them.
-typedef struct {
-    const void *key;  // the weight
-    float *panel;     // [rows, columns]
-    long rows, columns;
-    int state;        // 0: nothing; 1: the weight's transpose; 2: a gradient for `target`, being accumulated
-    float *target;    // the [columns, rows] gradient the panel is added into (state 2)
-} snn_step_panel;
-
-/// The panel kept for `key` with this size, mapped (or remapped, state 0) as needed; NULL when that
-/// would pass `limit_bytes` in all, or 64 panels.
-snn_step_panel *snn_step_panel_find(const void *key, long rows, long columns, size_t limit_bytes);
-long snn_step_panel_count(void);
-snn_step_panel *snn_step_panel_at(long index);
-/// Bytes mapped for the panels now.
-size_t snn_step_panel_mapped_bytes(void);
 
 #ifdef __cplusplus
 }

@@ -27,6 +27,9 @@ public struct MemoryRunResult: Sendable {
     /// The first step's events against the plan's (nil difference: identical).
     public var comparison: TraceComparison?
     public var trace: MemoryTrace
+    /// Bytes of the convs' spike-products weight panels (`SpikePanel`): tracked tensors kept for the
+    /// run, in both the predicted and the measured peak.
+    public var spikePanelBytes: Int
 
     /// What jemalloc saw beyond the tracked tensors: the engine's own small arrays, the recorder's
     /// event list, Swift runtime metadata. Reported so the gap between the two is explained.
@@ -121,7 +124,8 @@ public enum MemoryRun {
             measuredAllocatedPeakBytes: recorder.allocated.peakBytes,
             measuredActivationBytes: measuredActivationBytes(plan: plan, events: Array(events.prefix(firstStepEvents))),
             jemallocPeakBytes: jemallocPeak, stepMs: stepMs, loss: losses, outOfMemory: outOfMemory, comparison: comparison,
-            trace: recorder.trace(header: header))
+            trace: recorder.trace(header: header),
+            spikePanelBytes: plan.tensors.filter { $0.descriptor.name == SpikePanel.name }.reduce(0) { $0 + $1.descriptor.bytes })
     }
 
     /// The peak of live kept-for-backward bytes in the measured events, matching each measured

@@ -19,7 +19,11 @@ public struct TraceComparison: Sendable {
     public static func compare(plan: MemoryPlan, measured: [TraceEvent], measuring: MeasuredBytes = .requested) -> TraceComparison {
         let measuredLifetimes = measured.lifetimeEvents(measuring: measuring)
         let sweep = PeakSweep(rounding: .exact)
-        let persistent = Set(measured.filter { $0.role == .parameter || $0.role == .gradient || $0.role == .optimizerState }.map(\.tensorID))
+        // What lives for the run: parameters, their gradients and optimizer state, and the scratch kept
+        // from the set-up on (the convs' weight panels, workspace allocated before the input).
+        let persistent = Set(measured.filter {
+            $0.role == .parameter || $0.role == .gradient || $0.role == .optimizerState || ($0.role == .workspace && $0.phase == .setup)
+        }.map(\.tensorID))
         let measuredPeak = sweep.run(measuredLifetimes, allowLive: persistent).peakBytes
         var difference: String?
         let real = measured.filter { $0.kind != .outOfMemory }

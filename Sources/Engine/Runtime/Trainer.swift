@@ -38,7 +38,8 @@ public struct StepResult: Sendable, Equatable {
 }
 
 /// A real CPU trainer for a profile under one strategy. Every buffer goes through `allocator`;
-/// parameters, gradients and optimizer state are allocated once, the rest each step.
+/// parameters, gradients, optimizer state and the convs' spike-products weight panels are allocated
+/// once, the rest each step.
 public final class Trainer<T: EngineScalar> {
     public let profile: Profile
     public let strategy: Strategy
@@ -48,6 +49,10 @@ public final class Trainer<T: EngineScalar> {
     public let allocator: TensorAllocator
     let heap: TensorHeap<T>
     let parameters: ParameterStore<T>
+    /// The convs' spike-products weight panels (`SpikePanel`): tracked tensors allocated after the
+    /// parameters and kept for the run, as the plan declares them; registered for Float only, the
+    /// kernels' type (a Double trainer allocates them all the same, unused).
+    let spikePanels = SpikeStepPanels()
     /// For whole-network gradient checks: neurons fire the surrogate's primitive of h - threshold
     /// instead of a Heaviside step, which makes the network differentiable. Never for training.
     public var smoothSpikes = false
@@ -88,7 +93,28 @@ public final class Trainer<T: EngineScalar> {
         heap = TensorHeap(allocator: allocator)
         try heap.begin(.setup)
         parameters = try ParameterStore(profile: profile, timesteps: self.timesteps, heap: heap, seed: seed)
+        for (path, buffer) in ParameterLayout.keptScratch(ParameterLayout.entries(of: profile, timesteps: self.timesteps)) {
+            precondition(buffer.name == SpikePanel.name && buffer.dtype == .float32, "kept scratch \(buffer.name) of \(path) has no engine use")
+            let rows = buffer.shape.dims[0], columns = buffer.shape.dims[1]
+            let bytes = buffer.shape.elementCount * MemoryLayout<Float>.stride
+            // Page-aligned: the kernels stream its rows (`allocatePageAligned` says why).
+            let panel = try allocator.allocatePageAligned(bytes: bytes, role: buffer.role, layerPath: path, name: buffer.name,
+                                                          timestep: nil, phase: .setup)
+            if T.self == Float.self {
+                let weight = heap.values(parameters.slot(path, "weight").value)
+                spikePanels.add(weight: UnsafeRawPointer(weight).assumingMemoryBound(to: Float.self),
+                                panel: panel.pointer.assumingMemoryBound(to: Float.self), rows: rows, columns: columns)
+            }
+            keptBuffers.append(panel)
+        }
     }
+
+    /// The buffers behind `spikePanels`, held for the trainer's life as the parameters are.
+    private var keptBuffers: [TensorBuffer] = []
+
+    /// The conv weight panels the spike products keep (`SpikePanel`): how many, and their bytes.
+    public var spikePanelCount: Int { keptBuffers.count }
+    public var spikePanelBytes: Int { keptBuffers.reduce(0) { $0 + $1.requestedBytes } }
 
     /// Values of the input batch: batch x channels x height x width.
     public var imageValues: Int { profile.inputBatchShape(batch: batch, timesteps: timesteps).elementCount }
@@ -134,7 +160,7 @@ public final class Trainer<T: EngineScalar> {
             }
         }
         // The weights do not change until the optimizer runs: convs keep their transposed panels over the step.
-        try SpikeProducts.withStepPanels {
+        try SpikeProducts.withStepPanels(spikePanels) {
             switch strategy {
             case _ where bpttWithTemporalPathCut: try step.runBPTTWithTemporalPathCut(input: input, labels: labelTensor)
             case .bptt where profile.trevsnnNetwork != nil: try step.runTRev(input: input, labels: labelTensor, reconstruct: false)
@@ -165,7 +191,8 @@ public final class Trainer<T: EngineScalar> {
         let labelTensor = try heap.allocate("input", "labels", timestep: nil, role: .input, shape: TensorShape([count]), indices: true)
         labels.withUnsafeBufferPointer { heap.indices(labelTensor).update(from: $0.baseAddress!, count: count) }
         let step = TrainingStep(profile: profile, batch: count, timesteps: timesteps, heap: heap, parameters: parameters)
-        let correct = try step.runInference(input: input, labels: labelTensor)
+        // The weights do not change while evaluating either: the convs read their kept panels.
+        let correct = try SpikeProducts.withStepPanels(spikePanels) { try step.runInference(input: input, labels: labelTensor) }
         try heap.release(input)
         try heap.release(labelTensor)
         return (correct, step.loss)
