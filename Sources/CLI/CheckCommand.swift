@@ -150,9 +150,9 @@ struct CheckCommand: ParsableCommand {
             for runtime in try runtimes() {
                 let strategies: [Strategy]
                 if strategy == "all" {
-                    strategies = Strategy.allCases.filter {
-                        $0.notApplicableReason(profile) == nil && runtime.notModelledReason($0, profile) == nil
-                    }
+                    // The runtime's reasons are the profile's, whatever the strategy: asked once.
+                    strategies = runtime.notModelledReason(profile) != nil ? []
+                        : Strategy.allCases.filter { $0.notApplicableReason(profile) == nil }
                 } else {
                     let one = Strategy(rawValue: strategy)!
                     if let reason = one.notApplicableReason(profile) ?? runtime.notModelledReason(one, profile) {

@@ -30,6 +30,12 @@ public enum Runtime: String, CaseIterable, Codable, Sendable {
 
     /// Why this runtime has no model for a strategy on a profile, or nil when it has one.
     public func notModelledReason(_ strategy: Strategy, _ profile: Profile) -> String? {
+        notModelledReason(profile)
+    }
+
+    /// Why this runtime has no model for any strategy on a profile, or nil: every reason so far is
+    /// the profile's layers, whatever the strategy (`check` asks once per profile and runtime).
+    public func notModelledReason(_ profile: Profile) -> String? {
         guard isPyTorch else { return nil }
         if let layer = PyTorchLayerTable.firstUnsupported(profile.layers) {
             return "layer '\(layer.path)' (\(layer.kind.keyword)) has no PyTorch + SpikingJelly counterpart in the \(rawValue) layout; plan it with --runtime snnmem"
