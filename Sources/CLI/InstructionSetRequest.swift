@@ -4,7 +4,7 @@ import Engine
 /// A command that runs the engine's kernels refuses an SNNMEM_ISA it cannot honour (a name snnmem has
 /// no kernels for, a level the processor lacks) before it starts: the kernels would run at another
 /// level, and the timings printed would not be the ones asked for. Planning commands ignore it. The
-/// same for SNNMEM_SPIKE_GEMM with a value other than on or off.
+/// same for SNNMEM_SPIKE_GEMM with a value other than on or off, and an SNNMEM_GEMM it cannot honour.
 enum InstructionSetRequest {
     static func check(before command: ParsableCommand) throws {
         let runsEngine: Bool
@@ -14,7 +14,7 @@ enum InstructionSetRequest {
         default: runsEngine = false
         }
         guard runsEngine else { return }
-        if let problem = SpikeProducts.environmentProblem { throw CLIFailure.badInput(problem) }
+        if let problem = SpikeProducts.environmentProblem ?? GEMMBackend.environmentProblem { throw CLIFailure.badInput(problem) }
         do {
             _ = try InstructionSet.requested()
         } catch let error as InstructionSetError {

@@ -25,11 +25,10 @@ public enum GEMMBackend: String, CaseIterable, Sendable {
     /// Whether this processor and OS can run `snn_sgemm_avx2`, and SNNMEM_ISA allows AVX2.
     public static let avx2Supported = snn_sgemm_avx2_supported() && InstructionSet.ceiling >= .avx2
 
-    /// The backend chosen at start: OpenBLAS if `SNNMEM_GEMM=openblas`, else snnmem's own GEMM for
-    /// the best level allowed here, else OpenBLAS.
+    /// The backend chosen at start: the one `SNNMEM_GEMM` names (openblas, avx2 or avx512) where this
+    /// machine runs it, else snnmem's own GEMM for the best level allowed here, else OpenBLAS.
     public static let preferred: GEMMBackend = {
-        let requested = ProcessInfo.processInfo.environment["SNNMEM_GEMM"].flatMap(GEMMBackend.init(rawValue:))
-        if requested == .openblas { return .openblas }
+        if let requested = environmentRequest, requested.isSupported { return requested }
         if avx512Supported { return .avx512 }
         if avx2Supported { return .avx2 }
         return .openblas
@@ -40,6 +39,26 @@ public enum GEMMBackend: String, CaseIterable, Sendable {
         openblas_set_num_threads(1)  // see `sgemm`
         return preferred
     }()
+
+    /// The backend `SNNMEM_GEMM` names, nil when it is unset, empty or names none.
+    static var environmentRequest: GEMMBackend? {
+        ProcessInfo.processInfo.environment["SNNMEM_GEMM"].flatMap { GEMMBackend(rawValue: $0.lowercased()) }
+    }
+
+    /// Why `SNNMEM_GEMM` cannot be honoured (a name snnmem has no GEMM for, or one this machine or
+    /// SNNMEM_ISA does not run), nil when it can: engine commands refuse it rather than time another GEMM.
+    public static var environmentProblem: String? {
+        guard let raw = ProcessInfo.processInfo.environment["SNNMEM_GEMM"], !raw.isEmpty else { return nil }
+        let names = allCases.map(\.rawValue).joined(separator: ", ")
+        guard let requested = environmentRequest else {
+            return "environment variable SNNMEM_GEMM=\(raw) is not a GEMM snnmem knows: set it to one of \(names), or unset it (the best this processor runs)"
+        }
+        guard requested.isSupported else {
+            return "environment variable SNNMEM_GEMM=\(raw) asks for a GEMM this processor (or SNNMEM_ISA) does not allow: "
+                + "set it to openblas or a lower level, or unset it"
+        }
+        return nil
+    }
 
     /// Whether `backend` can run on this machine.
     public var isSupported: Bool {

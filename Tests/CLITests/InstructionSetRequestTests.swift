@@ -39,6 +39,25 @@ final class InstructionSetRequestTests: XCTestCase {
         XCTAssertEqual(plan.exitCode, 0, "planning runs no kernels: \(plan.stderr)")
     }
 
+    func testUnknownGEMMStopsEngineCommands() throws {
+        let typo = try SnnmemProcess.run(Self.arguments, environment: ["SNNMEM_GEMM": "openblass"])
+        XCTAssertEqual(typo.exitCode, 2)
+        XCTAssertTrue(typo.stderr.contains("SNNMEM_GEMM=openblass") && typo.stderr.contains("avx512, avx2, openblas"), typo.stderr)
+        let plan = try SnnmemProcess.run(["plan", "profiles/digits.yaml"], environment: ["SNNMEM_GEMM": "openblass"])
+        XCTAssertEqual(plan.exitCode, 0, "planning runs no kernels: \(plan.stderr)")
+        if GEMMBackend.avx2Supported {
+            // A level below the best is honoured, not replaced by the best.
+            let avx2 = try SnnmemProcess.run(Self.arguments, environment: ["SNNMEM_GEMM": "AVX2"])
+            XCTAssertEqual(avx2.exitCode, 0, avx2.stderr)
+            let json = try JSONSerialization.jsonObject(with: Data(avx2.stdout.utf8)) as? [String: Any]
+            XCTAssertEqual(json?["gemm"] as? String, "avx2")
+        } else {
+            let unsupported = try SnnmemProcess.run(Self.arguments, environment: ["SNNMEM_GEMM": "avx2"])
+            XCTAssertEqual(unsupported.exitCode, 2)
+            XCTAssertTrue(unsupported.stderr.contains("does not allow"), unsupported.stderr)
+        }
+    }
+
     func testUnknownOrUnsupportedLevelStopsEngineCommands() throws {
         let unknown = try SnnmemProcess.run(Self.arguments, environment: ["SNNMEM_ISA": "avx3"])
         XCTAssertEqual(unknown.exitCode, 2)

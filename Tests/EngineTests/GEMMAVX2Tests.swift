@@ -162,7 +162,8 @@ final class GEMMAVX2Tests: XCTestCase {
         XCTAssertEqual(InstructionSet.ceiling, min(requested ?? InstructionSet.processor, InstructionSet.processor))
         XCTAssertEqual(ElementwiseKernels.level, InstructionSet.ceiling.name)
         let override = ProcessInfo.processInfo.environment["SNNMEM_GEMM"]
-        let expected: GEMMBackend = override == "openblas" ? .openblas
+            .flatMap { GEMMBackend(rawValue: $0.lowercased()) }.flatMap { $0.isSupported ? $0 : nil }
+        let expected: GEMMBackend = override != nil ? override!
             : InstructionSet.ceiling == .avx512 && snn_sgemm_supported() ? .avx512
             : InstructionSet.ceiling >= .avx2 ? .avx2 : .openblas
         XCTAssertEqual(GEMMBackend.preferred, expected)
