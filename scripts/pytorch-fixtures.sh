@@ -27,10 +27,12 @@ IMAGENET="resnet18 sew-resnet34 spike-driven-transformer-8-512"
 DVS="cifar10dvs"
 # SHD's recurrent network (its recurrent layer carries two states across checkpoint segments).
 SEQUENCE="shd-recurrent"
-# Test profiles of single layer kinds (python/tests/profiles/): layer norm over maps and features, and
-# over [C, N] tokens beside each neighbour the PyTorch layouts model with its transposed view (and at
-# the ends of residual main paths).
-LAYER_TESTS="layernorm layernorm-tokens layernorm-tokens-residual"
+# Test profiles of single layer kinds (python/tests/profiles/ and Tests/PlannerTests/Fixtures/pytorch/profiles/):
+# layer norm over maps and features, and over [C, N] tokens beside each neighbour the PyTorch layouts
+# model with its transposed view (and at the ends of residual main paths); the adaptive LIF with a
+# windowed conv1d; transposed convs (oneDNN's deconvolution on the CPU); grouped and depthwise conv2d.
+# Torch's default threads: the plans assume 2, so run it on a 2-core machine (or plan with --cpu-threads).
+LAYER_TESTS="layernorm layernorm-tokens layernorm-tokens-residual alif-conv1d convtranspose grouped-conv"
 MIXED_PROFILES="cifarnet vgg11"
 DTYPES=${DTYPES:-float32 bfloat16 float16}
 PROFILES=("$@")
@@ -38,7 +40,11 @@ PROFILES=("$@")
 
 # A bundled profile, else a test profile of that name.
 profile_file() {
-    if [ -f "profiles/$1.yaml" ]; then echo "profiles/$1.yaml"; else echo "python/tests/profiles/$1.yaml"; fi
+    for dir in profiles python/tests/profiles "$OUT/profiles"; do
+        if [ -f "$dir/$1.yaml" ]; then echo "$dir/$1.yaml"; return; fi
+    done
+    echo "no profile named $1 in profiles/, python/tests/profiles/ or $OUT/profiles/" >&2
+    exit 1
 }
 
 points_for() {

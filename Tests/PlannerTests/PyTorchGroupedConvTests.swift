@@ -7,7 +7,7 @@ import XCTest
 /// Grouped and depthwise conv2d outside T-RevSNN on the PyTorch runtimes: the test profile's fixtures
 /// exist (PyTorchFixtureTests holds them to saved bytes and peak), each grouped conv of the measured
 /// stream allocates what its planned layout does, and the shapes and dtypes not measured are refused
-/// naming the layer and the case (python/LAYOUT-NOTES.md §15, scripts/pytorch-grouped-conv-fixtures.sh).
+/// naming the layer and the case (python/LAYOUT-NOTES.md §15, bash scripts/pytorch-fixtures.sh grouped-conv).
 final class PyTorchGroupedConvTests: XCTestCase {
     static let profileFile = "Tests/PlannerTests/Fixtures/pytorch/profiles/grouped-conv.yaml"
     /// The profile's grouped convs: depthwise 3x3, groups-4 3x3 stride 2, depthwise 3x3 stride 2, groups-2 1x1.

@@ -1,7 +1,7 @@
 """conv1d with a window (kernel, stride, padding, groups) over tokens: the loader as Swift reads it (shapes and
 errors), the builder's modules, what the pytorch-cuda plan says PyTorch keeps against fake-CUDA autograd, and the
 export of SpikingJelly's / PyTorch's Conv1d. The CPU is held to the plan by the committed fixtures of the test
-profile (Tests/PlannerTests/Fixtures/pytorch/alif-conv1d-*.json, scripts/pytorch-alif-conv1d-fixtures.sh)."""
+profile (Tests/PlannerTests/Fixtures/pytorch/alif-conv1d-*.json, bash scripts/pytorch-fixtures.sh alif-conv1d)."""
 
 import json
 import os

@@ -2,7 +2,7 @@
 SpikingJelly's / PyTorch's grouped Conv2d read back and planned, a user's model checked against its export on the
 CPU, and what the pytorch-cuda plan says each grouped conv keeps against fake-CUDA autograd. The CPU is held to the
 plan by the committed fixtures (Tests/PlannerTests/Fixtures/pytorch/grouped-conv-*.json,
-scripts/pytorch-grouped-conv-fixtures.sh)."""
+bash scripts/pytorch-fixtures.sh grouped-conv)."""
 
 import json
 import os
