@@ -114,12 +114,8 @@ final class Conv1DWindowTests: XCTestCase {
         var random = SeededRandom(seed: 6)
         let x = (0..<(3 * 2 * 2 * 64)).map { _ in random.uniform(0, 1.5) }
         func run(_ strategy: Strategy, segment: Int? = nil, smooth: Bool) throws -> (Trainer<Double>, [String: [Double]]) {
-            let trainer = try Trainer<Double>(profile: profile, strategy: strategy, segment: segment,
-                                              allocator: CountingAllocator(rounding: .exact), seed: 3)
-            trainer.smoothSpikes = smooth
-            _ = try trainer.lossAndGradients(images: x, labels: [0, 7])
-            let out = trainer.parameterGradients
-            return (trainer, out)
+            let trainer = try trainedForGradients(profile, strategy, segment: segment, smooth: smooth, images: x, labels: [0, 7])
+            return (trainer, trainer.parameterGradients)
         }
         let (trainer, _) = try run(.bptt, smooth: true)
         let check = try NetworkFiniteDifferences(trainer, images: x, labels: [0, 7], samplesPerTensor: 4)
@@ -131,15 +127,6 @@ final class Conv1DWindowTests: XCTestCase {
 
     func testPlanEqualsMeasuredEveryStrategy() throws {
         let profile = try ProfileLoader.load(path: Self.profilePath)
-        for strategy in [Strategy.bptt, .checkpoint, .sltt] {
-            let allocator = CountingAllocator(rounding: .exact)
-            let trainer = try Trainer<Float>(profile: profile, strategy: strategy, allocator: allocator)
-            var random = SeededRandom(seed: 8)
-            _ = try trainer.step(images: (0..<trainer.imageValues).map { _ in Float(random.uniform(0, 1.5)) }, labels: [1, 0, 3, 9])
-            let plan = try Planner.plan(profile, strategy: strategy, options: .init())
-            let comparison = TraceComparison.compare(plan: plan, measured: allocator.recorder.events)
-            XCTAssertNil(comparison.firstDifference, "\(strategy)")
-            XCTAssertEqual(comparison.measuredPeakBytes, comparison.plannedPeakBytes, "\(strategy)")
-        }
+        try assertStepsMatchPlan(profile, labels: [1, 0, 3, 9])
     }
 }

@@ -52,12 +52,8 @@ final class LeakyIntegratorTests: XCTestCase {
         var random = SeededRandom(seed: 4)
         let x = (0..<(3 * 2 * 7)).map { _ in random.uniform(-0.5, 1.5) }
         func run(_ strategy: Strategy, segment: Int? = nil, smooth: Bool) throws -> (Trainer<Double>, [String: [Double]]) {
-            let trainer = try Trainer<Double>(profile: profile, strategy: strategy, segment: segment,
-                                              allocator: CountingAllocator(rounding: .exact), seed: 3)
-            trainer.smoothSpikes = smooth
-            _ = try trainer.lossAndGradients(images: x, labels: [0, 2])
-            let out = trainer.parameterGradients
-            return (trainer, out)
+            let trainer = try trainedForGradients(profile, strategy, segment: segment, smooth: smooth, images: x, labels: [0, 2])
+            return (trainer, trainer.parameterGradients)
         }
         let (trainer, _) = try run(.bptt, smooth: true)
         let check = try NetworkFiniteDifferences(trainer, images: x, labels: [0, 2], samplesPerTensor: 5)
@@ -71,15 +67,6 @@ final class LeakyIntegratorTests: XCTestCase {
     func testPlanEqualsMeasuredEveryStrategy() throws {
         let profile = try ProfileLoader.parse(yaml: Self.yaml, file: "li.yaml")
         XCTAssertTrue(LayerMemoryTable.declaration(for: profile.layers.last!).saved.isEmpty)
-        for strategy in [Strategy.bptt, .checkpoint, .sltt] {
-            let allocator = CountingAllocator(rounding: .exact)
-            let trainer = try Trainer<Float>(profile: profile, strategy: strategy, allocator: allocator)
-            var random = SeededRandom(seed: 8)
-            _ = try trainer.step(images: (0..<trainer.imageValues).map { _ in Float(random.uniform(0, 1.5)) }, labels: [1, 0])
-            let plan = try Planner.plan(profile, strategy: strategy, options: .init())
-            let comparison = TraceComparison.compare(plan: plan, measured: allocator.recorder.events)
-            XCTAssertNil(comparison.firstDifference, "\(strategy)")
-            XCTAssertEqual(comparison.measuredPeakBytes, comparison.plannedPeakBytes, "\(strategy)")
-        }
+        try assertStepsMatchPlan(profile, labels: [1, 0])
     }
 }

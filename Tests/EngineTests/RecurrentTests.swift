@@ -126,16 +126,7 @@ final class RecurrentTests: XCTestCase {
         let declaration = LayerMemoryTable.declaration(for: profile.layers[0])
         XCTAssertEqual(declaration.saved.map(\.name), ["sPrevious", "h"])
         XCTAssertTrue(declaration.keepsInput)
-        for strategy in [Strategy.bptt, .checkpoint, .sltt] {
-            let allocator = CountingAllocator(rounding: .exact)
-            let trainer = try Trainer<Float>(profile: profile, strategy: strategy, allocator: allocator)
-            var random = SeededRandom(seed: 8)
-            _ = try trainer.step(images: (0..<trainer.imageValues).map { _ in Float(random.uniform(0, 1.5)) }, labels: [1, 0])
-            let plan = try Planner.plan(profile, strategy: strategy, options: .init())
-            let comparison = TraceComparison.compare(plan: plan, measured: allocator.recorder.events)
-            XCTAssertNil(comparison.firstDifference, "\(strategy)")
-            XCTAssertEqual(comparison.measuredPeakBytes, comparison.plannedPeakBytes, "\(strategy)")
-        }
+        try assertStepsMatchPlan(profile, labels: [1, 0])
     }
 
     /// BPTT keeps, for every timestep, s_{t-1} and h ([B, 6] each); the input x_t it also keeps is the
