@@ -1,3 +1,4 @@
+import json
 import os
 import subprocess
 import sys
@@ -9,6 +10,20 @@ ROOT = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, os.path.dirname(HERE))  # python/, so the tests run without the editable install too
 
 SNNMEM = os.path.join(ROOT, ".build", "release", "snnmem")
+
+
+def planned_and_measured_on_cpu(path, strategy: str):
+    """One strategy's pytorch-cpu plan (`snnmem plan --format json`) and PyTorch's measurement of that step."""
+    from snnmem_torch.measure import measure
+    planned = json.loads(subprocess.run([SNNMEM, "plan", path, "--format", "json", "--runtime", "pytorch-cpu",
+                                         "--strategy", strategy], capture_output=True, text=True,
+                                        check=True).stdout)["strategies"][0]
+    return planned, measure(path, strategy, stream=False)
+
+
+def saved_by_layer(entry: dict) -> dict:
+    """A plan's or a measurement's saved bytes per layer, the layers that save nothing left out."""
+    return {e["layer"]: e["bytes"] for e in entry["savedByLayer"] if e["bytes"]}
 
 
 def assert_loader_fails_as_snnmem(path) -> str:

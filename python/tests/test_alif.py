@@ -11,7 +11,7 @@ import subprocess
 import pytest
 import torch
 import torch.nn as nn
-from conftest import ROOT, SNNMEM, assert_loader_fails_as_snnmem
+from conftest import ROOT, SNNMEM, assert_loader_fails_as_snnmem, planned_and_measured_on_cpu, saved_by_layer
 
 from snnmem_torch import profile as P
 from snnmem_torch.adaptive_lif import AdaptiveLIFNode
@@ -121,15 +121,11 @@ def test_bad_profiles_fail_as_in_swift(name):
 @needs_snnmem
 @pytest.mark.parametrize("strategy", ["bptt", "checkpoint", "sltt"])
 def test_measured_saved_bytes_and_peak_equal_the_plan(strategy, write_profile):
-    from snnmem_torch.measure import measure
     path = write_profile(ALIF)
-    planned = json.loads(subprocess.run([SNNMEM, "plan", path, "--format", "json", "--runtime", "pytorch-cpu",
-                                         "--strategy", strategy], capture_output=True, text=True,
-                                        check=True).stdout)["strategies"][0]
-    measured = measure(path, strategy, stream=False)
+    planned, measured = planned_and_measured_on_cpu(path, strategy)
     if strategy == "bptt":  # checkpoint and sltt count saved tensors per segment or timestep, not summed
-        saved = {e["layer"]: e["bytes"] for e in measured["savedByLayer"] if e["bytes"]}
-        assert saved == {e["layer"]: e["bytes"] for e in planned["savedByLayer"] if e["bytes"]}
+        saved = saved_by_layer(measured)
+        assert saved == saved_by_layer(planned)
         # h_seq and b_seq, [T, B, 16, 8, 8] float32 each: nothing else, not the input.
         assert saved["neuron2"] == 2 * 3 * 2 * 16 * 8 * 8 * 4
     assert abs(measured["stepPeakBytes"] - planned["peakBytes"]) <= 0.01 * planned["peakBytes"]

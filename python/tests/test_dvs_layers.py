@@ -9,7 +9,7 @@ import subprocess
 import pytest
 import torch
 import torch.nn as nn
-from conftest import ROOT, SNNMEM, assert_loader_fails_as_snnmem
+from conftest import ROOT, SNNMEM, assert_loader_fails_as_snnmem, planned_and_measured_on_cpu, saved_by_layer
 
 from snnmem_torch import profile as P
 from snnmem_torch.export import ExportError, export_profile
@@ -110,15 +110,11 @@ def test_cuda_plif_saves_what_lif_saves_and_its_weight():
 @needs_snnmem
 @pytest.mark.parametrize("strategy", ["bptt", "checkpoint", "sltt"])
 def test_measured_saved_bytes_and_peak_equal_the_plan(strategy, write_profile):
-    from snnmem_torch.measure import measure
     path = write_profile(DVS)
-    planned = json.loads(subprocess.run([SNNMEM, "plan", path, "--format", "json", "--runtime", "pytorch-cpu",
-                                         "--strategy", strategy], capture_output=True, text=True,
-                                        check=True).stdout)["strategies"][0]
-    measured = measure(path, strategy, stream=False)
+    planned, measured = planned_and_measured_on_cpu(path, strategy)
     if strategy == "bptt":  # checkpoint and sltt count saved tensors per segment or timestep, not summed
-        assert {e["layer"]: e["bytes"] for e in measured["savedByLayer"] if e["bytes"]} == \
-            {e["layer"]: e["bytes"] for e in planned["savedByLayer"] if e["bytes"]}
+        assert saved_by_layer(measured) == \
+            saved_by_layer(planned)
     assert abs(measured["stepPeakBytes"] - planned["peakBytes"]) <= 0.01 * planned["peakBytes"]
 
 
@@ -132,8 +128,8 @@ def test_float16_autocast_saves_what_the_plan_says(write_profile):
                                          "--strategy", "bptt", "--dtype", "float16"], capture_output=True, text=True,
                                         check=True).stdout)["strategies"][0]
     measured = measure(path, "bptt", stream=False, dtype="float16")
-    assert {e["layer"]: e["bytes"] for e in measured["savedByLayer"] if e["bytes"]} == \
-        {e["layer"]: e["bytes"] for e in planned["savedByLayer"] if e["bytes"]}
+    assert saved_by_layer(measured) == \
+        saved_by_layer(planned)
     assert abs(measured["stepPeakBytes"] - planned["peakBytes"]) <= 0.01 * planned["peakBytes"]
 
 
@@ -192,8 +188,8 @@ def test_event_frames_are_fed_as_they_are(strategy, write_profile):
     measured = measure(path, strategy, stream=False)
     if strategy == "bptt":
         assert "input" not in {e["layer"] for e in measured["savedByLayer"] if e["bytes"]}
-        assert {e["layer"]: e["bytes"] for e in measured["savedByLayer"] if e["bytes"]} == \
-            {e["layer"]: e["bytes"] for e in planned["savedByLayer"] if e["bytes"]}
+        assert saved_by_layer(measured) == \
+            saved_by_layer(planned)
     assert abs(measured["stepPeakBytes"] - planned["peakBytes"]) <= 0.01 * planned["peakBytes"]
 
 
@@ -240,8 +236,8 @@ def test_spikingjelly_dvs_networks_export_and_plan_what_they_save(name, tmp_path
     classes = 10 if name == "CIFAR10DVSNet" else 11
     assert saved_by_frames(model, 2, 2, (2, 128, 128), classes) == planned["savedTensorBytes"]
     measured = measure(out, "bptt", stream=False)
-    assert {e["layer"]: e["bytes"] for e in measured["savedByLayer"] if e["bytes"]} == \
-        {e["layer"]: e["bytes"] for e in planned["savedByLayer"] if e["bytes"]}
+    assert saved_by_layer(measured) == \
+        saved_by_layer(planned)
     assert abs(measured["stepPeakBytes"] - planned["peakBytes"]) <= 0.01 * planned["peakBytes"]
 
 

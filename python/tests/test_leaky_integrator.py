@@ -6,7 +6,7 @@ import subprocess
 
 import pytest
 import torch
-from conftest import ROOT, SNNMEM, assert_loader_fails_as_snnmem
+from conftest import ROOT, SNNMEM, assert_loader_fails_as_snnmem, planned_and_measured_on_cpu, saved_by_layer
 
 from snnmem_torch import profile as P
 from snnmem_torch.leaky_integrator import LeakyIntegrator
@@ -74,18 +74,13 @@ def test_autograd_saves_nothing_for_it():
 def test_pytorch_cpu_measures_what_the_plan_says(strategy, write_profile):
     """pytorch-cpu: the li layer saves nothing, the rest as planned; the step peak within 1% (the layout is
     coarser than the measured stream by a few [B, 4] tensors, python/..../PyTorchLayerTable+LeakyIntegrator)."""
-    import json
-    from snnmem_torch.measure import measure
     path = write_profile(LI.replace("batch: 2", "batch: 16").replace("out: 8", "out: 64"))
-    planned = json.loads(subprocess.run([SNNMEM, "plan", path, "--format", "json", "--runtime", "pytorch-cpu",
-                                         "--strategy", strategy], capture_output=True, text=True,
-                                        check=True).stdout)["strategies"][0]
-    measured = measure(path, strategy, stream=False)
-    saved = {e["layer"]: e["bytes"] for e in measured["savedByLayer"] if e["bytes"]}
-    assert saved.get("readout", 0) == {e["layer"]: e["bytes"] for e in planned["savedByLayer"]}.get("readout", 0)
+    planned, measured = planned_and_measured_on_cpu(path, strategy)
+    saved = saved_by_layer(measured)
+    assert saved.get("readout", 0) == saved_by_layer(planned).get("readout", 0)
     if strategy == "bptt":
         assert "readout" not in saved
-        assert saved == {e["layer"]: e["bytes"] for e in planned["savedByLayer"] if e["bytes"]}
+        assert saved == saved_by_layer(planned)
     assert abs(measured["stepPeakBytes"] - planned["peakBytes"]) <= 0.01 * planned["peakBytes"]
 
 

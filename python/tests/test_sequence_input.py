@@ -7,7 +7,7 @@ import os
 import subprocess
 
 import pytest
-from conftest import ROOT, SNNMEM, assert_loader_fails_as_snnmem
+from conftest import ROOT, SNNMEM, assert_loader_fails_as_snnmem, planned_and_measured_on_cpu, saved_by_layer
 
 from snnmem_torch import profile as P
 
@@ -69,15 +69,11 @@ def test_bad_profile_file_fails_as_in_swift():
 @pytest.mark.parametrize("per_timestep", [True, False])
 @pytest.mark.parametrize("strategy", ["bptt", "sltt", "checkpoint"])
 def test_measured_saved_bytes_and_peak_equal_the_plan(strategy, per_timestep, write_profile):
-    from snnmem_torch.measure import measure
     path = write_profile(SEQUENCE if per_timestep else SEQUENCE.replace(", perTimestep: true", ""))
-    planned = json.loads(subprocess.run([SNNMEM, "plan", path, "--format", "json", "--runtime", "pytorch-cpu",
-                                         "--strategy", strategy], capture_output=True, text=True,
-                                        check=True).stdout)["strategies"][0]
-    measured = measure(path, strategy, stream=False)
+    planned, measured = planned_and_measured_on_cpu(path, strategy)
     if strategy == "bptt":
-        assert {e["layer"]: e["bytes"] for e in measured["savedByLayer"] if e["bytes"]} == \
-            {e["layer"]: e["bytes"] for e in planned["savedByLayer"] if e["bytes"]}
+        assert saved_by_layer(measured) == \
+            saved_by_layer(planned)
     assert abs(measured["stepPeakBytes"] - planned["peakBytes"]) <= 0.01 * planned["peakBytes"]
 
 
